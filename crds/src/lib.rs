@@ -1,0 +1,19 @@
+//! flotilla-api: the Karmada API in Rust — types, CRD manifests, validation,
+//! defaulting and the pure algorithms (division, overrides, matching).
+//!
+//! Everything here is I/O-free. Start with the kinds ([`policy`], [`work`],
+//! [`cluster`], ...), then the algorithms: [`division`] (replica division),
+//! [`placement`] (cluster selection), [`matching`] (which policy claims a
+//! template), [`overrides`] (override application, with [`image`] parsing),
+//! and the admission logic in [`defaults`] and [`validation`]. [`crd`] renders
+//! the CustomResourceDefinitions that `flotilla crds` prints.
+
+pub mod autoscaling;
+pub mod cluster;
+pub mod config;
+pub mod mcs;
+pub mod networking;
+pub mod policy;
+pub mod schema;
+pub mod search;
+pub mod work;
