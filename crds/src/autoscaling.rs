@@ -25,12 +25,28 @@ use serde::{Deserialize, Serialize};
     category = "karmada-io",
     status = "HorizontalPodAutoscalerStatus",
     doc = "FederatedHPA is centralized HPA that can aggregate the metrics in multiple clusters.",
-    printcolumn(name = "REFERENCE-KIND", type_ = "string", json_path = ".spec.scaleTargetRef.kind"),
-    printcolumn(name = "REFERENCE-NAME", type_ = "string", json_path = ".spec.scaleTargetRef.name"),
+    printcolumn(
+        name = "REFERENCE-KIND",
+        type_ = "string",
+        json_path = ".spec.scaleTargetRef.kind"
+    ),
+    printcolumn(
+        name = "REFERENCE-NAME",
+        type_ = "string",
+        json_path = ".spec.scaleTargetRef.name"
+    ),
     printcolumn(name = "MINPODS", type_ = "integer", json_path = ".spec.minReplicas"),
     printcolumn(name = "MAXPODS", type_ = "integer", json_path = ".spec.maxReplicas"),
-    printcolumn(name = "REPLICAS", type_ = "integer", json_path = ".status.currentReplicas"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "REPLICAS",
+        type_ = "integer",
+        json_path = ".status.currentReplicas"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
@@ -100,9 +116,21 @@ pub struct CronFederatedHPARule {
     category = "karmada-io",
     status = "CronFederatedHPAStatus",
     doc = "CronFederatedHPA represents a collection of repeating schedule to scale replica number of a specific workload.",
-    printcolumn(name = "REFERENCE-KIND", type_ = "string", json_path = ".spec.scaleTargetRef.kind"),
-    printcolumn(name = "REFERENCE-NAME", type_ = "string", json_path = ".spec.scaleTargetRef.name"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "REFERENCE-KIND",
+        type_ = "string",
+        json_path = ".spec.scaleTargetRef.kind"
+    ),
+    printcolumn(
+        name = "REFERENCE-NAME",
+        type_ = "string",
+        json_path = ".spec.scaleTargetRef.name"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]

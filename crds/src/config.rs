@@ -65,9 +65,21 @@ pub struct CustomizationRules {
     shortname = "ric",
     category = "karmada-io",
     doc = "ResourceInterpreterCustomization describes the configuration of a specific resource for Karmada to get the structure.",
-    printcolumn(name = "TARGET-API-VERSION", type_ = "string", json_path = ".spec.target.apiVersion"),
-    printcolumn(name = "TARGET-KIND", type_ = "string", json_path = ".spec.target.kind"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "TARGET-API-VERSION",
+        type_ = "string",
+        json_path = ".spec.target.apiVersion"
+    ),
+    printcolumn(
+        name = "TARGET-KIND",
+        type_ = "string",
+        json_path = ".spec.target.kind"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]

@@ -11,6 +11,7 @@
 pub mod autoscaling;
 pub mod cluster;
 pub mod config;
+pub mod crd;
 pub mod mcs;
 pub mod networking;
 pub mod policy;

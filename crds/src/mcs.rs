@@ -21,7 +21,11 @@ use serde::{Deserialize, Serialize};
     shortname = "svcex",
     status = "ServiceExportStatus",
     doc = "ServiceExport declares that the Service with the same name and namespace as this export should be consumable from other clusters.",
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
@@ -65,9 +69,23 @@ pub struct ServicePort {
     shortname = "svcim",
     status = "ServiceImportStatus",
     doc = "ServiceImport describes a service imported from clusters in a ClusterSet.",
-    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type", description = "The type of this ServiceImport"),
-    printcolumn(name = "IP", type_ = "string", json_path = ".spec.ips", description = "The VIP for this ServiceImport"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Type",
+        type_ = "string",
+        json_path = ".spec.type",
+        description = "The type of this ServiceImport"
+    ),
+    printcolumn(
+        name = "IP",
+        type_ = "string",
+        json_path = ".spec.ips",
+        description = "The VIP for this ServiceImport"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]

@@ -38,7 +38,8 @@ pub const APPLIED_PLACEMENT_ANNOTATION: &str = "policy.karmada.io/applied-placem
 /// Annotation listing the OverridePolicies applied to a Work.
 pub const APPLIED_OVERRIDES_ANNOTATION: &str = "policy.karmada.io/applied-overrides";
 /// Annotation listing the ClusterOverridePolicies applied to a Work.
-pub const APPLIED_CLUSTER_OVERRIDES_ANNOTATION: &str = "policy.karmada.io/applied-cluster-overrides";
+pub const APPLIED_CLUSTER_OVERRIDES_ANNOTATION: &str =
+    "policy.karmada.io/applied-cluster-overrides";
 
 /// `replicaSchedulingType: Duplicated` — every cluster gets the full replica count.
 pub const REPLICA_SCHEDULING_DUPLICATED: &str = "Duplicated";
@@ -410,9 +411,17 @@ pub struct SchedulePriority {
     shortname = "pp",
     category = "karmada-io",
     doc = "PropagationPolicy represents the policy that propagates a group of resources to one or more clusters.",
-    printcolumn(name = "CONFLICT-RESOLUTION", type_ = "string", json_path = ".spec.conflictResolution"),
+    printcolumn(
+        name = "CONFLICT-RESOLUTION",
+        type_ = "string",
+        json_path = ".spec.conflictResolution"
+    ),
     printcolumn(name = "PRIORITY", type_ = "string", json_path = ".spec.priority"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
@@ -479,9 +488,17 @@ pub struct PropagationSpec {
     shortname = "cpp",
     category = "karmada-io",
     doc = "ClusterPropagationPolicy represents the cluster-wide policy that propagates a group of resources to one or more clusters.",
-    printcolumn(name = "CONFLICT-RESOLUTION", type_ = "string", json_path = ".spec.conflictResolution"),
+    printcolumn(
+        name = "CONFLICT-RESOLUTION",
+        type_ = "string",
+        json_path = ".spec.conflictResolution"
+    ),
     printcolumn(name = "PRIORITY", type_ = "string", json_path = ".spec.priority"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]

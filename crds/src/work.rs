@@ -323,9 +323,21 @@ pub struct ResourceBindingStatus {
     category = "karmada-io",
     status = "ResourceBindingStatus",
     doc = "ResourceBinding represents a binding of a kubernetes resource with a propagation policy.",
-    printcolumn(name = "SCHEDULED", type_ = "string", json_path = ".status.conditions[?(@.type==\"Scheduled\")].status"),
-    printcolumn(name = "FULLYAPPLIED", type_ = "string", json_path = ".status.conditions[?(@.type==\"FullyApplied\")].status"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "SCHEDULED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Scheduled\")].status"
+    ),
+    printcolumn(
+        name = "FULLYAPPLIED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"FullyApplied\")].status"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
@@ -396,9 +408,21 @@ pub struct ResourceBindingSpec {
     category = "karmada-io",
     status = "ResourceBindingStatus",
     doc = "ClusterResourceBinding represents a binding of a kubernetes resource with a ClusterPropagationPolicy.",
-    printcolumn(name = "SCHEDULED", type_ = "string", json_path = ".status.conditions[?(@.type==\"Scheduled\")].status"),
-    printcolumn(name = "FULLYAPPLIED", type_ = "string", json_path = ".status.conditions[?(@.type==\"FullyApplied\")].status"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "SCHEDULED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Scheduled\")].status"
+    ),
+    printcolumn(
+        name = "FULLYAPPLIED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"FullyApplied\")].status"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
@@ -491,9 +515,21 @@ pub struct WorkStatus {
     category = "karmada-io",
     status = "WorkStatus",
     doc = "Work defines a list of resources to be deployed on the member cluster.",
-    printcolumn(name = "WORKLOAD-KIND", type_ = "string", json_path = ".spec.workload.manifests[*].kind"),
-    printcolumn(name = "APPLIED", type_ = "string", json_path = ".status.conditions[?(@.type==\"Applied\")].status"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "WORKLOAD-KIND",
+        type_ = "string",
+        json_path = ".spec.workload.manifests[*].kind"
+    ),
+    printcolumn(
+        name = "APPLIED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Applied\")].status"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     derive = "PartialEq",
     derive = "Default"
 )]
@@ -596,7 +632,9 @@ pub mod v1alpha1 {
     }
 
     /// v1alpha1 ResourceBinding spec (Karmada v1alpha1 `ResourceBindingSpec`).
-    #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[derive(
+        CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema,
+    )]
     #[kube(
         group = "work.karmada.io",
         version = "v1alpha1",
@@ -622,7 +660,9 @@ pub mod v1alpha1 {
     }
 
     /// v1alpha1 ClusterResourceBinding spec.
-    #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[derive(
+        CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema,
+    )]
     #[kube(
         group = "work.karmada.io",
         version = "v1alpha1",

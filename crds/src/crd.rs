@@ -1,0 +1,404 @@
+//! CustomResourceDefinition manifests for every Karmada kind flotilla serves
+//! as a CRD, shaped like Karmada's published CRDs (group, versions, names,
+//! short names, categories, scope, subresources, printer columns) with
+//! structural schemas derived from the Rust types.
+//!
+//! Cluster and ResourceRegistry are not here: Karmada (and flotilla) serve
+//! them from aggregated API servers. ResourceBinding and ClusterResourceBinding
+//! serve v1alpha1 and store v1alpha2 with webhook conversion through the
+//! webhook's `/convert` path, as Karmada's chart installs them.
+//!
+//! Start at [`crd_manifests`]; [`to_yaml`] renders one manifest.
+
+use kube::core::CustomResourceExt;
+use serde_json::{Map, Value, json};
+
+use crate::{autoscaling, config, mcs, networking, policy, work};
+
+/// Where the conversion webhook of the binding CRDs is reached by default:
+/// Karmada's chart names the webhook Service `karmada-webhook` in `karmada-system`.
+pub const DEFAULT_CONVERSION_WEBHOOK_URL: &str =
+    "https://karmada-webhook.karmada-system.svc:443/convert";
+
+/// Errors while rendering manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A generated CRD could not be turned into JSON or YAML.
+    #[error("cannot render CRD {name}: {message}")]
+    Render {
+        /// CRD name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn crd_value<K: CustomResourceExt>() -> Value {
+    serde_json::to_value(K::crd()).unwrap_or(Value::Null)
+}
+
+/// Every CRD as JSON, in file-name order (Karmada `charts/karmada/_crds/bases`).
+/// Each entry is `(file name, CRD object)`, the file name being
+/// `<group>_<plural>.yaml` as in Karmada.
+pub fn crd_values() -> Vec<(String, Value)> {
+    let mut crds = vec![
+        finish(crd_value::<policy::PropagationPolicy>()),
+        finish(crd_value::<policy::ClusterPropagationPolicy>()),
+        finish(crd_value::<policy::OverridePolicy>()),
+        finish(crd_value::<policy::ClusterOverridePolicy>()),
+        finish(binding_crd(
+            crd_value::<work::v1alpha1::ResourceBinding>(),
+            crd_value::<work::ResourceBinding>(),
+        )),
+        finish(binding_crd(
+            crd_value::<work::v1alpha1::ClusterResourceBinding>(),
+            crd_value::<work::ClusterResourceBinding>(),
+        )),
+        finish(crd_value::<work::Work>()),
+        finish(crd_value::<autoscaling::FederatedHPA>()),
+        finish(crd_value::<autoscaling::CronFederatedHPA>()),
+        finish(crd_value::<networking::MultiClusterService>()),
+        finish(crd_value::<networking::MultiClusterIngress>()),
+        finish(crd_value::<mcs::ServiceExport>()),
+        finish(crd_value::<mcs::ServiceImport>()),
+        finish(crd_value::<config::ResourceInterpreterCustomization>()),
+    ];
+    crds.sort_by(|a, b| a.0.cmp(&b.0));
+    crds
+}
+
+/// Every CRD as `(file name, YAML)` — what `flotilla crds` prints and what is
+/// committed under `deploy/crds/`.
+pub fn crd_manifests() -> Vec<(String, String)> {
+    crd_values()
+        .into_iter()
+        .map(|(name, v)| {
+            let yaml = to_yaml(&v).unwrap_or_default();
+            (name, yaml)
+        })
+        .collect()
+}
+
+/// Renders a JSON value as YAML with keys sorted, the way the committed files are.
+pub fn to_yaml(value: &Value) -> Result<String> {
+    serde_saphyr::to_string(&sorted(value)).map_err(|e| Error::Render {
+        name: value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A copy of `v` with object keys sorted at every level.
+pub fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for k in keys {
+                out.insert(k.clone(), sorted(&m[k]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Merges the served v1alpha1 and the stored v1alpha2 version of a binding
+/// CRD and adds the conversion webhook.
+fn binding_crd(v1alpha1: Value, mut v1alpha2: Value) -> Value {
+    let old = v1alpha1
+        .pointer("/spec/versions/0")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if let Some(Value::Array(versions)) = v1alpha2.pointer_mut("/spec/versions") {
+        versions.insert(0, old);
+    }
+    if let Some(spec) = v1alpha2.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert(
+            "conversion".into(),
+            conversion_webhook(DEFAULT_CONVERSION_WEBHOOK_URL, None),
+        );
+    }
+    v1alpha2
+}
+
+/// The `spec.conversion` stanza Karmada's chart patches into the binding CRDs:
+/// strategy Webhook, review version v1, the given URL and optional CA bundle.
+pub fn conversion_webhook(url: &str, ca_bundle: Option<&str>) -> Value {
+    let mut client = json!({ "url": url });
+    if let Some(ca) = ca_bundle {
+        client["caBundle"] = Value::String(ca.to_string());
+    }
+    json!({
+        "strategy": "Webhook",
+        "webhook": { "clientConfig": client, "conversionReviewVersions": ["v1"] }
+    })
+}
+
+/// Final touches shared by every CRD; returns `(file name, CRD)`.
+fn finish(mut crd: Value) -> (String, Value) {
+    if let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
+        for v in versions {
+            if let Some(schema) = v.pointer_mut("/schema/openAPIV3Schema") {
+                clean_schema(schema);
+                if let Some(root) = schema.as_object_mut() {
+                    root.remove("title");
+                    if let Some(props) = root.get_mut("properties").and_then(Value::as_object_mut) {
+                        props.insert("apiVersion".into(), json!({
+                            "description": "APIVersion defines the versioned schema of this representation of an object.",
+                            "type": "string"
+                        }));
+                        props.insert("kind".into(), json!({
+                            "description": "Kind is a string value representing the REST resource this object represents.",
+                            "type": "string"
+                        }));
+                        props.insert("metadata".into(), json!({ "type": "object" }));
+                    }
+                }
+            }
+            // Karmada's PropagationPolicy-like CRDs carry `subresources: {}`.
+            if v.get("subresources").is_none() {
+                v["subresources"] = json!({});
+            }
+        }
+    }
+    if let Some(names) = crd
+        .pointer_mut("/spec/names")
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(kind) = names.get("kind").and_then(Value::as_str) {
+            let list_kind = format!("{kind}List");
+            names.insert("listKind".into(), Value::String(list_kind));
+        }
+    }
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    (format!("{group}_{plural}.yaml"), crd)
+}
+
+/// Removes schema noise that derivation adds but Karmada's CRDs do not have:
+/// `default: {}` on always-serialised structs, `nullable`, titles.
+fn clean_schema(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            if m.get("default") == Some(&json!({})) {
+                m.remove("default");
+            }
+            m.remove("nullable");
+            for (_, v) in m.iter_mut() {
+                clean_schema(v);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(clean_schema),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds")
+    }
+
+    /// The committed `deploy/crds/*.yaml` equal what the code generates.
+    /// Regenerate with `FLOTILLA_UPDATE_CRDS=1 cargo test -p flotilla-api crd::`.
+    #[test]
+    fn committed_manifests_match_generated() {
+        let dir = deploy_dir();
+        let update = std::env::var_os("FLOTILLA_UPDATE_CRDS").is_some();
+        if update {
+            std::fs::create_dir_all(&dir).expect("create deploy/crds");
+        }
+        for (name, yaml) in crd_manifests() {
+            let path = dir.join(&name);
+            if update {
+                std::fs::write(&path, &yaml).expect("write manifest");
+                continue;
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; regenerate with FLOTILLA_UPDATE_CRDS=1",
+                    path.display()
+                )
+            });
+            assert_eq!(
+                committed, yaml,
+                "{name} differs from the generated manifest; regenerate with FLOTILLA_UPDATE_CRDS=1"
+            );
+        }
+    }
+
+    #[test]
+    fn fourteen_crds_without_cluster_and_registry() {
+        let names: Vec<String> = crd_values().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 14);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("cluster.karmada.io_") || n.contains("search.karmada.io"))
+        );
+    }
+
+    fn karmada_crd(file: &str) -> Option<Value> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/karmada/crds/");
+        let text = std::fs::read_to_string(format!("{path}{file}")).ok()?;
+        serde_saphyr::from_str(&text).ok()
+    }
+
+    /// Names, scope, versions, subresources and printer columns match Karmada's CRDs.
+    #[test]
+    fn metadata_matches_karmada() {
+        let mut compared = 0;
+        for (name, ours) in crd_values() {
+            let Some(theirs) = karmada_crd(&name) else {
+                eprintln!("note: ../shared/karmada/crds/{name} not found; skipping comparison");
+                continue;
+            };
+            compared += 1;
+            for p in [
+                "/spec/group",
+                "/spec/scope",
+                "/spec/names/kind",
+                "/spec/names/plural",
+                "/spec/names/singular",
+                "/spec/names/listKind",
+            ] {
+                let t = theirs.pointer(p);
+                if p.ends_with("listKind") && t.is_none() {
+                    continue;
+                }
+                assert_eq!(ours.pointer(p), t, "{name} {p}");
+            }
+            let short = |v: &Value| {
+                v.pointer("/spec/names/shortNames")
+                    .cloned()
+                    .unwrap_or(json!([]))
+            };
+            assert_eq!(short(&ours), short(&theirs), "{name} shortNames");
+            let cats = |v: &Value| {
+                v.pointer("/spec/names/categories")
+                    .cloned()
+                    .unwrap_or(json!([]))
+            };
+            assert_eq!(cats(&ours), cats(&theirs), "{name} categories");
+            let ov = ours["spec"]["versions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let tv = theirs["spec"]["versions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(ov.len(), tv.len(), "{name} versions");
+            for t in &tv {
+                let o = ov
+                    .iter()
+                    .find(|o| o["name"] == t["name"])
+                    .unwrap_or_else(|| panic!("{name} lacks {}", t["name"]));
+                assert_eq!(o["served"], t["served"], "{name} served");
+                assert_eq!(o["storage"], t["storage"], "{name} storage");
+                let sub = |v: &Value| v.get("subresources").cloned().unwrap_or(json!({}));
+                assert_eq!(sub(o), sub(t), "{name} subresources");
+                let cols = |v: &Value| {
+                    v.get("additionalPrinterColumns")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| (c["name"].clone(), c["jsonPath"].clone(), c["type"].clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(cols(o), cols(t), "{name} printer columns");
+                let req = |v: &Value| {
+                    v.pointer("/schema/openAPIV3Schema/properties/spec/required")
+                        .cloned()
+                };
+                if let (Some(a), Some(b)) = (req(o), req(t)) {
+                    let mut a: Vec<String> = serde_json::from_value(a).unwrap_or_default();
+                    let mut b: Vec<String> = serde_json::from_value(b).unwrap_or_default();
+                    a.sort();
+                    b.sort();
+                    assert_eq!(a, b, "{name} spec.required");
+                }
+            }
+        }
+        eprintln!("compared {compared} CRDs with Karmada's");
+    }
+
+    #[test]
+    fn binding_crds_convert_through_the_webhook() {
+        for (name, crd) in crd_values() {
+            if !name.starts_with("work.karmada.io_") || name.ends_with("works.yaml") {
+                continue;
+            }
+            assert_eq!(crd["spec"]["conversion"]["strategy"], "Webhook");
+            assert_eq!(
+                crd["spec"]["conversion"]["webhook"]["conversionReviewVersions"],
+                json!(["v1"])
+            );
+            assert!(
+                crd["spec"]["conversion"]["webhook"]["clientConfig"]["url"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with("/convert")
+            );
+        }
+    }
+
+    /// Structural: every object schema has a type, and no anyOf/oneOf/$ref remain
+    /// except int-or-string forms.
+    #[test]
+    fn schemas_are_structural() {
+        fn check(v: &Value, path: &str) {
+            if let Value::Object(m) = v {
+                assert!(!m.contains_key("$ref"), "$ref at {path}");
+                assert!(!m.contains_key("oneOf"), "oneOf at {path}");
+                let has_type = m.contains_key("type")
+                    || m.get("x-kubernetes-int-or-string") == Some(&json!(true))
+                    || m.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+                if m.contains_key("properties") || m.contains_key("items") {
+                    assert!(has_type, "missing type at {path}");
+                }
+                for (k, c) in m {
+                    if k == "properties" {
+                        if let Value::Object(props) = c {
+                            for (pk, pv) in props {
+                                check(pv, &format!("{path}.{pk}"));
+                            }
+                        }
+                    } else if k == "items" || k == "additionalProperties" {
+                        check(c, &format!("{path}[]"));
+                    }
+                }
+            }
+        }
+        for (name, crd) in crd_values() {
+            for v in crd["spec"]["versions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                check(&v["schema"]["openAPIV3Schema"], &name);
+            }
+        }
+    }
+}
