@@ -12,9 +12,15 @@ pub mod autoscaling;
 pub mod cluster;
 pub mod config;
 pub mod crd;
+pub mod division;
+pub mod labels;
 pub mod mcs;
 pub mod networking;
+pub mod placement;
 pub mod policy;
 pub mod schema;
 pub mod search;
 pub mod work;
+
+#[cfg(test)]
+pub(crate) mod testutil;
