@@ -14,6 +14,7 @@ pub mod config;
 pub mod crd;
 pub mod division;
 pub mod labels;
+pub mod matching;
 pub mod mcs;
 pub mod networking;
 pub mod placement;
