@@ -1,0 +1,772 @@
+//! HTTP endpoints: every request is parsed once into a [`request_info::Route`], then
+//! answered by discovery, OpenAPI, health, or the generic resource handler, which
+//! reads top to bottom: parse → decode → registry → encode.
+
+pub mod codec;
+pub mod discovery;
+pub mod openapi;
+pub mod protobuf;
+pub mod request_info;
+pub mod table;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{Value, json};
+
+use crate::registry::meta::meta_str;
+use crate::registry::patch::PatchType;
+use crate::registry::selector::{FieldSelector, LabelSelector};
+use crate::registry::store::{DeleteOptions, ListOptions, ListResult, Part, Store, WatchOptions};
+use crate::registry::{Catalog, ResourceInfo};
+use crate::status::{ApiError, Result};
+use codec::Output;
+use request_info::{RequestInfo, Route, Verb};
+use table::{IncludeObject, ListMeta};
+
+/// The response body type of every endpoint.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// Shared state of the endpoints.
+pub struct Api {
+    pub store: Arc<Store>,
+    pub catalog: Arc<Catalog>,
+    pub openapi: openapi::Cache,
+    /// `host:port` advertised in legacy `/api`.
+    pub server_address: String,
+    /// Longest a watch stays open when the client gives no timeout.
+    pub max_watch: Duration,
+    /// How often idle watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Api {
+    pub fn new(store: Arc<Store>, server_address: String) -> Arc<Self> {
+        Arc::new(Api {
+            catalog: store.catalog.clone(),
+            store,
+            openapi: openapi::Cache::default(),
+            server_address,
+            max_watch: Duration::from_secs(1800),
+            bookmark_interval: Duration::from_secs(30),
+        })
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A response with a JSON body.
+pub fn json_response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// The `Status` response of an error.
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
+    json_response(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        body,
+    )
+}
+
+fn value_response(status: StatusCode, value: &Value) -> Response<Body> {
+    json_response(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn header_str<'a>(parts: &'a http::request::Parts, name: header::HeaderName) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads a request body up to [`codec::MAX_BODY`].
+async fn read_body<B>(body: B) -> Result<Bytes>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, codec::MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::too_large(codec::MAX_BODY))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "failed to read the request body: {e}"
+        ))),
+    }
+}
+
+/// Answers one request.
+pub async fn handle<B>(api: &Arc<Api>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let query = request_info::parse_query(parts.uri.query());
+    match route(api, &parts, &query, body).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn route<B>(
+    api: &Arc<Api>,
+    parts: &http::request::Parts,
+    query: &HashMap<String, String>,
+    body: B,
+) -> Result<Response<Body>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = parts.uri.path().trim_end_matches('/');
+    let accept = header_str(parts, header::ACCEPT).unwrap_or("");
+    let get_only = |r: Response<Body>| {
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            Ok(r)
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource"
+            )))
+        }
+    };
+    match path {
+        "/version" => return get_only(value_response(StatusCode::OK, &discovery::version())),
+        "/healthz" | "/livez" | "/readyz" => return get_only(text_response(StatusCode::OK, "ok")),
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/livez/")
+            || p.starts_with("/readyz/") =>
+        {
+            return get_only(text_response(StatusCode::OK, "ok"));
+        }
+        "/api" | "/apis" => {
+            let core = path == "/api";
+            let r = match discovery::aggregated_version(accept) {
+                Some(v) => json_response(
+                    StatusCode::OK,
+                    &discovery::aggregated_content_type(v),
+                    serde_json::to_vec(&discovery::aggregated(&api.catalog, core, v))
+                        .unwrap_or_default(),
+                ),
+                None if core => value_response(
+                    StatusCode::OK,
+                    &discovery::api_versions(&api.server_address),
+                ),
+                None => value_response(StatusCode::OK, &discovery::api_group_list(&api.catalog)),
+            };
+            return get_only(r);
+        }
+        "/openapi/v3" => {
+            let docs = api.openapi.documents(&api.catalog);
+            return get_only(value_response(StatusCode::OK, &openapi::index(&docs)));
+        }
+        p if p.starts_with("/openapi/v3/") => {
+            let docs = api.openapi.documents(&api.catalog);
+            let key = &p["/openapi/v3/".len()..];
+            let Some((hash, bytes)) = docs.docs.get(key) else {
+                return Err(ApiError::no_route());
+            };
+            let mut r = json_response(StatusCode::OK, "application/json", bytes.as_ref().clone());
+            let headers = r.headers_mut();
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+                headers.insert(header::ETAG, etag);
+            }
+            let cache = if query.get("hash").is_some_and(|h| h == hash) {
+                "public, immutable"
+            } else {
+                "no-cache, private"
+            };
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            return get_only(r);
+        }
+        _ => {}
+    }
+    match request_info::parse(&parts.method, path, query) {
+        Route::Resource(info) => resource(api, parts, query, info, body).await,
+        Route::GroupVersion { group, version } => {
+            let doc = discovery::api_resource_list(&api.catalog, &group, &version)
+                .ok_or_else(ApiError::no_route)?;
+            get_only(value_response(StatusCode::OK, &doc))
+        }
+        Route::Group(group) => {
+            let doc =
+                discovery::api_group_doc(&api.catalog, &group).ok_or_else(ApiError::no_route)?;
+            get_only(value_response(StatusCode::OK, &doc))
+        }
+        Route::Other => Err(ApiError::no_route()),
+    }
+}
+
+fn dry_run(query: &HashMap<String, String>) -> Result<bool> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dry run value: \"{other}\": supported values: \"All\""
+        ))),
+    }
+}
+
+fn check_field_validation(query: &HashMap<String, String>) -> Result<()> {
+    match query.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Strict") | Some("Warn") | Some("Ignore") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "fieldValidation parameter unsupported: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+        ))),
+    }
+}
+
+fn list_options(info: &ResourceInfo, query: &HashMap<String, String>) -> Result<ListOptions> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        &info.field_selectors,
+    )
+    .map_err(|e| ApiError::bad_request(e))?;
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => None,
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit \"{l}\"")))?,
+        ),
+    };
+    Ok(ListOptions {
+        labels,
+        fields,
+        limit,
+        continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
+        resource_version: query.get("resourceVersion").cloned(),
+        resource_version_match: query.get("resourceVersionMatch").cloned(),
+    })
+}
+
+async fn resource<B>(
+    api: &Arc<Api>,
+    parts: &http::request::Parts,
+    query: &HashMap<String, String>,
+    req: RequestInfo,
+    body: B,
+) -> Result<Response<Body>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let info = api
+        .catalog
+        .get(&req.group, &req.version, &req.resource)
+        .ok_or_else(ApiError::no_route)?;
+    if !info.namespaced && req.namespace.is_some() {
+        return Err(ApiError::no_route());
+    }
+    let namespace = req.namespace.as_deref();
+    let needs_namespace = matches!(
+        req.verb,
+        Verb::Get | Verb::Create | Verb::Update | Verb::Patch | Verb::Delete
+    );
+    if info.namespaced && namespace.is_none() && needs_namespace {
+        return Err(ApiError::no_route());
+    }
+    let part = match req.subresource.as_deref() {
+        None => Part::Main,
+        Some("status") if info.status_subresource => Part::Status,
+        Some("scale") if info.scale_subresource => {
+            return scale(api, parts, query, &info, &req, body).await;
+        }
+        Some(_) => return Err(ApiError::no_route()),
+    };
+    if part == Part::Status && !matches!(req.verb, Verb::Get | Verb::Update | Verb::Patch) {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let accept = header_str(parts, header::ACCEPT);
+    let output = codec::negotiate(accept)?;
+    let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+    let content_type = header_str(parts, header::CONTENT_TYPE);
+    let store = &api.store;
+    match req.verb {
+        Verb::Get => {
+            let name = req.name.as_deref().unwrap_or("");
+            let object = store.get(&info, namespace, name)?;
+            Ok(object_response(
+                &info,
+                StatusCode::OK,
+                &object,
+                output,
+                include,
+            ))
+        }
+        Verb::List => {
+            let opts = list_options(&info, query)?;
+            let result = store.list(&info, namespace, &opts)?;
+            Ok(list_response(&info, &result, output, include))
+        }
+        Verb::Watch => {
+            let list = list_options(&info, query)?;
+            let mut fields = list.fields;
+            if let Some(name) = &req.name {
+                // Legacy /watch/.../NAME watches one object.
+                fields = FieldSelector::parse(&format!("metadata.name={name}"), &[])
+                    .map_err(ApiError::bad_request)?;
+            }
+            let opts = WatchOptions {
+                labels: list.labels,
+                fields,
+                resource_version: list.resource_version,
+                send_initial_events: query.get("sendInitialEvents").is_some_and(|v| v == "true"),
+                allow_bookmarks: query
+                    .get("allowWatchBookmarks")
+                    .is_some_and(|v| v == "true" || v == "1"),
+            };
+            let timeout = query
+                .get("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(api.max_watch)
+                .min(api.max_watch);
+            let allow_bookmarks = opts.allow_bookmarks;
+            let events = store.watch(&info, namespace, opts)?;
+            Ok(watch::response(
+                info.clone(),
+                events,
+                watch::Config {
+                    output,
+                    include,
+                    timeout,
+                    bookmarks: allow_bookmarks.then_some(api.bookmark_interval),
+                },
+            ))
+        }
+        Verb::Create => {
+            check_field_validation(query)?;
+            let dry = dry_run(query)?;
+            let bytes = read_body(body).await?;
+            let object = codec::decode_object(content_type, &bytes)?;
+            if req.name.is_some() {
+                return Err(ApiError::method_not_allowed(
+                    "POST is not allowed on an object; use PUT or PATCH",
+                ));
+            }
+            let created = store.create(&info, namespace, object, dry).await?;
+            Ok(object_response(
+                &info,
+                StatusCode::CREATED,
+                &created,
+                output,
+                include,
+            ))
+        }
+        Verb::Update => {
+            check_field_validation(query)?;
+            let dry = dry_run(query)?;
+            let bytes = read_body(body).await?;
+            let object = codec::decode_object(content_type, &bytes)?;
+            let name = req.name.as_deref().unwrap_or("");
+            let updated = store
+                .update(&info, namespace, name, object, part, dry)
+                .await?;
+            Ok(object_response(
+                &info,
+                StatusCode::OK,
+                &updated,
+                output,
+                include,
+            ))
+        }
+        Verb::Patch => {
+            check_field_validation(query)?;
+            let dry = dry_run(query)?;
+            let patch_type = codec::media_type(content_type)
+                .as_deref()
+                .and_then(PatchType::from_content_type)
+                .ok_or_else(|| {
+                    ApiError::unsupported_media_type(&[
+                        "application/json-patch+json",
+                        "application/merge-patch+json",
+                        "application/apply-patch+yaml",
+                        "application/strategic-merge-patch+json",
+                    ])
+                })?;
+            let bytes = read_body(body).await?;
+            let patch = match patch_type {
+                PatchType::Apply => codec::decode_text(&bytes)?,
+                _ => serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+                    ApiError::bad_request(format!("the patch is not valid JSON: {e}"))
+                })?,
+            };
+            let name = req.name.as_deref().unwrap_or("");
+            let is_custom = false;
+            let patched = store
+                .patch(
+                    &info, namespace, name, patch_type, &patch, part, dry, is_custom,
+                )
+                .await?;
+            Ok(object_response(
+                &info,
+                StatusCode::OK,
+                &patched,
+                output,
+                include,
+            ))
+        }
+        Verb::Delete => {
+            let opts = delete_options(query, &read_body(body).await?)?;
+            let name = req.name.as_deref().unwrap_or("");
+            let deleted = store.delete(&info, namespace, name, &opts).await?;
+            Ok(object_response(
+                &info,
+                StatusCode::OK,
+                &deleted,
+                output,
+                include,
+            ))
+        }
+        Verb::DeleteCollection => {
+            let opts = delete_options(query, &read_body(body).await?)?;
+            let list = list_options(&info, query)?;
+            let result = store
+                .delete_collection(&info, namespace, &list, &opts)
+                .await?;
+            Ok(list_response(&info, &result, output, include))
+        }
+    }
+}
+
+/// Parses `DeleteOptions` from the body (optional) and query.
+fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions> {
+    let mut opts = DeleteOptions {
+        dry_run: dry_run(query)?,
+        ..Default::default()
+    };
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v = codec::decode_text(body)?;
+        if let Some(kind) = v.get("kind").and_then(Value::as_str)
+            && kind != "DeleteOptions"
+        {
+            return Err(ApiError::bad_request(format!(
+                "expected a DeleteOptions body, found kind {kind}"
+            )));
+        }
+        if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
+            opts.dry_run |= d.iter().any(|x| x == "All");
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str)
+            && !matches!(p, "Background" | "Foreground" | "Orphan")
+        {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions.propagationPolicy: Unsupported value: \"{p}\": supported values: \"Background\", \"Foreground\", \"Orphan\""
+            )));
+        }
+        opts.precondition_uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        opts.precondition_resource_version = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+    Ok(opts)
+}
+
+/// One object in the requested representation.
+fn object_response(
+    info: &ResourceInfo,
+    status: StatusCode,
+    object: &Arc<Value>,
+    output: Output,
+    include: IncludeObject,
+) -> Response<Body> {
+    match output {
+        Output::Json => json_response(
+            status,
+            "application/json",
+            serde_json::to_vec(object.as_ref()).unwrap_or_default(),
+        ),
+        Output::Yaml => yaml_response(status, object),
+        Output::Metadata => value_response(status, &table::partial_metadata(object)),
+        Output::Table => {
+            let meta = ListMeta {
+                resource_version: meta_str(object, "resourceVersion").to_string(),
+                ..Default::default()
+            };
+            let t = table::table(info, std::slice::from_ref(object), include, &meta, true);
+            json_response(
+                status,
+                "application/json;as=Table;v=v1;g=meta.k8s.io",
+                serde_json::to_vec(&t).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+fn yaml_response(status: StatusCode, value: &Value) -> Response<Body> {
+    match serde_saphyr::to_string(value) {
+        Ok(text) => {
+            let mut r = Response::new(full(text));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
+            r
+        }
+        Err(e) => error_response(&ApiError::internal(format!("failed to encode YAML: {e}"))),
+    }
+}
+
+/// A list in the requested representation; JSON lists are written item by item.
+fn list_response(
+    info: &ResourceInfo,
+    result: &ListResult,
+    output: Output,
+    include: IncludeObject,
+) -> Response<Body> {
+    let meta = ListMeta {
+        resource_version: result.revision.to_string(),
+        continue_token: result.continue_token.clone(),
+        remaining: result.remaining,
+    };
+    let mut metadata = json!({"resourceVersion": meta.resource_version});
+    if let Some(c) = &meta.continue_token {
+        metadata["continue"] = json!(c);
+    }
+    if let Some(r) = meta.remaining {
+        metadata["remainingItemCount"] = json!(r);
+    }
+    match output {
+        Output::Table => {
+            let t = table::table(info, &result.items, include, &meta, true);
+            json_response(
+                StatusCode::OK,
+                "application/json;as=Table;v=v1;g=meta.k8s.io",
+                serde_json::to_vec(&t).unwrap_or_default(),
+            )
+        }
+        Output::Metadata => {
+            let items: Vec<Value> = result
+                .items
+                .iter()
+                .map(|o| table::partial_metadata(o))
+                .collect();
+            let list = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items});
+            value_response(StatusCode::OK, &list)
+        }
+        Output::Yaml => {
+            let list = json!({"kind": info.list_kind(), "apiVersion": info.api_version(), "metadata": metadata,
+                "items": result.items.iter().map(|i| i.as_ref().clone()).collect::<Vec<_>>()});
+            yaml_response(StatusCode::OK, &list)
+        }
+        Output::Json => {
+            let mut out = Vec::with_capacity(256 + result.items.len() * 1024);
+            out.extend_from_slice(b"{\"kind\":");
+            let _ = serde_json::to_writer(&mut out, &info.list_kind());
+            out.extend_from_slice(b",\"apiVersion\":");
+            let _ = serde_json::to_writer(&mut out, &info.api_version());
+            out.extend_from_slice(b",\"metadata\":");
+            let _ = serde_json::to_writer(&mut out, &metadata);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, item) in result.items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut out, item.as_ref());
+            }
+            out.extend_from_slice(b"]}");
+            json_response(StatusCode::OK, "application/json", out)
+        }
+    }
+}
+
+/// The `autoscaling/v1` Scale of a scalable object.
+fn scale_of(object: &Value) -> Value {
+    let selector = object.pointer("/spec/selector").map(|s| {
+        let mut parts: Vec<String> = s
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for e in s
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
+                Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
+                Some("Exists") => parts.push(key.to_string()),
+                Some("DoesNotExist") => parts.push(format!("!{key}")),
+                _ => {}
+            }
+        }
+        parts.join(",")
+    });
+    let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let mut metadata = json!({});
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = meta.get(f) {
+            metadata[f] = v.clone();
+        }
+    }
+    let mut status = json!({"replicas": object.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)});
+    if let Some(sel) = selector {
+        status["selector"] = json!(sel);
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": status,
+    })
+}
+
+/// The `/scale` subresource: read and write `spec.replicas` through a Scale.
+async fn scale<B>(
+    api: &Arc<Api>,
+    parts: &http::request::Parts,
+    query: &HashMap<String, String>,
+    info: &ResourceInfo,
+    req: &RequestInfo,
+    body: B,
+) -> Result<Response<Body>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let namespace = req.namespace.as_deref();
+    let name = req.name.as_deref().unwrap_or("");
+    let store = &api.store;
+    let dry = dry_run(query)?;
+    let new_scale = match req.verb {
+        Verb::Get => {
+            let object = store.get(info, namespace, name)?;
+            return Ok(value_response(StatusCode::OK, &scale_of(&object)));
+        }
+        Verb::Update => {
+            let bytes = read_body(body).await?;
+            let s = codec::decode_object(header_str(parts, header::CONTENT_TYPE), &bytes)?;
+            if let Some(k) = s.get("kind").and_then(Value::as_str)
+                && k != "Scale"
+            {
+                return Err(ApiError::bad_request(format!(
+                    "expected a Scale, found kind {k}"
+                )));
+            }
+            s
+        }
+        Verb::Patch => {
+            let patch_type = codec::media_type(header_str(parts, header::CONTENT_TYPE))
+                .as_deref()
+                .and_then(PatchType::from_content_type)
+                .filter(|t| *t != PatchType::Apply)
+                .ok_or_else(|| {
+                    ApiError::unsupported_media_type(&[
+                        "application/json-patch+json",
+                        "application/merge-patch+json",
+                        "application/strategic-merge-patch+json",
+                    ])
+                })?;
+            let bytes = read_body(body).await?;
+            let patch: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+            let mut s = scale_of(&*store.get(info, namespace, name)?);
+            match patch_type {
+                PatchType::Json => crate::registry::patch::json(&mut s, &patch)
+                    .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?,
+                PatchType::Strategic => crate::registry::patch::strategic(&mut s, &patch)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                _ => crate::registry::patch::merge(&mut s, &patch),
+            }
+            s
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+    };
+    let replicas = new_scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            vec![crate::status::Cause::new(
+                "FieldValueInvalid",
+                "spec.replicas",
+                format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            )],
+        ));
+    }
+    let rv = meta_str(&new_scale, "resourceVersion").to_string();
+    let mut merge = json!({"spec": {"replicas": replicas}});
+    if !rv.is_empty() {
+        merge["metadata"] = json!({"resourceVersion": rv});
+    }
+    let updated = store
+        .patch(
+            info,
+            namespace,
+            name,
+            PatchType::Merge,
+            &merge,
+            Part::Main,
+            dry,
+            false,
+        )
+        .await?;
+    Ok(value_response(StatusCode::OK, &scale_of(&updated)))
+}

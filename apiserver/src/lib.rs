@@ -1,0 +1,13 @@
+//! flotilla-apiserver: a Kubernetes-compatible API server.
+//!
+//! Layers, each knowing only the one below: [`server`] (TLS, authentication, the
+//! accept loop) → [`endpoints`] (URL → `RequestInfo`, content negotiation,
+//! discovery, OpenAPI, tables, watch streams) → [`registry`] (the catalogue of kinds
+//! and the one generic store) → [`storage`] (revisioned key-value storage).
+//! Start at [`server::run`].
+
+pub mod endpoints;
+pub mod registry;
+pub mod server;
+pub mod status;
+pub mod storage;

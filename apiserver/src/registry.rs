@@ -1,0 +1,182 @@
+//! The registry: which resources exist ([`Catalog`] of [`ResourceInfo`]) and the one
+//! generic [`store::Store`] that implements every verb for all of them.
+//!
+//! A kind is described by data, not code: group/version/kind, names, scope, which
+//! subresources it has, how it prints, which fields can be selected. Built-in kinds
+//! are listed in [`builtin`]; CRDs add entries at run time.
+
+pub mod builtin;
+pub mod meta;
+pub mod patch;
+pub mod selector;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// Which kind-specific table printer a resource uses (see `endpoints::table`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Printer {
+    /// NAME and AGE.
+    NameAge,
+    /// NAME and CREATED AT (kube-apiserver's default for kinds without a printer).
+    NameCreatedAt,
+    /// A built-in printer, named by resource (e.g. `pods`).
+    Builtin(String),
+}
+
+/// How names of a kind are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain (most kinds).
+    Subdomain,
+    /// RFC 1123 label (namespaces, services).
+    Label,
+    /// Any path segment (RBAC kinds: `system:controller:x`).
+    PathSegment,
+}
+
+/// Everything the generic handlers need to know about one resource.
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub namespaced: bool,
+    pub status_subresource: bool,
+    pub scale_subresource: bool,
+    pub printer: Printer,
+    /// Field paths usable in field selectors besides metadata.name/namespace.
+    pub field_selectors: Vec<&'static str>,
+    pub name_rule: NameRule,
+    /// Bump `metadata.generation` on spec changes.
+    pub tracks_generation: bool,
+    /// The Go package path prefix used for OpenAPI schema names.
+    pub openapi_prefix: String,
+}
+
+impl ResourceInfo {
+    /// `group/version`, or `version` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The storage key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => format!("{}{ns}/{name}", self.prefix(None)),
+            _ => format!("{}{name}", self.prefix(None)),
+        }
+    }
+
+    /// The storage prefix of all objects, or of those in one namespace.
+    pub fn prefix(&self, namespace: Option<&str>) -> String {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        match namespace {
+            Some(ns) if self.namespaced => format!("/{group}/{}/{ns}/", self.plural),
+            _ => format!("/{group}/{}/", self.plural),
+        }
+    }
+
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+}
+
+/// The set of served resources; read often, changed when CRDs come and go.
+#[derive(Default)]
+pub struct Catalog {
+    inner: RwLock<Inner>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default, Clone)]
+struct Inner {
+    /// (group, version, plural) → info.
+    resources: BTreeMap<(String, String, String), Arc<ResourceInfo>>,
+    /// group → versions, preferred first.
+    groups: Vec<(String, Vec<String>)>,
+}
+
+impl Catalog {
+    /// A catalog of the built-in kinds.
+    pub fn builtin() -> Self {
+        let catalog = Catalog::default();
+        for info in builtin::resources() {
+            catalog.add(info);
+        }
+        catalog
+    }
+
+    /// Bumped on every change; caches of derived documents key on it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Adds (or replaces) a resource.
+    pub fn add(&self, info: ResourceInfo) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let mut inner = self.inner.write().expect("catalog lock");
+        let group = info.group.clone();
+        let version = info.version.clone();
+        inner.resources.insert(
+            (group.clone(), version.clone(), info.plural.clone()),
+            Arc::new(info),
+        );
+        match inner.groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, versions)) => {
+                if !versions.contains(&version) {
+                    versions.push(version);
+                }
+            }
+            None => inner.groups.push((group, vec![version])),
+        }
+    }
+
+    /// The resource at group/version/plural.
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        let inner = self.inner.read().expect("catalog lock");
+        inner
+            .resources
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
+    }
+
+    /// Whether a group/version is served at all.
+    pub fn has_version(&self, group: &str, version: &str) -> bool {
+        let inner = self.inner.read().expect("catalog lock");
+        inner
+            .groups
+            .iter()
+            .any(|(g, vs)| g == group && vs.iter().any(|v| v == version))
+    }
+
+    /// Groups in registration order with their versions (preferred first).
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        self.inner.read().expect("catalog lock").groups.clone()
+    }
+
+    /// Resources of one group/version, sorted by plural.
+    pub fn resources(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
+        let inner = self.inner.read().expect("catalog lock");
+        inner
+            .resources
+            .iter()
+            .filter(|((g, v, _), _)| g == group && v == version)
+            .map(|(_, info)| info.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,1000 @@
+//! [`Store`]: the one generic implementation of every verb for every resource.
+//!
+//! Handlers call it with a [`ResourceInfo`] and already-decoded input; it applies
+//! Kubernetes' metadata rules, talks to [`Storage`], and turns storage errors into
+//! `Status` errors — the only place where that happens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+
+use super::meta::{self, meta_str};
+use super::patch::{self, PatchType};
+use super::selector::{FieldSelector, LabelSelector};
+use super::{Catalog, ResourceInfo};
+use crate::status::{ApiError, Cause, Result};
+use crate::storage::{self, EventKind, KeyValue, Precondition, Revision, Snapshot, Storage};
+
+/// Namespaces that always exist and may not be deleted.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+/// Options of a list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+}
+
+/// The answer to a list: items, the revision they are consistent at, and paging.
+pub struct ListResult {
+    pub items: Vec<Arc<Value>>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+/// Options of a watch request.
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub resource_version: Option<String>,
+    pub send_initial_events: bool,
+    pub allow_bookmarks: bool,
+}
+
+/// One event of a watch as the registry reports it.
+#[derive(Debug, Clone)]
+pub enum WatchEvent {
+    Added(Arc<Value>),
+    Modified(Arc<Value>),
+    Deleted(Arc<Value>),
+    /// The initial events have all been sent (`sendInitialEvents=true`).
+    InitialEventsEnd(Revision),
+    /// Progress: everything up to this revision has been seen (not sent to clients).
+    Progress(Revision),
+    Error(ApiError),
+}
+
+/// Options of a delete request (the `DeleteOptions` body and query).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Main,
+    Status,
+}
+
+/// The generic registry store.
+pub struct Store {
+    pub storage: Arc<dyn Storage>,
+    pub catalog: Arc<Catalog>,
+}
+
+fn group_of(info: &ResourceInfo) -> &str {
+    &info.group
+}
+
+/// Turns a storage error into the Status a client sees.
+fn storage_error(info: &ResourceInfo, name: &str, e: storage::Error) -> ApiError {
+    match e {
+        storage::Error::NotFound { .. } => ApiError::not_found(group_of(info), &info.plural, name),
+        storage::Error::AlreadyExists { .. } => {
+            ApiError::already_exists(group_of(info), &info.plural, name)
+        }
+        storage::Error::Conflict { .. } => ApiError::conflict(group_of(info), &info.plural, name),
+        storage::Error::Compacted { requested, oldest } => {
+            ApiError::gone(format!("too old resource version: {requested} ({oldest})"))
+        }
+        storage::Error::Unavailable(m) => ApiError::unavailable(m),
+        storage::Error::Backend(e) => ApiError::internal(format!("storage error: {e}")),
+    }
+}
+
+fn parse_revision(rv: &str) -> Result<Revision> {
+    rv.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid resource version \"{rv}\": must be an integer"
+        ))
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    #[serde(rename = "rv")]
+    revision: Revision,
+    #[serde(rename = "start")]
+    after: String,
+}
+
+/// A namespaced object's visibility under a request's namespace and selectors.
+fn selected(object: &Value, labels: &LabelSelector, fields: &FieldSelector) -> bool {
+    labels.matches(object) && fields.matches(object)
+}
+
+impl Store {
+    pub fn new(storage: Arc<dyn Storage>, catalog: Arc<Catalog>) -> Arc<Self> {
+        Arc::new(Store { storage, catalog })
+    }
+
+    /// Creates the namespaces that always exist.
+    pub async fn ensure_system_namespaces(&self) -> Result<()> {
+        let Some(info) = self.catalog.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        for ns in SYSTEM_NAMESPACES {
+            if self.storage.snapshot().get(&info.key(None, ns)).is_some() {
+                continue;
+            }
+            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match self.create(&info, None, object, false).await {
+                Ok(_) => {}
+                Err(e) if e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<Value>> {
+        self.storage
+            .snapshot()
+            .get(&info.key(namespace, name))
+            .map(|kv| kv.value.clone())
+            .ok_or_else(|| ApiError::not_found(group_of(info), &info.plural, name))
+    }
+
+    /// Lists objects, honouring selectors, pagination and resourceVersion rules.
+    pub fn list(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListResult> {
+        let prefix = info.prefix(namespace);
+        let (snapshot, after) = match &opts.continue_token {
+            Some(token) => {
+                if opts
+                    .resource_version
+                    .as_deref()
+                    .is_some_and(|rv| !rv.is_empty())
+                {
+                    return Err(ApiError::bad_request(
+                        "specifying resource version is not allowed when using continue",
+                    ));
+                }
+                let token = decode_continue(token)?;
+                if !token.after.starts_with(&prefix) {
+                    return Err(ApiError::bad_request(
+                        "continue key is not valid for this list",
+                    ));
+                }
+                let snapshot = self.storage.snapshot_at(token.revision).ok_or_else(|| {
+                    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+                })?;
+                (snapshot, Some(token.after))
+            }
+            None => (self.snapshot_for(opts)?, None),
+        };
+        let limit = opts.limit.filter(|l| *l > 0);
+        let mut items = Vec::new();
+        let mut last_key: Option<Arc<str>> = None;
+        let mut more = false;
+        let mut iter = snapshot.range(&prefix, after.as_deref());
+        for kv in iter.by_ref() {
+            if !selected(&kv.value, &opts.labels, &opts.fields) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                more = true;
+                break;
+            }
+            last_key = Some(kv.key.clone());
+            items.push(kv.value.clone());
+        }
+        let (continue_token, remaining) = if more {
+            let key = last_key.map(|k| k.to_string()).unwrap_or_default();
+            self.storage.retain_snapshot(&snapshot);
+            let remaining = if opts.labels.is_empty() && opts.fields.is_empty() {
+                Some(1 + iter.count())
+            } else {
+                None
+            };
+            (Some(encode_continue(snapshot.revision, key)), remaining)
+        } else {
+            (None, None)
+        };
+        Ok(ListResult {
+            items,
+            revision: snapshot.revision,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// Picks the snapshot a list without a continue token reads from.
+    fn snapshot_for(&self, opts: &ListOptions) -> Result<Snapshot> {
+        let rv = opts.resource_version.as_deref().unwrap_or("");
+        let exact = opts.resource_version_match.as_deref();
+        match exact {
+            None | Some("") => {}
+            Some("Exact") | Some("NotOlderThan") if rv.is_empty() => {
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            Some("Exact") if rv == "0" => {
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+            Some("Exact") | Some("NotOlderThan") => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch \"{other}\" is not supported: supported values: \"Exact\", \"NotOlderThan\""
+                )));
+            }
+        }
+        if rv.is_empty() || rv == "0" {
+            return Ok(self.storage.snapshot());
+        }
+        let wanted = parse_revision(rv)?;
+        let current = self.storage.snapshot();
+        if wanted > current.revision {
+            return Err(ApiError::timeout(format!(
+                "Too large resource version: {wanted}, current: {}",
+                current.revision
+            )));
+        }
+        if exact == Some("Exact") && wanted != current.revision {
+            return self.storage.snapshot_at(wanted).ok_or_else(|| {
+                ApiError::gone(format!(
+                    "too old resource version: {wanted} ({})",
+                    current.revision
+                ))
+            });
+        }
+        Ok(current)
+    }
+
+    /// Checks an incoming object's kind, apiVersion, name and namespace against the URL
+    /// and fills in the ones it leaves out.
+    fn check_identity(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        object: &mut Value,
+    ) -> Result<()> {
+        let Some(map) = object.as_object_mut() else {
+            return Err(ApiError::bad_request(format!(
+                "the body of the request must be a {} object",
+                info.kind
+            )));
+        };
+        let api_version = info.api_version();
+        match map.get("apiVersion").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("apiVersion".into(), api_version.clone().into());
+            }
+            Some(v) if v == api_version => {}
+            Some(v) => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({api_version})"
+                )));
+            }
+        }
+        match map.get("kind").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("kind".into(), info.kind.clone().into());
+            }
+            Some(k) if k == info.kind => {}
+            Some(k) => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({}) for {}",
+                    info.kind, info.plural
+                )));
+            }
+        }
+        let causes = meta::validate_metadata(object);
+        if !causes.is_empty() {
+            let n = name.unwrap_or_else(|| meta_str(object, "name")).to_string();
+            return Err(ApiError::invalid(&info.group, &info.kind, &n, causes));
+        }
+        let meta = meta::metadata_mut(object);
+        if info.namespaced {
+            let url_ns = namespace.unwrap_or("");
+            match meta.get("namespace").and_then(Value::as_str) {
+                None | Some("") => {
+                    meta.insert("namespace".into(), url_ns.into());
+                }
+                Some(ns) if ns == url_ns => {}
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+        } else if meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|ns| !ns.is_empty())
+        {
+            meta.remove("namespace");
+        }
+        if let Some(url_name) = name {
+            match meta.get("name").and_then(Value::as_str) {
+                None | Some("") => {
+                    meta.insert("name".into(), url_name.into());
+                }
+                Some(n) if n == url_name => {}
+                Some(n) => {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({url_name})"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the target namespace exists and is not terminating.
+    fn check_namespace(&self, snapshot: &Snapshot, namespace: &str) -> Result<()> {
+        let Some(ns_info) = self.catalog.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        match snapshot.get(&ns_info.key(None, namespace)) {
+            None => Err(ApiError::not_found("", "namespaces", namespace)),
+            Some(kv) if kv.value.pointer("/metadata/deletionTimestamp").is_some() => {
+                Err(ApiError::forbidden(format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Creates an object; answers the stored object.
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>> {
+        self.check_identity(info, namespace, None, &mut object)?;
+        let mut name = meta_str(&object, "name").to_string();
+        if name.is_empty() {
+            let generate = meta_str(&object, "generateName").to_string();
+            if generate.is_empty() {
+                return Err(ApiError::invalid(
+                    &info.group,
+                    &info.kind,
+                    "",
+                    vec![Cause::new(
+                        "FieldValueRequired",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    )],
+                ));
+            }
+            name = meta::generate_name(&generate);
+            meta::metadata_mut(&mut object).insert("name".into(), name.clone().into());
+        }
+        let causes = meta::validate_name(info.name_rule, &name, "metadata.name");
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&info.group, &info.kind, &name, causes));
+        }
+        let namespace = if info.namespaced {
+            let ns = namespace
+                .map(str::to_string)
+                .unwrap_or_else(|| meta_str(&object, "namespace").to_string());
+            self.check_namespace(&self.storage.snapshot(), &ns)?;
+            Some(ns)
+        } else {
+            None
+        };
+        meta::prepare_for_create(info, &mut object);
+        if info.status_subresource && info.plural != "namespaces" {
+            if let Some(map) = object.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        if info.group.is_empty() && info.plural == "namespaces" {
+            object["spec"] = json!({"finalizers": ["kubernetes"]});
+            object["status"] = json!({"phase": "Active"});
+        }
+        let key = info.key(namespace.as_deref(), &name);
+        if dry_run {
+            if self.storage.snapshot().get(&key).is_some() {
+                return Err(ApiError::already_exists(&info.group, &info.plural, &name));
+            }
+            return Ok(Arc::new(object));
+        }
+        self.storage
+            .create(key, object)
+            .await
+            .map(|kv| kv.value)
+            .map_err(|e| storage_error(info, &name, e))
+    }
+
+    /// Replaces an object (PUT) or its status.
+    pub async fn update(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        mut object: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> Result<Arc<Value>> {
+        self.check_identity(info, namespace, Some(name), &mut object)?;
+        let rv = meta_str(&object, "resourceVersion").to_string();
+        let precondition = if rv.is_empty() {
+            None
+        } else {
+            Some(parse_revision(&rv).map_err(|_| {
+                ApiError::invalid(
+                    &info.group,
+                    &info.kind,
+                    name,
+                    vec![Cause::new(
+                        "FieldValueInvalid",
+                        "metadata.resourceVersion",
+                        format!("Invalid value: \"{rv}\": must be an integer"),
+                    )],
+                )
+            })?)
+        };
+        self.write_update(info, namespace, name, precondition, part, dry_run, |_| {
+            Ok(object.clone())
+        })
+        .await
+    }
+
+    /// Applies a patch of the given type to an object (or its status).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        body: &Value,
+        part: Part,
+        dry_run: bool,
+        is_custom: bool,
+    ) -> Result<Arc<Value>> {
+        if patch_type == PatchType::Strategic && is_custom {
+            return Err(ApiError::unsupported_media_type(&[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/apply-patch+yaml",
+            ]));
+        }
+        if patch_type == PatchType::Apply {
+            return Err(ApiError::unsupported_media_type(&[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+            ]));
+        }
+        let precondition = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            .map(parse_revision)
+            .transpose()?;
+        self.write_update(info, namespace, name, precondition, part, dry_run, |current| {
+            let mut target = current.clone();
+            match patch_type {
+                PatchType::Merge => patch::merge(&mut target, body),
+                PatchType::Json => patch::json(&mut target, body).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the server rejected our request due to an error in our request: {e}"),
+                    )
+                })?,
+                PatchType::Strategic => patch::strategic(&mut target, body)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                PatchType::Apply => {}
+            }
+            // A patch may not move an object.
+            if meta_str(&target, "name") != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta_str(&target, "name")
+                )));
+            }
+            Ok(target)
+        })
+        .await
+    }
+
+    /// The read-modify-write loop behind update and patch. Without an explicit
+    /// precondition, a conflict with a concurrent writer is retried.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        precondition: Option<Revision>,
+        part: Part,
+        dry_run: bool,
+        compute: impl Fn(&Value) -> Result<Value>,
+    ) -> Result<Arc<Value>> {
+        let key = info.key(namespace, name);
+        for _attempt in 0..16 {
+            let current = self
+                .storage
+                .snapshot()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
+            if let Some(p) = precondition
+                && p != current.mod_revision
+            {
+                return Err(ApiError::conflict(&info.group, &info.plural, name));
+            }
+            let mut next = compute(&current.value)?;
+            self.check_identity(info, namespace, Some(name), &mut next)?;
+            let next = self.prepare_update(info, name, &current, next, part)?;
+            if unchanged(&current.value, &next) {
+                return Ok(current.value);
+            }
+            let finalized = next.pointer("/metadata/deletionTimestamp").is_some()
+                && next
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty);
+            if dry_run {
+                return Ok(Arc::new(next));
+            }
+            let result = if finalized {
+                self.storage
+                    .delete(
+                        key.clone(),
+                        Precondition {
+                            revision: Some(current.mod_revision),
+                        },
+                    )
+                    .await
+            } else {
+                self.storage
+                    .update(
+                        key.clone(),
+                        next,
+                        Precondition {
+                            revision: Some(current.mod_revision),
+                        },
+                    )
+                    .await
+            };
+            match result {
+                Ok(kv) => {
+                    if finalized {
+                        self.on_deleted(info, &kv);
+                    }
+                    return Ok(kv.value);
+                }
+                Err(storage::Error::Conflict { .. }) if precondition.is_none() => continue,
+                Err(e) => return Err(storage_error(info, name, e)),
+            }
+        }
+        Err(ApiError::conflict(&info.group, &info.plural, name))
+    }
+
+    /// Applies Kubernetes' update rules: system metadata kept, status only through
+    /// /status, generation bumped on spec changes.
+    fn prepare_update(
+        &self,
+        info: &ResourceInfo,
+        name: &str,
+        current: &KeyValue,
+        mut next: Value,
+        part: Part,
+    ) -> Result<Value> {
+        let old = current.value.as_ref();
+        let uid = meta_str(&next, "uid");
+        if !uid.is_empty() && uid != meta_str(old, "uid") {
+            return Err(ApiError::conflict_message(
+                &info.group,
+                &info.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(old, "uid")
+                ),
+            ));
+        }
+        if part == Part::Status {
+            let mut merged = old.clone();
+            match next.get("status") {
+                Some(status) => merged["status"] = status.clone(),
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            return Ok(merged);
+        }
+        meta::carry_over_system_fields(old, &mut next);
+        if info.status_subresource {
+            match old.get("status") {
+                Some(status) => next["status"] = status.clone(),
+                None => {
+                    if let Some(m) = next.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        if info.tracks_generation && meta::spec_changed(old, &next) {
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            meta::metadata_mut(&mut next).insert("generation".into(), (generation + 1).into());
+        }
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            // Finalizers may only be removed from an object being deleted.
+            let old_f = old
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array);
+            let new_f = next
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array);
+            if let Some(new_f) = new_f
+                && new_f.iter().any(|f| old_f.is_none_or(|o| !o.contains(f)))
+            {
+                return Err(ApiError::forbidden(format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers {new_f:?}"
+                )));
+            }
+        }
+        Ok(next)
+    }
+
+    /// Deletes an object, or marks it for deletion while finalizers remain.
+    /// Answers the object's last state.
+    pub async fn delete(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Arc<Value>> {
+        let key = info.key(namespace, name);
+        if info.group.is_empty() && info.plural == "namespaces" && SYSTEM_NAMESPACES.contains(&name)
+        {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        for _attempt in 0..16 {
+            let current = self
+                .storage
+                .snapshot()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
+            if let Some(uid) = &opts.precondition_uid
+                && uid != meta_str(&current.value, "uid")
+            {
+                return Err(ApiError::conflict_message(
+                    &info.group,
+                    &info.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&current.value, "uid")
+                    ),
+                ));
+            }
+            if let Some(rv) = &opts.precondition_resource_version
+                && parse_revision(rv)? != current.mod_revision
+            {
+                return Err(ApiError::conflict_message(
+                    &info.group,
+                    &info.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        current.mod_revision
+                    ),
+                ));
+            }
+            let is_namespace = info.group.is_empty() && info.plural == "namespaces";
+            let has_finalizers = current
+                .value
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            let precondition = Precondition {
+                revision: Some(current.mod_revision),
+            };
+            if is_namespace || has_finalizers {
+                if current
+                    .value
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some()
+                {
+                    return Ok(current.value);
+                }
+                let mut marked = (*current.value).clone();
+                let meta = meta::metadata_mut(&mut marked);
+                meta.insert("deletionTimestamp".into(), meta::now_rfc3339().into());
+                meta.insert("deletionGracePeriodSeconds".into(), 0.into());
+                if is_namespace {
+                    marked["status"] = json!({"phase": "Terminating"});
+                }
+                if opts.dry_run {
+                    return Ok(Arc::new(marked));
+                }
+                match self.storage.update(key.clone(), marked, precondition).await {
+                    Ok(kv) => {
+                        if is_namespace {
+                            self.clone().spawn_namespace_cleanup(name.to_string());
+                        }
+                        return Ok(kv.value);
+                    }
+                    Err(storage::Error::Conflict { .. }) => continue,
+                    Err(e) => return Err(storage_error(info, name, e)),
+                }
+            }
+            if opts.dry_run {
+                return Ok(current.value);
+            }
+            match self.storage.delete(key.clone(), precondition).await {
+                Ok(kv) => {
+                    self.on_deleted(info, &kv);
+                    return Ok(kv.value);
+                }
+                Err(storage::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(storage_error(info, name, e)),
+            }
+        }
+        Err(ApiError::conflict(&info.group, &info.plural, name))
+    }
+
+    fn on_deleted(&self, info: &ResourceInfo, kv: &KeyValue) {
+        tracing::debug!(resource = %info.plural, key = %kv.key, rev = kv.mod_revision, "deleted");
+    }
+
+    /// Deletes everything in a terminating namespace, then the namespace itself.
+    fn spawn_namespace_cleanup(self: Arc<Self>, namespace: String) {
+        tokio::spawn(async move {
+            if let Err(e) = self.clean_namespace(&namespace).await {
+                tracing::warn!(%namespace, error = %e, "namespace cleanup failed");
+            }
+        });
+    }
+
+    async fn clean_namespace(self: &Arc<Self>, namespace: &str) -> Result<()> {
+        for _round in 0..60 {
+            let mut seen = std::collections::HashSet::new();
+            let mut remaining = 0usize;
+            for (group, versions) in self.catalog.groups() {
+                for version in versions {
+                    for info in self.catalog.resources(&group, &version) {
+                        let prefix = info.prefix(Some(namespace));
+                        if !info.namespaced || !seen.insert(prefix.clone()) {
+                            continue;
+                        }
+                        let names: Vec<String> = self
+                            .storage
+                            .snapshot()
+                            .range(&prefix, None)
+                            .map(|kv| meta_str(&kv.value, "name").to_string())
+                            .collect();
+                        for name in names {
+                            remaining += 1;
+                            match self
+                                .delete(&info, Some(namespace), &name, &DeleteOptions::default())
+                                .await
+                            {
+                                Ok(_) => {}
+                                Err(e) if e.code == 404 => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                }
+            }
+            if remaining == 0 {
+                break;
+            }
+            // Objects with finalizers linger until their owners remove them.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if self.namespace_is_empty(namespace) {
+                break;
+            }
+        }
+        let Some(ns_info) = self.catalog.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        match self
+            .storage
+            .delete(ns_info.key(None, namespace), Precondition::default())
+            .await
+        {
+            Ok(_) | Err(storage::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(storage_error(&ns_info, namespace, e)),
+        }
+    }
+
+    fn namespace_is_empty(&self, namespace: &str) -> bool {
+        let snapshot = self.storage.snapshot();
+        self.catalog.groups().iter().all(|(group, versions)| {
+            versions.iter().all(|version| {
+                self.catalog
+                    .resources(group, version)
+                    .iter()
+                    .filter(|info| info.namespaced)
+                    .all(|info| {
+                        snapshot
+                            .range(&info.prefix(Some(namespace)), None)
+                            .next()
+                            .is_none()
+                    })
+            })
+        })
+    }
+
+    /// Deletes every object a list would return; answers the deleted objects.
+    pub async fn delete_collection(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<ListResult> {
+        let listed = self.list(
+            info,
+            namespace,
+            &ListOptions {
+                limit: None,
+                continue_token: None,
+                ..list.clone()
+            },
+        )?;
+        let mut deleted = Vec::new();
+        for item in &listed.items {
+            let ns = meta_str(item, "namespace");
+            let ns = if ns.is_empty() { None } else { Some(ns) };
+            match self.delete(info, ns, meta_str(item, "name"), opts).await {
+                Ok(v) => deleted.push(v),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ListResult {
+            items: deleted,
+            revision: self.storage.current_revision(),
+            continue_token: None,
+            remaining: None,
+        })
+    }
+
+    /// Watches objects from a resourceVersion (or from now, with initial ADDED events).
+    pub fn watch(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        opts: WatchOptions,
+    ) -> Result<BoxStream<'static, WatchEvent>> {
+        let prefix = info.prefix(namespace);
+        let rv = opts.resource_version.clone().unwrap_or_default();
+        let (initial, from) = if rv.is_empty() || rv == "0" {
+            let snapshot = self.storage.snapshot();
+            let items: Vec<WatchEvent> = snapshot
+                .range(&prefix, None)
+                .filter(|kv| selected(&kv.value, &opts.labels, &opts.fields))
+                .map(|kv| WatchEvent::Added(kv.value.clone()))
+                .collect();
+            (items, snapshot.revision)
+        } else {
+            (Vec::new(), parse_revision(&rv)?)
+        };
+        let mut initial = initial;
+        if opts.send_initial_events && opts.allow_bookmarks {
+            initial.push(WatchEvent::InitialEventsEnd(from));
+        }
+        let live = match self.storage.watch(prefix, from) {
+            Ok(stream) => stream,
+            Err(storage::Error::Compacted { requested, oldest }) => {
+                let e = ApiError::gone(format!("too old resource version: {requested} ({oldest})"));
+                return Ok(futures::stream::iter([WatchEvent::Error(e)]).boxed());
+            }
+            Err(e) => return Err(storage_error(info, "", e)),
+        };
+        let labels = opts.labels;
+        let fields = opts.fields;
+        let info = info.clone();
+        let live = live.filter_map(move |item| {
+            let out = match item {
+                Err(e) => Some(WatchEvent::Error(storage_error(&info, "", e))),
+                Ok(event) => {
+                    let now = selected(&event.object, &labels, &fields);
+                    let before = event
+                        .prev
+                        .as_ref()
+                        .is_some_and(|p| selected(p, &labels, &fields));
+                    Some(match (event.kind, before, now) {
+                        (EventKind::Added, _, true) => WatchEvent::Added(event.object),
+                        (EventKind::Modified, true, true) => WatchEvent::Modified(event.object),
+                        (EventKind::Modified, false, true) => WatchEvent::Added(event.object),
+                        (EventKind::Modified, true, false) => WatchEvent::Deleted(event.object),
+                        (EventKind::Deleted, true, _) => WatchEvent::Deleted(event.object),
+                        _ => WatchEvent::Progress(event.revision),
+                    })
+                }
+            };
+            futures::future::ready(out)
+        });
+        Ok(futures::stream::iter(initial).chain(live).boxed())
+    }
+}
+
+/// Whether an update would change nothing but bookkeeping.
+fn unchanged(old: &Value, new: &Value) -> bool {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    if o.len() != n.len() {
+        return false;
+    }
+    o.iter().all(|(k, v)| {
+        if k == "metadata" {
+            let strip = |m: &Value| -> serde_json::Map<String, Value> {
+                m.as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| k.as_str() != "resourceVersion")
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            n.get("metadata").is_some_and(|nm| strip(v) == strip(nm))
+        } else {
+            n.get(k) == Some(v)
+        }
+    })
+}
+
+fn encode_continue(revision: Revision, after: String) -> String {
+    let token = ContinueToken { revision, after };
+    let json = serde_json::to_vec(&token).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_continue(token: &str) -> Result<ContinueToken> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::bad_request("continue key is not valid: malformed token"))
+}

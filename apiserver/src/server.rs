@@ -1,0 +1,271 @@
+//! The server: data directory, certificates, storage, TLS listener, authentication,
+//! and the per-connection HTTP/1.1 + HTTP/2 service. Start at [`run`].
+
+pub mod auth;
+pub mod pki;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::endpoints::{self, Api};
+use crate::registry::Catalog;
+use crate::registry::store::Store;
+use crate::status::ApiError;
+use crate::storage::{self, Storage};
+
+/// Which storage backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Embedded durable storage (redb) in the data directory.
+    #[default]
+    Redb,
+    /// Nothing kept across restarts.
+    Memory,
+}
+
+/// How to run an API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub backend: Backend,
+    /// Events kept for watches resuming from the past.
+    pub watch_history: usize,
+    /// Name of the kubeconfig context written to `DATA_DIR/kubeconfig`.
+    pub context: String,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            backend: Backend::Redb,
+            watch_history: storage::kv::Config::default().history,
+            context: "flotilla".into(),
+        }
+    }
+
+    pub fn bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+}
+
+/// Start-up and serving failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] storage::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("creating system namespaces: {0}")]
+    Bootstrap(ApiError),
+}
+
+fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
+    let kv = storage::kv::Config::default().history(config.watch_history);
+    Ok(match config.backend {
+        Backend::Memory => Arc::new(storage::kv::KvStore::open(storage::memory::Memory, kv)?),
+        Backend::Redb => {
+            let backend = storage::redb::Redb::open(&config.data_dir.join("flotilla.redb"))?;
+            Arc::new(storage::kv::KvStore::open(backend, kv)?)
+        }
+    })
+}
+
+fn tls_config(pki: &pki::Pki) -> Result<rustls::ServerConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(pki.ca_cert_pem.as_bytes()).map_err(|e| tls(&e))?;
+    roots.add(ca.clone()).map_err(|e| tls(&e))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| tls(&e))?;
+    let cert =
+        CertificateDer::from_pem_slice(pki.server_cert_pem.as_bytes()).map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).map_err(|e| tls(&e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert, ca], key)
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A server that is bound and ready; [`Server::serve`] runs it.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    api: Arc<Api>,
+    tokens: Arc<auth::Tokens>,
+    pub local_addr: SocketAddr,
+    pub kubeconfig: PathBuf,
+}
+
+/// Prepares everything and binds the listener; the kubeconfig is written last, so
+/// its appearance means the server accepts connections.
+pub async fn bind(config: Config) -> Result<Server, Error> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let bind_host = config.bind.ip().to_string();
+    let pki = pki::ensure(&config.data_dir, &bind_host)?;
+    let tokens = auth::Tokens::load(&pki.tokens_file).unwrap_or_default();
+    let storage = open_storage(&config)?;
+    let catalog = Arc::new(Catalog::builtin());
+    let store = Store::new(storage, catalog);
+    store
+        .ensure_system_namespaces()
+        .await
+        .map_err(Error::Bootstrap)?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let host = if local_addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local_addr.ip().to_string()
+    };
+    let address = if local_addr.is_ipv6() {
+        format!("[{host}]:{}", local_addr.port())
+    } else {
+        format!("{host}:{}", local_addr.port())
+    };
+    let api = Api::new(store, address.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&pki)?));
+    let kubeconfig = config.data_dir.join("kubeconfig");
+    pki::write_atomic(
+        &kubeconfig,
+        pki::kubeconfig(&pki, &format!("https://{address}"), &config.context).as_bytes(),
+    )?;
+    tracing::info!(addr = %local_addr, kubeconfig = %kubeconfig.display(), "apiserver listening");
+    Ok(Server {
+        listener,
+        acceptor,
+        api,
+        tokens: Arc::new(tokens),
+        local_addr,
+        kubeconfig,
+    })
+}
+
+impl Server {
+    /// The endpoints' shared state (for in-process use).
+    pub fn api(&self) -> Arc<Api> {
+        self.api.clone()
+    }
+
+    /// Accepts connections until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                a = self.listener.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = self.acceptor.clone();
+            let api = self.api.clone();
+            let tokens = self.tokens.clone();
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let cert_user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| auth::user_from_certificate(c.as_ref()));
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let api = api.clone();
+                    let tokens = tokens.clone();
+                    let cert_user = cert_user.clone();
+                    async move {
+                        let started = Instant::now();
+                        let method = req.method().clone();
+                        let path = req.uri().path().to_string();
+                        let authorization = req
+                            .headers()
+                            .get(http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok());
+                        let response =
+                            match auth::authenticate(&tokens, cert_user.as_ref(), authorization) {
+                                Some(_user) => endpoints::handle(&api, req).await,
+                                None => endpoints::error_response(&ApiError::unauthorized()),
+                            };
+                        tracing::debug!(%method, %path, code = response.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+/// Runs an API server until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    bind(config).await?.serve(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Storage: a small etcd-shaped key-value store of Kubernetes objects.
+//!
+//! Every write gets the next global revision, and that revision is the object's
+//! `metadata.resourceVersion`. Reads are served from an immutable snapshot of the
+//! whole keyspace (a persistent ordered map, so taking one is O(1)), which makes
+//! paginated lists consistent. Watches replay a bounded window of recent events and
+//! then follow live ones; a revision older than the window is [`Error::Compacted`],
+//! which the registry turns into `410 Gone`.
+//!
+//! Start at [`Storage`]; the one implementation is [`kv::KvStore`], over a
+//! [`kv::Backend`]: [`memory`] (tests) or [`redb`] (durable, the default).
+
+pub mod kv;
+pub mod memory;
+pub mod redb;
+
+#[cfg(test)]
+pub mod conformance;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde_json::Value;
+
+/// A global revision of the store; the `resourceVersion` of Kubernetes.
+pub type Revision = u64;
+
+/// One stored object and the revision that last wrote it.
+#[derive(Debug, Clone)]
+pub struct KeyValue {
+    pub key: Arc<str>,
+    /// The object, with `metadata.resourceVersion` already set to `mod_revision`.
+    pub value: Arc<Value>,
+    pub mod_revision: Revision,
+}
+
+/// What a watch event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change to the store, as delivered to watchers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventKind,
+    pub key: Arc<str>,
+    /// The new object; for `Deleted`, the last state with the deletion's revision.
+    pub object: Arc<Value>,
+    /// The object before this change (none for `Added`).
+    pub prev: Option<Arc<Value>>,
+    pub revision: Revision,
+}
+
+/// A consistent, immutable view of the whole store at one revision.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(crate) map: imbl::OrdMap<Arc<str>, KeyValue>,
+    pub revision: Revision,
+}
+
+impl Snapshot {
+    /// The object at `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&KeyValue> {
+        self.map.get(key)
+    }
+
+    /// Objects whose key starts with `prefix`, in key order, starting after `after`.
+    pub fn range<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a KeyValue> + 'a {
+        use std::ops::Bound;
+        let start: Bound<Arc<str>> = match after {
+            Some(a) => Bound::Excluded(Arc::from(a)),
+            None => Bound::Included(Arc::from(prefix)),
+        };
+        self.map
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+    }
+
+    /// Number of objects under `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.range(prefix, None).count()
+    }
+}
+
+/// Storage failures. The registry maps each to a Kubernetes `Status`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("key {key} not found")]
+    NotFound { key: String },
+    #[error("key {key} already exists")]
+    AlreadyExists { key: String },
+    #[error("conflict on {key}: expected revision {expected}, found {actual}")]
+    Conflict {
+        key: String,
+        expected: Revision,
+        actual: Revision,
+    },
+    #[error("revision {requested} has been compacted; oldest available is {oldest}")]
+    Compacted {
+        requested: Revision,
+        oldest: Revision,
+    },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A precondition on the current state of a key for update and delete.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Precondition {
+    /// The key's current `mod_revision` must equal this.
+    pub revision: Option<Revision>,
+}
+
+/// The etcd-shaped storage interface every backend provides.
+pub trait Storage: Send + Sync + 'static {
+    /// A consistent view of everything at the current revision.
+    fn snapshot(&self) -> Snapshot;
+
+    /// The latest revision written.
+    fn current_revision(&self) -> Revision;
+
+    /// A past snapshot kept for paginated lists, if still available.
+    fn snapshot_at(&self, revision: Revision) -> Option<Snapshot>;
+
+    /// Keep `snapshot` available for later `snapshot_at` calls (continue tokens).
+    fn retain_snapshot(&self, snapshot: &Snapshot);
+
+    /// Stores a new key; fails with `AlreadyExists`.
+    fn create(&self, key: String, value: Value) -> BoxFuture<'_, Result<KeyValue>>;
+
+    /// Replaces an existing key; fails with `NotFound` or `Conflict`.
+    fn update(
+        &self,
+        key: String,
+        value: Value,
+        precondition: Precondition,
+    ) -> BoxFuture<'_, Result<KeyValue>>;
+
+    /// Removes a key, returning its last state stamped with the deletion's revision.
+    fn delete(&self, key: String, precondition: Precondition) -> BoxFuture<'_, Result<KeyValue>>;
+
+    /// Events under `prefix` with a revision greater than `from`; fails with
+    /// `Compacted` when `from` is older than the kept window.
+    fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>>;
+}

@@ -1,0 +1,438 @@
+//! [`KvStore`]: the in-memory, revisioned keyspace shared by every backend.
+//!
+//! All writes go through one writer thread. It takes every write waiting in its
+//! queue (group commit), checks each against the state left by the ones before it,
+//! stamps revisions, hands the whole batch to the [`Backend`] in one durable commit,
+//! and only then publishes the new snapshot and events and answers the callers.
+//! So an acknowledged write is on disk, and a reader that follows an acknowledgement
+//! always sees it.
+
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+use super::{Error, Event, EventKind, KeyValue, Precondition, Result, Revision, Snapshot, Storage};
+
+/// A change handed to a backend for durable commit.
+#[derive(Debug)]
+pub enum Change {
+    Put { key: Arc<str>, value: Arc<Value> },
+    Delete { key: Arc<str> },
+}
+
+/// Where a [`KvStore`] keeps its data durably.
+pub trait Backend: Send + 'static {
+    /// Every stored key and object (with `metadata.resourceVersion` set), and the
+    /// last revision.
+    fn load(&mut self) -> Result<(Vec<(String, Value)>, Revision)>;
+    /// Makes a batch of changes durable, all or nothing, recording `revision` as the latest.
+    fn commit(&mut self, changes: &[Change], revision: Revision) -> Result<()>;
+}
+
+/// Tunables of a [`KvStore`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How many recent events are kept for watches resuming from a past revision.
+    pub history: usize,
+    /// How many past snapshots are kept for continue tokens.
+    pub snapshots: usize,
+    /// The most writes committed together.
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            history: 50_000,
+            snapshots: 64,
+            max_batch: 4096,
+        }
+    }
+}
+
+impl Config {
+    pub fn history(mut self, events: usize) -> Self {
+        self.history = events.max(1);
+        self
+    }
+}
+
+enum Op {
+    Create(Value),
+    Update(Value, Precondition),
+    Delete(Precondition),
+}
+
+struct Request {
+    key: String,
+    op: Op,
+    reply: oneshot::Sender<Result<KeyValue>>,
+}
+
+struct History {
+    events: VecDeque<Event>,
+    /// Events at or below this revision may be missing from `events`.
+    compacted_through: Revision,
+    capacity: usize,
+}
+
+struct Shared {
+    state: RwLock<Snapshot>,
+    history: RwLock<History>,
+    snapshots: Mutex<lru::LruCache<Revision, Snapshot>>,
+    notify: watch::Sender<Revision>,
+}
+
+/// The revisioned store over a backend; see the module docs.
+pub struct KvStore {
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<Request>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for KvStore {
+    /// Stops the writer thread once the queued writes are done, closing the backend.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.writer, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl KvStore {
+    /// Loads everything from `backend` and starts the writer thread.
+    pub fn open<B: Backend>(mut backend: B, config: Config) -> Result<Self> {
+        let (objects, revision) = backend.load()?;
+        let mut map = imbl::OrdMap::new();
+        for (key, object) in objects {
+            let mod_revision = resource_version(&object).unwrap_or(0);
+            let key: Arc<str> = Arc::from(key);
+            map.insert(
+                key.clone(),
+                KeyValue {
+                    key,
+                    value: Arc::new(object),
+                    mod_revision,
+                },
+            );
+        }
+        let snapshot = Snapshot { map, revision };
+        let shared = Arc::new(Shared {
+            state: RwLock::new(snapshot),
+            history: RwLock::new(History {
+                events: VecDeque::new(),
+                compacted_through: revision,
+                capacity: config.history,
+            }),
+            snapshots: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(config.snapshots.max(1)).expect("max(1) is non-zero"),
+            )),
+            notify: watch::channel(revision).0,
+        });
+        let (writer, requests) = mpsc::channel();
+        let thread_shared = shared.clone();
+        let max_batch = config.max_batch.max(1);
+        let thread = std::thread::Builder::new()
+            .name("storage-writer".into())
+            .spawn(move || write_loop(backend, thread_shared, requests, max_batch))
+            .map_err(|e| Error::Backend(Box::new(e)))?;
+        Ok(KvStore {
+            shared,
+            writer,
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, key: String, op: Op) -> BoxFuture<'_, Result<KeyValue>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.writer.send(Request { key, op, reply });
+        Box::pin(async move {
+            sent.map_err(|_| Error::Unavailable("storage writer has stopped".into()))?;
+            answer
+                .await
+                .map_err(|_| Error::Unavailable("storage writer has stopped".into()))?
+        })
+    }
+}
+
+/// Parses `metadata.resourceVersion`.
+pub fn resource_version(object: &Value) -> Option<Revision> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+fn stamp(value: &mut Value, revision: Revision) {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
+}
+
+fn write_loop<B: Backend>(
+    mut backend: B,
+    shared: Arc<Shared>,
+    requests: mpsc::Receiver<Request>,
+    max_batch: usize,
+) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let base = shared.state.read().expect("state lock").clone();
+        let mut map = base.map.clone();
+        let mut revision = base.revision;
+        let mut changes = Vec::new();
+        let mut events = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        for Request { key, op, reply } in batch {
+            let outcome = apply(&mut map, &mut revision, key, op, &mut changes, &mut events);
+            replies.push((reply, outcome));
+        }
+        if !changes.is_empty() {
+            if let Err(e) = backend.commit(&changes, revision) {
+                let message = e.to_string();
+                tracing::error!(error = %message, "storage commit failed");
+                for (reply, outcome) in replies {
+                    let answer = match outcome {
+                        Ok(_) => Err(Error::Unavailable(message.clone())),
+                        Err(e) => Err(e),
+                    };
+                    let _ = reply.send(answer);
+                }
+                continue;
+            }
+            *shared.state.write().expect("state lock") = Snapshot { map, revision };
+            {
+                let mut history = shared.history.write().expect("history lock");
+                history.events.extend(events);
+                while history.events.len() > history.capacity {
+                    if let Some(old) = history.events.pop_front() {
+                        history.compacted_through = old.revision;
+                    }
+                }
+            }
+            shared.notify.send_replace(revision);
+        }
+        for (reply, outcome) in replies {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+fn apply(
+    map: &mut imbl::OrdMap<Arc<str>, KeyValue>,
+    revision: &mut Revision,
+    key: String,
+    op: Op,
+    changes: &mut Vec<Change>,
+    events: &mut Vec<Event>,
+) -> Result<KeyValue> {
+    let key: Arc<str> = Arc::from(key);
+    let current = map.get(&key).cloned();
+    let check = |precondition: &Precondition, current: &KeyValue| match precondition.revision {
+        Some(expected) if expected != current.mod_revision => Err(Error::Conflict {
+            key: key.to_string(),
+            expected,
+            actual: current.mod_revision,
+        }),
+        _ => Ok(()),
+    };
+    let (kind, mut value) = match op {
+        Op::Create(value) => {
+            if current.is_some() {
+                return Err(Error::AlreadyExists {
+                    key: key.to_string(),
+                });
+            }
+            (EventKind::Added, value)
+        }
+        Op::Update(value, precondition) => {
+            let Some(current) = &current else {
+                return Err(Error::NotFound {
+                    key: key.to_string(),
+                });
+            };
+            check(&precondition, current)?;
+            (EventKind::Modified, value)
+        }
+        Op::Delete(precondition) => {
+            let Some(current) = &current else {
+                return Err(Error::NotFound {
+                    key: key.to_string(),
+                });
+            };
+            check(&precondition, current)?;
+            (EventKind::Deleted, (*current.value).clone())
+        }
+    };
+    *revision += 1;
+    stamp(&mut value, *revision);
+    let kv = KeyValue {
+        key: key.clone(),
+        value: Arc::new(value),
+        mod_revision: *revision,
+    };
+    if kind == EventKind::Deleted {
+        map.remove(&key);
+        changes.push(Change::Delete { key: key.clone() });
+    } else {
+        map.insert(key.clone(), kv.clone());
+        changes.push(Change::Put {
+            key: key.clone(),
+            value: kv.value.clone(),
+        });
+    }
+    events.push(Event {
+        kind,
+        key,
+        object: kv.value.clone(),
+        prev: current.map(|c| c.value),
+        revision: *revision,
+    });
+    Ok(kv)
+}
+
+struct WatchState {
+    shared: Arc<Shared>,
+    prefix: String,
+    cursor: Revision,
+    notify: watch::Receiver<Revision>,
+    buffer: VecDeque<Event>,
+    failed: bool,
+}
+
+/// Events handed to a watcher per look at the history.
+const WATCH_BATCH: usize = 1024;
+
+impl WatchState {
+    /// Moves the next events after `cursor` into `buffer`; false when compacted away.
+    fn refill(&mut self) -> bool {
+        let history = self.shared.history.read().expect("history lock");
+        if self.cursor < history.compacted_through {
+            return false;
+        }
+        let start = history
+            .events
+            .partition_point(|e| e.revision <= self.cursor);
+        for event in history.events.range(start..).take(WATCH_BATCH) {
+            self.cursor = event.revision;
+            if event.key.starts_with(self.prefix.as_str()) {
+                self.buffer.push_back(event.clone());
+            }
+        }
+        true
+    }
+}
+
+impl Storage for KvStore {
+    fn snapshot(&self) -> Snapshot {
+        self.shared.state.read().expect("state lock").clone()
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.shared.state.read().expect("state lock").revision
+    }
+
+    fn snapshot_at(&self, revision: Revision) -> Option<Snapshot> {
+        let current = self.snapshot();
+        if current.revision == revision {
+            return Some(current);
+        }
+        self.shared
+            .snapshots
+            .lock()
+            .expect("snapshot lock")
+            .get(&revision)
+            .cloned()
+    }
+
+    fn retain_snapshot(&self, snapshot: &Snapshot) {
+        self.shared
+            .snapshots
+            .lock()
+            .expect("snapshot lock")
+            .put(snapshot.revision, snapshot.clone());
+    }
+
+    fn create(&self, key: String, value: Value) -> BoxFuture<'_, Result<KeyValue>> {
+        self.submit(key, Op::Create(value))
+    }
+
+    fn update(
+        &self,
+        key: String,
+        value: Value,
+        precondition: Precondition,
+    ) -> BoxFuture<'_, Result<KeyValue>> {
+        self.submit(key, Op::Update(value, precondition))
+    }
+
+    fn delete(&self, key: String, precondition: Precondition) -> BoxFuture<'_, Result<KeyValue>> {
+        self.submit(key, Op::Delete(precondition))
+    }
+
+    fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {
+        let mut state = WatchState {
+            shared: self.shared.clone(),
+            prefix,
+            cursor: from,
+            notify: self.shared.notify.subscribe(),
+            buffer: VecDeque::new(),
+            failed: false,
+        };
+        state.notify.borrow_and_update();
+        if !state.refill() {
+            let oldest = self
+                .shared
+                .history
+                .read()
+                .expect("history lock")
+                .compacted_through;
+            return Err(Error::Compacted {
+                requested: from,
+                oldest,
+            });
+        }
+        let stream = futures::stream::unfold(state, |mut state| async move {
+            if state.failed {
+                return None;
+            }
+            loop {
+                if let Some(event) = state.buffer.pop_front() {
+                    return Some((Ok(event), state));
+                }
+                state.notify.borrow_and_update();
+                if !state.refill() {
+                    state.failed = true;
+                    let oldest = state
+                        .shared
+                        .history
+                        .read()
+                        .expect("history lock")
+                        .compacted_through;
+                    let requested = state.cursor;
+                    return Some((Err(Error::Compacted { requested, oldest }), state));
+                }
+                if state.buffer.is_empty() && state.notify.changed().await.is_err() {
+                    return None;
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+}

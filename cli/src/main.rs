@@ -1,0 +1,116 @@
+//! `flotilla <subcommand>`: thin mains over the flotilla libraries.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "flotilla",
+    version,
+    about = "A multi-cluster Kubernetes control plane that speaks the Karmada API"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StorageKind {
+    /// Embedded durable storage (redb) in the data directory.
+    Redb,
+    /// In memory only: nothing survives a restart.
+    Memory,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Kubernetes-compatible API server.
+    Apiserver {
+        /// Directory for certificates, the kubeconfig and the database.
+        #[arg(long, env = "FLOTILLA_DATA_DIR", default_value = ".flotilla/apiserver")]
+        data_dir: PathBuf,
+        /// Address to listen on (port 0 picks a free port; see DATA_DIR/kubeconfig).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        bind: SocketAddr,
+        /// Storage backend.
+        #[arg(long, value_enum, default_value_t = StorageKind::Redb)]
+        storage: StorageKind,
+        /// Events kept for watches that resume from an older resourceVersion.
+        #[arg(long, default_value_t = 50_000)]
+        watch_history: usize,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Apiserver {
+            data_dir,
+            bind,
+            storage,
+            watch_history,
+        } => {
+            let mut config = flotilla_apiserver::server::Config::new(data_dir)
+                .bind(bind)
+                .backend(match storage {
+                    StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
+                    StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
+                });
+            config.watch_history = watch_history;
+            flotilla_apiserver::server::run(config, shutdown_signal())
+                .await
+                .context("apiserver failed")?;
+        }
+    }
+    Ok(())
+}
