@@ -12,16 +12,23 @@ pub mod autoscaling;
 pub mod cluster;
 pub mod config;
 pub mod crd;
+pub mod defaults;
 pub mod division;
+pub mod image;
 pub mod labels;
 pub mod matching;
+pub mod overrides;
+
 pub mod mcs;
 pub mod networking;
 pub mod placement;
 pub mod policy;
 pub mod schema;
 pub mod search;
+pub mod validation;
 pub mod work;
 
+#[cfg(test)]
+mod samples;
 #[cfg(test)]
 pub(crate) mod testutil;
