@@ -176,11 +176,10 @@ fn finish(mut crd: Value) -> (String, Value) {
     if let Some(names) = crd
         .pointer_mut("/spec/names")
         .and_then(Value::as_object_mut)
+        && let Some(kind) = names.get("kind").and_then(Value::as_str)
     {
-        if let Some(kind) = names.get("kind").and_then(Value::as_str) {
-            let list_kind = format!("{kind}List");
-            names.insert("listKind".into(), Value::String(list_kind));
-        }
+        let list_kind = format!("{kind}List");
+        names.insert("listKind".into(), Value::String(list_kind));
     }
     let group = crd
         .pointer("/spec/group")

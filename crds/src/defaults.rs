@@ -362,19 +362,17 @@ pub fn prune_manifest(obj: &mut Value) {
                 ],
             );
         }
-        "Job" => {
-            if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) != Some(true) {
-                for k in ["controller-uid", "batch.kubernetes.io/controller-uid"] {
-                    remove_path(obj, &["spec", "selector", "matchLabels", k]);
-                }
-                for k in [
-                    "controller-uid",
-                    "job-name",
-                    "batch.kubernetes.io/controller-uid",
-                    "batch.kubernetes.io/job-name",
-                ] {
-                    remove_path(obj, &["spec", "template", "metadata", "labels", k]);
-                }
+        "Job" if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) != Some(true) => {
+            for k in ["controller-uid", "batch.kubernetes.io/controller-uid"] {
+                remove_path(obj, &["spec", "selector", "matchLabels", k]);
+            }
+            for k in [
+                "controller-uid",
+                "job-name",
+                "batch.kubernetes.io/controller-uid",
+                "batch.kubernetes.io/job-name",
+            ] {
+                remove_path(obj, &["spec", "template", "metadata", "labels", k]);
             }
         }
         "Service" => {
@@ -400,21 +398,20 @@ pub fn prune_manifest(obj: &mut Value) {
                 });
             }
         }
-        "Secret" => {
+        "Secret"
             if obj.get("type").and_then(Value::as_str)
-                == Some("kubernetes.io/service-account-token")
-            {
-                remove_path(
-                    obj,
-                    &[
-                        "metadata",
-                        "annotations",
-                        "kubernetes.io/service-account.uid",
-                    ],
-                );
-                if let Some(m) = obj.as_object_mut() {
-                    m.insert("data".into(), Value::Null);
-                }
+                == Some("kubernetes.io/service-account-token") =>
+        {
+            remove_path(
+                obj,
+                &[
+                    "metadata",
+                    "annotations",
+                    "kubernetes.io/service-account.uid",
+                ],
+            );
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("data".into(), Value::Null);
             }
         }
         "PersistentVolumeClaim" => {

@@ -252,7 +252,7 @@ fn static_weight(
 
 /// Stable sort by replicas descending (Karmada sorts `TargetClustersList`).
 fn sort_desc(list: &mut [TargetCluster]) {
-    list.sort_by(|a, b| b.replicas.cmp(&a.replicas));
+    list.sort_by_key(|t| std::cmp::Reverse(t.replicas));
 }
 
 fn dynamic(

@@ -8,6 +8,10 @@
 //! and the admission logic in [`defaults`] and [`validation`]. [`crd`] renders
 //! the CustomResourceDefinitions that `flotilla crds` prints.
 
+// kube's `printcolumn(...)` attributes repeat `type_ = ...`, which this lint misreads.
+#![allow(clippy::duplicated_attributes)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod autoscaling;
 pub mod cluster;
 pub mod config;
