@@ -10,6 +10,7 @@
 
 // kube's `printcolumn(...)` attributes repeat `type_ = ...`, which this lint misreads.
 #![allow(clippy::duplicated_attributes)]
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod autoscaling;
