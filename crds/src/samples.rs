@@ -232,4 +232,5 @@ fn own_samples_round_trip_and_validate() {
     }
     let (docs, known) = check_dir(&dir);
     eprintln!("checked {docs} documents, {known} Karmada kinds");
+    assert!(known >= 15, "every kind has a flotilla sample");
 }
