@@ -546,6 +546,102 @@ pub struct WorkSpec {
     pub preserve_resources_on_deletion: Option<bool>,
 }
 
+/// Errors of binding conversion.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversionError {
+    /// The object is not a (Cluster)ResourceBinding of a known version.
+    #[error("unsupported conversion from {from} to {to}")]
+    Unsupported {
+        /// apiVersion/kind of the object.
+        from: String,
+        /// Requested apiVersion.
+        to: String,
+    },
+    /// The object does not decode as its declared version.
+    #[error("cannot decode {kind}: {message}")]
+    Decode {
+        /// Kind.
+        kind: String,
+        /// Decoder message.
+        message: String,
+    },
+}
+
+/// Converts a ResourceBinding or ClusterResourceBinding object between
+/// `work.karmada.io/v1alpha1` and `v1alpha2`, as the webhook's `/convert`
+/// path does for the CRDs (Karmada `binding_types_conversion.go`). The
+/// object's `metadata` is carried unchanged; spec and status are mapped field
+/// by field (lossy in the same places as Karmada's). Converting to the same
+/// version returns the object unchanged.
+pub fn convert_binding(
+    obj: &serde_json::Value,
+    desired_api_version: &str,
+) -> Result<serde_json::Value, ConversionError> {
+    use serde_json::Value;
+    let api = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let unsupported = || ConversionError::Unsupported {
+        from: format!("{api}/{kind}"),
+        to: desired_api_version.to_string(),
+    };
+    if !matches!(kind, "ResourceBinding" | "ClusterResourceBinding") {
+        return Err(unsupported());
+    }
+    if api == desired_api_version {
+        return Ok(obj.clone());
+    }
+    let decode = |v: Option<&Value>| -> Result<Value, ConversionError> {
+        Ok(v.cloned().unwrap_or(Value::Null))
+    };
+    let err = |e: serde_json::Error| ConversionError::Decode {
+        kind: kind.to_string(),
+        message: e.to_string(),
+    };
+    let spec = decode(obj.get("spec"))?;
+    let status = decode(obj.get("status"))?;
+    let (new_spec, new_status) = match (api, desired_api_version) {
+        ("work.karmada.io/v1alpha1", "work.karmada.io/v1alpha2") => {
+            let s: v1alpha1::ResourceBindingSpec = serde_json::from_value(spec).map_err(err)?;
+            let st: Option<v1alpha1::ResourceBindingStatus> =
+                serde_json::from_value(status).map_err(err)?;
+            (
+                serde_json::to_value(v1alpha1::spec_to_hub(&s)).map_err(err)?,
+                st.map(|st| serde_json::to_value(v1alpha1::status_to_hub(&st)))
+                    .transpose()
+                    .map_err(err)?,
+            )
+        }
+        ("work.karmada.io/v1alpha2", "work.karmada.io/v1alpha1") => {
+            let s: ResourceBindingSpec = serde_json::from_value(spec).map_err(err)?;
+            let st: Option<ResourceBindingStatus> = serde_json::from_value(status).map_err(err)?;
+            (
+                serde_json::to_value(v1alpha1::spec_from_hub(&s)).map_err(err)?,
+                st.map(|st| serde_json::to_value(v1alpha1::status_from_hub(&st)))
+                    .transpose()
+                    .map_err(err)?,
+            )
+        }
+        _ => return Err(unsupported()),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "apiVersion".into(),
+        Value::String(desired_api_version.to_string()),
+    );
+    out.insert("kind".into(), Value::String(kind.to_string()));
+    if let Some(m) = obj.get("metadata") {
+        out.insert("metadata".into(), m.clone());
+    }
+    out.insert("spec".into(), new_spec);
+    if let Some(st) = new_status {
+        out.insert("status".into(), st);
+    }
+    Ok(Value::Object(out))
+}
+
 pub mod v1alpha1 {
     //! The legacy `work.karmada.io/v1alpha1` shape of ResourceBinding and
     //! ClusterResourceBinding, still served (not stored) and converted by the
@@ -659,6 +755,99 @@ pub mod v1alpha1 {
         pub clusters: Vec<TargetCluster>,
     }
 
+    /// v1alpha1 → v1alpha2 spec (Karmada `ConvertBindingSpecToHub`):
+    /// resource identity, per-replica resources into
+    /// `replicaRequirements.resourceRequest`, replicas, clusters.
+    pub fn spec_to_hub(src: &ResourceBindingSpec) -> super::ResourceBindingSpec {
+        super::ResourceBindingSpec {
+            resource: super::ObjectReference {
+                api_version: src.resource.api_version.clone(),
+                kind: src.resource.kind.clone(),
+                namespace: src.resource.namespace.clone(),
+                name: src.resource.name.clone(),
+                uid: String::new(),
+                resource_version: src.resource.resource_version.clone(),
+            },
+            replica_requirements: (!src.resource.resource_per_replicas.is_empty()).then(|| {
+                super::ReplicaRequirements {
+                    resource_request: src.resource.resource_per_replicas.clone(),
+                    ..Default::default()
+                }
+            }),
+            replicas: src.resource.replicas,
+            clusters: src
+                .clusters
+                .iter()
+                .map(|c| super::TargetCluster::new(c.name.clone(), c.replicas))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// v1alpha2 → v1alpha1 spec (Karmada `ConvertBindingSpecFromHub`); fields
+    /// v1alpha1 lacks are dropped, as in Karmada.
+    pub fn spec_from_hub(src: &super::ResourceBindingSpec) -> ResourceBindingSpec {
+        ResourceBindingSpec {
+            resource: ObjectReference {
+                api_version: src.resource.api_version.clone(),
+                kind: src.resource.kind.clone(),
+                namespace: src.resource.namespace.clone(),
+                name: src.resource.name.clone(),
+                resource_per_replicas: src
+                    .replica_requirements
+                    .as_ref()
+                    .map(|r| r.resource_request.clone())
+                    .unwrap_or_default(),
+                replicas: src.replicas,
+                resource_version: src.resource.resource_version.clone(),
+            },
+            clusters: src
+                .clusters
+                .iter()
+                .map(|c| TargetCluster {
+                    name: c.name.clone(),
+                    replicas: c.replicas,
+                })
+                .collect(),
+        }
+    }
+
+    /// v1alpha1 → v1alpha2 status (Karmada `ConvertBindingStatusToHub`).
+    pub fn status_to_hub(src: &ResourceBindingStatus) -> super::ResourceBindingStatus {
+        super::ResourceBindingStatus {
+            conditions: src.conditions.clone(),
+            aggregated_status: src
+                .aggregated_status
+                .iter()
+                .map(|a| super::AggregatedStatusItem {
+                    cluster_name: a.cluster_name.clone(),
+                    status: a.status.clone(),
+                    applied: a.applied,
+                    applied_message: a.applied_message.clone(),
+                    health: String::new(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// v1alpha2 → v1alpha1 status (Karmada `ConvertBindingStatusFromHub`).
+    pub fn status_from_hub(src: &super::ResourceBindingStatus) -> ResourceBindingStatus {
+        ResourceBindingStatus {
+            conditions: src.conditions.clone(),
+            aggregated_status: src
+                .aggregated_status
+                .iter()
+                .map(|a| AggregatedStatusItem {
+                    cluster_name: a.cluster_name.clone(),
+                    status: a.status.clone(),
+                    applied: a.applied,
+                    applied_message: a.applied_message.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// v1alpha1 ClusterResourceBinding spec.
     #[derive(
         CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema,
@@ -679,4 +868,63 @@ pub mod v1alpha1 {
     )]
     #[serde(transparent)]
     pub struct ClusterResourceBindingSpec(pub ResourceBindingSpec);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn binding_round_trip_through_v1alpha1_keeps_the_shared_fields() {
+        let v2 = json!({
+            "apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
+            "metadata": {"name": "nginx-deployment", "namespace": "default", "labels": {"a": "b"}},
+            "spec": {
+                "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "default", "name": "nginx", "uid": "u", "resourceVersion": "5"},
+                "replicaRequirements": {"resourceRequest": {"cpu": "100m"}},
+                "replicas": 2,
+                "clusters": [{"name": "member1", "replicas": 1}, {"name": "member2", "replicas": 1}],
+                "schedulerName": "default-scheduler"
+            },
+            "status": {"aggregatedStatus": [{"clusterName": "member1", "applied": true, "health": "Healthy"}]}
+        });
+        let v1 = convert_binding(&v2, "work.karmada.io/v1alpha1").unwrap();
+        assert_eq!(v1["apiVersion"], "work.karmada.io/v1alpha1");
+        assert_eq!(v1["metadata"], v2["metadata"]);
+        assert_eq!(
+            v1["spec"]["resource"]["resourcePerReplicas"],
+            json!({"cpu": "100m"})
+        );
+        assert_eq!(v1["spec"]["resource"]["replicas"], 2);
+        assert_eq!(
+            v1["status"]["aggregatedStatus"],
+            json!([{"clusterName": "member1", "applied": true}])
+        );
+        let back = convert_binding(&v1, "work.karmada.io/v1alpha2").unwrap();
+        assert_eq!(back["spec"]["clusters"], v2["spec"]["clusters"]);
+        assert_eq!(
+            back["spec"]["replicaRequirements"],
+            v2["spec"]["replicaRequirements"]
+        );
+        assert_eq!(back["spec"]["replicas"], 2);
+        // Fields v1alpha1 lacks are dropped, as in Karmada.
+        assert!(back["spec"].get("schedulerName").is_none());
+        assert!(back["spec"]["resource"].get("uid").is_none());
+    }
+
+    #[test]
+    fn conversion_rejects_other_kinds_and_versions() {
+        let work = json!({"apiVersion": "work.karmada.io/v1alpha1", "kind": "Work"});
+        assert!(convert_binding(&work, "work.karmada.io/v1alpha2").is_err());
+        let rb = json!({"apiVersion": "work.karmada.io/v1alpha2", "kind": "ClusterResourceBinding", "spec": {"resource": {"apiVersion": "v1", "kind": "Namespace", "name": "n"}}});
+        assert!(convert_binding(&rb, "work.karmada.io/v1beta1").is_err());
+        assert_eq!(
+            convert_binding(&rb, "work.karmada.io/v1alpha2").unwrap(),
+            rb
+        );
+        let v1 = convert_binding(&rb, "work.karmada.io/v1alpha1").unwrap();
+        assert!(v1.get("status").is_none());
+    }
 }
