@@ -23,6 +23,9 @@ pub enum Error {
         /// Sum of available replicas.
         available: i64,
     },
+    /// The primary and overflow tiers together cannot hold the replicas.
+    #[error("Clusters available replicas are not enough to schedule.")]
+    OverflowUnschedulable,
 }
 
 /// Result of this module.
@@ -160,6 +163,20 @@ pub struct Candidate<'a> {
     pub cluster: &'a Cluster,
     /// Replicas the estimators say still fit (not counting already-assigned ones).
     pub available_replicas: i32,
+    /// Overflow tier (0 = the primary affinity group); see
+    /// [`crate::placement::overflow_order`].
+    pub overflow_order: i32,
+}
+
+impl<'a> Candidate<'a> {
+    /// A primary-tier candidate.
+    pub fn new(cluster: &'a Cluster, available_replicas: i32) -> Self {
+        Candidate {
+            cluster,
+            available_replicas,
+            overflow_order: 0,
+        }
+    }
 }
 
 /// What division needs from the binding.
@@ -177,34 +194,108 @@ pub struct DivisionInput<'a> {
     pub previous: &'a [TargetCluster],
     /// Fresh mode (`rescheduleTriggeredAt` later than `lastScheduledTime`).
     pub fresh: bool,
+    /// The affinity term in use (`status.schedulerObservingAffinityName`);
+    /// enables overflow tiers when that term has overflow affinities.
+    pub observed_affinity: &'a str,
 }
 
 /// Assigns replicas to the candidates as Karmada's scheduler does
-/// (`AssignReplicas`): non-workloads (0 replicas, no requirements) get every
-/// candidate with no replicas; otherwise the placement's strategy
-/// (Duplicated, StaticWeight, DynamicWeight, Aggregated) decides, and
-/// clusters left with 0 replicas are dropped. The result is sorted by name.
+/// (`AssignReplicas` / `assignWorkloadReplicas`): non-workloads (0 replicas,
+/// no requirements) get every candidate with no replicas; otherwise the
+/// placement's strategy (Duplicated, StaticWeight, DynamicWeight, Aggregated)
+/// decides, and clusters left with 0 replicas are dropped. When the affinity
+/// term in use has overflow affinities, tiers are filled in order, each with
+/// at most its available replicas. The result is sorted by name.
 pub fn assign_replicas(
     candidates: &[Candidate<'_>],
     input: &DivisionInput<'_>,
 ) -> Result<Vec<TargetCluster>> {
-    let names = || candidates.iter().map(|c| c.cluster.name().to_string());
     if input.replicas <= 0 && !input.has_replica_requirements {
-        return Ok(names().map(|n| TargetCluster::new(n, 0)).collect());
+        return Ok(candidates
+            .iter()
+            .map(|c| TargetCluster::new(c.cluster.name(), 0))
+            .collect());
     }
     let default_placement = Placement::default();
     let placement = input.placement.unwrap_or(&default_placement);
-    let mut result = match placement.replica_strategy() {
-        ReplicaStrategy::Duplicated => names()
-            .map(|n| TargetCluster::new(n, input.replicas))
-            .collect(),
-        ReplicaStrategy::StaticWeight => static_weight(candidates, placement, input),
-        ReplicaStrategy::DynamicWeight => dynamic(candidates, input, false)?,
-        ReplicaStrategy::Aggregated => dynamic(candidates, input, true)?,
+    let mut result = if overflow_enabled(placement, input.observed_affinity) {
+        let max_tier = candidates
+            .iter()
+            .map(|c| c.overflow_order)
+            .max()
+            .unwrap_or(0);
+        let mut remaining = i64::from(input.replicas);
+        let mut all = Vec::new();
+        for tier in 0..=max_tier {
+            let members: Vec<Candidate<'_>> = candidates
+                .iter()
+                .filter(|c| c.overflow_order == tier)
+                .cloned()
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let tier_available: i64 = members
+                .iter()
+                .map(|c| {
+                    let assigned = input
+                        .previous
+                        .iter()
+                        .find(|t| t.name == c.cluster.name())
+                        .map_or(0, |t| t.replicas);
+                    i64::from(c.available_replicas) + i64::from(assigned)
+                })
+                .sum();
+            let take = remaining.min(tier_available);
+            let tier_input = DivisionInput {
+                replicas: i32::try_from(take).unwrap_or(i32::MAX),
+                ..input.clone()
+            };
+            let mut part = assign_strategy(&members, placement, &tier_input)?;
+            part.retain(|t| t.replicas > 0);
+            all.extend(part);
+            remaining -= take;
+            if remaining <= 0 {
+                break;
+            }
+        }
+        if remaining > 0 {
+            return Err(Error::OverflowUnschedulable);
+        }
+        all
+    } else {
+        assign_strategy(candidates, placement, input)?
     };
     result.retain(|t| t.replicas > 0);
     result.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(result)
+}
+
+/// Whether overflow tiers apply (Karmada `enableOverflow`): no
+/// `clusterAffinity`, and the term named `observed` has overflow affinities.
+pub fn overflow_enabled(placement: &Placement, observed: &str) -> bool {
+    placement.cluster_affinity.is_none()
+        && !observed.is_empty()
+        && placement
+            .cluster_affinities
+            .iter()
+            .any(|t| t.affinity_name == observed && !t.overflow_affinities.is_empty())
+}
+
+fn assign_strategy(
+    candidates: &[Candidate<'_>],
+    placement: &Placement,
+    input: &DivisionInput<'_>,
+) -> Result<Vec<TargetCluster>> {
+    Ok(match placement.replica_strategy() {
+        ReplicaStrategy::Duplicated => candidates
+            .iter()
+            .map(|c| TargetCluster::new(c.cluster.name(), input.replicas))
+            .collect(),
+        ReplicaStrategy::StaticWeight => static_weight(candidates, placement, input),
+        ReplicaStrategy::DynamicWeight => dynamic(candidates, input, false)?,
+        ReplicaStrategy::Aggregated => dynamic(candidates, input, true)?,
+    })
 }
 
 /// Static weights of the candidates: the largest matching `staticWeightList`

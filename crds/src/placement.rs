@@ -167,6 +167,29 @@ pub fn active_affinities<'a>(
     out
 }
 
+/// The overflow tier of a cluster (Karmada `getClusterOverflowOrder`): 0 when
+/// there is no term in use or the cluster matches the term's own affinity,
+/// `i + 1` for the first overflow affinity `i` it matches, 1000 otherwise.
+pub fn overflow_order(cluster: &Cluster, placement: &Placement, observed: &str) -> i32 {
+    if placement.cluster_affinity.is_some() || placement.cluster_affinities.is_empty() {
+        return 0;
+    }
+    let Some(term) = placement
+        .cluster_affinities
+        .iter()
+        .find(|t| t.affinity_name == observed)
+    else {
+        return 1000;
+    };
+    if cluster_matches(cluster, &term.affinity) {
+        return 0;
+    }
+    term.overflow_affinities
+        .iter()
+        .position(|o| cluster_matches(cluster, &o.affinity))
+        .map_or(1000, |i| i32::try_from(i + 1).unwrap_or(1000))
+}
+
 /// The names of the `clusterAffinities` terms in the order the scheduler
 /// tries them, starting at `observed` (or the first term when `observed` is
 /// empty or unknown) — Karmada `scheduleByAffinityTerms`.

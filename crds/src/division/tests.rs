@@ -80,10 +80,7 @@ fn run(
     let candidates: Vec<Candidate<'_>> = clusters
         .iter()
         .zip(avail.iter().chain(std::iter::repeat(&0)))
-        .map(|(c, a)| Candidate {
-            cluster: c,
-            available_replicas: *a,
-        })
+        .map(|(c, a)| Candidate::new(c, *a))
         .collect();
     assign_replicas(
         &candidates,
@@ -94,6 +91,7 @@ fn run(
             resource_uid: uid,
             previous,
             fresh: false,
+            observed_affinity: "",
         },
     )
 }
@@ -498,10 +496,7 @@ fn dynamic_fresh_redivides_with_assigned_added() {
     let candidates: Vec<Candidate<'_>> = cs
         .iter()
         .zip([4, 8])
-        .map(|(c, a)| Candidate {
-            cluster: c,
-            available_replicas: a,
-        })
+        .map(|(c, a)| Candidate::new(c, a))
         .collect();
     let got = assign_replicas(
         &candidates,
@@ -761,4 +756,81 @@ proptest! {
         prop_assert_eq!(got.len(), k);
         prop_assert!(got.iter().all(|t| t.replicas == n));
     }
+}
+
+// ---- Overflow affinities (Karmada 1.19 assignWorkloadReplicas) ----
+
+fn overflow_placement(division: &str) -> Placement {
+    crate::testutil::yaml(&format!(
+        "clusterAffinities: [{{affinityName: primary, clusterNames: [member1, member2], overflowAffinities: [{{affinityName: burst, clusterNames: [member3]}}]}}]\nreplicaScheduling: {division}"
+    ))
+}
+
+fn run_tiers(
+    p: &Placement,
+    avail: &[i32],
+    tiers: &[i32],
+    replicas: i32,
+    observed: &str,
+) -> Result<Vec<TargetCluster>> {
+    let cs = members(avail.len());
+    let candidates: Vec<Candidate<'_>> = cs
+        .iter()
+        .zip(avail)
+        .zip(tiers)
+        .map(|((c, a), t)| Candidate {
+            cluster: c,
+            available_replicas: *a,
+            overflow_order: *t,
+        })
+        .collect();
+    assign_replicas(
+        &candidates,
+        &DivisionInput {
+            placement: Some(p),
+            replicas,
+            observed_affinity: observed,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn overflow_fills_primary_tier_first() {
+    let p = overflow_placement(
+        "{replicaSchedulingType: Divided, replicaDivisionPreference: Weighted, weightPreference: {dynamicWeight: AvailableReplicas}}",
+    );
+    // Primary holds 4+4; the remaining 2 go to the burst tier.
+    assert_eq!(
+        run_tiers(&p, &[4, 4, 10], &[0, 0, 1], 10, "primary").unwrap(),
+        tc(&[("member1", 4), ("member2", 4), ("member3", 2)])
+    );
+    // Everything fits in the primary tier.
+    assert_eq!(
+        run_tiers(&p, &[4, 4, 10], &[0, 0, 1], 6, "primary").unwrap(),
+        tc(&[("member1", 3), ("member2", 3)])
+    );
+    // Not enough even with overflow.
+    assert_eq!(
+        run_tiers(&p, &[4, 4, 1], &[0, 0, 1], 10, "primary").unwrap_err(),
+        Error::OverflowUnschedulable
+    );
+}
+
+#[test]
+fn overflow_needs_the_observed_term() {
+    let p = overflow_placement(
+        "{replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}",
+    );
+    assert!(overflow_enabled(&p, "primary"));
+    assert!(!overflow_enabled(&p, ""));
+    // Without the observed term the candidates are divided as one group.
+    assert_eq!(
+        run_tiers(&p, &[4, 4, 10], &[0, 0, 1], 10, "").unwrap(),
+        tc(&[("member3", 10)])
+    );
+    assert_eq!(
+        run_tiers(&p, &[4, 4, 10], &[0, 0, 1], 10, "primary").unwrap(),
+        tc(&[("member1", 4), ("member2", 4), ("member3", 2)])
+    );
 }

@@ -309,6 +309,10 @@ fn filter_uses_observed_affinity_term_and_overflow() {
     assert_eq!(names("primary", false), vec!["m1"]);
     assert_eq!(names("backup", true), vec!["m2"]);
     assert_eq!(affinity_terms_from(&p, ""), vec!["primary", "backup"]);
+    assert_eq!(overflow_order(&clusters[0], &p, "primary"), 0);
+    assert_eq!(overflow_order(&clusters[2], &p, "primary"), 1);
+    assert_eq!(overflow_order(&clusters[1], &p, "primary"), 1000);
+    assert_eq!(overflow_order(&clusters[1], &Placement::default(), ""), 0);
     assert_eq!(affinity_terms_from(&p, "backup"), vec!["backup"]);
 }
 
