@@ -56,7 +56,6 @@ pub struct FederatedHPASpec {
     pub scale_target_ref: CrossVersionObjectReference,
     /// Lower bound (webhook default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("minimum" = 1))]
     pub min_replicas: Option<i32>,
     /// Upper bound.
     pub max_replicas: i32,

@@ -181,6 +181,26 @@ fn finish(mut crd: Value) -> (String, Value) {
         let list_kind = format!("{kind}List");
         names.insert("listKind".into(), Value::String(list_kind));
     }
+    // Karmada's ServiceImport and MultiClusterIngress CRDs leave `spec` optional.
+    let kind = crd
+        .pointer("/spec/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if matches!(kind.as_str(), "ServiceImport" | "MultiClusterIngress")
+        && let Some(versions) = crd
+            .pointer_mut("/spec/versions")
+            .and_then(Value::as_array_mut)
+    {
+        for v in versions {
+            if let Some(root) = v
+                .pointer_mut("/schema/openAPIV3Schema")
+                .and_then(Value::as_object_mut)
+            {
+                root.remove("required");
+            }
+        }
+    }
     let group = crd
         .pointer("/spec/group")
         .and_then(Value::as_str)
@@ -192,8 +212,33 @@ fn finish(mut crd: Value) -> (String, Value) {
     (format!("{group}_{plural}.yaml"), crd)
 }
 
-/// Removes schema noise that derivation adds but Karmada's CRDs do not have:
-/// `default: {}` on always-serialised structs, `nullable`, titles.
+const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+const QUALIFIED_NAME_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
+const REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
+
+fn has_properties(m: &Map<String, Value>, keys: &[&str]) -> bool {
+    m.get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| p.len() == keys.len() && keys.iter().all(|k| p.contains_key(*k)))
+}
+
+fn set_in(m: &mut Map<String, Value>, prop: &str, extra: Value) {
+    if let (Some(target), Value::Object(extra)) = (
+        m.get_mut("properties")
+            .and_then(|p| p.get_mut(prop))
+            .and_then(Value::as_object_mut),
+        extra,
+    ) {
+        for (k, v) in extra {
+            target.insert(k, v);
+        }
+    }
+}
+
+/// Brings derived schemas in line with what controller-gen emits for Karmada:
+/// drops `default: {}` on always-serialised structs, `nullable` and titles;
+/// writes Quantity as `anyOf integer/string` with its pattern; adds the
+/// `metav1.Condition` and port-status validation markers.
 fn clean_schema(schema: &mut Value) {
     match schema {
         Value::Object(m) => {
@@ -201,6 +246,70 @@ fn clean_schema(schema: &mut Value) {
                 m.remove("default");
             }
             m.remove("nullable");
+            for bound in ["minimum", "maximum"] {
+                if let Some(f) = m.get(bound).and_then(Value::as_f64)
+                    && f.fract() == 0.0
+                    && f.abs() < 1e15
+                {
+                    m.insert(bound.into(), json!(f as i64));
+                }
+            }
+            // Every int-or-string in these CRDs is a resource.Quantity.
+            if m.get("x-kubernetes-int-or-string") == Some(&json!(true)) && !m.contains_key("anyOf")
+            {
+                let description = m
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .filter(|d| !d.starts_with("Quantity is a fixed-point"))
+                    .map(str::to_string);
+                m.clear();
+                m.insert(
+                    "anyOf".into(),
+                    json!([{ "type": "integer" }, { "type": "string" }]),
+                );
+                if let Some(d) = description {
+                    m.insert("description".into(), Value::String(d));
+                }
+                m.insert(
+                    "pattern".into(),
+                    Value::String(QUANTITY_PATTERN.to_string()),
+                );
+                m.insert("x-kubernetes-int-or-string".into(), Value::Bool(true));
+                return;
+            }
+            if has_properties(
+                m,
+                &[
+                    "lastTransitionTime",
+                    "message",
+                    "observedGeneration",
+                    "reason",
+                    "status",
+                    "type",
+                ],
+            ) {
+                set_in(m, "message", json!({ "maxLength": 32768 }));
+                set_in(m, "observedGeneration", json!({ "minimum": 0 }));
+                set_in(
+                    m,
+                    "reason",
+                    json!({ "maxLength": 1024, "minLength": 1, "pattern": REASON_PATTERN }),
+                );
+                set_in(m, "status", json!({ "enum": ["True", "False", "Unknown"] }));
+                set_in(
+                    m,
+                    "type",
+                    json!({ "maxLength": 316, "pattern": QUALIFIED_NAME_PATTERN }),
+                );
+            }
+            if has_properties(m, &["error", "port", "protocol"]) {
+                set_in(
+                    m,
+                    "error",
+                    json!({ "maxLength": 316, "pattern": QUALIFIED_NAME_PATTERN }),
+                );
+                m.insert("required".into(), json!(["error", "port", "protocol"]));
+            }
             for (_, v) in m.iter_mut() {
                 clean_schema(v);
             }
@@ -341,6 +450,90 @@ mod tests {
             }
         }
         eprintln!("compared {compared} CRDs with Karmada's");
+    }
+
+    const CONSTRAINTS: [&str; 14] = [
+        "default",
+        "enum",
+        "required",
+        "maxLength",
+        "minLength",
+        "minimum",
+        "maximum",
+        "maxItems",
+        "minItems",
+        "pattern",
+        "type",
+        "format",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-int-or-string",
+    ];
+
+    fn constraints(
+        schema: &Value,
+        path: &str,
+        out: &mut std::collections::BTreeMap<String, Value>,
+    ) {
+        let Some(m) = schema.as_object() else { return };
+        out.insert(format!("{path} (exists)"), Value::Bool(true));
+        for key in CONSTRAINTS {
+            if let Some(v) = m.get(key) {
+                let mut v = v.clone();
+                if key == "required"
+                    && let Some(a) = v.as_array_mut()
+                {
+                    a.sort_by_key(|x| x.as_str().unwrap_or_default().to_string());
+                }
+                out.insert(format!("{path} {key}"), v);
+            }
+        }
+        if let Some(props) = m.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                constraints(v, &format!("{path}.{k}"), out);
+            }
+        }
+        if let Some(items) = m.get("items") {
+            constraints(items, &format!("{path}[]"), out);
+        }
+        if let Some(ap) = m.get("additionalProperties").filter(|v| v.is_object()) {
+            constraints(ap, &format!("{path}{{}}"), out);
+        }
+    }
+
+    /// Every property path and every validation constraint (type, format,
+    /// enum, default, required, bounds, patterns) equals Karmada's CRD.
+    #[test]
+    fn schemas_match_karmada() {
+        for (name, ours) in crd_values() {
+            let Some(theirs) = karmada_crd(&name) else {
+                eprintln!(
+                    "note: ../shared/karmada/crds/{name} not found; skipping schema comparison"
+                );
+                continue;
+            };
+            for ov in ours["spec"]["versions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                let tv = theirs["spec"]["versions"]
+                    .as_array()
+                    .and_then(|vs| vs.iter().find(|v| v["name"] == ov["name"]).cloned())
+                    .unwrap_or_default();
+                let (mut a, mut b) = (Default::default(), Default::default());
+                constraints(&ov["schema"]["openAPIV3Schema"], "", &mut a);
+                constraints(&tv["schema"]["openAPIV3Schema"], "", &mut b);
+                let diff: Vec<String> = a
+                    .keys()
+                    .chain(b.keys())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .filter(|k| a.get(*k) != b.get(*k))
+                    .map(|k| format!("{k}: ours {:?} theirs {:?}", a.get(k), b.get(k)))
+                    .collect();
+                assert!(diff.is_empty(), "{name} {}: {diff:#?}", ov["name"]);
+            }
+        }
     }
 
     #[test]

@@ -157,9 +157,11 @@ pub struct SpreadConstraint {
     pub spread_by_label: String,
     /// Maximum number of groups.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(schema_with = "crate::schema::go_int")]
     pub max_groups: i32,
     /// Minimum number of groups (defaulted to 1 by the webhook).
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(schema_with = "crate::schema::go_int")]
     pub min_groups: i32,
 }
 
@@ -581,7 +583,6 @@ pub struct LabelAnnotationOverrider {
     #[schemars(extend("enum" = ["add", "remove", "replace"]))]
     pub operator: String,
     /// Keys and values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub value: BTreeMap<String, String>,
 }
 

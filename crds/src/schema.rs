@@ -23,3 +23,9 @@ pub fn raw_object_list(_: &mut SchemaGenerator) -> Schema {
         "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
     })
 }
+
+/// A Go `int` field: an integer without a format, as controller-gen emits it
+/// (e.g. spread constraint `minGroups`).
+pub fn go_int(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "integer" })
+}

@@ -168,8 +168,7 @@ impl TargetCluster {
 pub struct ComponentReplicas {
     /// Component name.
     pub name: String,
-    /// Replicas.
-    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    /// Replicas (always emitted).
     pub replicas: i32,
 }
 
@@ -245,8 +244,9 @@ pub struct BindingSuspension {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BindingSchedulePriority {
-    /// Priority value.
+    /// Priority value (CRD default 0).
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(extend("default" = 0))]
     pub priority: i32,
 }
 
@@ -457,6 +457,7 @@ pub struct WorkloadTemplate {
 #[serde(rename_all = "camelCase")]
 pub struct ResourceIdentifier {
     /// Index in `manifests` (always emitted).
+    #[schemars(schema_with = "crate::schema::go_int")]
     pub ordinal: i32,
     /// API group.
     #[serde(default, skip_serializing_if = "String::is_empty")]
