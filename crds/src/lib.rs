@@ -25,6 +25,7 @@ pub mod matching;
 pub mod overrides;
 
 pub mod mcs;
+pub mod names;
 pub mod networking;
 pub mod placement;
 pub mod policy;
