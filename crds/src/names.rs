@@ -171,10 +171,7 @@ mod tests {
 
     #[test]
     fn safe_encoding_maps_digits() {
-        assert_eq!(
-            safe_encode("0123456789"),
-            "45678bcdfg".replace('g', "f").replace("bcdf", "bcdf")
-        );
+        assert_eq!(safe_encode("0123456789"), "456789bcdf");
         assert_eq!(
             binding_reference_key("", "c"),
             safe_encode(&fnv1a32(b"c").to_string())
