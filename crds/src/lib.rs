@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admission;
 pub mod autoscaling;
 pub mod cluster;
 pub mod config;
