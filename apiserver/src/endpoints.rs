@@ -317,7 +317,7 @@ where
     match req.verb {
         Verb::Get => {
             let name = req.name.as_deref().unwrap_or("");
-            let object = store.get(&info, namespace, name)?;
+            let object = store.get(&info, namespace, name).await?;
             Ok(object_response(
                 &info,
                 StatusCode::OK,
@@ -328,7 +328,7 @@ where
         }
         Verb::List => {
             let opts = list_options(&info, query)?;
-            let result = store.list(&info, namespace, &opts)?;
+            let result = store.list(&info, namespace, &opts).await?;
             Ok(list_response(&info, &result, output, include))
         }
         Verb::Watch => {
@@ -425,7 +425,7 @@ where
                 })?,
             };
             let name = req.name.as_deref().unwrap_or("");
-            let is_custom = false;
+            let is_custom = info.custom.is_some();
             let patched = store
                 .patch(
                     &info, namespace, name, patch_type, &patch, part, dry, is_custom,
@@ -609,41 +609,69 @@ fn list_response(
 }
 
 /// The `autoscaling/v1` Scale of a scalable object.
-fn scale_of(object: &Value) -> Value {
-    let selector = object.pointer("/spec/selector").map(|s| {
-        let mut parts: Vec<String> = s
-            .get("matchLabels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for e in s
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let values: Vec<&str> = e
-                .get("values")
+/// JSON pointer of a `.a.b` path from a CRD's scale subresource.
+fn dotted_pointer(path: &str) -> String {
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("/{p}"))
+        .collect()
+}
+
+/// Where a kind keeps its replica counts and selector: (spec, status, selector string).
+fn scale_paths(info: &ResourceInfo) -> (String, String, Option<String>) {
+    match info.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        Some(p) => (
+            dotted_pointer(&p.spec_replicas),
+            dotted_pointer(&p.status_replicas),
+            p.label_selector.as_deref().map(dotted_pointer),
+        ),
+        None => ("/spec/replicas".into(), "/status/replicas".into(), None),
+    }
+}
+
+fn scale_of(info: &ResourceInfo, object: &Value) -> Value {
+    let (spec_path, status_path, selector_path) = scale_paths(info);
+    let custom_selector = selector_path
+        .and_then(|p| object.pointer(&p))
+        .and_then(Value::as_str)
+        .map(String::from);
+    let builtin_selector = object
+        .pointer("/spec/selector")
+        .filter(|_| info.custom.is_none())
+        .map(|s| {
+            let mut parts: Vec<String> = s
+                .get("matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for e in s
+                .get("matchExpressions")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            match e.get("operator").and_then(Value::as_str) {
-                Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
-                Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
-                Some("Exists") => parts.push(key.to_string()),
-                Some("DoesNotExist") => parts.push(format!("!{key}")),
-                _ => {}
+            {
+                let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+                let values: Vec<&str> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                match e.get("operator").and_then(Value::as_str) {
+                    Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
+                    Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
+                    Some("Exists") => parts.push(key.to_string()),
+                    Some("DoesNotExist") => parts.push(format!("!{key}")),
+                    _ => {}
+                }
             }
-        }
-        parts.join(",")
-    });
+            parts.join(",")
+        });
     let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut metadata = json!({});
     for f in [
@@ -657,7 +685,9 @@ fn scale_of(object: &Value) -> Value {
             metadata[f] = v.clone();
         }
     }
-    let mut status = json!({"replicas": object.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)});
+    let selector = custom_selector.or(builtin_selector);
+    let mut status =
+        json!({"replicas": object.pointer(&status_path).and_then(Value::as_i64).unwrap_or(0)});
     if let Some(sel) = selector {
         status["selector"] = json!(sel);
     }
@@ -665,7 +695,7 @@ fn scale_of(object: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "spec": {"replicas": object.pointer(&spec_path).and_then(Value::as_i64).unwrap_or(1)},
         "status": status,
     })
 }
@@ -689,8 +719,8 @@ where
     let dry = dry_run(query)?;
     let new_scale = match req.verb {
         Verb::Get => {
-            let object = store.get(info, namespace, name)?;
-            return Ok(value_response(StatusCode::OK, &scale_of(&object)));
+            let object = store.get(info, namespace, name).await?;
+            return Ok(value_response(StatusCode::OK, &scale_of(info, &object)));
         }
         Verb::Update => {
             let bytes = read_body(body).await?;
@@ -719,7 +749,7 @@ where
             let bytes = read_body(body).await?;
             let patch: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
-            let mut s = scale_of(&*store.get(info, namespace, name)?);
+            let mut s = scale_of(info, &*store.get(info, namespace, name).await?);
             match patch_type {
                 PatchType::Json => crate::registry::patch::json(&mut s, &patch)
                     .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?,
@@ -752,7 +782,20 @@ where
         ));
     }
     let rv = meta_str(&new_scale, "resourceVersion").to_string();
-    let mut merge = json!({"spec": {"replicas": replicas}});
+    let (spec_path, _, _) = scale_paths(info);
+    let mut merge = json!({});
+    if let Some(slot) = merge.pointer_mut("") {
+        let mut node = slot;
+        let segments: Vec<&str> = spec_path.split('/').filter(|p| !p.is_empty()).collect();
+        for (i, seg) in segments.iter().enumerate() {
+            node[*seg] = if i + 1 == segments.len() {
+                json!(replicas)
+            } else {
+                json!({})
+            };
+            node = &mut node[*seg];
+        }
+    }
     if !rv.is_empty() {
         merge["metadata"] = json!({"resourceVersion": rv});
     }
@@ -768,5 +811,5 @@ where
             false,
         )
         .await?;
-    Ok(value_response(StatusCode::OK, &scale_of(&updated)))
+    Ok(value_response(StatusCode::OK, &scale_of(info, &updated)))
 }

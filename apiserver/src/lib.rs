@@ -11,3 +11,4 @@ pub mod registry;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod webhook_client;

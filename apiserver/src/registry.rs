@@ -6,10 +6,15 @@
 //! are listed in [`builtin`]; CRDs add entries at run time.
 
 pub mod builtin;
+pub mod conversion;
+pub mod crd;
+pub mod jsonpath;
 pub mod meta;
 pub mod patch;
+pub mod schema;
 pub mod selector;
 pub mod store;
+pub mod validation;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -23,6 +28,8 @@ pub enum Printer {
     NameCreatedAt,
     /// A built-in printer, named by resource (e.g. `pods`).
     Builtin(String),
+    /// A CRD's `additionalPrinterColumns` (after NAME).
+    Custom(Arc<Vec<crd::PrinterColumn>>),
 }
 
 /// How names of a kind are validated.
@@ -57,6 +64,8 @@ pub struct ResourceInfo {
     pub tracks_generation: bool,
     /// The Go package path prefix used for OpenAPI schema names.
     pub openapi_prefix: String,
+    /// Set for custom resources (served from a CRD).
+    pub custom: Option<Arc<crd::CustomInfo>>,
 }
 
 impl ResourceInfo {
@@ -140,10 +149,44 @@ impl Catalog {
             Some((_, versions)) => {
                 if !versions.contains(&version) {
                     versions.push(version);
+                    versions.sort_by(|a, b| crd::compare_versions(a, b));
                 }
             }
             None => inner.groups.push((group, vec![version])),
         }
+    }
+
+    /// Removes every version of a group/resource; drops the group when it empties.
+    pub fn remove(&self, group: &str, plural: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let mut inner = self.inner.write().expect("catalog lock");
+        inner
+            .resources
+            .retain(|(g, _, p), _| !(g == group && p == plural));
+        let remaining: Vec<String> = inner
+            .resources
+            .keys()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, v, _)| v.clone())
+            .collect();
+        inner.groups.retain_mut(|(g, versions)| {
+            if g != group {
+                return true;
+            }
+            versions.retain(|v| remaining.contains(v));
+            !versions.is_empty()
+        });
+    }
+
+    /// The served version of a group/resource that has one, if any.
+    pub fn find_resource(&self, group: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        let inner = self.inner.read().expect("catalog lock");
+        inner
+            .resources
+            .iter()
+            .find(|((g, _, p), _)| g == group && p == plural)
+            .map(|(_, i)| i.clone())
     }
 
     /// The resource at group/version/plural.

@@ -90,7 +90,8 @@ pub enum Error {
     Bootstrap(ApiError),
 }
 
-fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
+/// Opens the configured storage backend.
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
     let kv = storage::kv::Config::default().history(config.watch_history);
     Ok(match config.backend {
         Backend::Memory => Arc::new(storage::kv::KvStore::open(storage::memory::Memory, kv)?),
@@ -125,6 +126,18 @@ fn tls_config(pki: &pki::Pki) -> Result<rustls::ServerConfig, Error> {
         .map_err(|e| tls(&e))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The registry store over the configured storage, with the system namespaces created.
+pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
+    let storage = open_storage(config)?;
+    let store = Store::new(storage, Arc::new(Catalog::builtin()));
+    store
+        .ensure_system_namespaces()
+        .await
+        .map_err(Error::Bootstrap)?;
+    store.load_crds().await;
+    Ok(store)
 }
 
 /// A server that is bound and ready; [`Server::serve`] runs it.

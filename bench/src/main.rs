@@ -1,1 +1,313 @@
-fn main() {}
+//! API server benchmark: the memory and redb storage backends side by side in one
+//! run, through the HTTP endpoint layer in process (request decoding, registry,
+//! storage, response encoding; TLS and sockets excluded).
+//!
+//! Run: `cargo run --release -p flotilla-bench [-- --quick]`. Prints a Markdown table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flotilla_apiserver::endpoints::{self, Api};
+use flotilla_apiserver::server::{self, Backend};
+use futures::StreamExt;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+
+struct Sizes {
+    creates: usize,
+    concurrency: usize,
+    gets: usize,
+    pods: usize,
+    watchers: usize,
+    events: usize,
+}
+
+fn request(method: Method, uri: &str, accept: &str, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("accept", accept);
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request")
+}
+
+fn pod(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench", "idx": name}},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.25", "ports": [{"containerPort": 80}],
+                                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}],
+                 "nodeName": "node-1"},
+        "status": {"phase": "Running", "podIP": "10.0.0.1"}
+    }))
+    .expect("pod json")
+}
+
+async fn call(api: &Arc<Api>, req: Request<Full<Bytes>>) -> (u16, Bytes) {
+    let resp = endpoints::handle(api, req).await;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Figures {
+    creates_per_sec: f64,
+    get_p50: Duration,
+    get_p99: Duration,
+    list_json: Duration,
+    list_table: Duration,
+    watch_all: Duration,
+    watch_write: Duration,
+}
+
+async fn bench(backend: Backend, sizes: &Sizes) -> Figures {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = server::Config::new(dir.path()).backend(backend);
+    let store = server::open_store(&config).await.expect("store");
+    let api = Api::new(store, "127.0.0.1:0".into());
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+    // Durable creates at the given concurrency.
+    let started = Instant::now();
+    let per_task = sizes.creates / sizes.concurrency;
+    let tasks: Vec<_> = (0..sizes.concurrency)
+        .map(|t| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let req = request(
+                        Method::POST,
+                        "/api/v1/namespaces/default/pods",
+                        "application/json",
+                        Some(pod(&format!("p-{t}-{i}"))),
+                    );
+                    let (status, _) = call(&api, req).await;
+                    assert_eq!(status, 201);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("create task");
+    }
+    let creates = per_task * sizes.concurrency;
+    let creates_per_sec = creates as f64 / started.elapsed().as_secs_f64();
+
+    // Top up to exactly `pods` pods for the list scenario.
+    for i in creates..sizes.pods {
+        let (status, _) = call(
+            &api,
+            request(
+                Method::POST,
+                "/api/v1/namespaces/default/pods",
+                "application/json",
+                Some(pod(&format!("q-{i}"))),
+            ),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+
+    // Get latency.
+    let mut lat = Vec::with_capacity(sizes.gets);
+    for i in 0..sizes.gets {
+        let name = format!("p-{}-{}", i % sizes.concurrency, i % per_task.max(1));
+        let t = Instant::now();
+        let (status, _) = call(
+            &api,
+            request(
+                Method::GET,
+                &format!("/api/v1/namespaces/default/pods/{name}"),
+                "application/json",
+                None,
+            ),
+        )
+        .await;
+        lat.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    lat.sort();
+
+    // List of all pods as JSON and as a Table (best of 5).
+    let mut list_json = Duration::MAX;
+    let mut list_table = Duration::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, body) = call(
+            &api,
+            request(
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                "application/json",
+                None,
+            ),
+        )
+        .await;
+        list_json = list_json.min(t.elapsed());
+        assert_eq!(status, 200);
+        assert!(body.len() > sizes.pods * 100);
+        let t = Instant::now();
+        let (status, _) = call(
+            &api,
+            request(Method::GET, "/api/v1/namespaces/default/pods", table, None),
+        )
+        .await;
+        list_table = list_table.min(t.elapsed());
+        assert_eq!(status, 200);
+    }
+
+    // Watchers, each receiving every event of a burst of writes.
+    let (_, body) = call(
+        &api,
+        request(
+            Method::GET,
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            None,
+        ),
+    )
+    .await;
+    let rv = serde_json::from_slice::<serde_json::Value>(&body).expect("list")["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    let mut watchers = Vec::new();
+    for _ in 0..sizes.watchers {
+        let resp = endpoints::handle(
+            &api,
+            request(
+                Method::GET,
+                &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
+                "application/json",
+                None,
+            ),
+        )
+        .await;
+        let want = sizes.events;
+        watchers.push(tokio::spawn(async move {
+            let mut body = resp.into_body().into_data_stream();
+            let mut seen = 0usize;
+            while seen < want {
+                match body.next().await {
+                    Some(Ok(chunk)) => seen += chunk.iter().filter(|b| **b == b'\n').count(),
+                    _ => break,
+                }
+            }
+            seen
+        }));
+    }
+    let started = Instant::now();
+    let writers: Vec<_> = (0..sizes.concurrency)
+        .map(|t| {
+            let api = api.clone();
+            let n = sizes.events / sizes.concurrency;
+            tokio::spawn(async move {
+                for i in 0..n {
+                    let cm = serde_json::to_vec(&serde_json::json!({"metadata": {"name": format!("cm-{t}-{i}")}, "data": {"k": "v"}})).expect("json");
+                    let (status, _) = call(&api, request(Method::POST, "/api/v1/namespaces/default/configmaps", "application/json", Some(cm))).await;
+                    assert_eq!(status, 201);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let watch_write = started.elapsed();
+    for w in watchers {
+        let seen = w.await.expect("watcher");
+        assert_eq!(seen, sizes.events - sizes.events % sizes.concurrency);
+    }
+    let watch_all = started.elapsed();
+
+    Figures {
+        creates_per_sec,
+        get_p50: percentile(&lat, 0.50),
+        get_p99: percentile(&lat, 0.99),
+        list_json,
+        list_table,
+        watch_all,
+        watch_write,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes = if quick {
+        Sizes {
+            creates: 2_048,
+            concurrency: 64,
+            gets: 2_000,
+            pods: 2_048,
+            watchers: 10,
+            events: 1_024,
+        }
+    } else {
+        Sizes {
+            creates: 10_048,
+            concurrency: 64,
+            gets: 20_000,
+            pods: 10_048,
+            watchers: 100,
+            events: 10_048,
+        }
+    };
+    let memory = bench(Backend::Memory, &sizes).await;
+    let redb = bench(Backend::Redb, &sizes).await;
+    println!("| scenario | memory | redb (durable) | goal |");
+    println!("|---|---|---|---|");
+    println!(
+        "| creates/s, concurrency {} ({} pods) | {:.0} | {:.0} | ≥ 10,000 durable |",
+        sizes.concurrency, sizes.creates, memory.creates_per_sec, redb.creates_per_sec
+    );
+    println!(
+        "| get p50 | {} | {} | |",
+        ms(memory.get_p50),
+        ms(redb.get_p50)
+    );
+    println!(
+        "| get p99 | {} | {} | < 1 ms |",
+        ms(memory.get_p99),
+        ms(redb.get_p99)
+    );
+    println!(
+        "| list {} pods, JSON | {} | {} | < 100 ms |",
+        sizes.pods,
+        ms(memory.list_json),
+        ms(redb.list_json)
+    );
+    println!(
+        "| list {} pods, Table | {} | {} | < 100 ms |",
+        sizes.pods,
+        ms(memory.list_table),
+        ms(redb.list_table)
+    );
+    println!(
+        "| {} watchers × {} events: writes done | {} | {} | |",
+        sizes.watchers,
+        sizes.events,
+        ms(memory.watch_write),
+        ms(redb.watch_write)
+    );
+    println!(
+        "| {} watchers × {} events: all delivered | {} | {} | < 2 s |",
+        sizes.watchers,
+        sizes.events,
+        ms(memory.watch_all),
+        ms(redb.watch_all)
+    );
+}

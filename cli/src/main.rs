@@ -36,6 +36,15 @@ enum StorageKind {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the embedded control plane and keep it running (Ctrl-C stops it).
+    Up {
+        /// Directory for all state; the kubeconfig is written to DIR/kubeconfig.
+        #[arg(long, env = "FLOTILLA_HOME", default_value = ".flotilla")]
+        dir: PathBuf,
+        /// Address of the host API server.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        bind: SocketAddr,
+    },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
         /// Directory for certificates, the kubeconfig and the database.
@@ -94,6 +103,24 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
+        Command::Up { dir, bind } => {
+            let config = flotilla_apiserver::server::Config::new(dir.join("apiserver")).bind(bind);
+            let server = flotilla_apiserver::server::bind(config)
+                .await
+                .context("starting the host API server")?;
+            let kubeconfig = dir.join("kubeconfig");
+            std::fs::copy(&server.kubeconfig, &kubeconfig)
+                .with_context(|| format!("writing {}", kubeconfig.display()))?;
+            let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
+            println!(
+                "flotilla is up: host API server at https://{}",
+                server.local_addr
+            );
+            println!("  export KUBECONFIG={}", shown.display());
+            println!("  kubectl --context flotilla get namespaces");
+            println!("Press Ctrl-C to stop.");
+            server.serve(shutdown_signal()).await;
+        }
         Command::Apiserver {
             data_dir,
             bind,

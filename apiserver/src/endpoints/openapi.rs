@@ -1,8 +1,13 @@
 //! OpenAPI v3: the `/openapi/v3` index and one document per group-version, with the
 //! operations kubectl checks before `create -f` / `apply -f` (a PATCH per kind
-//! tagged with its group-version-kind and listing `fieldValidation`) and a component
-//! schema per kind. Documents are cached by the catalog's generation and served by
-//! content hash with immutable caching.
+//! tagged with its group-version-kind and listing `fieldValidation`) and the component
+//! schemas of its kinds. Built-in kinds get their complete Kubernetes schemas (see
+//! [`schemas`]), with every schema they reference, so `kubectl explain` can walk
+//! fields and client-side apply can compute strategic merge patches; kinds without a
+//! built-in schema get a minimal one. Documents are cached by the catalog's
+//! generation and served by content hash with immutable caching.
+
+pub mod schemas;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -83,7 +88,10 @@ pub fn index(docs: &Documents) -> Value {
 
 /// The schema name of a kind, e.g. `io.k8s.api.apps.v1.Deployment`.
 pub fn schema_name(info: &ResourceInfo) -> String {
-    format!("{}.{}", info.openapi_prefix, info.kind)
+    match schemas::SCHEMAS.kind(&info.group, &info.version, &info.kind) {
+        Some(name) => name.to_string(),
+        None => format!("{}.{}", info.openapi_prefix, info.kind),
+    }
 }
 
 fn query_param(name: &str, description: &str) -> Value {
@@ -149,8 +157,17 @@ fn base_path(info: &ResourceInfo, namespaced: bool) -> String {
     }
 }
 
-/// A minimal structural schema for a built-in kind; CRDs bring their own.
-fn kind_schema(info: &ResourceInfo) -> Value {
+/// The complete schema of a built-in kind.
+fn builtin_schema(info: &ResourceInfo) -> Option<&'static Value> {
+    let schemas = &*schemas::SCHEMAS;
+    schemas
+        .kind(&info.group, &info.version, &info.kind)
+        .and_then(|name| schemas.get(name))
+}
+
+/// A minimal structural schema for a kind without a built-in one (spec and status
+/// keep unknown fields); CRDs bring their own.
+fn fallback_schema(info: &ResourceInfo) -> Value {
     let mut properties = json!({
         "apiVersion": {"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."},
         "kind": {"type": "string", "description": "Kind is a string value representing the REST resource this object represents."},
@@ -190,23 +207,14 @@ fn kind_schema(info: &ResourceInfo) -> Value {
 fn group_version_doc(catalog: &Catalog, group: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
-    schemas.insert(
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(),
-        json!({"type": "object", "description": "ObjectMeta is metadata that all persisted resources must have.",
-               "properties": {
-                   "name": {"type": "string", "description": "Name must be unique within a namespace."},
-                   "namespace": {"type": "string", "description": "Namespace defines the space within which each name must be unique."},
-                   "labels": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Map of string keys and values that can be used to organize and categorize objects."},
-                   "annotations": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Annotations is an unstructured key value map stored with a resource."},
-                   "generateName": {"type": "string", "description": "GenerateName is an optional prefix, used by the server, to generate a unique name."},
-                   "resourceVersion": {"type": "string", "description": "An opaque value that represents the internal version of this object."},
-                   "uid": {"type": "string", "description": "UID is the unique in time and space value for this object."},
-                   "finalizers": {"type": "array", "items": {"type": "string"}, "description": "Must be empty before the object is deleted from the registry."},
-                   "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}, "description": "List of objects depended by this object."},
-               }}),
-    );
+    let mut roots = Vec::new();
     for info in catalog.resources(group, version) {
-        schemas.insert(schema_name(&info), kind_schema(&info));
+        let schema = match builtin_schema(&info) {
+            Some(schema) => schema.clone(),
+            None => fallback_schema(&info),
+        };
+        roots.push(schema.clone());
+        schemas.insert(schema_name(&info), schema);
         let list_params = vec![
             query_param(
                 "labelSelector",
@@ -245,6 +253,9 @@ fn group_version_doc(catalog: &Catalog, group: &str, version: &str) -> Value {
             "delete": operation(&info, "delete", vec![query_param("dryRun", "When present, indicates that modifications should not be persisted.")], false),
         }));
     }
+    for (name, schema) in schemas::SCHEMAS.closure(&roots) {
+        schemas.entry(name).or_insert(schema);
+    }
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": super::discovery::KUBERNETES_GIT_VERSION},
@@ -280,5 +291,193 @@ mod tests {
                 .expect("url")
                 .starts_with("/openapi/v3/api/v1?hash=")
         );
+    }
+
+    /// The group-version document at `path`, parsed.
+    fn doc(catalog: &Catalog, path: &str) -> Value {
+        let docs = Cache::default().documents(catalog);
+        let (_, bytes) = &docs.docs[path];
+        serde_json::from_slice(bytes).expect("json")
+    }
+
+    /// Follows `$ref` or `allOf: [{$ref}]` to the named component schema.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        let reference = schema["$ref"]
+            .as_str()
+            .or_else(|| schema["allOf"][0]["$ref"].as_str());
+        match reference {
+            Some(r) => {
+                let name = r.strip_prefix(schemas::REF_PREFIX).expect("local ref");
+                let target = &doc["components"]["schemas"][name];
+                assert!(target.is_object(), "{name} missing from the document");
+                target
+            }
+            None => schema,
+        }
+    }
+
+    /// The schema of `path` (dot-separated properties; `[]` steps into items).
+    fn field<'a>(doc: &'a Value, root: &str, path: &str) -> &'a Value {
+        let mut schema = &doc["components"]["schemas"][root];
+        for step in path.split('.') {
+            schema = resolve(doc, schema);
+            schema = if step == "[]" {
+                &schema["items"]
+            } else {
+                &schema["properties"][step]
+            };
+            assert!(schema.is_object(), "{root}: no field {step} in {path}");
+        }
+        schema
+    }
+
+    #[test]
+    fn deployment_schema_resolves_containers_through_refs() {
+        let doc = doc(&Catalog::builtin(), "apis/apps/v1");
+        let root = "io.k8s.api.apps.v1.Deployment";
+        let replicas = field(&doc, root, "spec.replicas");
+        assert_eq!(replicas["type"], "integer");
+        assert!(replicas["description"].is_string());
+        let template = &field(&doc, root, "spec")["allOf"];
+        assert!(template.is_array(), "refs with a description use allOf");
+        let containers = field(&doc, root, "spec.template.spec.containers");
+        assert_eq!(containers["type"], "array");
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
+        let image = field(&doc, root, "spec.template.spec.containers.[].image");
+        assert_eq!(image["type"], "string");
+        let env = field(&doc, root, "spec.template.spec.containers.[].env");
+        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+        let ports = field(&doc, root, "spec.template.spec.containers.[].ports");
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            json!(["containerPort", "protocol"])
+        );
+        let mounts = field(&doc, root, "spec.template.spec.containers.[].volumeMounts");
+        assert_eq!(mounts["x-kubernetes-patch-merge-key"], "mountPath");
+        let owners = field(&doc, root, "metadata.ownerReferences");
+        assert_eq!(owners["x-kubernetes-patch-merge-key"], "uid");
+        let finalizers = field(&doc, root, "metadata.finalizers");
+        assert_eq!(finalizers["x-kubernetes-list-type"], "set");
+        let conditions = field(&doc, root, "status.conditions");
+        assert_eq!(conditions["x-kubernetes-patch-merge-key"], "type");
+        let labels = field(&doc, root, "metadata.labels");
+        assert_eq!(labels["additionalProperties"]["type"], "string");
+    }
+
+    #[test]
+    fn core_document_carries_service_ports_and_pod_lists() {
+        let doc = doc(&Catalog::builtin(), "api/v1");
+        let ports = field(&doc, "io.k8s.api.core.v1.Service", "spec.ports");
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "port");
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            json!(["port", "protocol"])
+        );
+        let volumes = field(&doc, "io.k8s.api.core.v1.Pod", "spec.volumes");
+        assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+        let tolerations = field(&doc, "io.k8s.api.core.v1.Pod", "spec.tolerations");
+        assert_eq!(tolerations["x-kubernetes-list-type"], "atomic");
+        let data = field(&doc, "io.k8s.api.core.v1.ConfigMap", "data");
+        assert_eq!(data["additionalProperties"]["type"], "string");
+    }
+
+    #[test]
+    fn every_builtin_kind_has_a_full_schema_tagged_with_its_gvk() {
+        let catalog = Catalog::builtin();
+        let docs = Cache::default().documents(&catalog);
+        for (group, versions) in catalog.groups() {
+            for version in versions {
+                let (_, bytes) = &docs.docs[&index_path(&group, &version)];
+                let doc: Value = serde_json::from_slice(bytes).expect("json");
+                for info in catalog.resources(&group, &version) {
+                    let name = schema_name(&info);
+                    assert_eq!(name, format!("{}.{}", info.openapi_prefix, info.kind));
+                    let schema = &doc["components"]["schemas"][&name];
+                    assert_eq!(
+                        schema["x-kubernetes-group-version-kind"],
+                        json!([{"group": group, "version": version, "kind": info.kind}]),
+                        "{name}"
+                    );
+                    assert!(
+                        schema["properties"]["metadata"].is_object(),
+                        "{name} has metadata"
+                    );
+                    assert!(
+                        schema.get("x-kubernetes-preserve-unknown-fields").is_none(),
+                        "{name} is not the fallback"
+                    );
+                }
+                // Every reference resolves inside the same document.
+                let mut refs = Vec::new();
+                collect_refs_for_test(&doc, &mut refs);
+                for name in refs {
+                    assert!(
+                        doc["components"]["schemas"][&name].is_object(),
+                        "{group}/{version}: dangling ref {name}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every `#/components/schemas/` reference name inside `value`.
+    fn collect_refs_for_test(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    if let ("$ref", Some(r)) = (key.as_str(), v.as_str()) {
+                        out.push(r.trim_start_matches(schemas::REF_PREFIX).to_string());
+                    } else {
+                        collect_refs_for_test(v, out);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_refs_for_test(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_list_rule_names_an_existing_field() {
+        for (schema, field, _) in schemas::list_rules() {
+            let found = schemas::SCHEMAS
+                .get(&schema)
+                .and_then(|s| s["properties"].get(field));
+            assert!(found.is_some(), "no field {field} in {schema}");
+            assert_eq!(
+                found.and_then(|f| f.get("type")),
+                Some(&json!("array")),
+                "{schema}.{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_without_builtin_schema_keep_the_fallback() {
+        let catalog = Catalog::builtin();
+        let mut info = (*catalog
+            .get("apps", "v1", "deployments")
+            .expect("deployments"))
+        .clone();
+        info.group = "example.io".into();
+        info.kind = "Widget".into();
+        info.plural = "widgets".into();
+        info.openapi_prefix = "io.example.v1".into();
+        catalog.add(info);
+        let doc = doc(&catalog, "apis/example.io/v1");
+        let schema = &doc["components"]["schemas"]["io.example.v1.Widget"];
+        assert_eq!(
+            schema["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"][0]["kind"],
+            "Widget"
+        );
+        let meta = field(&doc, "io.example.v1.Widget", "metadata.name");
+        assert_eq!(meta["type"], "string");
     }
 }

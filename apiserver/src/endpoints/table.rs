@@ -202,6 +202,19 @@ fn columns(printer: &Printer) -> Vec<Value> {
             ];
         }
         Printer::Builtin(kind) => kind.as_str(),
+        Printer::Custom(cols) => {
+            let mut out = vec![name];
+            for c in cols.iter() {
+                // Date columns are rendered as ages on the server.
+                let ty = if c.type_ == "date" {
+                    "string"
+                } else {
+                    c.type_.as_str()
+                };
+                out.push(json!({"name": c.name, "type": ty, "format": c.format, "description": c.description, "priority": c.priority}));
+            }
+            return out;
+        }
     };
     match kind {
         "pods" => vec![
@@ -829,6 +842,11 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
         Printer::NameAge => return vec![name, json!(age_s)],
         Printer::NameCreatedAt => return vec![name, json!(created.unwrap_or(""))],
         Printer::Builtin(k) => k.as_str(),
+        Printer::Custom(cols) => {
+            let mut out = vec![name];
+            out.extend(cols.iter().map(|c| custom_cell(c, v, now)));
+            return out;
+        }
     };
     let (containers, images) = containers_images(v, "/spec/template/spec/containers");
     let selector = selector_string(v.pointer("/spec/selector"));
@@ -1303,6 +1321,32 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
         }
         "webhookconfigurations" => vec![name, json!(list(v, "/webhooks").len()), json!(age_s)],
         _ => vec![name, json!(age_s)],
+    }
+}
+
+/// One cell of a CRD printer column.
+fn custom_cell(
+    col: &crate::registry::crd::PrinterColumn,
+    v: &Value,
+    now: jiff::Timestamp,
+) -> Value {
+    let found = col.path.find(v);
+    let Some(first) = found.first() else {
+        return Value::Null;
+    };
+    match col.type_.as_str() {
+        "date" => json!(age(first.as_str(), now)),
+        "integer" | "number" | "boolean" if found.len() == 1 => (*first).clone(),
+        _ => {
+            let text: Vec<String> = found
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            json!(text.join(","))
+        }
     }
 }
 

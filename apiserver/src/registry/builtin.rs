@@ -46,6 +46,7 @@ fn info(spec: Spec) -> ResourceInfo {
         name_rule: NameRule::Subdomain,
         tracks_generation: false,
         openapi_prefix,
+        custom: None,
     }
 }
 

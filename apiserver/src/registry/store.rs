@@ -16,6 +16,7 @@ use super::meta::{self, meta_str};
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Catalog, ResourceInfo};
+use super::{conversion, crd, schema, validation};
 use crate::status::{ApiError, Cause, Result};
 use crate::storage::{self, EventKind, KeyValue, Precondition, Revision, Snapshot, Storage};
 
@@ -150,21 +151,23 @@ impl Store {
         Ok(())
     }
 
-    pub fn get(
+    pub async fn get(
         &self,
         info: &ResourceInfo,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Arc<Value>> {
-        self.storage
+        let object = self
+            .storage
             .snapshot()
             .get(&info.key(namespace, name))
             .map(|kv| kv.value.clone())
-            .ok_or_else(|| ApiError::not_found(group_of(info), &info.plural, name))
+            .ok_or_else(|| ApiError::not_found(group_of(info), &info.plural, name))?;
+        self.convert_out(info, object).await
     }
 
     /// Lists objects, honouring selectors, pagination and resourceVersion rules.
-    pub fn list(
+    pub async fn list(
         &self,
         info: &ResourceInfo,
         namespace: Option<&str>,
@@ -223,6 +226,7 @@ impl Store {
         } else {
             (None, None)
         };
+        let items = self.convert_all(info, items).await?;
         Ok(ListResult {
             items,
             revision: snapshot.revision,
@@ -414,6 +418,10 @@ impl Store {
             None
         };
         meta::prepare_for_create(info, &mut object);
+        self.validate_object(info, &mut object)?;
+        if is_crd(info) {
+            add_finalizer(&mut object, crd::CLEANUP_FINALIZER);
+        }
         if info.status_subresource && info.plural != "namespaces" {
             if let Some(map) = object.as_object_mut() {
                 map.remove("status");
@@ -430,11 +438,14 @@ impl Store {
             }
             return Ok(Arc::new(object));
         }
-        self.storage
-            .create(key, object)
+        let stored = self.to_storage(info, object).await?;
+        let kv = self
+            .storage
+            .create(key, stored)
             .await
-            .map(|kv| kv.value)
-            .map_err(|e| storage_error(info, &name, e))
+            .map_err(|e| storage_error(info, &name, e))?;
+        self.after_write(info, &kv.value).await;
+        self.convert_out(info, kv.value).await
     }
 
     /// Replaces an object (PUT) or its status.
@@ -557,11 +568,13 @@ impl Store {
             {
                 return Err(ApiError::conflict(&info.group, &info.plural, name));
             }
-            let mut next = compute(&current.value)?;
+            let old = self.convert_out(info, current.value.clone()).await?;
+            let mut next = compute(&old)?;
             self.check_identity(info, namespace, Some(name), &mut next)?;
-            let next = self.prepare_update(info, name, &current, next, part)?;
-            if unchanged(&current.value, &next) {
-                return Ok(current.value);
+            let mut next = self.prepare_update(info, name, &old, next, part)?;
+            self.validate_object(info, &mut next)?;
+            if unchanged(&old, &next) {
+                return Ok(old);
             }
             let finalized = next.pointer("/metadata/deletionTimestamp").is_some()
                 && next
@@ -571,6 +584,7 @@ impl Store {
             if dry_run {
                 return Ok(Arc::new(next));
             }
+            let next = self.to_storage(info, next).await?;
             let result = if finalized {
                 self.storage
                     .delete(
@@ -595,8 +609,10 @@ impl Store {
                 Ok(kv) => {
                     if finalized {
                         self.on_deleted(info, &kv);
+                    } else {
+                        self.after_write(info, &kv.value).await;
                     }
-                    return Ok(kv.value);
+                    return self.convert_out(info, kv.value).await;
                 }
                 Err(storage::Error::Conflict { .. }) if precondition.is_none() => continue,
                 Err(e) => return Err(storage_error(info, name, e)),
@@ -611,11 +627,10 @@ impl Store {
         &self,
         info: &ResourceInfo,
         name: &str,
-        current: &KeyValue,
+        old: &Value,
         mut next: Value,
         part: Part,
     ) -> Result<Value> {
-        let old = current.value.as_ref();
         let uid = meta_str(&next, "uid");
         if !uid.is_empty() && uid != meta_str(old, "uid") {
             return Err(ApiError::conflict_message(
@@ -758,25 +773,278 @@ impl Store {
                         if is_namespace {
                             self.clone().spawn_namespace_cleanup(name.to_string());
                         }
-                        return Ok(kv.value);
+                        self.after_write(info, &kv.value).await;
+                        return self.convert_out(info, kv.value).await;
                     }
                     Err(storage::Error::Conflict { .. }) => continue,
                     Err(e) => return Err(storage_error(info, name, e)),
                 }
             }
             if opts.dry_run {
-                return Ok(current.value);
+                return self.convert_out(info, current.value).await;
             }
             match self.storage.delete(key.clone(), precondition).await {
                 Ok(kv) => {
                     self.on_deleted(info, &kv);
-                    return Ok(kv.value);
+                    return self.convert_out(info, kv.value).await;
                 }
                 Err(storage::Error::Conflict { .. }) => continue,
                 Err(e) => return Err(storage_error(info, name, e)),
             }
         }
         Err(ApiError::conflict(&info.group, &info.plural, name))
+    }
+
+    /// Kind-specific validation; for custom resources also pruning and defaulting.
+    fn validate_object(&self, info: &ResourceInfo, object: &mut Value) -> Result<()> {
+        let causes = if let Some(custom) = &info.custom {
+            match &custom.schema {
+                Some(s) => {
+                    schema::prune(object, s, true);
+                    schema::apply_defaults(object, s);
+                    let mut causes = Vec::new();
+                    schema::validate(object, s, "", &mut causes);
+                    causes
+                }
+                None => Vec::new(),
+            }
+        } else if is_crd(info) {
+            crd::validate(object)
+        } else {
+            validation::builtin(info, object)
+        };
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            let name = meta_str(object, "name").to_string();
+            Err(ApiError::invalid(&info.group, &info.kind, &name, causes))
+        }
+    }
+
+    /// Converts an object of the requested version to the storage version.
+    async fn to_storage(&self, info: &ResourceInfo, object: Value) -> Result<Value> {
+        match &info.custom {
+            Some(c) if c.storage_version != info.version => self
+                .convert(info, c, vec![object], &c.storage_version)
+                .await
+                .map(|mut v| v.remove(0)),
+            _ => Ok(object),
+        }
+    }
+
+    /// Converts a stored object to the version a request addressed.
+    pub async fn convert_out(&self, info: &ResourceInfo, object: Arc<Value>) -> Result<Arc<Value>> {
+        Ok(self.convert_all(info, vec![object]).await?.remove(0))
+    }
+
+    /// Converts stored objects to the requested version (one webhook call for all).
+    pub async fn convert_all(
+        &self,
+        info: &ResourceInfo,
+        objects: Vec<Arc<Value>>,
+    ) -> Result<Vec<Arc<Value>>> {
+        let Some(custom) = &info.custom else {
+            return Ok(objects);
+        };
+        let want = info.api_version();
+        if objects
+            .iter()
+            .all(|o| o.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()))
+        {
+            return Ok(objects);
+        }
+        let (same, other): (Vec<(usize, Arc<Value>)>, Vec<(usize, Arc<Value>)>) = objects
+            .into_iter()
+            .enumerate()
+            .partition(|(_, o)| o.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()));
+        let converted = self
+            .convert(
+                info,
+                custom,
+                other.iter().map(|(_, o)| (**o).clone()).collect(),
+                &info.version,
+            )
+            .await?;
+        let mut out: Vec<(usize, Arc<Value>)> = same;
+        out.extend(
+            other
+                .into_iter()
+                .map(|(i, _)| i)
+                .zip(converted.into_iter().map(Arc::new)),
+        );
+        out.sort_by_key(|(i, _)| *i);
+        Ok(out.into_iter().map(|(_, o)| o).collect())
+    }
+
+    async fn convert(
+        &self,
+        info: &ResourceInfo,
+        custom: &crd::CustomInfo,
+        objects: Vec<Value>,
+        version: &str,
+    ) -> Result<Vec<Value>> {
+        match &custom.conversion {
+            crd::Conversion::None => Ok(objects
+                .iter()
+                .map(|o| crd::convert_none(o, &info.group, version))
+                .collect()),
+            crd::Conversion::Webhook { client_config, .. } => conversion::webhook(
+                client_config,
+                &self.storage.snapshot(),
+                objects,
+                &format!("{}/{version}", info.group),
+            )
+            .await
+            .map_err(|e| {
+                ApiError::internal(format!("conversion webhook for {}: {e}", custom.crd_name))
+            }),
+        }
+    }
+
+    /// Reacts to writes of kinds the server itself implements (CRDs).
+    fn after_write<'a>(
+        &'a self,
+        info: &'a ResourceInfo,
+        object: &'a Value,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if is_crd(info) {
+                self.sync_crd(object).await;
+            }
+        })
+    }
+
+    /// Serves an accepted CRD (and records its status), or cleans up a deleted one.
+    async fn sync_crd(&self, crd_object: &Value) {
+        let name = meta_str(crd_object, "name").to_string();
+        let group = crd_object
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let plural = crd_object
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if crd_object.pointer("/metadata/deletionTimestamp").is_some() {
+            self.catalog.remove(&group, &plural);
+            let store = Store {
+                storage: self.storage.clone(),
+                catalog: self.catalog.clone(),
+            };
+            tokio::spawn(async move { store.clean_crd(&name, &group, &plural).await });
+            return;
+        }
+        self.catalog.remove(&group, &plural);
+        for info in crd::resources(crd_object) {
+            self.catalog.add(info);
+        }
+        if crd::is_established(crd_object)
+            && crd_object.pointer("/status/acceptedNames")
+                == Some(
+                    &crd_object
+                        .pointer("/spec/names")
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+        {
+            return;
+        }
+        let Some(crd_info) =
+            self.catalog
+                .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        else {
+            return;
+        };
+        let status = crd::accepted_status(crd_object, &meta::now_rfc3339());
+        let key = crd_info.key(None, &name);
+        for _ in 0..8 {
+            let Some(current) = self.storage.snapshot().get(&key).cloned() else {
+                return;
+            };
+            let mut next = (*current.value).clone();
+            next["status"] = status.clone();
+            match self
+                .storage
+                .update(
+                    key.clone(),
+                    next,
+                    Precondition {
+                        revision: Some(current.mod_revision),
+                    },
+                )
+                .await
+            {
+                Err(storage::Error::Conflict { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(crd = %name, error = %e, "recording CRD status failed");
+                    return;
+                }
+                Ok(_) => return,
+            }
+        }
+    }
+
+    /// Deletes every object of a deleted CRD, then releases the CRD.
+    async fn clean_crd(&self, name: &str, group: &str, plural: &str) {
+        let prefix = format!("/{group}/{plural}/");
+        let keys: Vec<String> = self
+            .storage
+            .snapshot()
+            .range(&prefix, None)
+            .map(|kv| kv.key.to_string())
+            .collect();
+        for key in keys {
+            if let Err(e) = self.storage.delete(key, Precondition::default()).await
+                && !matches!(e, storage::Error::NotFound { .. })
+            {
+                tracing::warn!(crd = %name, error = %e, "deleting custom object failed");
+            }
+        }
+        let Some(crd_info) =
+            self.catalog
+                .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        else {
+            return;
+        };
+        let patch =
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [crd::CLEANUP_FINALIZER]}});
+        if let Err(e) = self
+            .patch(
+                &crd_info,
+                None,
+                name,
+                PatchType::Strategic,
+                &patch,
+                Part::Main,
+                false,
+                false,
+            )
+            .await
+            && e.code != 404
+        {
+            tracing::warn!(crd = %name, error = %e, "releasing CRD failed");
+        }
+    }
+
+    /// Serves every stored CRD (at start-up).
+    pub async fn load_crds(&self) {
+        let Some(crd_info) =
+            self.catalog
+                .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        else {
+            return;
+        };
+        let crds: Vec<Arc<Value>> = self
+            .storage
+            .snapshot()
+            .range(&crd_info.prefix(None), None)
+            .map(|kv| kv.value.clone())
+            .collect();
+        for c in crds {
+            self.sync_crd(&c).await;
+        }
     }
 
     fn on_deleted(&self, info: &ResourceInfo, kv: &KeyValue) {
@@ -871,15 +1139,17 @@ impl Store {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> Result<ListResult> {
-        let listed = self.list(
-            info,
-            namespace,
-            &ListOptions {
-                limit: None,
-                continue_token: None,
-                ..list.clone()
-            },
-        )?;
+        let listed = self
+            .list(
+                info,
+                namespace,
+                &ListOptions {
+                    limit: None,
+                    continue_token: None,
+                    ..list.clone()
+                },
+            )
+            .await?;
         let mut deleted = Vec::new();
         for item in &listed.items {
             let ns = meta_str(item, "namespace");
@@ -932,10 +1202,10 @@ impl Store {
         };
         let labels = opts.labels;
         let fields = opts.fields;
-        let info = info.clone();
+        let error_info = info.clone();
         let live = live.filter_map(move |item| {
             let out = match item {
-                Err(e) => Some(WatchEvent::Error(storage_error(&info, "", e))),
+                Err(e) => Some(WatchEvent::Error(storage_error(&error_info, "", e))),
                 Ok(event) => {
                     let now = selected(&event.object, &labels, &fields);
                     let before = event
@@ -954,7 +1224,54 @@ impl Store {
             };
             futures::future::ready(out)
         });
-        Ok(futures::stream::iter(initial).chain(live).boxed())
+        let events = futures::stream::iter(initial).chain(live);
+        if info.custom.is_none() {
+            return Ok(events.boxed());
+        }
+        // Custom objects are stored in one version and watched in another.
+        let store = Store {
+            storage: self.storage.clone(),
+            catalog: self.catalog.clone(),
+        };
+        let info = Arc::new(info.clone());
+        Ok(events
+            .then(move |event| {
+                let store = Store {
+                    storage: store.storage.clone(),
+                    catalog: store.catalog.clone(),
+                };
+                let info = info.clone();
+                async move {
+                    let convert = |o: Arc<Value>| async { store.convert_out(&info, o).await };
+                    match event {
+                        WatchEvent::Added(o) => convert(o)
+                            .await
+                            .map_or_else(WatchEvent::Error, WatchEvent::Added),
+                        WatchEvent::Modified(o) => convert(o)
+                            .await
+                            .map_or_else(WatchEvent::Error, WatchEvent::Modified),
+                        WatchEvent::Deleted(o) => convert(o)
+                            .await
+                            .map_or_else(WatchEvent::Error, WatchEvent::Deleted),
+                        other => other,
+                    }
+                }
+            })
+            .boxed())
+    }
+}
+
+fn is_crd(info: &ResourceInfo) -> bool {
+    info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions"
+}
+
+fn add_finalizer(object: &mut Value, finalizer: &str) {
+    let meta = meta::metadata_mut(object);
+    let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut()
+        && !list.iter().any(|f| f == finalizer)
+    {
+        list.push(json!(finalizer));
     }
 }
 

@@ -1,0 +1,298 @@
+//! Calling webhooks the way kube-apiserver does (admission and CRD conversion):
+//! an HTTPS POST of a JSON review to `clientConfig.url`, or to
+//! `clientConfig.service` resolved through the Service's Endpoints in the store,
+//! with the server certificate verified against `clientConfig.caBundle`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+
+use crate::storage::Snapshot;
+
+/// Why a webhook call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid webhook client config: {0}")]
+    Config(String),
+    #[error("service {namespace}/{name} has no ready endpoints")]
+    NoEndpoints { namespace: String, name: String },
+    #[error("failed calling webhook \"{url}\": {message}")]
+    Call { url: String, message: String },
+    #[error("webhook \"{url}\" timed out after {seconds}s")]
+    Timeout { url: String, seconds: u64 },
+}
+
+/// Where a webhook is reached.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The address connected to.
+    pub addr: SocketAddr,
+    /// The name the server certificate must carry.
+    pub server_name: String,
+    /// Path and query of the request.
+    pub path: String,
+    /// The URL shown in messages.
+    pub display: String,
+    pub ca_bundle: Option<Vec<u8>>,
+}
+
+fn endpoint_address(
+    snapshot: &Snapshot,
+    namespace: &str,
+    name: &str,
+    service_port: u16,
+) -> Option<SocketAddr> {
+    let service = snapshot.get(&format!("/core/services/{namespace}/{name}"))?;
+    let ports = service
+        .value
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let port_spec = ports
+        .iter()
+        .find(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(service_port)));
+    let port_name = port_spec
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let target_port = port_spec
+        .and_then(|p| p.get("targetPort"))
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::from(service_port));
+    // Endpoints first, then EndpointSlices labelled with the service name.
+    if let Some(ep) = snapshot.get(&format!("/core/endpoints/{namespace}/{name}")) {
+        for subset in ep
+            .value
+            .get("subsets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let port = subset
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == port_name)
+                .and_then(|p| p.get("port"))
+                .and_then(Value::as_u64)
+                .unwrap_or(target_port);
+            for a in subset
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(ip) = a
+                    .get("ip")
+                    .and_then(Value::as_str)
+                    .and_then(|ip| ip.parse().ok())
+                {
+                    return Some(SocketAddr::new(ip, u16::try_from(port).ok()?));
+                }
+            }
+        }
+    }
+    for kv in snapshot.range(
+        &format!("/discovery.k8s.io/endpointslices/{namespace}/"),
+        None,
+    ) {
+        let slice = &kv.value;
+        if slice
+            .pointer("/metadata/labels/kubernetes.io~1service-name")
+            .and_then(Value::as_str)
+            != Some(name)
+        {
+            continue;
+        }
+        let port = slice
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == port_name)
+            .and_then(|p| p.get("port"))
+            .and_then(Value::as_u64)
+            .unwrap_or(target_port);
+        for e in slice
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if e.pointer("/conditions/ready") == Some(&Value::Bool(false)) {
+                continue;
+            }
+            if let Some(ip) = e
+                .pointer("/addresses/0")
+                .and_then(Value::as_str)
+                .and_then(|ip| ip.parse().ok())
+            {
+                return Some(SocketAddr::new(ip, u16::try_from(port).ok()?));
+            }
+        }
+    }
+    None
+}
+
+/// Resolves a `clientConfig` (admissionregistration / apiextensions shape).
+pub async fn resolve(client_config: &Value, snapshot: &Snapshot) -> Result<Target, Error> {
+    let ca_bundle = match client_config.get("caBundle").and_then(Value::as_str) {
+        Some(b) if !b.is_empty() => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|_| Error::Config("caBundle is not valid base64".into()))?,
+        ),
+        _ => None,
+    };
+    if let Some(url) = client_config.get("url").and_then(Value::as_str) {
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| Error::Config(format!("url \"{url}\" must use https")))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+                h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| Error::Config(format!("bad port in \"{url}\"")))?,
+            ),
+            _ => (
+                authority.trim_matches(|c| c == '[' || c == ']').to_string(),
+                443,
+            ),
+        };
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| Error::Call {
+                url: url.to_string(),
+                message: format!("cannot resolve host \"{host}\""),
+            })?;
+        return Ok(Target {
+            addr,
+            server_name: host,
+            path,
+            display: url.to_string(),
+            ca_bundle,
+        });
+    }
+    let service = client_config
+        .get("service")
+        .ok_or_else(|| Error::Config("one of url or service is required".into()))?;
+    let namespace = service
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let name = service
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let port = service.get("port").and_then(Value::as_u64).unwrap_or(443);
+    let port = u16::try_from(port)
+        .map_err(|_| Error::Config(format!("service port {port} is out of range")))?;
+    let path = service
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or("/")
+        .to_string();
+    let addr =
+        endpoint_address(snapshot, &namespace, &name, port).ok_or_else(|| Error::NoEndpoints {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        })?;
+    Ok(Target {
+        addr,
+        server_name: format!("{name}.{namespace}.svc"),
+        display: format!("https://{name}.{namespace}.svc:{port}{path}"),
+        path,
+        ca_bundle,
+    })
+}
+
+fn tls_config(ca_bundle: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = ca_bundle {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("caBundle: {e}"))?;
+            roots.add(cert).map_err(|e| format!("caBundle: {e}"))?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// POSTs `body` as JSON and returns the JSON answer.
+pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Result<Value, Error> {
+    let url = target.display.clone();
+    let call = |message: String| Error::Call {
+        url: url.clone(),
+        message,
+    };
+    let work = async {
+        let config = tls_config(target.ca_bundle.as_deref()).map_err(&call)?;
+        let tcp = tokio::net::TcpStream::connect(target.addr)
+            .await
+            .map_err(|e| call(e.to_string()))?;
+        let name =
+            ServerName::try_from(target.server_name.clone()).map_err(|e| call(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| call(format!("tls: {e}")))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| call(e.to_string()))?;
+        tokio::spawn(conn);
+        let bytes = serde_json::to_vec(body).map_err(|e| call(e.to_string()))?;
+        let request = http::Request::post(&target.path)
+            .header(http::header::HOST, target.server_name.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| call(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| call(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| call(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(call(format!(
+                "the server responded with status {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| call(format!("invalid JSON answer: {e}")))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            url: target.display.clone(),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}
