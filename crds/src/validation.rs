@@ -1110,52 +1110,16 @@ fn validate_cluster_taints(c: &Cluster) -> Vec<FieldError> {
     errs
 }
 
-/// Parses a Quantity to a comparable number (milli-units); `None` if unparsable.
-pub fn quantity_milli(q: &Quantity) -> Option<i128> {
-    let s = q.0.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let (mult_num, mult_den): (i128, i128) = match suffix {
-        "" => (1000, 1),
-        "m" => (1, 1),
-        "k" => (1000 * 1000, 1),
-        "M" => (1000 * 1_000_000, 1),
-        "G" => (1000 * 1_000_000_000, 1),
-        "T" => (1000 * 1_000_000_000_000, 1),
-        "P" => (1000 * 1_000_000_000_000_000, 1),
-        "E" => (1000 * 1_000_000_000_000_000_000, 1),
-        "Ki" => (1000 << 10, 1),
-        "Mi" => (1000 << 20, 1),
-        "Gi" => (1000 << 30, 1),
-        "Ti" => (1000 << 40, 1),
-        "Pi" => (1000 << 50, 1),
-        "Ei" => (1000 << 60, 1),
-        "n" => (1, 1_000_000),
-        "u" => (1, 1000),
-        _ => return None,
-    };
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    let neg = int.starts_with('-');
-    let int: i128 = int.trim_start_matches(['+', '-']).parse().unwrap_or(0);
-    let frac_digits = frac.len() as u32;
-    let frac_val: i128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
-    let scale = 10i128.checked_pow(frac_digits)?;
-    let total = (int.checked_mul(scale)?.checked_add(frac_val)?).checked_mul(mult_num)?
-        / (scale * mult_den);
-    Some(if neg { -total } else { total })
-}
-
 /// Resource model rules (Karmada `ValidateClusterResourceModels`): the first
 /// violation is reported on the whole list.
 pub fn validate_resource_models(models: &[ResourceModel], path: &str) -> Option<FieldError> {
     let err = |msg: &str| Some(FieldError::invalid(path, models, msg));
-    let max_int64 = i128::from(i64::MAX) * 1000;
+    let zero = crate::quantity::Exact { num: 0, den: 1 };
+    let q = |x: &Quantity| crate::quantity::of(x).unwrap_or(zero);
+    let max_int64 = crate::quantity::Exact {
+        num: i128::from(i64::MAX),
+        den: 1,
+    };
     for (i, m) in models.iter().enumerate() {
         if i != 0 && m.grade == models[i - 1].grade {
             return err("The grade of each models should not be the same");
@@ -1164,23 +1128,20 @@ pub fn validate_resource_models(models: &[ResourceModel], path: &str) -> Option<
             return err("The number of resource types should be the same");
         }
         for (j, r) in m.ranges.iter().enumerate() {
-            let (min, max) = (
-                quantity_milli(&r.min).unwrap_or(0),
-                quantity_milli(&r.max).unwrap_or(0),
-            );
-            if max <= min {
+            let (min, max) = (q(&r.min), q(&r.max));
+            if max.cmp_exact(min).is_le() {
                 return err("The max value of each resource must be greater than the min value");
             }
             if i == 0 {
-                if min != 0 {
+                if min.num != 0 {
                     return err("The min value of each resource in the first model should be 0");
                 }
             } else if models[i - 1].ranges[j].name != r.name {
                 return err("The resource types of each models should be the same");
-            } else if quantity_milli(&models[i - 1].ranges[j].max) != Some(min) {
+            } else if !q(&models[i - 1].ranges[j].max).cmp_exact(min).is_eq() {
                 return err("Model intervals for resources must be contiguous and non-overlapping");
             }
-            if i == models.len() - 1 && max / 1000 != max_int64 / 1000 {
+            if i == models.len() - 1 && max.value() != max_int64.value() {
                 return err("The max value of each resource in the last model should be MaxInt64");
             }
         }
@@ -1546,7 +1507,7 @@ fn validate_metric_target(t: &MetricTarget, path: &str) -> Vec<FieldError> {
     }
     for (f, q) in [("value", &t.value), ("averageValue", &t.average_value)] {
         if let Some(q) = q
-            && quantity_milli(q).is_none_or(|v| v <= 0)
+            && crate::quantity::of(q).is_none_or(|v| v.num <= 0)
         {
             errs.push(FieldError::invalid(
                 &format!("{path}.{f}"),

@@ -1389,16 +1389,3 @@ fn field_error_shapes() {
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["field"], "spec.x");
 }
-
-#[test]
-fn quantities() {
-    assert_eq!(quantity_milli(&Quantity("1".into())), Some(1000));
-    assert_eq!(quantity_milli(&Quantity("500m".into())), Some(500));
-    assert_eq!(quantity_milli(&Quantity("1Ki".into())), Some(1024 * 1000));
-    assert_eq!(quantity_milli(&Quantity("1.5".into())), Some(1500));
-    assert_eq!(
-        quantity_milli(&Quantity("2G".into())),
-        Some(2_000_000_000_000)
-    );
-    assert_eq!(quantity_milli(&Quantity("1x".into())), None);
-}
