@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 use crate::registry::meta::meta_str;
 use crate::registry::patch::PatchType;
 use crate::registry::selector::{FieldSelector, LabelSelector};
-use crate::registry::store::{DeleteOptions, ListOptions, ListResult, Part, Store, WatchOptions};
+use crate::registry::store::{
+    DeleteOptions, ListOptions, ListResult, Part, Propagation, Store, WatchOptions,
+};
 use crate::registry::{Catalog, ResourceInfo};
 use crate::status::{ApiError, Result};
 use codec::Output;
@@ -463,11 +465,25 @@ where
 }
 
 /// Parses `DeleteOptions` from the body (optional) and query.
+fn propagation(p: &str) -> Result<Propagation> {
+    match p {
+        "Background" => Ok(Propagation::Background),
+        "Foreground" => Ok(Propagation::Foreground),
+        "Orphan" => Ok(Propagation::Orphan),
+        other => Err(ApiError::bad_request(format!(
+            "DeleteOptions.propagationPolicy: Unsupported value: \"{other}\": supported values: \"Background\", \"Foreground\", \"Orphan\""
+        ))),
+    }
+}
+
 fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions> {
     let mut opts = DeleteOptions {
         dry_run: dry_run(query)?,
         ..Default::default()
     };
+    if let Some(p) = query.get("propagationPolicy").filter(|p| !p.is_empty()) {
+        opts.propagation = propagation(p)?;
+    }
     if !body.iter().all(u8::is_ascii_whitespace) {
         let v = codec::decode_text(body)?;
         if let Some(kind) = v.get("kind").and_then(Value::as_str)
@@ -480,12 +496,11 @@ fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<Delete
         if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
             opts.dry_run |= d.iter().any(|x| x == "All");
         }
-        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str)
-            && !matches!(p, "Background" | "Foreground" | "Orphan")
-        {
-            return Err(ApiError::bad_request(format!(
-                "DeleteOptions.propagationPolicy: Unsupported value: \"{p}\": supported values: \"Background\", \"Foreground\", \"Orphan\""
-            )));
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            opts.propagation = propagation(p)?;
+        }
+        if v.get("orphanDependents") == Some(&Value::Bool(true)) {
+            opts.propagation = Propagation::Orphan;
         }
         opts.precondition_uid = v
             .pointer("/preconditions/uid")

@@ -8,6 +8,7 @@
 pub mod builtin;
 pub mod conversion;
 pub mod crd;
+pub mod gc;
 pub mod jsonpath;
 pub mod meta;
 pub mod patch;

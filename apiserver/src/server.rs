@@ -187,6 +187,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
     } else {
         format!("{host}:{}", local_addr.port())
     };
+    tokio::spawn(crate::registry::gc::run(store.clone()));
     let api = Api::new(store, address.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&pki)?));
     let kubeconfig = config.data_dir.join("kubeconfig");

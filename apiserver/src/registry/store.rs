@@ -65,10 +65,23 @@ pub enum WatchEvent {
     Error(ApiError),
 }
 
+/// What happens to an object's dependents when it is deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// Delete the object now; the garbage collector deletes dependents afterwards.
+    #[default]
+    Background,
+    /// Delete dependents first (the object waits with the `foregroundDeletion` finalizer).
+    Foreground,
+    /// Keep dependents, removing their references (the `orphan` finalizer).
+    Orphan,
+}
+
 /// Options of a delete request (the `DeleteOptions` body and query).
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub dry_run: bool,
+    pub propagation: Propagation,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
 }
@@ -742,11 +755,17 @@ impl Store {
                 ));
             }
             let is_namespace = info.group.is_empty() && info.plural == "namespaces";
-            let has_finalizers = current
-                .value
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
+            let gc_finalizer = match opts.propagation {
+                Propagation::Background => None,
+                Propagation::Foreground => Some(super::gc::FOREGROUND),
+                Propagation::Orphan => Some(super::gc::ORPHAN),
+            };
+            let has_finalizers = gc_finalizer.is_some()
+                || current
+                    .value
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
             let precondition = Precondition {
                 revision: Some(current.mod_revision),
             };
@@ -759,6 +778,9 @@ impl Store {
                     return Ok(current.value);
                 }
                 let mut marked = (*current.value).clone();
+                if let Some(f) = gc_finalizer {
+                    add_finalizer(&mut marked, f);
+                }
                 let meta = meta::metadata_mut(&mut marked);
                 meta.insert("deletionTimestamp".into(), meta::now_rfc3339().into());
                 meta.insert("deletionGracePeriodSeconds".into(), 0.into());
