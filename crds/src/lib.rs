@@ -32,6 +32,7 @@ pub mod networking;
 pub mod placement;
 pub mod policy;
 pub mod quantity;
+pub mod scheduling;
 pub mod schema;
 pub mod search;
 pub mod validation;
