@@ -212,6 +212,13 @@ pub fn validate(req: &Request<'_>) -> Result<()> {
             h.metadata.namespace = with_namespace(h.metadata.namespace.take(), req.namespace);
             denied(validation::validate_cron_federated_hpa(&h))
         }
+        ("multiclusterservices", Create | Update) => {
+            let mut m: networking::MultiClusterService = decode(req.object)?;
+            m.metadata.namespace = with_namespace(m.metadata.namespace.take(), req.namespace);
+            let o: Option<networking::MultiClusterService> =
+                old(req.old_object).map(|v| decode(&v)).transpose()?;
+            denied(validation::validate_multi_cluster_service(&m, o.as_ref()))
+        }
         ("resourcebindings", Create | Update) => {
             let annotations: Option<std::collections::BTreeMap<String, String>> = req
                 .object

@@ -25,8 +25,10 @@ use serde_json::Value;
 use crate::autoscaling::{CronFederatedHPA, CronFederatedHPARule, FederatedHPA};
 use crate::cluster::{Cluster, ResourceModel};
 use crate::labels::{
-    dns1123_label_errors, dns1123_subdomain_errors, label_value_errors, qualified_name_errors,
+    dns1035_label_errors, dns1123_label_errors, dns1123_subdomain_errors, label_value_errors,
+    qualified_name_errors,
 };
+use crate::networking::MultiClusterService;
 use crate::policy::{
     CLUSTER_PROPAGATION_POLICY_PERMANENT_ID_LABEL, ClusterAffinity, ClusterAffinityTerm,
     ClusterOverridePolicy, ClusterPropagationPolicy, FailoverBehavior, FieldPatchOperation,
@@ -1741,6 +1743,105 @@ pub fn is_plausible_time_zone(tz: &str) -> bool {
                 && p.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
         })
+}
+
+// ---------------------------------------------------------------- networking
+
+/// MultiClusterService admission (Karmada `/validate-multiclusterservice`):
+/// DNS-1035 name, namespace required, port names (DNS-1123 labels, unique)
+/// and numbers, at most one exposure type of `CrossCluster`/`LoadBalancer`,
+/// valid provider/consumer cluster names; on UPDATE `types` is immutable.
+pub fn validate_multi_cluster_service(
+    m: &MultiClusterService,
+    old: Option<&MultiClusterService>,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if let Some(o) = old
+        && o.spec.types != m.spec.types
+    {
+        errs.push(FieldError::invalid(
+            "spec.types",
+            &o.spec.types,
+            "MultiClusterService types are immutable",
+        ));
+    }
+    let name = m.metadata.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        if m.metadata
+            .generate_name
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            errs.push(FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            ));
+        }
+    } else {
+        for e in dns1035_label_errors(name) {
+            errs.push(FieldError::invalid("metadata.name", name, e));
+        }
+    }
+    if m.metadata
+        .namespace
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        errs.push(FieldError::required("metadata.namespace", ""));
+    }
+    let mut names = BTreeSet::new();
+    for (i, p) in m.spec.ports.iter().enumerate() {
+        let pp = idx("spec.ports", i);
+        if !p.name.is_empty() {
+            for e in dns1123_label_errors(&p.name) {
+                errs.push(FieldError::invalid(&format!("{pp}.name"), &p.name, e));
+            }
+            if !names.insert(p.name.as_str()) {
+                errs.push(FieldError::duplicate(&format!("{pp}.name"), &p.name, ""));
+            }
+        }
+        if !(1..=65535).contains(&p.port) {
+            errs.push(FieldError::invalid(
+                &format!("{pp}.port"),
+                p.port,
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+    }
+    for (i, t) in m.spec.types.iter().enumerate() {
+        if t != "CrossCluster" && t != "LoadBalancer" {
+            errs.push(FieldError::invalid(
+                &idx("spec.types", i),
+                t,
+                "ExposureType Error",
+            ));
+        }
+    }
+    if m.spec.types.iter().collect::<BTreeSet<_>>().len() > 1 {
+        errs.push(FieldError::invalid(
+            "spec.types",
+            &m.spec.types,
+            "MultiClusterService types should not contain more than one type",
+        ));
+    }
+    for (field, list) in [
+        ("providerClusters", &m.spec.provider_clusters),
+        ("consumerClusters", &m.spec.consumer_clusters),
+    ] {
+        for (i, c) in list.iter().enumerate() {
+            let e = cluster_name_errors(&c.name);
+            if !e.is_empty() {
+                errs.push(FieldError::invalid(
+                    &idx(&format!("spec.range.{field}"), i),
+                    &c.name,
+                    e.join(","),
+                ));
+            }
+        }
+    }
+    errs
 }
 
 // ---------------------------------------------------------------- bindings and deletion

@@ -1389,3 +1389,68 @@ fn field_error_shapes() {
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["field"], "spec.x");
 }
+
+// ---- MultiClusterService ----
+
+fn mcs(spec: &str) -> MultiClusterService {
+    yaml(&format!(
+        "apiVersion: networking.karmada.io/v1alpha1\nkind: MultiClusterService\nmetadata: {{name: serve, namespace: default}}\nspec: {spec}"
+    ))
+}
+
+#[test]
+fn mcs_rules() {
+    assert!(validate_multi_cluster_service(&mcs("{types: [CrossCluster], ports: [{name: http, port: 80}], providerClusters: [{name: member1}]}"), None).is_empty());
+    one(
+        validate_multi_cluster_service(&mcs("{types: [Bogus]}"), None),
+        "spec.types[0]",
+        "Invalid value: \"Bogus\": ExposureType Error",
+    );
+    one(
+        validate_multi_cluster_service(&mcs("{types: [CrossCluster, LoadBalancer]}"), None),
+        "spec.types",
+        "MultiClusterService types should not contain more than one type",
+    );
+    one(
+        validate_multi_cluster_service(&mcs("{types: [CrossCluster], ports: [{port: 0}]}"), None),
+        "spec.ports[0].port",
+        "must be between 1 and 65535, inclusive",
+    );
+    one(
+        validate_multi_cluster_service(
+            &mcs("{types: [CrossCluster], ports: [{name: a, port: 1}, {name: a, port: 2}]}"),
+            None,
+        ),
+        "spec.ports[1].name",
+        "Duplicate value: \"a\"",
+    );
+    one(
+        validate_multi_cluster_service(
+            &mcs("{types: [CrossCluster], ports: [{name: A_b, port: 1}]}"),
+            None,
+        ),
+        "spec.ports[0].name",
+        "a lowercase RFC 1123 label",
+    );
+    one(
+        validate_multi_cluster_service(
+            &mcs("{types: [CrossCluster], consumerClusters: [{name: Bad_Cluster}]}"),
+            None,
+        ),
+        "spec.range.consumerClusters[0]",
+        "a lowercase RFC 1123 label",
+    );
+    let mut m = mcs("{types: [CrossCluster]}");
+    m.metadata.name = Some("1serve".into());
+    one(
+        validate_multi_cluster_service(&m, None),
+        "metadata.name",
+        "a DNS-1035 label must consist of",
+    );
+    let old = mcs("{types: [LoadBalancer]}");
+    one(
+        validate_multi_cluster_service(&mcs("{types: [CrossCluster]}"), Some(&old)),
+        "spec.types",
+        "MultiClusterService types are immutable",
+    );
+}
