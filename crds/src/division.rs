@@ -415,6 +415,32 @@ fn dynamic(
     Ok(merge_target_clusters(&base, new))
 }
 
+/// Whether a Job's `spec.completions` is divided too: the binding has
+/// replicas and a Divided placement (Karmada `needReviseJobCompletions`).
+pub fn need_revise_job_completions(replicas: i32, placement: Option<&Placement>) -> bool {
+    replicas > 0
+        && placement.is_some_and(|p| {
+            p.replica_scheduling.as_ref().is_some_and(|r| {
+                r.replica_scheduling_type == crate::policy::REPLICA_SCHEDULING_DIVIDED
+            })
+        })
+}
+
+/// Divides a Job's `completions` over the target clusters with their
+/// scheduled replicas as weights (Karmada `divideReplicasByJobCompletions`);
+/// empty when the replicas sum to 0.
+pub fn divide_job_completions(
+    completions: i32,
+    clusters: &[TargetCluster],
+    template_uid: &str,
+) -> Vec<TargetCluster> {
+    let weights: Vec<(String, i64)> = clusters
+        .iter()
+        .map(|c| (c.name.clone(), i64::from(c.replicas)))
+        .collect();
+    divide_by_weights(completions, &weights, template_uid)
+}
+
 /// Adds `old` replicas onto `new` by cluster name (Karmada `MergeTargetClusters`).
 pub fn merge_target_clusters(
     old: &[TargetCluster],

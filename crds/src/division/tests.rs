@@ -834,3 +834,27 @@ fn overflow_needs_the_observed_term() {
         tc(&[("member1", 4), ("member2", 4), ("member3", 2)])
     );
 }
+
+// ---- Job completions (pkg/controllers/binding/common.go) ----
+
+#[test]
+fn job_completions_follow_replicas() {
+    let divided = static_placement(&[]);
+    assert!(need_revise_job_completions(3, Some(&divided)));
+    assert!(!need_revise_job_completions(0, Some(&divided)));
+    assert!(!need_revise_job_completions(3, None));
+    let dup = Placement {
+        replica_scheduling: Some(ReplicaSchedulingStrategy {
+            replica_scheduling_type: "Duplicated".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(!need_revise_job_completions(3, Some(&dup)));
+    let clusters = tc(&[("member1", 2), ("member2", 1)]);
+    assert_eq!(
+        divide_job_completions(9, &clusters, ""),
+        tc(&[("member1", 6), ("member2", 3)])
+    );
+    assert!(divide_job_completions(9, &tc(&[("member1", 0)]), "").is_empty());
+}
