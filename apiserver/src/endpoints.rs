@@ -24,7 +24,7 @@ use crate::registry::meta::meta_str;
 use crate::registry::patch::PatchType;
 use crate::registry::selector::{FieldSelector, LabelSelector};
 use crate::registry::store::{
-    DeleteOptions, ListOptions, ListResult, Part, Propagation, Store, WatchOptions,
+    DeleteOptions, ListOptions, ListResult, Part, Propagation, Store, WatchOptions, WriteOptions,
 };
 use crate::registry::{Catalog, ResourceInfo};
 use crate::status::{ApiError, Result};
@@ -238,6 +238,28 @@ fn dry_run(query: &HashMap<String, String>) -> Result<bool> {
     }
 }
 
+/// The write options of a request: dry run, field manager (default: the
+/// User-Agent's program name, as kube-apiserver derives it), force.
+fn write_options(
+    parts: &http::request::Parts,
+    query: &HashMap<String, String>,
+    dry_run: bool,
+) -> WriteOptions {
+    let field_manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => m.clone(),
+        None => header_str(parts, header::USER_AGENT)
+            .and_then(|ua| ua.split('/').next())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("unknown")
+            .to_string(),
+    };
+    WriteOptions {
+        dry_run,
+        field_manager,
+        force: query.get("force").is_some_and(|f| f == "true"),
+    }
+}
+
 fn check_field_validation(query: &HashMap<String, String>) -> Result<()> {
     match query.get("fieldValidation").map(String::as_str) {
         None | Some("") | Some("Strict") | Some("Warn") | Some("Ignore") => Ok(()),
@@ -379,7 +401,9 @@ where
                     "POST is not allowed on an object; use PUT or PATCH",
                 ));
             }
-            let created = store.create(&info, namespace, object, dry).await?;
+            let created = store
+                .create(&info, namespace, object, &write_options(parts, query, dry))
+                .await?;
             Ok(object_response(
                 &info,
                 StatusCode::CREATED,
@@ -395,7 +419,14 @@ where
             let object = codec::decode_object(content_type, &bytes)?;
             let name = req.name.as_deref().unwrap_or("");
             let updated = store
-                .update(&info, namespace, name, object, part, dry)
+                .update(
+                    &info,
+                    namespace,
+                    name,
+                    object,
+                    part,
+                    &write_options(parts, query, dry),
+                )
                 .await?;
             Ok(object_response(
                 &info,
@@ -427,11 +458,20 @@ where
                 })?,
             };
             let name = req.name.as_deref().unwrap_or("");
-            let is_custom = info.custom.is_some();
+            let opts = write_options(parts, query, dry);
+            if patch_type == PatchType::Apply {
+                let (applied, created) = store
+                    .apply(&info, namespace, name, patch, part, &opts)
+                    .await?;
+                let code = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return Ok(object_response(&info, code, &applied, output, include));
+            }
             let patched = store
-                .patch(
-                    &info, namespace, name, patch_type, &patch, part, dry, is_custom,
-                )
+                .patch(&info, namespace, name, patch_type, &patch, part, &opts)
                 .await?;
             Ok(object_response(
                 &info,
@@ -822,8 +862,7 @@ where
             PatchType::Merge,
             &merge,
             Part::Main,
-            dry,
-            false,
+            &write_options(parts, query, dry),
         )
         .await?;
     Ok(value_response(StatusCode::OK, &scale_of(info, &updated)))

@@ -5,6 +5,7 @@
 //! subresources it has, how it prints, which fields can be selected. Built-in kinds
 //! are listed in [`builtin`]; CRDs add entries at run time.
 
+pub mod apply;
 pub mod builtin;
 pub mod conversion;
 pub mod crd;

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::ResourceInfo;
 use super::meta::meta_str;
 use super::patch::PatchType;
-use super::store::{DeleteOptions, Part, Propagation, Store};
+use super::store::{DeleteOptions, Part, Propagation, Store, WriteOptions};
 use crate::storage::{EventKind, Snapshot};
 
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -236,8 +236,7 @@ async fn drop_reference(store: &Arc<Store>, key: &str, owner: &str) {
             PatchType::Merge,
             &patch,
             Part::Main,
-            false,
-            info.custom.is_some(),
+            &WriteOptions::manager("garbage-collector"),
         )
         .await
         && e.code != 404
@@ -272,8 +271,7 @@ async fn release(store: &Arc<Store>, key: &str, finalizer: &str) {
             PatchType::Merge,
             &patch,
             Part::Main,
-            false,
-            info.custom.is_some(),
+            &WriteOptions::manager("garbage-collector"),
         )
         .await
         && e.code != 404

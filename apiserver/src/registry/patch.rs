@@ -55,7 +55,7 @@ pub fn json(target: &mut Value, patch: &Value) -> Result<(), Error> {
 
 /// The merge key of a list field at `path` (dotted, list elements unnamed), or None
 /// when the list is replaced as a whole.
-fn merge_key(path: &str, field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(path: &str, field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"

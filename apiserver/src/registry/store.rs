@@ -16,7 +16,7 @@ use super::meta::{self, meta_str};
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Catalog, ResourceInfo};
-use super::{conversion, crd, schema, validation};
+use super::{apply, conversion, crd, schema, validation};
 use crate::status::{ApiError, Cause, Result};
 use crate::storage::{self, EventKind, KeyValue, Precondition, Revision, Snapshot, Storage};
 
@@ -84,6 +84,26 @@ pub struct DeleteOptions {
     pub propagation: Propagation,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+}
+
+/// Options every write carries.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: run every check, store nothing.
+    pub dry_run: bool,
+    /// Who is writing (`fieldManager`), for `managedFields`.
+    pub field_manager: String,
+    /// Server-side apply: take over conflicting fields.
+    pub force: bool,
+}
+
+impl WriteOptions {
+    pub fn manager(name: impl Into<String>) -> Self {
+        WriteOptions {
+            field_manager: name.into(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Which part of an object a write addresses.
@@ -155,7 +175,15 @@ impl Store {
                 continue;
             }
             let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match self.create(&info, None, object, false).await {
+            match self
+                .create(
+                    &info,
+                    None,
+                    object,
+                    &WriteOptions::manager("flotilla-apiserver"),
+                )
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.reason == "AlreadyExists" => {}
                 Err(e) => return Err(e),
@@ -395,9 +423,24 @@ impl Store {
         &self,
         info: &ResourceInfo,
         namespace: Option<&str>,
-        mut object: Value,
-        dry_run: bool,
+        object: Value,
+        opts: &WriteOptions,
     ) -> Result<Arc<Value>> {
+        self.create_object(info, namespace, object, opts, true)
+            .await
+    }
+
+    /// Creates an object; `track` records the write in managedFields (an apply has
+    /// recorded its own).
+    async fn create_object(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        mut object: Value,
+        opts: &WriteOptions,
+        track: bool,
+    ) -> Result<Arc<Value>> {
+        let dry_run = opts.dry_run;
         self.check_identity(info, namespace, None, &mut object)?;
         let mut name = meta_str(&object, "name").to_string();
         if name.is_empty() {
@@ -432,6 +475,18 @@ impl Store {
         };
         meta::prepare_for_create(info, &mut object);
         self.validate_object(info, &mut object)?;
+        if track {
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+            let now = meta::now_rfc3339();
+            let manager = apply::Manager {
+                name: &opts.field_manager,
+                subresource: "",
+                time: &now,
+            };
+            apply::track_update(None, &mut object, &manager, info.status_subresource);
+        }
         if is_crd(info) {
             add_finalizer(&mut object, crd::CLEANUP_FINALIZER);
         }
@@ -469,7 +524,7 @@ impl Store {
         name: &str,
         mut object: Value,
         part: Part,
-        dry_run: bool,
+        opts: &WriteOptions,
     ) -> Result<Arc<Value>> {
         self.check_identity(info, namespace, Some(name), &mut object)?;
         let rv = meta_str(&object, "resourceVersion").to_string();
@@ -489,9 +544,16 @@ impl Store {
                 )
             })?)
         };
-        self.write_update(info, namespace, name, precondition, part, dry_run, |_| {
-            Ok(object.clone())
-        })
+        self.write_update(
+            info,
+            namespace,
+            name,
+            precondition,
+            part,
+            opts,
+            true,
+            |_| Ok(object.clone()),
+        )
         .await
     }
 
@@ -505,10 +567,9 @@ impl Store {
         patch_type: PatchType,
         body: &Value,
         part: Part,
-        dry_run: bool,
-        is_custom: bool,
+        opts: &WriteOptions,
     ) -> Result<Arc<Value>> {
-        if patch_type == PatchType::Strategic && is_custom {
+        if patch_type == PatchType::Strategic && info.custom.is_some() {
             return Err(ApiError::unsupported_media_type(&[
                 "application/json-patch+json",
                 "application/merge-patch+json",
@@ -516,11 +577,10 @@ impl Store {
             ]));
         }
         if patch_type == PatchType::Apply {
-            return Err(ApiError::unsupported_media_type(&[
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-            ]));
+            return self
+                .apply(info, namespace, name, body.clone(), part, opts)
+                .await
+                .map(|(o, _)| o);
         }
         let precondition = body
             .pointer("/metadata/resourceVersion")
@@ -528,7 +588,7 @@ impl Store {
             .filter(|rv| !rv.is_empty())
             .map(parse_revision)
             .transpose()?;
-        self.write_update(info, namespace, name, precondition, part, dry_run, |current| {
+        self.write_update(info, namespace, name, precondition, part, opts, true, |current| {
             let mut target = current.clone();
             match patch_type {
                 PatchType::Merge => patch::merge(&mut target, body),
@@ -555,6 +615,125 @@ impl Store {
         .await
     }
 
+    /// Server-side apply; answers the object and whether it was created.
+    pub async fn apply(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        mut applied: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<(Arc<Value>, bool)> {
+        if opts.field_manager.is_empty() {
+            return Err(ApiError::bad_request(
+                "PATCH requests with the apply content type require a fieldManager",
+            ));
+        }
+        for field in ["apiVersion", "kind"] {
+            if applied
+                .get(field)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{field} must be set in an applied configuration"
+                )));
+            }
+        }
+        self.check_identity(info, namespace, Some(name), &mut applied)?;
+        if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        let now = meta::now_rfc3339();
+        let subresource = if part == Part::Status { "status" } else { "" };
+        let manager = apply::Manager {
+            name: &opts.field_manager,
+            subresource,
+            time: &now,
+        };
+        let skip_status = info.status_subresource && part == Part::Main;
+        let conflict = |conflicts: Vec<apply::Conflict>| {
+            let n = conflicts.len();
+            let listed = if n == 1 {
+                format!(
+                    "conflict with \"{}\" using {}: {}",
+                    conflicts[0].manager, conflicts[0].api_version, conflicts[0].path
+                )
+            } else {
+                let lines: Vec<String> = conflicts
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "- conflict with \"{}\" using {}: {}",
+                            c.manager, c.api_version, c.path
+                        )
+                    })
+                    .collect();
+                format!("\n{}", lines.join("\n"))
+            };
+            let mut e = ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Apply failed with {n} conflict{}: {listed}",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
+            e.details = Some(crate::status::Details {
+                name: name.to_string(),
+                group: info.group.clone(),
+                kind: info.plural.clone(),
+                causes: conflicts
+                    .iter()
+                    .map(|c| {
+                        Cause::new(
+                            "FieldManagerConflict",
+                            c.path.clone(),
+                            format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                        )
+                    })
+                    .collect(),
+                retry_after_seconds: None,
+            });
+            e
+        };
+        let exists = self
+            .storage
+            .snapshot()
+            .get(&info.key(namespace, name))
+            .is_some();
+        if !exists {
+            if part == Part::Status {
+                return Err(ApiError::not_found(&info.group, &info.plural, name));
+            }
+            let object = apply::apply(None, &applied, &manager, opts.force, skip_status)
+                .map_err(conflict)?;
+            return match self
+                .create_object(info, namespace, object, opts, false)
+                .await
+            {
+                Ok(o) => Ok((o, true)),
+                // Lost a race with another creator: apply onto what it made.
+                Err(e) if e.reason == "AlreadyExists" => {
+                    Box::pin(self.apply(info, namespace, name, applied, part, opts)).await
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let updated = self
+            .write_update(info, namespace, name, None, part, opts, false, |current| {
+                let mut live = current.clone();
+                if let Some(meta) = live.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("resourceVersion");
+                }
+                apply::apply(Some(current), &applied, &manager, opts.force, skip_status)
+                    .map_err(conflict)
+            })
+            .await?;
+        Ok((updated, false))
+    }
+
     /// The read-modify-write loop behind update and patch. Without an explicit
     /// precondition, a conflict with a concurrent writer is retried.
     #[allow(clippy::too_many_arguments)]
@@ -565,9 +744,11 @@ impl Store {
         name: &str,
         precondition: Option<Revision>,
         part: Part,
-        dry_run: bool,
+        opts: &WriteOptions,
+        track: bool,
         compute: impl Fn(&Value) -> Result<Value>,
     ) -> Result<Arc<Value>> {
+        let dry_run = opts.dry_run;
         let key = info.key(namespace, name);
         for _attempt in 0..16 {
             let current = self
@@ -586,6 +767,21 @@ impl Store {
             self.check_identity(info, namespace, Some(name), &mut next)?;
             let mut next = self.prepare_update(info, name, &old, next, part)?;
             self.validate_object(info, &mut next)?;
+            if track {
+                let now = meta::now_rfc3339();
+                let subresource = if part == Part::Status { "status" } else { "" };
+                let manager = apply::Manager {
+                    name: &opts.field_manager,
+                    subresource,
+                    time: &now,
+                };
+                apply::track_update(
+                    Some(&old),
+                    &mut next,
+                    &manager,
+                    info.status_subresource && part == Part::Main,
+                );
+            }
             if unchanged(&old, &next) {
                 return Ok(old);
             }
@@ -1040,8 +1236,7 @@ impl Store {
                 PatchType::Strategic,
                 &patch,
                 Part::Main,
-                false,
-                false,
+                &WriteOptions::manager("apiextensions-controller"),
             )
             .await
             && e.code != 404
