@@ -42,3 +42,6 @@ pub mod work;
 mod samples;
 #[cfg(test)]
 pub(crate) mod testutil;
+
+pub use crd::{crd_manifests, crd_values};
+pub use validation::FieldError;
