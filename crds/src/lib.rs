@@ -1,12 +1,22 @@
 //! flotilla-api: the Karmada API in Rust — types, CRD manifests, validation,
 //! defaulting and the pure algorithms (division, overrides, matching).
 //!
-//! Everything here is I/O-free. Start with the kinds ([`policy`], [`work`],
-//! [`cluster`], ...), then the algorithms: [`division`] (replica division),
-//! [`placement`] (cluster selection), [`matching`] (which policy claims a
-//! template), [`overrides`] (override application, with [`image`] parsing),
-//! and the admission logic in [`defaults`] and [`validation`]. [`crd`] renders
-//! the CustomResourceDefinitions that `flotilla crds` prints.
+//! Everything here is I/O-free and tokio-free. Start with the kinds
+//! ([`policy`], [`work`], [`cluster`], [`autoscaling`], [`networking`],
+//! [`mcs`], [`search`], [`config`]), then the algorithms:
+//!
+//! - [`scheduling`]: one scheduling pass for a binding, built from
+//!   [`placement`] (filters, spread selection), [`estimator`] (available
+//!   replicas) and [`division`] (replica division);
+//! - [`matching`]: which (Cluster)PropagationPolicy claims a template;
+//! - [`overrides`]: override application, with [`image`] parsing;
+//! - [`names`]: binding, Work and execution-namespace names.
+//!
+//! Admission: [`admission`] routes AdmissionReview objects to [`defaults`]
+//! and [`validation`] (Kubernetes-style [`FieldError`]s with Karmada's
+//! messages). [`crd`] renders the CustomResourceDefinitions that
+//! `flotilla crds` prints ([`crd_manifests`]); [`work::convert_binding`]
+//! serves the binding CRDs' conversion webhook.
 
 // kube's `printcolumn(...)` attributes repeat `type_ = ...`, which this lint misreads.
 #![allow(clippy::duplicated_attributes)]
@@ -24,11 +34,10 @@ pub mod estimator;
 pub mod image;
 pub mod labels;
 pub mod matching;
-pub mod overrides;
-
 pub mod mcs;
 pub mod names;
 pub mod networking;
+pub mod overrides;
 pub mod placement;
 pub mod policy;
 pub mod quantity;
