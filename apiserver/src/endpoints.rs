@@ -24,7 +24,8 @@ use crate::registry::meta::meta_str;
 use crate::registry::patch::PatchType;
 use crate::registry::selector::{FieldSelector, LabelSelector};
 use crate::registry::store::{
-    DeleteOptions, ListOptions, ListResult, Part, Propagation, Store, WatchOptions, WriteOptions,
+    DeleteOptions, FieldValidation, ListOptions, ListResult, Part, Propagation, Store, Warnings,
+    WatchOptions, WriteOptions,
 };
 use crate::registry::{Catalog, ResourceInfo};
 use crate::status::{ApiError, Result};
@@ -244,6 +245,7 @@ fn write_options(
     parts: &http::request::Parts,
     query: &HashMap<String, String>,
     dry_run: bool,
+    warnings: &Warnings,
 ) -> WriteOptions {
     let field_manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
         Some(m) => m.clone(),
@@ -253,10 +255,17 @@ fn write_options(
             .unwrap_or("unknown")
             .to_string(),
     };
+    let field_validation = match query.get("fieldValidation").map(String::as_str) {
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        _ => FieldValidation::Warn,
+    };
     WriteOptions {
         dry_run,
         field_manager,
         force: query.get("force").is_some_and(|f| f == "true"),
+        field_validation,
+        warnings: warnings.clone(),
     }
 }
 
@@ -305,6 +314,32 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let warnings = Warnings::default();
+    let mut response = match resource_verb(api, parts, query, req, body, &warnings).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    for w in warnings.take() {
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    Ok(response)
+}
+
+async fn resource_verb<B>(
+    api: &Arc<Api>,
+    parts: &http::request::Parts,
+    query: &HashMap<String, String>,
+    req: RequestInfo,
+    body: B,
+    warnings: &Warnings,
+) -> Result<Response<Body>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let info = api
         .catalog
         .get(&req.group, &req.version, &req.resource)
@@ -324,7 +359,7 @@ where
         None => Part::Main,
         Some("status") if info.status_subresource => Part::Status,
         Some("scale") if info.scale_subresource => {
-            return scale(api, parts, query, &info, &req, body).await;
+            return scale(api, parts, query, &info, &req, body, warnings).await;
         }
         Some(_) => return Err(ApiError::no_route()),
     };
@@ -402,7 +437,12 @@ where
                 ));
             }
             let created = store
-                .create(&info, namespace, object, &write_options(parts, query, dry))
+                .create(
+                    &info,
+                    namespace,
+                    object,
+                    &write_options(parts, query, dry, warnings),
+                )
                 .await?;
             Ok(object_response(
                 &info,
@@ -425,7 +465,7 @@ where
                     name,
                     object,
                     part,
-                    &write_options(parts, query, dry),
+                    &write_options(parts, query, dry, warnings),
                 )
                 .await?;
             Ok(object_response(
@@ -458,7 +498,7 @@ where
                 })?,
             };
             let name = req.name.as_deref().unwrap_or("");
-            let opts = write_options(parts, query, dry);
+            let opts = write_options(parts, query, dry, warnings);
             if patch_type == PatchType::Apply {
                 let (applied, created) = store
                     .apply(&info, namespace, name, patch, part, &opts)
@@ -763,6 +803,7 @@ async fn scale<B>(
     info: &ResourceInfo,
     req: &RequestInfo,
     body: B,
+    warnings: &Warnings,
 ) -> Result<Response<Body>>
 where
     B: http_body::Body<Data = Bytes>,
@@ -862,7 +903,7 @@ where
             PatchType::Merge,
             &merge,
             Part::Main,
-            &write_options(parts, query, dry),
+            &write_options(parts, query, dry, warnings),
         )
         .await?;
     Ok(value_response(StatusCode::OK, &scale_of(info, &updated)))

@@ -26,6 +26,8 @@ pub struct Cache {
 /// Every group-version document, keyed by its index path (`api/v1`, `apis/g/v`).
 #[derive(Clone)]
 pub struct Documents {
+    /// Index path → (content hash, the document's JSON bytes); the hash is the
+    /// `?hash=` value in the index and the ETag.
     pub docs: BTreeMap<String, (String, std::sync::Arc<Vec<u8>>)>,
 }
 

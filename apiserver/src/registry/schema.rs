@@ -174,8 +174,15 @@ const OBJECT_META: [&str; 16] = [
 ];
 
 /// Removes fields the schema does not know, as the API server does for custom
-/// resources. `root` keeps apiVersion/kind/metadata.
-pub fn prune(value: &mut Value, schema: &Value, root: bool) {
+/// resources; returns the paths removed (for `fieldValidation`). `root` keeps
+/// apiVersion/kind/metadata.
+pub fn prune(value: &mut Value, schema: &Value, root: bool) -> Vec<String> {
+    let mut removed = Vec::new();
+    prune_at(value, schema, root, "", &mut removed);
+    removed
+}
+
+fn prune_at(value: &mut Value, schema: &Value, root: bool, path: &str, removed: &mut Vec<String>) {
     if preserves_unknown(schema)
         && schema.get("properties").is_none()
         && schema.get("additionalProperties").is_none()
@@ -188,36 +195,47 @@ pub fn prune(value: &mut Value, schema: &Value, root: bool) {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 let preserve = preserves_unknown(schema);
                 map.retain(|k, _| {
-                    props.contains_key(k)
+                    let keep = props.contains_key(k)
                         || preserve
-                        || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                        || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+                    if !keep {
+                        removed.push(join(path, k));
+                    }
+                    keep
                 });
                 for (k, v) in map.iter_mut() {
                     if embedded && k == "metadata" {
                         continue;
                     }
                     if let Some(s) = props.get(k) {
-                        prune(v, s, false);
+                        prune_at(v, s, false, &join(path, k), removed);
                     }
                 }
             } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                for v in map.values_mut() {
-                    prune(v, ap, false);
+                for (k, v) in map.iter_mut() {
+                    prune_at(v, ap, false, &join(path, k), removed);
                 }
             } else if !preserves_unknown(schema)
                 && schema.get("type").and_then(Value::as_str) == Some("object")
                 && !embedded
             {
+                removed.extend(map.keys().map(|k| join(path, k)));
                 map.clear();
             }
             if embedded && let Some(Value::Object(meta)) = map.get_mut("metadata") {
-                meta.retain(|k, _| OBJECT_META.contains(&k.as_str()));
+                meta.retain(|k, _| {
+                    let keep = OBJECT_META.contains(&k.as_str());
+                    if !keep {
+                        removed.push(join(&join(path, "metadata"), k));
+                    }
+                    keep
+                });
             }
         }
         Value::Array(items) => {
             if let Some(s) = schema.get("items") {
-                for item in items {
-                    prune(item, s, false);
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_at(item, s, false, &format!("{path}[{i}]"), removed);
                 }
             }
         }
@@ -645,7 +663,8 @@ mod tests {
     fn pruning_and_defaults() {
         let mut v = json!({"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a"}, "bogus": 1,
             "spec": {"mode": "A", "unknown": true, "free": {"anything": {"goes": 1}}, "items": [{"n": 1, "m": 2}, {}]}});
-        prune(&mut v, &schema(), true);
+        let removed = prune(&mut v, &schema(), true);
+        assert_eq!(removed, vec!["bogus", "spec.unknown", "spec.items[0].m"]);
         apply_defaults(&mut v, &schema());
         assert!(v.get("bogus").is_none());
         assert!(v["spec"].get("unknown").is_none());

@@ -95,6 +95,35 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// Server-side apply: take over conflicting fields.
     pub force: bool,
+    /// What to do with unknown fields.
+    pub field_validation: FieldValidation,
+    /// Warnings for the client (sent as `Warning` headers).
+    pub warnings: Warnings,
+}
+
+/// `fieldValidation`: how unknown fields in a request are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    /// Drop them and warn (the server's default).
+    #[default]
+    Warn,
+    /// Refuse the request.
+    Strict,
+}
+
+/// Warnings collected while serving one request.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    pub fn push(&self, warning: impl Into<String>) {
+        self.0.lock().expect("warnings lock").push(warning.into());
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("warnings lock"))
+    }
 }
 
 impl WriteOptions {
@@ -474,7 +503,7 @@ impl Store {
             None
         };
         meta::prepare_for_create(info, &mut object);
-        self.validate_object(info, &mut object)?;
+        self.validate_object(info, &mut object, opts)?;
         if track {
             if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.remove("managedFields");
@@ -766,7 +795,7 @@ impl Store {
             let mut next = compute(&old)?;
             self.check_identity(info, namespace, Some(name), &mut next)?;
             let mut next = self.prepare_update(info, name, &old, next, part)?;
-            self.validate_object(info, &mut next)?;
+            self.validate_object(info, &mut next, opts)?;
             if track {
                 let now = meta::now_rfc3339();
                 let subresource = if part == Part::Status { "status" } else { "" };
@@ -1014,11 +1043,17 @@ impl Store {
     }
 
     /// Kind-specific validation; for custom resources also pruning and defaulting.
-    fn validate_object(&self, info: &ResourceInfo, object: &mut Value) -> Result<()> {
+    fn validate_object(
+        &self,
+        info: &ResourceInfo,
+        object: &mut Value,
+        opts: &WriteOptions,
+    ) -> Result<()> {
         let causes = if let Some(custom) = &info.custom {
             match &custom.schema {
                 Some(s) => {
-                    schema::prune(object, s, true);
+                    let unknown = schema::prune(object, s, true);
+                    report_unknown(info, &unknown, opts)?;
                     schema::apply_defaults(object, s);
                     let mut causes = Vec::new();
                     schema::validate(object, s, "", &mut causes);
@@ -1475,6 +1510,32 @@ impl Store {
                 }
             })
             .boxed())
+    }
+}
+
+/// Applies `fieldValidation` to the unknown fields found in a request.
+fn report_unknown(info: &ResourceInfo, unknown: &[String], opts: &WriteOptions) -> Result<()> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    match opts.field_validation {
+        FieldValidation::Ignore => Ok(()),
+        FieldValidation::Warn => {
+            for w in listed {
+                opts.warnings.push(w);
+            }
+            Ok(())
+        }
+        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            listed.join(", "),
+            kind = info.kind,
+            version = info.version,
+        ))),
     }
 }
 
