@@ -82,6 +82,18 @@ pub fn crd_manifests() -> Vec<(String, String)> {
         .collect()
 }
 
+/// `deploy/crds/kustomization.yaml`: the CRD files as kustomize resources, so
+/// `kubectl apply -k deploy/crds` installs them all.
+pub fn kustomization() -> String {
+    let mut out = String::from(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
+    for (name, _) in crd_values() {
+        out.push_str(&format!("- {name}\n"));
+    }
+    out
+}
+
 /// Renders a JSON value as YAML with keys sorted, the way the committed files are.
 pub fn to_yaml(value: &Value) -> Result<String> {
     serde_saphyr::to_string(&sorted(value)).map_err(|e| Error::Render {
@@ -336,7 +348,9 @@ mod tests {
         if update {
             std::fs::create_dir_all(&dir).expect("create deploy/crds");
         }
-        for (name, yaml) in crd_manifests() {
+        let mut files = crd_manifests();
+        files.push(("kustomization.yaml".to_string(), kustomization()));
+        for (name, yaml) in files {
             let path = dir.join(&name);
             if update {
                 std::fs::write(&path, &yaml).expect("write manifest");
