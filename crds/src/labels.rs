@@ -183,7 +183,7 @@ pub fn qualified_name_errors(s: &str) -> Vec<String> {
     } else if name.len() > 63 {
         errs.push("name part must be no more than 63 bytes".to_string());
     }
-    if !name.is_empty() && !is_qualified_name_part(name) {
+    if !is_qualified_name_part(name) {
         errs.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".to_string());
     }
     errs
@@ -269,6 +269,12 @@ mod tests {
         assert!(!qualified_name_errors("Example.com/app").is_empty());
         assert!(!qualified_name_errors(&"a".repeat(64)).is_empty());
         assert!(label_value_errors("").is_empty());
+        // An empty name part reports both the emptiness and the format, as Kubernetes does.
+        assert_eq!(qualified_name_errors("example.com/").len(), 2);
+        assert_eq!(
+            qualified_name_errors("/a")[0],
+            "prefix part must be non-empty"
+        );
         assert!(!label_value_errors("a b").is_empty());
     }
 }
