@@ -161,6 +161,9 @@ pub fn apply_override_policies(
             overriders,
         });
     }
+    // Namespaced policies are matched against the object as the cluster-wide
+    // overrides left it (Karmada re-reads the same mutated object).
+    let template = Template::from_value(obj);
     if !template.namespace.is_empty() {
         let ns_policies = ops
             .iter()

@@ -645,3 +645,20 @@ fn sample_nginx_override_policy_applies() {
     assert_eq!(d2["metadata"]["labels"]["env-stat"], "skoala-stage");
     assert_eq!(applied.namespaced.len(), 1);
 }
+
+#[test]
+fn namespaced_policies_see_cluster_override_results() {
+    let mut d = workload("Deployment", &["nginx"]);
+    let cops = vec![cop_policy(
+        "tag",
+        "{overrideRules: [{overriders: {labelsOverrider: [{operator: add, value: {tier: web}}]}}]}",
+    )];
+    let ops = vec![op_policy(
+        "by-label",
+        "default",
+        "{resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, labelSelector: {matchLabels: {tier: web}}}], overrideRules: [{overriders: {annotationsOverrider: [{operator: add, value: {seen: 'yes'}}]}}]}",
+    )];
+    let applied = apply_override_policies(&mut d, &cluster("m1"), &cops, &ops).unwrap();
+    assert_eq!(applied.namespaced.len(), 1);
+    assert_eq!(d["metadata"]["annotations"]["seen"], "yes");
+}
