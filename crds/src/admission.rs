@@ -369,6 +369,35 @@ mod tests {
         assert_eq!(Operation::parse("PATCH"), None);
     }
 
+    /// Mutation is idempotent (Kubernetes may reinvoke mutating webhooks).
+    #[test]
+    fn mutation_is_idempotent() {
+        let objects = [
+            ("propagationpolicies", pp()),
+            (
+                "overridepolicies",
+                json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "OverridePolicy", "metadata": {"name": "o", "namespace": "default"}, "spec": {"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}]}}),
+            ),
+            (
+                "works",
+                json!({"apiVersion": "work.karmada.io/v1alpha1", "kind": "Work", "metadata": {"name": "w", "namespace": "karmada-es-m1"}, "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "uid": "x", "labels": {"a": "b"}}}]}}}),
+            ),
+            (
+                "federatedhpas",
+                json!({"apiVersion": "autoscaling.karmada.io/v1alpha1", "kind": "FederatedHPA", "metadata": {"name": "h", "namespace": "default"}, "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "n"}, "maxReplicas": 3, "behavior": {}}}),
+            ),
+        ];
+        for (resource, obj) in objects {
+            let once = mutate(&req(resource, Operation::Create, &obj))
+                .unwrap()
+                .unwrap();
+            let twice = mutate(&req(resource, Operation::Create, &once))
+                .unwrap()
+                .unwrap();
+            assert_eq!(once, twice, "{resource}");
+        }
+    }
+
     #[test]
     fn fhpa_defaults_then_validates() {
         let h = json!({"apiVersion": "autoscaling.karmada.io/v1alpha1", "kind": "FederatedHPA", "metadata": {"name": "h", "namespace": "default"},

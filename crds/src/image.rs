@@ -414,3 +414,35 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z][a-z0-9]{0,6}\\.[a-z]{2,4}",
+            "[a-z][a-z0-9]{0,6}\\.[a-z]{2,4}:[1-9][0-9]{1,4}",
+            Just("localhost".to_string()),
+            Just("localhost:5000".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// Formatting the components and parsing them back is the identity.
+        #[test]
+        fn parse_inverts_display(
+            host in host(),
+            repo in "[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}",
+            tag in prop_oneof![Just(String::new()), "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"],
+            digest in prop_oneof![Just(String::new()), "[0-9a-f]{64}".prop_map(|h| format!("sha256:{h}"))],
+        ) {
+            let c = Components { hostname: host, repository: repo, tag: tag.clone(), digest: if tag.is_empty() { digest } else { String::new() } };
+            let parsed = parse(&c.to_string()).unwrap();
+            prop_assert_eq!(parsed, c);
+        }
+    }
+}
