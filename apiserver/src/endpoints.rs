@@ -348,6 +348,16 @@ where
         return Err(ApiError::no_route());
     }
     let namespace = req.namespace.as_deref();
+    if req.name.is_none() && matches!(req.verb, Verb::Update | Verb::Patch) {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} on a collection)",
+            if req.verb == Verb::Update {
+                "PUT"
+            } else {
+                "PATCH"
+            }
+        )));
+    }
     let needs_namespace = matches!(
         req.verb,
         Verb::Get | Verb::Create | Verb::Update | Verb::Patch | Verb::Delete

@@ -120,7 +120,7 @@ pub fn validate_metadata(object: &Value) -> Vec<Cause> {
                             causes.push(Cause::new(
                                 "FieldValueInvalid",
                                 field.clone(),
-                                format!("Invalid value: \"{}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character", v.as_str().unwrap_or("")),
+                                format!("Invalid value: \"{}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')", v.as_str().unwrap_or("")),
                             ));
                         }
                         if k.is_empty()

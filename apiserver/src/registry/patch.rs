@@ -47,8 +47,16 @@ pub fn merge(target: &mut Value, patch: &Value) {
 
 /// Applies an RFC 6902 JSON patch.
 pub fn json(target: &mut Value, patch: &Value) -> Result<(), Error> {
-    let ops: json_patch::Patch =
+    let mut ops: json_patch::Patch =
         serde_json::from_value(patch.clone()).map_err(|e| Error::Malformed(e.to_string()))?;
+    // As in Kubernetes, testing an absent path against null succeeds (clients such
+    // as kube-rs's finalizer helper rely on it).
+    ops.0.retain(|op| match op {
+        json_patch::PatchOperation::Test(t) => {
+            !(t.value.is_null() && target.pointer(t.path.as_str()).is_none())
+        }
+        _ => true,
+    });
     json_patch::patch(target, &ops)?;
     Ok(())
 }

@@ -525,6 +525,12 @@ impl Store {
             }
         }
         if info.group.is_empty() && info.plural == "namespaces" {
+            let labels = meta::metadata_mut(&mut object)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
             object["spec"] = json!({"finalizers": ["kubernetes"]});
             object["status"] = json!({"phase": "Active"});
         }
