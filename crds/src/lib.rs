@@ -10,6 +10,7 @@
 //!   replicas) and [`division`] (replica division);
 //! - [`matching`]: which (Cluster)PropagationPolicy claims a template;
 //! - [`overrides`]: override application, with [`image`] parsing;
+//! - [`render`]: the Work a binding produces for one cluster;
 //! - [`names`]: binding, Work and execution-namespace names.
 //!
 //! Admission: [`admission`] routes AdmissionReview objects to [`defaults`]
@@ -41,6 +42,7 @@ pub mod overrides;
 pub mod placement;
 pub mod policy;
 pub mod quantity;
+pub mod render;
 pub mod scheduling;
 pub mod schema;
 pub mod search;
