@@ -11,6 +11,8 @@
 //! - [`matching`]: which (Cluster)PropagationPolicy claims a template;
 //! - [`overrides`]: override application, with [`image`] parsing;
 //! - [`render`]: the Work a binding produces for one cluster;
+//! - [`interpreter`]: replicas/requirements, health, status reflection and
+//!   aggregation of the built-in workloads;
 //! - [`names`]: binding, Work and execution-namespace names.
 //!
 //! Admission: [`admission`] routes AdmissionReview objects to [`defaults`]
@@ -33,6 +35,7 @@ pub mod defaults;
 pub mod division;
 pub mod estimator;
 pub mod image;
+pub mod interpreter;
 pub mod labels;
 pub mod matching;
 pub mod mcs;

@@ -1,0 +1,647 @@
+//! Karmada's native resource interpreter for the built-in workloads
+//! (`pkg/resourceinterpreter/default/native/`): replicas and per-replica
+//! requirements of a template, health of a member object, the status
+//! reflected from a member into a Work, and the aggregation of member
+//! statuses back into the template. Covered kinds are listed on each function;
+//! other kinds fall back to Karmada's defaults (no replicas, healthy, whole
+//! `.status` reflected, no aggregation).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde_json::{Map, Value, json};
+
+use crate::quantity;
+use crate::work::{AggregatedStatusItem, NodeClaim, ReplicaRequirements};
+
+fn get_i64(v: &Value, p: &str) -> i64 {
+    v.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn pod_spec_path(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "Job" => Some("/spec/template/spec"),
+        "Pod" => Some("/spec"),
+        _ => None,
+    }
+}
+
+/// Node constraints of a pod spec (Karmada `GenerateNodeClaimByPodSpec`):
+/// nodeSelector, tolerations and required node affinity; `None` when all are empty.
+pub fn node_claim(pod_spec: &Value) -> Option<NodeClaim> {
+    let node_selector: BTreeMap<String, String> = pod_spec
+        .get("nodeSelector")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let tolerations: Vec<Toleration> = pod_spec
+        .get("tolerations")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let hard: Option<NodeSelector> = pod_spec
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let has_selector = pod_spec.get("nodeSelector").is_some_and(|v| !v.is_null());
+    if !has_selector && hard.is_none() && tolerations.is_empty() {
+        return None;
+    }
+    Some(NodeClaim {
+        hard_node_affinity: hard,
+        node_selector,
+        tolerations,
+    })
+}
+
+fn is_scalar(name: &str) -> bool {
+    name.starts_with("hugepages-")
+        || name.starts_with("attachable-volumes-")
+        || (name.contains('/')
+            && !name.starts_with("kubernetes.io/")
+            && !name.contains(".kubernetes.io/"))
+}
+
+/// Requests of a container, with limits standing in for missing requests.
+fn container_requests(c: &Value) -> BTreeMap<String, Quantity> {
+    let get = |k: &str| -> BTreeMap<String, Quantity> {
+        c.pointer(&format!("/resources/{k}"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let mut requests = get("requests");
+    for (k, v) in get("limits") {
+        requests.entry(k).or_insert(v);
+    }
+    requests
+}
+
+/// Canonical rendering of a milli-CPU amount (`resource.NewMilliQuantity`, DecimalSI).
+fn format_milli(milli: i128) -> String {
+    if milli % 1000 == 0 {
+        (milli / 1000).to_string()
+    } else {
+        format!("{milli}m")
+    }
+}
+
+/// Canonical rendering of a BinarySI amount (`resource.NewQuantity`, BinarySI).
+fn format_binary(v: i128) -> String {
+    for (shift, suffix) in [
+        (60, "Ei"),
+        (50, "Pi"),
+        (40, "Ti"),
+        (30, "Gi"),
+        (20, "Mi"),
+        (10, "Ki"),
+    ] {
+        let unit = 1i128 << shift;
+        if v != 0 && v % unit == 0 {
+            return format!("{}{suffix}", v / unit);
+        }
+    }
+    v.to_string()
+}
+
+/// Canonical rendering of a DecimalSI amount (`resource.NewQuantity`, DecimalSI).
+fn format_decimal(v: i128) -> String {
+    for (exp, suffix) in [
+        (18, "E"),
+        (15, "P"),
+        (12, "T"),
+        (9, "G"),
+        (6, "M"),
+        (3, "k"),
+    ] {
+        let unit = 10i128.pow(exp);
+        if v != 0 && v % unit == 0 {
+            return format!("{}{suffix}", v / unit);
+        }
+    }
+    v.to_string()
+}
+
+/// Per-replica resource requests of a pod spec (Karmada
+/// `Resource.AddPodTemplateRequest`): containers summed, init containers by
+/// maximum, overhead added; limits stand in for missing requests; only cpu,
+/// memory, ephemeral-storage, pods and extended resources count.
+pub fn pod_requests(pod_spec: &Value) -> BTreeMap<String, Quantity> {
+    let mut milli_cpu: i128 = 0;
+    let mut totals: BTreeMap<String, i128> = BTreeMap::new();
+    let add = |name: &str,
+               q: &Quantity,
+               max: bool,
+               milli_cpu: &mut i128,
+               totals: &mut BTreeMap<String, i128>| {
+        let Some(e) = quantity::of(q) else { return };
+        if name == "cpu" {
+            let v = e.milli_value();
+            *milli_cpu = if max {
+                (*milli_cpu).max(v)
+            } else {
+                *milli_cpu + v
+            };
+        } else if matches!(name, "memory" | "ephemeral-storage" | "pods") || is_scalar(name) {
+            let slot = totals.entry(name.to_string()).or_insert(0);
+            *slot = if max {
+                (*slot).max(e.value())
+            } else {
+                *slot + e.value()
+            };
+        }
+    };
+    for c in pod_spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for (k, q) in container_requests(c) {
+            add(&k, &q, false, &mut milli_cpu, &mut totals);
+        }
+    }
+    for c in pod_spec
+        .get("initContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for (k, q) in container_requests(c) {
+            add(&k, &q, true, &mut milli_cpu, &mut totals);
+        }
+    }
+    let overhead: BTreeMap<String, Quantity> = pod_spec
+        .get("overhead")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    for (k, q) in overhead {
+        add(&k, &q, false, &mut milli_cpu, &mut totals);
+    }
+    let mut out = BTreeMap::new();
+    if milli_cpu > 0 {
+        out.insert("cpu".to_string(), Quantity(format_milli(milli_cpu)));
+    }
+    for (k, v) in totals {
+        if v <= 0 {
+            continue;
+        }
+        let s = match k.as_str() {
+            "memory" | "ephemeral-storage" => format_binary(v),
+            n if n.starts_with("hugepages-") => format_binary(v),
+            _ => format_decimal(v),
+        };
+        out.insert(k, Quantity(s));
+    }
+    out
+}
+
+/// Replicas and per-replica requirements of a template (Karmada
+/// `GetReplicas`): Deployment, ReplicaSet, StatefulSet → `spec.replicas`;
+/// Job → `min(parallelism, completions)` (completions default to
+/// parallelism); Pod → 1. `None` for kinds without a replica interpreter.
+pub fn replicas(obj: &Value) -> Option<(i32, Option<ReplicaRequirements>)> {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let spec_path = pod_spec_path(kind)?;
+    let as_i32 = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+    };
+    let n = match kind {
+        "Pod" => 1,
+        "Job" => {
+            let parallelism = as_i32("/spec/parallelism").unwrap_or(0);
+            parallelism.min(as_i32("/spec/completions").unwrap_or(parallelism))
+        }
+        _ => as_i32("/spec/replicas").unwrap_or(0),
+    };
+    let pod_spec = obj.pointer(spec_path).cloned().unwrap_or(Value::Null);
+    let claim = node_claim(&pod_spec);
+    let requests = pod_requests(&pod_spec);
+    let requirements = (claim.is_some() || !requests.is_empty()).then(|| ReplicaRequirements {
+        node_claim: claim,
+        resource_request: requests,
+        ..Default::default()
+    });
+    Some((n, requirements))
+}
+
+/// Health of a member object (Karmada `InterpretHealth` with the native
+/// interpreters); kinds without one are healthy.
+pub fn healthy(obj: &Value) -> bool {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let i = |p: &str| get_i64(obj, p);
+    let generation_observed = i("/status/observedGeneration") == i("/metadata/generation");
+    let ingress_ready = || {
+        obj.pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .is_some_and(|l| {
+                l.iter().any(|e| {
+                    e.get("ip")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                        || e.get("hostname")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| !s.is_empty())
+                })
+            })
+    };
+    match kind {
+        "Deployment" | "StatefulSet" => {
+            let desired = obj.pointer("/spec/replicas").and_then(Value::as_i64);
+            generation_observed
+                && desired.is_none_or(|d| i("/status/updatedReplicas") >= d)
+                && i("/status/availableReplicas") >= i("/status/updatedReplicas")
+        }
+        "ReplicaSet" => {
+            let desired = obj.pointer("/spec/replicas").and_then(Value::as_i64);
+            generation_observed && desired.is_none_or(|d| i("/status/availableReplicas") >= d)
+        }
+        "DaemonSet" => {
+            generation_observed
+                && i("/status/updatedNumberScheduled") >= i("/status/desiredNumberScheduled")
+                && i("/status/numberAvailable") >= i("/status/updatedNumberScheduled")
+        }
+        "Service" => {
+            obj.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer")
+                || ingress_ready()
+        }
+        "Ingress" => ingress_ready(),
+        "PersistentVolumeClaim" => {
+            obj.pointer("/status/phase").and_then(Value::as_str) == Some("Bound")
+        }
+        "Pod" => {
+            let phase = obj
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let ready = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.get("type") == Some(&json!("Ready"))
+                            && c.get("status") == Some(&json!("True"))
+                    })
+                });
+            phase == "Succeeded" || (phase == "Running" && ready)
+        }
+        "PodDisruptionBudget" => i("/status/currentHealthy") >= i("/status/desiredHealthy"),
+        _ => true,
+    }
+}
+
+/// `(field, always emitted)` lists of the reflected workload statuses.
+fn reflected_fields(kind: &str) -> Option<&'static [(&'static str, bool)]> {
+    Some(match kind {
+        "Deployment" => &[
+            ("replicas", false),
+            ("updatedReplicas", false),
+            ("readyReplicas", false),
+            ("availableReplicas", false),
+            ("unavailableReplicas", false),
+            ("observedGeneration", false),
+        ],
+        "ReplicaSet" => &[
+            ("replicas", true),
+            ("readyReplicas", false),
+            ("availableReplicas", false),
+            ("observedGeneration", false),
+        ],
+        "StatefulSet" => &[
+            ("replicas", true),
+            ("readyReplicas", false),
+            ("currentReplicas", false),
+            ("updatedReplicas", false),
+            ("availableReplicas", false),
+        ],
+        "DaemonSet" => &[
+            ("currentNumberScheduled", true),
+            ("numberMisscheduled", true),
+            ("desiredNumberScheduled", true),
+            ("numberReady", true),
+            ("observedGeneration", false),
+            ("updatedNumberScheduled", false),
+            ("numberAvailable", false),
+            ("numberUnavailable", false),
+        ],
+        _ => return None,
+    })
+}
+
+/// The status a member object reports into its Work (Karmada
+/// `ReflectStatus`): selected counters plus `generation` and
+/// `resourceTemplateGeneration` for Deployment, ReplicaSet, StatefulSet and
+/// DaemonSet; `loadBalancer` of LoadBalancer Services only; the whole
+/// `.status` for other kinds. `None` when there is nothing to report.
+pub fn reflect_status(obj: &Value) -> Option<Value> {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let status = obj.get("status")?;
+    if kind == "Service" {
+        if obj.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer") {
+            return None;
+        }
+        return Some(
+            json!({ "loadBalancer": status.get("loadBalancer").cloned().unwrap_or(json!({})) }),
+        );
+    }
+    let Some(fields) = reflected_fields(kind) else {
+        return Some(status.clone());
+    };
+    let mut out = Map::new();
+    let generation = get_i64(obj, "/metadata/generation");
+    if generation != 0 {
+        out.insert("generation".into(), json!(generation));
+    }
+    let template_generation: i64 = obj
+        .pointer("/metadata/annotations/resourcetemplate.karmada.io~1generation")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if template_generation != 0 {
+        out.insert(
+            "resourceTemplateGeneration".into(),
+            json!(template_generation),
+        );
+    }
+    for (f, always) in fields {
+        let v = status.get(*f).and_then(Value::as_i64).unwrap_or(0);
+        if *always || v != 0 {
+            out.insert((*f).to_string(), json!(v));
+        }
+    }
+    if out.is_empty() {
+        None
+    } else {
+        Some(Value::Object(out))
+    }
+}
+
+/// Summed counters per kind for aggregation.
+fn aggregated_fields(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Deployment" => &[
+            "replicas",
+            "readyReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ],
+        "ReplicaSet" => &["replicas", "readyReplicas", "availableReplicas"],
+        "StatefulSet" => &[
+            "availableReplicas",
+            "currentReplicas",
+            "readyReplicas",
+            "replicas",
+            "updatedReplicas",
+        ],
+        "DaemonSet" => &[
+            "currentNumberScheduled",
+            "desiredNumberScheduled",
+            "numberAvailable",
+            "numberMisscheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberUnavailable",
+        ],
+        _ => return None,
+    })
+}
+
+/// Aggregates member statuses into the template's status (Karmada
+/// `AggregateStatus`) for Deployment, ReplicaSet, StatefulSet and DaemonSet:
+/// counters are summed over items with status; `observedGeneration` becomes
+/// the template generation only when every item has caught up (for
+/// StatefulSet Karmada compares the template generation annotation with the
+/// member's own generation, kept as is). Returns the updated template, or
+/// `None` when nothing changed or the kind has no aggregation.
+pub fn aggregate_status(template: &Value, items: &[AggregatedStatusItem]) -> Option<Value> {
+    let kind = template
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let fields = aggregated_fields(kind)?;
+    let generation = get_i64(template, "/metadata/generation");
+    let mut sums: BTreeMap<&str, i64> = fields.iter().map(|f| (*f, 0)).collect();
+    let mut caught_up = 0usize;
+    for item in items {
+        let Some(status) = &item.status else { continue };
+        let member = |f: &str| status.get(f).and_then(Value::as_i64).unwrap_or(0);
+        let observed = member("observedGeneration");
+        let member_generation = member("generation");
+        let template_generation = member("resourceTemplateGeneration");
+        let ok = match kind {
+            "StatefulSet" => {
+                observed >= member_generation && template_generation >= member_generation
+            }
+            _ => observed >= member_generation && template_generation >= generation,
+        };
+        if ok {
+            caught_up += 1;
+        }
+        for f in fields {
+            if let Some(s) = sums.get_mut(f) {
+                *s += member(f);
+            }
+        }
+    }
+    let old_observed = get_i64(template, "/status/observedGeneration");
+    let new_observed = if caught_up == items.len() {
+        generation
+    } else {
+        old_observed
+    };
+    let unchanged = new_observed == old_observed
+        && fields.iter().all(|f| {
+            get_i64(template, &format!("/status/{f}")) == sums.get(f).copied().unwrap_or(0)
+        });
+    if unchanged {
+        return None;
+    }
+    let mut out = template.clone();
+    let root = out.as_object_mut()?;
+    let status = root.entry("status").or_insert_with(|| json!({}));
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let status = status.as_object_mut()?;
+    let mut set = |k: &str, v: i64| {
+        if v == 0 {
+            status.remove(k);
+        } else {
+            status.insert(k.to_string(), json!(v));
+        }
+    };
+    set("observedGeneration", new_observed);
+    for f in fields {
+        set(f, sums.get(f).copied().unwrap_or(0));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(status: Value) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "nginx", "namespace": "default", "generation": 2,
+                         "annotations": {"resourcetemplate.karmada.io/generation": "3"}},
+            "spec": {"replicas": 2, "template": {"spec": {
+                "nodeSelector": {"disk": "ssd"},
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                    {"name": "b", "resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}}
+                ],
+                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "memory": "32Mi"}}}]
+            }}},
+            "status": status
+        })
+    }
+
+    #[test]
+    fn replicas_and_requirements() {
+        let (n, req) = replicas(&deployment(json!({}))).unwrap();
+        assert_eq!(n, 2);
+        let req = req.unwrap();
+        // cpu: max(100m + 1, 2) = 2; memory: max(64Mi, 32Mi); gpu from limits.
+        assert_eq!(req.resource_request["cpu"].0, "2");
+        assert_eq!(req.resource_request["memory"].0, "64Mi");
+        assert_eq!(req.resource_request["nvidia.com/gpu"].0, "1");
+        assert_eq!(req.node_claim.unwrap().node_selector["disk"], "ssd");
+        let job = json!({"kind": "Job", "spec": {"parallelism": 4, "completions": 3, "template": {"spec": {"containers": [{"name": "c"}]}}}});
+        assert_eq!(replicas(&job), Some((3, None)));
+        let job = json!({"kind": "Job", "spec": {"parallelism": 4, "template": {"spec": {}}}});
+        assert_eq!(replicas(&job).map(|r| r.0), Some(4));
+        assert_eq!(replicas(&json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}]}})).unwrap().1.unwrap().resource_request["cpu"].0, "1500m");
+        assert_eq!(replicas(&json!({"kind": "ConfigMap"})), None);
+    }
+
+    #[test]
+    fn health_rules() {
+        let d = |status: Value| healthy(&deployment(status));
+        assert!(d(
+            json!({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2})
+        ));
+        assert!(!d(
+            json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2})
+        ));
+        assert!(!d(
+            json!({"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 1})
+        ));
+        assert!(!d(
+            json!({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 1})
+        ));
+        let svc = |t: &str, ingress: Value| {
+            healthy(
+                &json!({"kind": "Service", "spec": {"type": t}, "status": {"loadBalancer": {"ingress": ingress}}}),
+            )
+        };
+        assert!(svc("ClusterIP", json!([])));
+        assert!(!svc("LoadBalancer", json!([])));
+        assert!(svc("LoadBalancer", json!([{"ip": "1.2.3.4"}])));
+        assert!(healthy(
+            &json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})
+        ));
+        assert!(!healthy(
+            &json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}})
+        ));
+        assert!(healthy(
+            &json!({"kind": "Pod", "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+        ));
+        assert!(!healthy(
+            &json!({"kind": "Pod", "status": {"phase": "Running"}})
+        ));
+        assert!(healthy(
+            &json!({"kind": "Pod", "status": {"phase": "Succeeded"}})
+        ));
+        assert!(healthy(
+            &json!({"kind": "PodDisruptionBudget", "status": {"currentHealthy": 2, "desiredHealthy": 2}})
+        ));
+        assert!(healthy(&json!({"kind": "ConfigMap"})));
+        assert!(healthy(
+            &json!({"kind": "DaemonSet", "metadata": {"generation": 1}, "status": {"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2}})
+        ));
+        assert!(!healthy(
+            &json!({"kind": "ReplicaSet", "metadata": {"generation": 1}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1, "availableReplicas": 2}})
+        ));
+    }
+
+    #[test]
+    fn reflection() {
+        let d = deployment(
+            json!({"replicas": 2, "readyReplicas": 2, "observedGeneration": 2, "conditions": [{"type": "Available"}]}),
+        );
+        assert_eq!(
+            reflect_status(&d),
+            Some(
+                json!({"generation": 2, "resourceTemplateGeneration": 3, "replicas": 2, "readyReplicas": 2, "observedGeneration": 2})
+            )
+        );
+        let bare = json!({"kind": "Deployment", "metadata": {}, "status": {}});
+        assert_eq!(reflect_status(&bare), None);
+        let sts = json!({"kind": "StatefulSet", "metadata": {}, "status": {}});
+        assert_eq!(reflect_status(&sts), Some(json!({"replicas": 0})));
+        let svc = json!({"kind": "Service", "spec": {"type": "ClusterIP"}, "status": {"loadBalancer": {}}});
+        assert_eq!(reflect_status(&svc), None);
+        let lb = json!({"kind": "Service", "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "1.1.1.1"}]}}});
+        assert_eq!(
+            reflect_status(&lb),
+            Some(json!({"loadBalancer": {"ingress": [{"ip": "1.1.1.1"}]}}))
+        );
+        let cm = json!({"kind": "Widget", "status": {"phase": "Ok"}});
+        assert_eq!(reflect_status(&cm), Some(json!({"phase": "Ok"})));
+        assert_eq!(reflect_status(&json!({"kind": "Widget"})), None);
+    }
+
+    fn item(cluster: &str, status: Option<Value>) -> AggregatedStatusItem {
+        AggregatedStatusItem {
+            cluster_name: cluster.into(),
+            status,
+            applied: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn deployment_aggregation() {
+        let mut template = deployment(json!({"observedGeneration": 1}));
+        template["metadata"]["generation"] = json!(3);
+        let m = |ready: i64, observed: i64, tg: i64| json!({"replicas": 1, "readyReplicas": ready, "updatedReplicas": 1, "availableReplicas": ready, "observedGeneration": observed, "generation": observed, "resourceTemplateGeneration": tg});
+        let out = aggregate_status(
+            &template,
+            &[item("m1", Some(m(1, 5, 3))), item("m2", Some(m(1, 7, 3)))],
+        )
+        .unwrap();
+        assert_eq!(
+            out["status"],
+            json!({"observedGeneration": 3, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2})
+        );
+        // A member still on an older template keeps the old observedGeneration.
+        let out = aggregate_status(
+            &template,
+            &[item("m1", Some(m(1, 5, 3))), item("m2", Some(m(0, 7, 2)))],
+        )
+        .unwrap();
+        assert_eq!(out["status"]["observedGeneration"], 1);
+        assert_eq!(out["status"]["readyReplicas"], 1);
+        // Items without status count against observedGeneration but add nothing.
+        let out =
+            aggregate_status(&template, &[item("m1", Some(m(1, 5, 3))), item("m2", None)]).unwrap();
+        assert_eq!(out["status"]["observedGeneration"], 1);
+        // Unchanged status gives None.
+        let same = aggregate_status(&out, &[item("m1", Some(m(1, 5, 3))), item("m2", None)]);
+        assert_eq!(same, None);
+        assert_eq!(aggregate_status(&json!({"kind": "ConfigMap"}), &[]), None);
+    }
+
+    #[test]
+    fn quantity_formatting() {
+        assert_eq!(format_milli(1500), "1500m");
+        assert_eq!(format_milli(2000), "2");
+        assert_eq!(format_binary(1536 * 1024 * 1024), "1536Mi");
+        assert_eq!(format_binary(1 << 30), "1Gi");
+        assert_eq!(format_binary(1000), "1000");
+        assert_eq!(format_decimal(110), "110");
+        assert_eq!(format_decimal(2000), "2k");
+    }
+}
