@@ -477,6 +477,63 @@ pub fn aggregate_status(template: &Value, items: &[AggregatedStatusItem]) -> Opt
     Some(out)
 }
 
+/// The `status.aggregatedStatus` entry for one Work (Karmada
+/// `assembleWorkStatus`): when the Work's `Applied` condition is not True,
+/// `{applied: false, appliedMessage, health: Unknown}`; otherwise the
+/// reflected manifest status and its health (`Unknown` when missing).
+pub fn aggregated_status_item(
+    cluster: &str,
+    applied: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    manifest: Option<&crate::work::ManifestStatus>,
+) -> AggregatedStatusItem {
+    match applied {
+        Some(c) if c.status == "True" => AggregatedStatusItem {
+            cluster_name: cluster.to_string(),
+            status: manifest.and_then(|m| m.status.clone()),
+            applied: true,
+            applied_message: String::new(),
+            health: manifest
+                .map(|m| m.health.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "Unknown".into()),
+        },
+        other => AggregatedStatusItem {
+            cluster_name: cluster.to_string(),
+            status: None,
+            applied: false,
+            applied_message: other.map(|c| c.message.clone()).unwrap_or_default(),
+            health: "Unknown".into(),
+        },
+    }
+}
+
+/// The `FullyApplied` condition `(status, reason, message)` (Karmada
+/// `generateFullyAppliedCondition`): True when the expected clusters are
+/// non-empty, as many as the items, and every item is applied and expected.
+pub fn fully_applied(
+    expected: &[String],
+    items: &[AggregatedStatusItem],
+) -> (bool, &'static str, &'static str) {
+    let ok = !expected.is_empty()
+        && expected.len() == items.len()
+        && items
+            .iter()
+            .all(|i| i.applied && expected.contains(&i.cluster_name));
+    if ok {
+        (
+            true,
+            "FullyAppliedSuccess",
+            "All works have been successfully applied",
+        )
+    } else {
+        (
+            false,
+            "FullyAppliedFailed",
+            "Failed to apply all works, see status.aggregatedStatus for details",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -632,6 +689,52 @@ mod tests {
         let same = aggregate_status(&out, &[item("m1", Some(m(1, 5, 3))), item("m2", None)]);
         assert_eq!(same, None);
         assert_eq!(aggregate_status(&json!({"kind": "ConfigMap"}), &[]), None);
+    }
+
+    #[test]
+    fn binding_status_items() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let cond = |status: &str, message: &str| -> Condition {
+            serde_json::from_value(json!({"type": "Applied", "status": status, "reason": "r", "message": message, "lastTransitionTime": "2026-01-01T00:00:00Z"})).unwrap()
+        };
+        let manifest: crate::work::ManifestStatus = serde_json::from_value(json!({"identifier": {"ordinal": 0, "version": "v1", "kind": "Deployment", "resource": "deployments", "name": "n"}, "status": {"replicas": 1}, "health": "Healthy"})).unwrap();
+        let ok = aggregated_status_item("m1", Some(&cond("True", "")), Some(&manifest));
+        assert_eq!(
+            (ok.applied, ok.health.as_str(), ok.status.clone()),
+            (true, "Healthy", Some(json!({"replicas": 1})))
+        );
+        let failed = aggregated_status_item(
+            "m2",
+            Some(&cond("False", "Failed to apply all manifests (0/1): boom")),
+            None,
+        );
+        assert_eq!(
+            (
+                failed.applied,
+                failed.applied_message.as_str(),
+                failed.health.as_str()
+            ),
+            (
+                false,
+                "Failed to apply all manifests (0/1): boom",
+                "Unknown"
+            )
+        );
+        let expected = vec!["m1".to_string(), "m2".to_string()];
+        assert!(!fully_applied(&expected, &[ok.clone(), failed]).0);
+        let ok2 = AggregatedStatusItem {
+            cluster_name: "m2".into(),
+            ..ok.clone()
+        };
+        assert_eq!(
+            fully_applied(&expected, &[ok.clone(), ok2]),
+            (
+                true,
+                "FullyAppliedSuccess",
+                "All works have been successfully applied"
+            )
+        );
+        assert!(!fully_applied(&[], &[]).0);
     }
 
     #[test]
