@@ -9,13 +9,16 @@ pub mod apply;
 pub mod builtin;
 pub mod conversion;
 pub mod crd;
+pub mod defaults;
 pub mod gc;
 pub mod jsonpath;
 pub mod meta;
+pub mod openapi_schemas;
 pub mod patch;
 pub mod schema;
 pub mod selector;
 pub mod store;
+pub mod typed;
 pub mod validation;
 
 use std::collections::BTreeMap;

@@ -2,12 +2,12 @@
 //! operations kubectl checks before `create -f` / `apply -f` (a PATCH per kind
 //! tagged with its group-version-kind and listing `fieldValidation`) and the component
 //! schemas of its kinds. Built-in kinds get their complete Kubernetes schemas (see
-//! [`schemas`]), with every schema they reference, so `kubectl explain` can walk
+//! [`crate::registry::openapi_schemas`]), with every schema they reference, so `kubectl explain` can walk
 //! fields and client-side apply can compute strategic merge patches; kinds without a
 //! built-in schema get a minimal one. Documents are cached by the catalog's
 //! generation and served by content hash with immutable caching.
 
-pub mod schemas;
+use crate::registry::openapi_schemas as schemas;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

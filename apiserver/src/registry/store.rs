@@ -16,7 +16,7 @@ use super::meta::{self, meta_str};
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Catalog, ResourceInfo};
-use super::{apply, conversion, crd, schema, validation};
+use super::{apply, conversion, crd, defaults, openapi_schemas, schema, typed, validation};
 use crate::status::{ApiError, Cause, Result};
 use crate::storage::{self, EventKind, KeyValue, Precondition, Revision, Snapshot, Storage};
 
@@ -524,6 +524,12 @@ impl Store {
                 map.remove("status");
             }
         }
+        if info.group.is_empty() && info.plural == "pods" {
+            object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        if info.group.is_empty() && info.plural == "services" {
+            self.assign_cluster_ip(&mut object)?;
+        }
         if info.group.is_empty() && info.plural == "namespaces" {
             let labels = meta::metadata_mut(&mut object)
                 .entry("labels")
@@ -900,6 +906,16 @@ impl Store {
             return Ok(merged);
         }
         meta::carry_over_system_fields(old, &mut next);
+        if info.group.is_empty() && info.plural == "services" {
+            for field in ["clusterIP", "clusterIPs"] {
+                if next.pointer(&format!("/spec/{field}")).is_none()
+                    && let Some(v) = old.pointer(&format!("/spec/{field}")).cloned()
+                    && let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut)
+                {
+                    spec.insert(field.into(), v);
+                }
+            }
+        }
         if info.status_subresource {
             match old.get("status") {
                 Some(status) => next["status"] = status.clone(),
@@ -1048,6 +1064,41 @@ impl Store {
         Err(ApiError::conflict(&info.group, &info.plural, name))
     }
 
+    /// Gives a new Service a cluster IP (unless headless or ExternalName).
+    fn assign_cluster_ip(&self, service: &mut Value) -> Result<()> {
+        let ty = service
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
+        let wanted = service
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if ty == "ExternalName" || wanted == "None" || !wanted.is_empty() {
+            if !wanted.is_empty() && ty != "ExternalName" {
+                service["spec"]["clusterIPs"] = json!([wanted]);
+            }
+            return Ok(());
+        }
+        let used: std::collections::HashSet<String> = self
+            .storage
+            .snapshot()
+            .range("/core/services/", None)
+            .filter_map(|kv| {
+                kv.value
+                    .pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .collect();
+        let ip = defaults::allocate_cluster_ip(&used).ok_or_else(|| {
+            ApiError::internal("failed to allocate a service IP: the range is full")
+        })?;
+        service["spec"]["clusterIP"] = json!(ip);
+        service["spec"]["clusterIPs"] = json!([ip]);
+        Ok(())
+    }
+
     /// Kind-specific validation; for custom resources also pruning and defaulting.
     fn validate_object(
         &self,
@@ -1067,10 +1118,25 @@ impl Store {
                 }
                 None => Vec::new(),
             }
-        } else if is_crd(info) {
-            crd::validate(object)
         } else {
-            validation::builtin(info, object)
+            let schemas = &*openapi_schemas::SCHEMAS;
+            if let Some(schema) = schemas.kind(&info.group, &info.version, &info.kind) {
+                let decoded = typed::decode(schemas, schema, &info.kind, object);
+                if let Some(e) = decoded.type_error {
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                        kind = info.kind,
+                        version = info.version
+                    )));
+                }
+                report_unknown(info, &decoded.unknown, opts)?;
+            }
+            defaults::apply(info, object);
+            if is_crd(info) {
+                crd::validate(object)
+            } else {
+                validation::builtin(info, object)
+            }
         };
         if causes.is_empty() {
             Ok(())

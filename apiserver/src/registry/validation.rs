@@ -82,7 +82,7 @@ fn workload(object: &Value, causes: &mut Vec<Cause>) {
             let shown: Vec<String> = labels
                 .into_iter()
                 .flatten()
-                .map(|(k, v)| format!("{k}:{}", v.as_str().unwrap_or("")))
+                .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
                 .collect();
             causes.push(Cause::new(
                 "FieldValueInvalid",
