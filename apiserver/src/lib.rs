@@ -6,6 +6,7 @@
 //! and the one generic store) → [`storage`] (revisioned key-value storage).
 //! Start at [`server::run`].
 
+pub mod admission;
 pub mod endpoints;
 pub mod registry;
 pub mod server;

@@ -239,6 +239,17 @@ fn tls_config(ca_bundle: Option<&[u8]>) -> Result<rustls::ClientConfig, String> 
         .with_no_client_auth())
 }
 
+/// A connect failure worded as Go's net package words it (`dial tcp ADDR: connect:
+/// connection refused`), which is what kube-apiserver's messages show.
+fn dial_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
+        _ => e.to_string(),
+    };
+    format!("dial tcp {addr}: connect: {why}")
+}
+
 /// POSTs `body` as JSON and returns the JSON answer.
 pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Result<Value, Error> {
     let url = target.display.clone();
@@ -250,7 +261,7 @@ pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Resu
         let config = tls_config(target.ca_bundle.as_deref()).map_err(&call)?;
         let tcp = tokio::net::TcpStream::connect(target.addr)
             .await
-            .map_err(|e| call(e.to_string()))?;
+            .map_err(|e| call(dial_error(target.addr, &e)))?;
         let name =
             ServerName::try_from(target.server_name.clone()).map_err(|e| call(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
