@@ -2,6 +2,7 @@
 //! and the per-connection HTTP/1.1 + HTTP/2 service. Start at [`run`].
 
 pub mod auth;
+pub mod authz;
 pub mod pki;
 
 use std::net::SocketAddr;
