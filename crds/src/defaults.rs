@@ -540,24 +540,65 @@ pub fn default_resource_models() -> Vec<ResourceModel> {
         .collect()
 }
 
-/// Cluster write-time mutation of the aggregated API server (Karmada
-/// `MutateCluster`): the deprecated `zone` moves into `zones` (when `zones`
-/// is empty) and is cleared; NoExecute taints without `timeAdded` get `now`;
-/// a cluster without resource models gets [`default_resource_models`].
-pub fn default_cluster(c: &mut Cluster, now: &Time) {
-    if !c.spec.zone.is_empty() {
-        if c.spec.zones.is_empty() {
-            c.spec.zones = vec![c.spec.zone.clone()];
-        }
-        c.spec.zone.clear();
+/// Cluster create preparation of the aggregated API server (Karmada
+/// cluster `Strategy.PrepareForCreate`): status cleared, generation 1, and
+/// the default resource models when none are given, else the given ones
+/// standardised ([`standardize_resource_models`]). Runs before validation.
+pub fn prepare_cluster_for_create(c: &mut Cluster) {
+    c.status = None;
+    c.metadata.generation = Some(1);
+    if c.spec.resource_models.is_empty() {
+        c.spec.resource_models = default_resource_models();
+    } else {
+        standardize_resource_models(&mut c.spec.resource_models);
     }
+}
+
+/// Cluster update preparation (Karmada `Strategy.PrepareForUpdate`): the old
+/// status is kept, the generation bumps when the spec changed, resource
+/// models are standardised. Runs before validation.
+pub fn prepare_cluster_for_update(c: &mut Cluster, old: &Cluster) {
+    c.status = old.status.clone();
+    let old_generation = old.metadata.generation.unwrap_or(0);
+    c.metadata.generation = Some(if c.spec != old.spec {
+        old_generation + 1
+    } else {
+        old_generation
+    });
+    if !c.spec.resource_models.is_empty() {
+        standardize_resource_models(&mut c.spec.resource_models);
+    }
+}
+
+/// Karmada `StandardizeClusterResourceModels`: grades sorted, the first
+/// grade's minimums set to 0 and the last grade's maximums to MaxInt64.
+pub fn standardize_resource_models(models: &mut [ResourceModel]) {
+    if models.is_empty() {
+        return;
+    }
+    models.sort_by_key(|m| m.grade);
+    for r in &mut models[0].ranges {
+        r.min = Quantity("0".into());
+    }
+    if let Some(last) = models.last_mut() {
+        for r in &mut last.ranges {
+            r.max = Quantity(i64::MAX.to_string());
+        }
+    }
+}
+
+/// Cluster canonicalisation after validation (Karmada `MutateCluster`):
+/// NoExecute taints without `timeAdded` get `now`; the deprecated `zone`
+/// moves into `zones` when `zones` is empty.
+pub fn canonicalize_cluster(c: &mut Cluster, now: &Time) {
     for t in &mut c.spec.taints {
         if t.effect == "NoExecute" && t.time_added.is_none() {
             t.time_added = Some(now.clone());
         }
     }
-    if c.spec.resource_models.is_empty() {
-        c.spec.resource_models = default_resource_models();
+    if !c.spec.zone.is_empty() && c.spec.zones.is_empty() {
+        c.spec.zones = vec![c.spec.zone.clone()];
+        c.spec.zone.clear();
     }
 }
 

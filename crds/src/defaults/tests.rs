@@ -364,20 +364,52 @@ fn fhpa_defaults() {
 }
 
 #[test]
-fn cluster_mutation() {
+fn cluster_registry_strategy() {
     let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     let mut c: Cluster = yaml(
-        "apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata: {name: m1}\nspec: {syncMode: Push, zone: z1, taints: [{key: a, effect: NoExecute}, {key: b, effect: NoSchedule}]}",
+        "apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata: {name: m1, generation: 7}\nspec: {syncMode: Push, zone: z1, taints: [{key: a, effect: NoExecute}, {key: b, effect: NoSchedule}]}\nstatus: {kubernetesVersion: v1.31.0}",
     );
-    default_cluster(&mut c, &now);
-    assert_eq!(c.spec.zones, vec!["z1".to_string()]);
-    assert_eq!(c.spec.zone, "");
-    assert_eq!(c.spec.taints[0].time_added, Some(now));
-    assert_eq!(c.spec.taints[1].time_added, None);
+    prepare_cluster_for_create(&mut c);
+    assert!(c.status.is_none());
+    assert_eq!(c.metadata.generation, Some(1));
     assert_eq!(c.spec.resource_models.len(), 9);
     assert_eq!(c.spec.resource_models[1].ranges[1].min.0, "4Gi");
     assert_eq!(
         c.spec.resource_models[8].ranges[0].max.0,
         i64::MAX.to_string()
     );
+    canonicalize_cluster(&mut c, &now);
+    assert_eq!(c.spec.zones, vec!["z1".to_string()]);
+    assert_eq!(c.spec.zone, "");
+    assert_eq!(c.spec.taints[0].time_added, Some(now.clone()));
+    assert_eq!(c.spec.taints[1].time_added, None);
+    // zone and zones together are left for validation to reject.
+    let mut both: Cluster = yaml(
+        "apiVersion: cluster.karmada.io/v1alpha1\nkind: Cluster\nmetadata: {name: m2}\nspec: {syncMode: Push, zone: z1, zones: [z2]}",
+    );
+    canonicalize_cluster(&mut both, &now);
+    assert_eq!((both.spec.zone.as_str(), both.spec.zones.len()), ("z1", 1));
+    // Updates keep status and bump the generation only on spec changes.
+    let mut old = c.clone();
+    old.status = Some(yaml("{kubernetesVersion: v1.31.0}"));
+    let mut same = c.clone();
+    prepare_cluster_for_update(&mut same, &old);
+    assert_eq!(same.metadata.generation, Some(1));
+    assert_eq!(same.status, old.status);
+    let mut changed = c.clone();
+    changed.spec.region = "r1".into();
+    prepare_cluster_for_update(&mut changed, &old);
+    assert_eq!(changed.metadata.generation, Some(2));
+}
+
+#[test]
+fn resource_models_are_standardized() {
+    let mut models = default_resource_models();
+    models.reverse();
+    models[0].ranges[0].max = Quantity("1000".into());
+    models[8].ranges[0].min = Quantity("5".into());
+    standardize_resource_models(&mut models);
+    assert_eq!(models[0].grade, 0);
+    assert_eq!(models[0].ranges[0].min.0, "0");
+    assert_eq!(models[8].ranges[0].max.0, i64::MAX.to_string());
 }
