@@ -477,6 +477,145 @@ pub fn aggregate_status(template: &Value, items: &[AggregatedStatusItem]) -> Opt
     Some(out)
 }
 
+fn port_key(p: &Value) -> (i64, String, Option<String>) {
+    (
+        p.get("port").and_then(Value::as_i64).unwrap_or(0),
+        p.get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        p.get("error").and_then(Value::as_str).map(str::to_string),
+    )
+}
+
+/// Merges load-balancer ingress entries from several members (Karmada
+/// `DedupeAndSort{Service,Ingress}LoadBalancerIngress`): entries with the same
+/// hostname, IP and IP mode are merged with their ports de-duplicated and
+/// sorted (port, protocol, error with none first); entries sorted with
+/// hostnames first (ascending), then IP, then IP mode (none last).
+pub fn merge_load_balancer_ingress(entries: &[Value]) -> Vec<Value> {
+    type Key = (String, String, Option<String>);
+    let key_of = |e: &Value| -> Key {
+        let s = |k: &str| {
+            e.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        (
+            s("hostname"),
+            s("ip"),
+            e.get("ipMode").and_then(Value::as_str).map(str::to_string),
+        )
+    };
+    let mut merged: BTreeMap<Key, (Value, Vec<Value>)> = BTreeMap::new();
+    for e in entries {
+        let slot = merged
+            .entry(key_of(e))
+            .or_insert_with(|| (e.clone(), Vec::new()));
+        slot.0 = e.clone();
+        for p in e
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !slot.1.iter().any(|q| port_key(q) == port_key(p)) {
+                slot.1.push(p.clone());
+            }
+        }
+    }
+    let mut out: Vec<(Key, Value)> = merged
+        .into_iter()
+        .map(|(k, (mut e, mut ports))| {
+            ports.sort_by(|a, b| port_key(a).cmp(&port_key(b)));
+            if let Some(m) = e.as_object_mut() {
+                if ports.is_empty() {
+                    m.remove("ports");
+                } else {
+                    m.insert("ports".into(), Value::Array(ports));
+                }
+            }
+            (k, e)
+        })
+        .collect();
+    out.sort_by(|(a, _), (b, _)| {
+        let host = match (a.0.is_empty(), b.0.is_empty()) {
+            (false, true) => std::cmp::Ordering::Less,
+            (true, false) => std::cmp::Ordering::Greater,
+            _ => a.0.cmp(&b.0),
+        };
+        host.then_with(|| a.1.cmp(&b.1))
+            .then_with(|| match (&a.2, &b.2) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+    });
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Aggregates member load-balancer statuses into a LoadBalancer Service or
+/// an Ingress template (Karmada `aggregateServiceStatus` /
+/// `aggregateIngressStatus`): the template status becomes exactly the merged
+/// `loadBalancer.ingress`. `None` when unchanged, or for a Service that is
+/// not of type LoadBalancer.
+pub fn aggregate_load_balancer_status(
+    template: &Value,
+    items: &[AggregatedStatusItem],
+) -> Option<Value> {
+    let kind = template
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match kind {
+        "Service"
+            if template.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer") => {}
+        "Ingress" => {}
+        _ => return None,
+    }
+    let entries: Vec<Value> = items
+        .iter()
+        .filter_map(|i| i.status.as_ref())
+        .flat_map(|s| {
+            s.pointer("/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let merged = merge_load_balancer_ingress(&entries);
+    let new_status = if merged.is_empty() {
+        json!({ "loadBalancer": {} })
+    } else {
+        json!({ "loadBalancer": { "ingress": merged } })
+    };
+    let normalize = |s: Option<&Value>| -> Value {
+        let ingress = s
+            .and_then(|s| s.pointer("/loadBalancer/ingress"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let rest: Map<String, Value> = s
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != "loadBalancer")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({ "ingress": ingress, "rest": rest })
+    };
+    if normalize(template.get("status")) == normalize(Some(&new_status)) {
+        return None;
+    }
+    let mut out = template.clone();
+    out.as_object_mut()?.insert("status".into(), new_status);
+    Some(out)
+}
+
 /// The `status.aggregatedStatus` entry for one Work (Karmada
 /// `assembleWorkStatus`): when the Work's `Applied` condition is not True,
 /// `{applied: false, appliedMessage, health: Unknown}`; otherwise the
@@ -735,6 +874,43 @@ mod tests {
             )
         );
         assert!(!fully_applied(&[], &[]).0);
+    }
+
+    #[test]
+    fn load_balancer_aggregation() {
+        let svc = json!({"kind": "Service", "spec": {"type": "LoadBalancer"}, "status": {"conditions": [{"type": "x"}]}});
+        let st = |ingress: Value| Some(json!({"loadBalancer": {"ingress": ingress}}));
+        let items = vec![
+            item(
+                "m1",
+                st(
+                    json!([{"ip": "10.0.0.2", "ports": [{"port": 443, "protocol": "TCP"}]}, {"hostname": "b.example"}]),
+                ),
+            ),
+            item(
+                "m2",
+                st(
+                    json!([{"ip": "10.0.0.2", "ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}]}, {"hostname": "a.example"}, {"ip": "10.0.0.1", "ipMode": "VIP"}]),
+                ),
+            ),
+            item("m3", None),
+        ];
+        let out = aggregate_load_balancer_status(&svc, &items).unwrap();
+        assert_eq!(
+            out["status"],
+            json!({"loadBalancer": {"ingress": [
+                {"hostname": "a.example"},
+                {"hostname": "b.example"},
+                {"ip": "10.0.0.1", "ipMode": "VIP"},
+                {"ip": "10.0.0.2", "ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}]}
+            ]}})
+        );
+        assert_eq!(aggregate_load_balancer_status(&out, &items), None);
+        let cluster_ip = json!({"kind": "Service", "spec": {"type": "ClusterIP"}});
+        assert_eq!(aggregate_load_balancer_status(&cluster_ip, &items), None);
+        let ing = json!({"kind": "Ingress", "status": {"loadBalancer": {}}});
+        assert_eq!(aggregate_load_balancer_status(&ing, &[]), None);
+        assert!(aggregate_load_balancer_status(&ing, &items[..1]).is_some());
     }
 
     #[test]
