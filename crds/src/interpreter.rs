@@ -528,7 +528,7 @@ pub fn merge_load_balancer_ingress(entries: &[Value]) -> Vec<Value> {
     let mut out: Vec<(Key, Value)> = merged
         .into_iter()
         .map(|(k, (mut e, mut ports))| {
-            ports.sort_by(|a, b| port_key(a).cmp(&port_key(b)));
+            ports.sort_by_key(port_key);
             if let Some(m) = e.as_object_mut() {
                 if ports.is_empty() {
                     m.remove("ports");
