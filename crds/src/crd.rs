@@ -71,7 +71,8 @@ pub fn crd_values() -> Vec<(String, Value)> {
 }
 
 /// Every CRD as `(file name, YAML)` — what `flotilla crds` prints and what is
-/// committed under `deploy/crds/`.
+/// committed under `deploy/crds/`. A manifest that cannot be rendered (never
+/// expected) comes out empty; use [`try_crd_manifests`] to see the error.
 pub fn crd_manifests() -> Vec<(String, String)> {
     crd_values()
         .into_iter()
@@ -79,6 +80,14 @@ pub fn crd_manifests() -> Vec<(String, String)> {
             let yaml = to_yaml(&v).unwrap_or_default();
             (name, yaml)
         })
+        .collect()
+}
+
+/// [`crd_manifests`], failing on the first manifest that cannot be rendered.
+pub fn try_crd_manifests() -> Result<Vec<(String, String)>> {
+    crd_values()
+        .into_iter()
+        .map(|(name, v)| Ok((name, to_yaml(&v)?)))
         .collect()
 }
 
@@ -348,7 +357,7 @@ mod tests {
         if update {
             std::fs::create_dir_all(&dir).expect("create deploy/crds");
         }
-        let mut files = crd_manifests();
+        let mut files = try_crd_manifests().expect("every CRD renders");
         files.push(("kustomization.yaml".to_string(), kustomization()));
         for (name, yaml) in files {
             let path = dir.join(&name);
