@@ -617,3 +617,175 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod resource_tests {
+    use kube::Resource;
+
+    use crate::*;
+
+    fn gvkp<K: Resource<DynamicType = ()>>() -> (String, String, String, String) {
+        (
+            K::group(&()).into(),
+            K::version(&()).into(),
+            K::kind(&()).into(),
+            K::plural(&()).into(),
+        )
+    }
+
+    /// Every kind is a `kube::Resource` with Karmada's group, version, kind and plural.
+    #[test]
+    fn kinds_are_kube_resources() {
+        let s = |a: &str, b: &str, c: &str, d: &str| {
+            (a.to_string(), b.to_string(), c.to_string(), d.to_string())
+        };
+        assert_eq!(
+            gvkp::<policy::PropagationPolicy>(),
+            s(
+                "policy.karmada.io",
+                "v1alpha1",
+                "PropagationPolicy",
+                "propagationpolicies"
+            )
+        );
+        assert_eq!(
+            gvkp::<policy::ClusterPropagationPolicy>(),
+            s(
+                "policy.karmada.io",
+                "v1alpha1",
+                "ClusterPropagationPolicy",
+                "clusterpropagationpolicies"
+            )
+        );
+        assert_eq!(
+            gvkp::<policy::OverridePolicy>(),
+            s(
+                "policy.karmada.io",
+                "v1alpha1",
+                "OverridePolicy",
+                "overridepolicies"
+            )
+        );
+        assert_eq!(
+            gvkp::<policy::ClusterOverridePolicy>(),
+            s(
+                "policy.karmada.io",
+                "v1alpha1",
+                "ClusterOverridePolicy",
+                "clusteroverridepolicies"
+            )
+        );
+        assert_eq!(
+            gvkp::<work::ResourceBinding>(),
+            s(
+                "work.karmada.io",
+                "v1alpha2",
+                "ResourceBinding",
+                "resourcebindings"
+            )
+        );
+        assert_eq!(
+            gvkp::<work::ClusterResourceBinding>(),
+            s(
+                "work.karmada.io",
+                "v1alpha2",
+                "ClusterResourceBinding",
+                "clusterresourcebindings"
+            )
+        );
+        assert_eq!(
+            gvkp::<work::v1alpha1::ResourceBinding>(),
+            s(
+                "work.karmada.io",
+                "v1alpha1",
+                "ResourceBinding",
+                "resourcebindings"
+            )
+        );
+        assert_eq!(
+            gvkp::<work::Work>(),
+            s("work.karmada.io", "v1alpha1", "Work", "works")
+        );
+        assert_eq!(
+            gvkp::<cluster::Cluster>(),
+            s("cluster.karmada.io", "v1alpha1", "Cluster", "clusters")
+        );
+        assert_eq!(
+            gvkp::<autoscaling::FederatedHPA>(),
+            s(
+                "autoscaling.karmada.io",
+                "v1alpha1",
+                "FederatedHPA",
+                "federatedhpas"
+            )
+        );
+        assert_eq!(
+            gvkp::<autoscaling::CronFederatedHPA>(),
+            s(
+                "autoscaling.karmada.io",
+                "v1alpha1",
+                "CronFederatedHPA",
+                "cronfederatedhpas"
+            )
+        );
+        assert_eq!(
+            gvkp::<networking::MultiClusterService>(),
+            s(
+                "networking.karmada.io",
+                "v1alpha1",
+                "MultiClusterService",
+                "multiclusterservices"
+            )
+        );
+        assert_eq!(
+            gvkp::<networking::MultiClusterIngress>(),
+            s(
+                "networking.karmada.io",
+                "v1alpha1",
+                "MultiClusterIngress",
+                "multiclusteringresses"
+            )
+        );
+        assert_eq!(
+            gvkp::<mcs::ServiceExport>(),
+            s(
+                "multicluster.x-k8s.io",
+                "v1alpha1",
+                "ServiceExport",
+                "serviceexports"
+            )
+        );
+        assert_eq!(
+            gvkp::<mcs::ServiceImport>(),
+            s(
+                "multicluster.x-k8s.io",
+                "v1alpha1",
+                "ServiceImport",
+                "serviceimports"
+            )
+        );
+        assert_eq!(
+            gvkp::<search::ResourceRegistry>(),
+            s(
+                "search.karmada.io",
+                "v1alpha1",
+                "ResourceRegistry",
+                "resourceregistries"
+            )
+        );
+        assert_eq!(
+            gvkp::<config::ResourceInterpreterCustomization>(),
+            s(
+                "config.karmada.io",
+                "v1alpha1",
+                "ResourceInterpreterCustomization",
+                "resourceinterpretercustomizations"
+            )
+        );
+        let pp = policy::PropagationPolicy::new("p", policy::PropagationSpec::default());
+        assert_eq!(pp.meta().name.as_deref(), Some("p"));
+        let v = serde_json::to_value(&pp).unwrap();
+        assert_eq!(v["apiVersion"], "policy.karmada.io/v1alpha1");
+        assert_eq!(v["kind"], "PropagationPolicy");
+    }
+}
