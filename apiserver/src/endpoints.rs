@@ -28,6 +28,8 @@ use crate::registry::store::{
     WatchOptions, WriteOptions,
 };
 use crate::registry::{Catalog, ResourceInfo};
+use crate::server::auth::User;
+use crate::server::authz;
 use crate::status::{ApiError, Result};
 use codec::Output;
 use request_info::{RequestInfo, Route, Verb};
@@ -127,15 +129,16 @@ where
     }
 }
 
-/// Answers one request.
-pub async fn handle<B>(api: &Arc<Api>, req: Request<B>) -> Response<Body>
+/// Answers one request of an authenticated (and authorized) user; `None` is the
+/// server itself, whose writes skip admission.
+pub async fn handle<B>(api: &Arc<Api>, req: Request<B>, user: Option<Arc<User>>) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
     let query = request_info::parse_query(parts.uri.query());
-    match route(api, &parts, &query, body).await {
+    match route(api, &parts, &query, body, user).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -146,6 +149,7 @@ async fn route<B>(
     parts: &http::request::Parts,
     query: &HashMap<String, String>,
     body: B,
+    user: Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
     B: http_body::Body<Data = Bytes>,
@@ -214,7 +218,7 @@ where
         _ => {}
     }
     match request_info::parse(&parts.method, path, query) {
-        Route::Resource(info) => resource(api, parts, query, info, body).await,
+        Route::Resource(info) => resource(api, parts, query, info, body, user).await,
         Route::GroupVersion { group, version } => {
             let doc = discovery::api_resource_list(&api.catalog, &group, &version)
                 .ok_or_else(ApiError::no_route)?;
@@ -246,6 +250,7 @@ fn write_options(
     query: &HashMap<String, String>,
     dry_run: bool,
     warnings: &Warnings,
+    user: &Option<Arc<User>>,
 ) -> WriteOptions {
     let field_manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
         Some(m) => m.clone(),
@@ -266,6 +271,7 @@ fn write_options(
         force: query.get("force").is_some_and(|f| f == "true"),
         field_validation,
         warnings: warnings.clone(),
+        user: user.clone(),
     }
 }
 
@@ -309,13 +315,14 @@ async fn resource<B>(
     query: &HashMap<String, String>,
     req: RequestInfo,
     body: B,
+    user: Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let warnings = Warnings::default();
-    let mut response = match resource_verb(api, parts, query, req, body, &warnings).await {
+    let mut response = match resource_verb(api, parts, query, req, body, &warnings, &user).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -335,11 +342,17 @@ async fn resource_verb<B>(
     req: RequestInfo,
     body: B,
     warnings: &Warnings,
+    user: &Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if let Some(kind) = review_kind(&req) {
+        let bytes = read_body(body).await?;
+        let review = codec::decode_object(header_str(parts, header::CONTENT_TYPE), &bytes)?;
+        return review_response(api, kind, &review, user);
+    }
     let info = api
         .catalog
         .get(&req.group, &req.version, &req.resource)
@@ -369,7 +382,7 @@ where
         None => Part::Main,
         Some("status") if info.status_subresource => Part::Status,
         Some("scale") if info.scale_subresource => {
-            return scale(api, parts, query, &info, &req, body, warnings).await;
+            return scale(api, parts, query, &info, &req, body, warnings, user).await;
         }
         Some(_) => return Err(ApiError::no_route()),
     };
@@ -451,7 +464,7 @@ where
                     &info,
                     namespace,
                     object,
-                    &write_options(parts, query, dry, warnings),
+                    &write_options(parts, query, dry, warnings, user),
                 )
                 .await?;
             Ok(object_response(
@@ -475,7 +488,7 @@ where
                     name,
                     object,
                     part,
-                    &write_options(parts, query, dry, warnings),
+                    &write_options(parts, query, dry, warnings, user),
                 )
                 .await?;
             Ok(object_response(
@@ -508,7 +521,7 @@ where
                 })?,
             };
             let name = req.name.as_deref().unwrap_or("");
-            let opts = write_options(parts, query, dry, warnings);
+            let opts = write_options(parts, query, dry, warnings, user);
             if patch_type == PatchType::Apply {
                 let (applied, created) = store
                     .apply(&info, namespace, name, patch, part, &opts)
@@ -532,7 +545,8 @@ where
             ))
         }
         Verb::Delete => {
-            let opts = delete_options(query, &read_body(body).await?)?;
+            let mut opts = delete_options(query, &read_body(body).await?)?;
+            opts.user = user.clone();
             let name = req.name.as_deref().unwrap_or("");
             let deleted = store.delete(&info, namespace, name, &opts).await?;
             Ok(object_response(
@@ -544,7 +558,8 @@ where
             ))
         }
         Verb::DeleteCollection => {
-            let opts = delete_options(query, &read_body(body).await?)?;
+            let mut opts = delete_options(query, &read_body(body).await?)?;
+            opts.user = user.clone();
             let list = list_options(&info, query)?;
             let result = store
                 .delete_collection(&info, namespace, &list, &opts)
@@ -713,6 +728,45 @@ fn list_response(
     }
 }
 
+/// The review "resources" answered by the server itself: SelfSubjectAccessReview,
+/// SelfSubjectRulesReview (authorization.k8s.io) and SelfSubjectReview
+/// (authentication.k8s.io), as `kubectl auth can-i` and `auth whoami` use them.
+fn review_kind(req: &RequestInfo) -> Option<&'static str> {
+    match (
+        req.group.as_str(),
+        req.version.as_str(),
+        req.resource.as_str(),
+        req.verb,
+    ) {
+        ("authorization.k8s.io", "v1", "selfsubjectaccessreviews", Verb::Create) => Some("access"),
+        ("authorization.k8s.io", "v1", "selfsubjectrulesreviews", Verb::Create) => Some("rules"),
+        ("authentication.k8s.io", "v1", "selfsubjectreviews", Verb::Create) => Some("whoami"),
+        _ => None,
+    }
+}
+
+fn review_response(
+    api: &Arc<Api>,
+    kind: &str,
+    review: &Value,
+    user: &Option<Arc<User>>,
+) -> Result<Response<Body>> {
+    let user = user.clone().unwrap_or_else(|| {
+        Arc::new(User {
+            name: "system:apiserver".into(),
+            uid: String::new(),
+            groups: vec![authz::SYSTEM_MASTERS.into()],
+        })
+    });
+    let snapshot = api.store.storage.snapshot();
+    let answer = match kind {
+        "access" => authz::self_subject_access_review(&snapshot, &user, review)?,
+        "rules" => authz::self_subject_rules_review(&snapshot, &user, review)?,
+        _ => authz::self_subject_review(&user),
+    };
+    Ok(value_response(StatusCode::CREATED, &answer))
+}
+
 /// The `autoscaling/v1` Scale of a scalable object.
 /// JSON pointer of a `.a.b` path from a CRD's scale subresource.
 fn dotted_pointer(path: &str) -> String {
@@ -814,6 +868,7 @@ async fn scale<B>(
     req: &RequestInfo,
     body: B,
     warnings: &Warnings,
+    user: &Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
     B: http_body::Body<Data = Bytes>,
@@ -913,7 +968,7 @@ where
             PatchType::Merge,
             &merge,
             Part::Main,
-            &write_options(parts, query, dry, warnings),
+            &write_options(parts, query, dry, warnings, user),
         )
         .await?;
     Ok(value_response(StatusCode::OK, &scale_of(info, &updated)))

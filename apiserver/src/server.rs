@@ -138,7 +138,31 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
         .await
         .map_err(Error::Bootstrap)?;
     store.load_crds().await;
+    ensure_bootstrap_policy(&store).await?;
     Ok(store)
+}
+
+/// Creates kube-apiserver's default RBAC roles and bindings when missing.
+async fn ensure_bootstrap_policy(store: &Store) -> Result<(), Error> {
+    for (key, object) in authz::bootstrap_policy() {
+        if store.storage.snapshot().get(&key).is_some() {
+            continue;
+        }
+        let mut parts = key.trim_start_matches('/').split('/');
+        let (Some(group), Some(plural)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(info) = store.catalog.find_resource(group, plural) else {
+            continue;
+        };
+        let opts = crate::registry::store::WriteOptions::manager("flotilla-apiserver");
+        match store.create(&info, None, object, &opts).await {
+            Ok(_) => {}
+            Err(e) if e.reason == "AlreadyExists" => {}
+            Err(e) => return Err(Error::Bootstrap(e)),
+        }
+    }
+    Ok(())
 }
 
 /// A server that is bound and ready; [`Server::serve`] runs it.
@@ -161,13 +185,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
     let bind_host = config.bind.ip().to_string();
     let pki = pki::ensure(&config.data_dir, &bind_host)?;
     let tokens = auth::Tokens::load(&pki.tokens_file).unwrap_or_default();
-    let storage = open_storage(&config)?;
-    let catalog = Arc::new(Catalog::builtin());
-    let store = Store::new(storage, catalog);
-    store
-        .ensure_system_namespaces()
-        .await
-        .map_err(Error::Bootstrap)?;
+    let store = open_store(&config).await?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Bind {
@@ -260,7 +278,12 @@ impl Server {
                             .and_then(|v| v.to_str().ok());
                         let response =
                             match auth::authenticate(&tokens, cert_user.as_ref(), authorization) {
-                                Some(_user) => endpoints::handle(&api, req).await,
+                                Some(user) => match admit_request(&api, user, req) {
+                                    Ok((user, req)) => {
+                                        endpoints::handle(&api, req, Some(Arc::new(user))).await
+                                    }
+                                    Err(e) => endpoints::error_response(&e),
+                                },
                                 None => endpoints::error_response(&ApiError::unauthorized()),
                             };
                         tracing::debug!(%method, %path, code = response.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
@@ -274,6 +297,30 @@ impl Server {
             });
         }
     }
+}
+
+/// Applies impersonation and RBAC authorization to an authenticated request;
+/// answers the effective user and the request without impersonation headers.
+fn admit_request<B>(
+    api: &Api,
+    user: auth::User,
+    mut req: http::Request<B>,
+) -> Result<(auth::User, http::Request<B>), ApiError> {
+    let snapshot = api.store.storage.snapshot();
+    let user = match authz::impersonate(&snapshot, &user, req.headers())? {
+        Some(impersonated) => impersonated,
+        None => user,
+    };
+    authz::strip_impersonation_headers(req.headers_mut());
+    let query = crate::endpoints::request_info::parse_query(req.uri().query());
+    let path = req.uri().path().to_string();
+    let route = crate::endpoints::request_info::parse(req.method(), &path, &query);
+    let attrs = authz::Attributes::from_request(req.method(), &path, &route, &query);
+    let decision = authz::authorize(&snapshot, &user, &attrs);
+    if !decision.allowed {
+        return Err(authz::forbidden(&attrs, &user, &decision.reason));
+    }
+    Ok((user, req))
 }
 
 /// Runs an API server until `shutdown` completes.

@@ -17,6 +17,8 @@ use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Catalog, ResourceInfo};
 use super::{apply, conversion, crd, defaults, openapi_schemas, schema, typed, validation};
+use crate::admission;
+use crate::server::auth::User;
 use crate::status::{ApiError, Cause, Result};
 use crate::storage::{self, EventKind, KeyValue, Precondition, Revision, Snapshot, Storage};
 
@@ -81,6 +83,8 @@ pub enum Propagation {
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub dry_run: bool,
+    /// The requesting user, for admission; none for the server's own writes.
+    pub user: Option<Arc<User>>,
     pub propagation: Propagation,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
@@ -99,6 +103,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// Warnings for the client (sent as `Warning` headers).
     pub warnings: Warnings,
+    /// The requesting user, for admission; none for the server's own writes.
+    pub user: Option<Arc<User>>,
 }
 
 /// `fieldValidation`: how unknown fields in a request are treated.
@@ -540,6 +546,24 @@ impl Store {
             object["spec"] = json!({"finalizers": ["kubernetes"]});
             object["status"] = json!({"phase": "Active"});
         }
+        let object = self
+            .admit(
+                info,
+                Admit {
+                    operation: admission::Operation::Create,
+                    subresource: None,
+                    namespace: namespace.as_deref(),
+                    name: &name,
+                    old: None,
+                },
+                Some(object),
+                &opts.user,
+                opts.dry_run,
+                &opts.warnings,
+                Some(opts),
+            )
+            .await?
+            .unwrap_or_default();
         let key = info.key(namespace.as_deref(), &name);
         if dry_run {
             if self.storage.snapshot().get(&key).is_some() {
@@ -826,6 +850,29 @@ impl Store {
             if unchanged(&old, &next) {
                 return Ok(old);
             }
+            let subresource = if part == Part::Status {
+                Some("status")
+            } else {
+                None
+            };
+            let next = self
+                .admit(
+                    info,
+                    Admit {
+                        operation: admission::Operation::Update,
+                        subresource,
+                        namespace,
+                        name,
+                        old: Some(&old),
+                    },
+                    Some(next),
+                    &opts.user,
+                    opts.dry_run,
+                    &opts.warnings,
+                    Some(opts),
+                )
+                .await?
+                .unwrap_or_default();
             let finalized = next.pointer("/metadata/deletionTimestamp").is_some()
                 && next
                     .pointer("/metadata/finalizers")
@@ -1016,6 +1063,25 @@ impl Store {
             let precondition = Precondition {
                 revision: Some(current.mod_revision),
             };
+            if opts.user.is_some() {
+                let old = self.convert_out(info, current.value.clone()).await?;
+                self.admit(
+                    info,
+                    Admit {
+                        operation: admission::Operation::Delete,
+                        subresource: None,
+                        namespace,
+                        name,
+                        old: Some(&old),
+                    },
+                    None,
+                    &opts.user,
+                    opts.dry_run,
+                    &Warnings::default(),
+                    None,
+                )
+                .await?;
+            }
             if is_namespace || has_finalizers {
                 if current
                     .value
@@ -1062,6 +1128,68 @@ impl Store {
             }
         }
         Err(ApiError::conflict(&info.group, &info.plural, name))
+    }
+
+    /// Runs mutating then validating admission webhooks for a user's request;
+    /// a mutated object is validated again.
+    #[allow(clippy::too_many_arguments)]
+    async fn admit(
+        &self,
+        info: &ResourceInfo,
+        request: Admit<'_>,
+        object: Option<Value>,
+        user: &Option<Arc<User>>,
+        dry_run: bool,
+        warnings: &Warnings,
+        revalidate: Option<&WriteOptions>,
+    ) -> Result<Option<Value>> {
+        let Some(user) = user else { return Ok(object) };
+        let snapshot = self.storage.snapshot();
+        let other_versions: Vec<String> = self
+            .catalog
+            .groups()
+            .into_iter()
+            .filter(|(g, _)| *g == info.group)
+            .flat_map(|(_, vs)| vs)
+            .filter(|v| {
+                *v != info.version && self.catalog.get(&info.group, v, &info.plural).is_some()
+            })
+            .collect();
+        let mut attrs = admission::Attributes::new(request.operation, info, request.name, user);
+        attrs.subresource = request.subresource;
+        attrs.namespace = request.namespace;
+        attrs.dry_run = dry_run;
+        attrs.old_object = request.old;
+        attrs.other_versions = &other_versions;
+        let before = object.clone();
+        let admitted = admission::mutate(&snapshot, &attrs, object)
+            .await
+            .map_err(|r| {
+                for w in &r.warnings {
+                    warnings.push(w.clone());
+                }
+                r.error
+            })?;
+        for w in admitted.warnings {
+            warnings.push(w);
+        }
+        let mut object = admitted.object;
+        if object != before
+            && let (Some(o), Some(opts)) = (object.as_mut(), revalidate)
+        {
+            self.validate_object(info, o, opts)?;
+        }
+        attrs.object = object.as_ref();
+        let validated = admission::validate(&snapshot, &attrs).await.map_err(|r| {
+            for w in &r.warnings {
+                warnings.push(w.clone());
+            }
+            r.error
+        })?;
+        for w in validated {
+            warnings.push(w);
+        }
+        Ok(object)
     }
 
     /// Gives a new Service a cluster IP (unless headless or ExternalName).
@@ -1609,6 +1737,15 @@ fn report_unknown(info: &ResourceInfo, unknown: &[String], opts: &WriteOptions) 
             version = info.version,
         ))),
     }
+}
+
+/// What admission is told about a request besides the objects.
+struct Admit<'a> {
+    operation: admission::Operation,
+    subresource: Option<&'a str>,
+    namespace: Option<&'a str>,
+    name: &'a str,
+    old: Option<&'a Value>,
 }
 
 fn is_crd(info: &ResourceInfo) -> bool {
