@@ -616,6 +616,149 @@ pub fn aggregate_load_balancer_status(
     Some(out)
 }
 
+fn job_finished(status: &Value) -> Option<String> {
+    status
+        .get("conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find_map(|c| {
+            let t = c.get("type").and_then(Value::as_str)?;
+            ((t == "Complete" || t == "Failed")
+                && c.get("status").and_then(Value::as_str) == Some("True"))
+            .then(|| t.to_string())
+        })
+}
+
+/// Aggregates member Job statuses into the Job template (Karmada
+/// `aggregateJobStatus` / `ParsingJobStatus`): nothing changes once the
+/// template is Complete or Failed; otherwise active/succeeded/failed are
+/// summed, a `Failed` condition names the failed clusters, `Complete` (plus
+/// `SuccessCriteriaMet` when every member met it) is set when every member
+/// completed, startTime is the earliest member start (only when the template
+/// has none and all members started) and completionTime the latest (only
+/// when all completed). `now` (RFC 3339) stamps new conditions. `None` when
+/// unchanged.
+pub fn aggregate_job_status(
+    template: &Value,
+    items: &[AggregatedStatusItem],
+    now: &str,
+) -> Option<Value> {
+    if template.get("kind").and_then(Value::as_str) != Some("Job") {
+        return None;
+    }
+    let old = template.get("status").cloned().unwrap_or(json!({}));
+    if job_finished(&old).is_some() {
+        return None;
+    }
+    let (mut active, mut succeeded, mut failed_pods) = (0i64, 0i64, 0i64);
+    let (mut failed, mut successful, mut criteria, mut started, mut completed) =
+        (Vec::new(), 0usize, 0usize, 0usize, 0usize);
+    let mut start: Option<String> = None;
+    let mut completion: Option<String> = None;
+    for item in items {
+        let Some(st) = &item.status else { continue };
+        let n = |f: &str| st.get(f).and_then(Value::as_i64).unwrap_or(0);
+        active += n("active");
+        succeeded += n("succeeded");
+        failed_pods += n("failed");
+        match job_finished(st).as_deref() {
+            Some("Complete") => successful += 1,
+            Some("Failed") => failed.push(item.cluster_name.clone()),
+            _ => {}
+        }
+        let met = st
+            .get("conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("type") == Some(&json!("SuccessCriteriaMet"))
+                        && c.get("status") == Some(&json!("True"))
+                })
+            });
+        if met {
+            criteria += 1;
+        }
+        // RFC 3339 UTC timestamps compare correctly as strings.
+        let member_start = st
+            .get("startTime")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if member_start.is_some() {
+            started += 1;
+        }
+        if start.is_none()
+            || member_start
+                .as_ref()
+                .is_some_and(|m| start.as_ref().is_some_and(|s| m < s))
+        {
+            start = member_start;
+        }
+        if let Some(c) = st.get("completionTime").and_then(Value::as_str) {
+            completed += 1;
+            if completion.as_deref().is_none_or(|cur| cur < c) {
+                completion = Some(c.to_string());
+            }
+        }
+    }
+    let condition = |t: &str, reason: &str, message: String| json!({"type": t, "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": reason, "message": message});
+    let mut conditions = Vec::new();
+    if !failed.is_empty() {
+        conditions.push(condition(
+            "Failed",
+            "JobFailed",
+            format!(
+                "Job executed failed in member clusters {}",
+                failed.join(",")
+            ),
+        ));
+    }
+    if successful == items.len() && successful > 0 {
+        conditions.push(condition("Complete", "Completed", "Job completed".into()));
+        if criteria == items.len() {
+            conditions.push(condition(
+                "SuccessCriteriaMet",
+                "CompletionsReached",
+                "All member clusters have met success criteria".into(),
+            ));
+        }
+    }
+    let mut new = Map::new();
+    for (k, v) in [
+        ("active", active),
+        ("succeeded", succeeded),
+        ("failed", failed_pods),
+    ] {
+        if v != 0 {
+            new.insert(k.into(), json!(v));
+        }
+    }
+    if !conditions.is_empty() {
+        new.insert("conditions".into(), Value::Array(conditions));
+    }
+    let old_start = old.get("startTime").cloned();
+    match old_start {
+        Some(s) if !s.is_null() => {
+            new.insert("startTime".into(), s);
+        }
+        _ if started == items.len() && started > 0 => {
+            if let Some(s) = start {
+                new.insert("startTime".into(), Value::String(s));
+            }
+        }
+        _ => {}
+    }
+    if let Some(c) = completion.filter(|_| completed == items.len()) {
+        new.insert("completionTime".into(), Value::String(c));
+    }
+    let new = Value::Object(new);
+    if new == old {
+        return None;
+    }
+    let mut out = template.clone();
+    out.as_object_mut()?.insert("status".into(), new);
+    Some(out)
+}
+
 /// The `status.aggregatedStatus` entry for one Work (Karmada
 /// `assembleWorkStatus`): when the Work's `Applied` condition is not True,
 /// `{applied: false, appliedMessage, health: Unknown}`; otherwise the
@@ -911,6 +1054,66 @@ mod tests {
         let ing = json!({"kind": "Ingress", "status": {"loadBalancer": {}}});
         assert_eq!(aggregate_load_balancer_status(&ing, &[]), None);
         assert!(aggregate_load_balancer_status(&ing, &items[..1]).is_some());
+    }
+
+    #[test]
+    fn job_aggregation() {
+        let now = "2026-01-02T00:00:00Z";
+        let job = json!({"kind": "Job", "metadata": {"name": "pi"}, "status": {}});
+        let done = |start: &str, end: &str| {
+            Some(
+                json!({"succeeded": 2, "startTime": start, "completionTime": end,
+                        "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}),
+            )
+        };
+        let items = vec![
+            item("m1", done("2026-01-01T00:00:05Z", "2026-01-01T00:01:00Z")),
+            item("m2", done("2026-01-01T00:00:01Z", "2026-01-01T00:02:00Z")),
+        ];
+        let out = aggregate_job_status(&job, &items, now).unwrap();
+        assert_eq!(out["status"]["succeeded"], 4);
+        assert_eq!(out["status"]["startTime"], "2026-01-01T00:00:01Z");
+        assert_eq!(out["status"]["completionTime"], "2026-01-01T00:02:00Z");
+        let types: Vec<&str> = out["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, vec!["Complete", "SuccessCriteriaMet"]);
+        assert_eq!(out["status"]["conditions"][0]["message"], "Job completed");
+        // Finished templates are left alone.
+        assert_eq!(aggregate_job_status(&out, &items, now), None);
+        // A failed member.
+        let failed = vec![
+            item(
+                "m1",
+                Some(
+                    json!({"failed": 1, "startTime": "2026-01-01T00:00:00Z", "conditions": [{"type": "Failed", "status": "True"}]}),
+                ),
+            ),
+            item("m2", Some(json!({"active": 1}))),
+        ];
+        let out = aggregate_job_status(&job, &failed, now).unwrap();
+        assert_eq!(
+            out["status"]["conditions"][0]["message"],
+            "Job executed failed in member clusters m1"
+        );
+        assert_eq!(
+            (
+                out["status"]["active"].clone(),
+                out["status"]["failed"].clone()
+            ),
+            (json!(1), json!(1))
+        );
+        assert!(
+            out["status"].get("startTime").is_none(),
+            "not every member started"
+        );
+        assert_eq!(
+            aggregate_job_status(&json!({"kind": "Deployment"}), &failed, now),
+            None
+        );
     }
 
     #[test]
