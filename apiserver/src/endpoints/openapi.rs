@@ -139,6 +139,15 @@ fn operation(info: &ResourceInfo, action: &str, mut params: Vec<Value>, with_bod
             "application/merge-patch+json": {"schema": {"type": "object"}},
             "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
         }});
+        // Custom resources take no strategic merge patch; kubectl reads this list to
+        // choose a JSON merge patch for them.
+        if info.custom.is_some()
+            && let Some(content) = op
+                .pointer_mut("/requestBody/content")
+                .and_then(Value::as_object_mut)
+        {
+            content.remove("application/strategic-merge-patch+json");
+        }
     } else if with_body {
         op["requestBody"] = json!({"content": {"application/json": {"schema": schema_ref}}});
     }
@@ -165,6 +174,26 @@ fn builtin_schema(info: &ResourceInfo) -> Option<&'static Value> {
     schemas
         .kind(&info.group, &info.version, &info.kind)
         .and_then(|name| schemas.get(name))
+}
+
+/// A custom resource's schema from its CRD, with `metadata` as ObjectMeta, as
+/// kube-apiserver publishes it.
+fn custom_schema(info: &ResourceInfo) -> Option<Value> {
+    let mut schema = info.custom.as_ref()?.schema.clone()?;
+    let map = schema.as_object_mut()?;
+    let properties = map.entry("properties").or_insert_with(|| json!({}));
+    if let Some(p) = properties.as_object_mut() {
+        p.insert(
+            "metadata".into(),
+            json!({"description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+                   "allOf": [{"$ref": format!("{}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", schemas::REF_PREFIX)}]}),
+        );
+    }
+    map.insert(
+        "x-kubernetes-group-version-kind".into(),
+        json!([{"group": info.group, "version": info.version, "kind": info.kind}]),
+    );
+    Some(schema)
 }
 
 /// A minimal structural schema for a kind without a built-in one (spec and status
@@ -211,9 +240,10 @@ fn group_version_doc(catalog: &Catalog, group: &str, version: &str) -> Value {
     let mut schemas = serde_json::Map::new();
     let mut roots = Vec::new();
     for info in catalog.resources(group, version) {
-        let schema = match builtin_schema(&info) {
-            Some(schema) => schema.clone(),
-            None => fallback_schema(&info),
+        let schema = match (builtin_schema(&info), custom_schema(&info)) {
+            (Some(schema), _) => schema.clone(),
+            (None, Some(schema)) => schema,
+            (None, None) => fallback_schema(&info),
         };
         roots.push(schema.clone());
         schemas.insert(schema_name(&info), schema);
