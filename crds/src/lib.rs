@@ -8,7 +8,8 @@
 //! - [`scheduling`]: one scheduling pass for a binding, built from
 //!   [`placement`] (filters, spread selection), [`estimator`] (available
 //!   replicas) and [`division`] (replica division);
-//! - [`matching`]: which (Cluster)PropagationPolicy claims a template;
+//! - [`matching`]: which (Cluster)PropagationPolicy claims a template, and
+//!   [`detector`]: the claim metadata and the binding built for it;
 //! - [`overrides`]: override application, with [`image`] parsing;
 //! - [`render`]: the Work a binding produces for one cluster;
 //! - [`interpreter`]: replicas/requirements, health, status reflection and
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod crd;
 pub mod defaults;
+pub mod detector;
 pub mod division;
 pub mod estimator;
 pub mod image;
