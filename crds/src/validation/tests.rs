@@ -1454,3 +1454,69 @@ fn mcs_rules() {
         "MultiClusterService types are immutable",
     );
 }
+
+/// The cases of Karmada's `cronfederatedhpa/validating_test.go`.
+#[test]
+fn cron_webhook_cases() {
+    let rule = |extra: &str| format!("[{{name: bar, schedule: '0 0 13 * 5'{extra}}}]");
+    let msg = |target: &str, rules: &str| {
+        aggregate_message(&validate_cron_federated_hpa(&cron(target, rules)))
+    };
+    assert_eq!(
+        msg(
+            "{apiVersion: apps/v1, kind: Deployment, name: d}",
+            &rule(", targetReplicas: 1")
+        ),
+        ""
+    );
+    assert_eq!(
+        msg(
+            FHPA,
+            "[{name: bar, schedule: '0 0 13 * 1', targetMinReplicas: 1, targetMaxReplicas: 2}]"
+        ),
+        ""
+    );
+    assert!(
+        msg(
+            "{apiVersion: autoscaling.karmada.io/v1alpha1, kind: Test, name: h}",
+            &rule(", targetReplicas: 1")
+        )
+        .contains("invalid scaleTargetRef kind: Test, only support FederatedHPA")
+    );
+    assert!(
+        msg(
+            "{apiVersion: apps/v1, kind: '', name: d}",
+            &rule(", targetReplicas: 1")
+        )
+        .contains("spec.scaleTargetRef.kind: Required value")
+    );
+    assert!(
+        msg(
+            "{apiVersion: apps/v1, kind: foo, name: ''}",
+            &rule(", targetReplicas: 1")
+        )
+        .contains("spec.scaleTargetRef.name: Required value")
+    );
+    assert!(msg("{apiVersion: apps/v1, kind: foo, name: d}", "[{name: bar, schedule: '0 0 13 * 5', targetReplicas: 1}, {name: bar, schedule: '0 0 13 * 5', targetReplicas: 1}]").contains("Duplicate value: \"bar\""));
+    assert!(
+        msg(
+            "{apiVersion: apps/v1, kind: foo, name: d}",
+            "[{name: bar, schedule: '0 0 13 *', targetReplicas: 1}]"
+        )
+        .contains("invalid cron format")
+    );
+    assert!(
+        msg(
+            "{apiVersion: apps/v1, kind: foo, name: d}",
+            "[{name: bar, schedule: '0 0 13 * 1', targetReplicas: 1, timeZone: A/B}]"
+        )
+        .contains("unknown time zone A/B")
+    );
+    assert!(
+        msg(
+            "{apiVersion: apps/v1, kind: foo, name: d}",
+            "[{name: bar, schedule: '0 0 13 * 1'}]"
+        )
+        .contains("targetReplicas cannot be nil if you want to scale foo")
+    );
+}
