@@ -150,6 +150,12 @@ impl FieldError {
         }
     }
 
+    /// This error as a Kubernetes `StatusCause` (`{reason, message, field}`),
+    /// as the API server reports field errors in a Status' `details.causes`.
+    pub fn status_cause(&self) -> Value {
+        serde_json::json!({ "reason": self.reason(), "message": self.message(), "field": self.field })
+    }
+
     /// The message without the field (Kubernetes `ErrorBody`), e.g.
     /// `Invalid value: "Exists": unsupported operator "Exists", must be In or NotIn`.
     pub fn message(&self) -> String {

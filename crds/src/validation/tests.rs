@@ -1388,6 +1388,10 @@ fn field_error_shapes() {
     assert_eq!(aggregate_message(&[]), "");
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["field"], "spec.x");
+    assert_eq!(
+        e.status_cause(),
+        serde_json::json!({"reason": "FieldValueInvalid", "message": "Invalid value: \"v\": bad", "field": "spec.x"})
+    );
 }
 
 // ---- MultiClusterService ----
