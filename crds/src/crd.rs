@@ -166,6 +166,11 @@ pub fn conversion_webhook(url: &str, ca_bundle: Option<&str>) -> Value {
 
 /// Final touches shared by every CRD; returns `(file name, CRD)`.
 fn finish(mut crd: Value) -> (String, Value) {
+    let kind = crd
+        .pointer("/spec/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if let Some(versions) = crd
         .pointer_mut("/spec/versions")
         .and_then(Value::as_array_mut)
@@ -173,6 +178,7 @@ fn finish(mut crd: Value) -> (String, Value) {
         for v in versions {
             if let Some(schema) = v.pointer_mut("/schema/openAPIV3Schema") {
                 clean_schema(schema);
+                add_kind_markers(&kind, schema);
                 if let Some(root) = schema.as_object_mut() {
                     root.remove("title");
                     if let Some(props) = root.get_mut("properties").and_then(Value::as_object_mut) {
@@ -203,11 +209,6 @@ fn finish(mut crd: Value) -> (String, Value) {
         names.insert("listKind".into(), Value::String(list_kind));
     }
     // Karmada's ServiceImport and MultiClusterIngress CRDs leave `spec` optional.
-    let kind = crd
-        .pointer("/spec/names/kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
     if matches!(kind.as_str(), "ServiceImport" | "MultiClusterIngress")
         && let Some(versions) = crd
             .pointer_mut("/spec/versions")
@@ -252,6 +253,106 @@ fn set_in(m: &mut Map<String, Value>, prop: &str, extra: Value) {
     ) {
         for (k, v) in extra {
             target.insert(k, v);
+        }
+    }
+}
+
+fn prop_mut<'a>(m: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Map<String, Value>> {
+    m.get_mut("properties")?.get_mut(name)?.as_object_mut()
+}
+
+fn items_mut(m: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
+    m.get_mut("items")?.as_object_mut()
+}
+
+/// The `+listType`/`+mapType` markers of the Kubernetes types Karmada embeds:
+/// label selectors and node selectors are atomic, as are the values of their
+/// requirements.
+fn add_list_markers(m: &mut Map<String, Value>) {
+    let atomic_list = |t: &mut Map<String, Value>| {
+        t.insert("x-kubernetes-list-type".into(), json!("atomic"));
+    };
+    if has_properties(m, &["matchExpressions", "matchLabels"]) {
+        m.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        if let Some(me) = prop_mut(m, "matchExpressions") {
+            atomic_list(me);
+        }
+    }
+    if has_properties(m, &["key", "operator", "values"])
+        && let Some(values) = prop_mut(m, "values")
+    {
+        atomic_list(values);
+    }
+    if has_properties(m, &["nodeSelectorTerms"]) {
+        m.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        if let Some(terms) = prop_mut(m, "nodeSelectorTerms") {
+            atomic_list(terms);
+        }
+    }
+    if has_properties(m, &["matchExpressions", "matchFields"]) {
+        m.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        for f in ["matchExpressions", "matchFields"] {
+            if let Some(l) = prop_mut(m, f) {
+                atomic_list(l);
+            }
+        }
+    }
+}
+
+/// Per-kind `+listType`/`+mapType` markers that cannot be recognised by
+/// shape alone (Karmada's CRDs carry them from the upstream types).
+fn add_kind_markers(kind: &str, schema: &mut Value) {
+    let atomic: &[&str] = match kind {
+        "FederatedHPA" => &[
+            "/properties/spec/properties/behavior/properties/scaleUp/properties/policies",
+            "/properties/spec/properties/behavior/properties/scaleDown/properties/policies",
+            "/properties/status/properties/currentMetrics",
+        ],
+        "MultiClusterService" => &[
+            "/properties/status/properties/loadBalancer/properties/ingress",
+            "/properties/status/properties/loadBalancer/properties/ingress/items/properties/ports",
+        ],
+        "MultiClusterIngress" => &[
+            "/properties/spec/properties/rules",
+            "/properties/spec/properties/rules/items/properties/http/properties/paths",
+            "/properties/spec/properties/tls",
+            "/properties/spec/properties/tls/items/properties/hosts",
+            "/properties/status/properties/loadBalancer/properties/ingress",
+            "/properties/status/properties/loadBalancer/properties/ingress/items/properties/ports",
+        ],
+        "ServiceImport" => &["/properties/spec/properties/ports"],
+        _ => &[],
+    };
+    for p in atomic {
+        if let Some(m) = schema.pointer_mut(p).and_then(Value::as_object_mut) {
+            m.insert("x-kubernetes-list-type".into(), json!("atomic"));
+        }
+    }
+    let atomic_maps: &[&str] = match kind {
+        "MultiClusterIngress" => &[
+            "/properties/spec/properties/defaultBackend/properties/resource",
+            "/properties/spec/properties/defaultBackend/properties/service/properties/port",
+            "/properties/spec/properties/rules/items/properties/http/properties/paths/items/properties/backend/properties/resource",
+            "/properties/spec/properties/rules/items/properties/http/properties/paths/items/properties/backend/properties/service/properties/port",
+        ],
+        _ => &[],
+    };
+    for p in atomic_maps {
+        if let Some(m) = schema.pointer_mut(p).and_then(Value::as_object_mut) {
+            m.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        }
+    }
+    let keyed: &[(&str, &str)] = match kind {
+        "FederatedHPA" | "MultiClusterService" | "ServiceExport" => {
+            &[("/properties/status/properties/conditions", "type")]
+        }
+        "ServiceImport" => &[("/properties/status/properties/clusters", "cluster")],
+        _ => &[],
+    };
+    for (p, key) in keyed {
+        if let Some(m) = schema.pointer_mut(p).and_then(Value::as_object_mut) {
+            m.insert("x-kubernetes-list-map-keys".into(), json!([key]));
+            m.insert("x-kubernetes-list-type".into(), json!("map"));
         }
     }
 }
@@ -331,6 +432,7 @@ fn clean_schema(schema: &mut Value) {
                 );
                 m.insert("required".into(), json!(["error", "port", "protocol"]));
             }
+            add_list_markers(m);
             for (_, v) in m.iter_mut() {
                 clean_schema(v);
             }
@@ -475,7 +577,10 @@ mod tests {
         eprintln!("compared {compared} CRDs with Karmada's");
     }
 
-    const CONSTRAINTS: [&str; 14] = [
+    const CONSTRAINTS: [&str; 17] = [
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
+        "x-kubernetes-map-type",
         "default",
         "enum",
         "required",
