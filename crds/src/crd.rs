@@ -261,10 +261,6 @@ fn prop_mut<'a>(m: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Map
     m.get_mut("properties")?.get_mut(name)?.as_object_mut()
 }
 
-fn items_mut(m: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
-    m.get_mut("items")?.as_object_mut()
-}
-
 /// The `+listType`/`+mapType` markers of the Kubernetes types Karmada embeds:
 /// label selectors and node selectors are atomic, as are the values of their
 /// requirements.
