@@ -91,6 +91,23 @@ pub fn try_crd_manifests() -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// The CRDs with the binding CRDs' conversion webhook pointed at `url`
+/// (with an optional base64 CA bundle) — for installs where the webhook is
+/// not the chart's `karmada-webhook.karmada-system.svc` (e.g. `flotilla up`).
+pub fn crd_values_with_conversion(url: &str, ca_bundle: Option<&str>) -> Vec<(String, Value)> {
+    crd_values()
+        .into_iter()
+        .map(|(name, mut crd)| {
+            if crd.pointer("/spec/conversion").is_some()
+                && let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert("conversion".into(), conversion_webhook(url, ca_bundle));
+            }
+            (name, crd)
+        })
+        .collect()
+}
+
 /// `deploy/crds/kustomization.yaml`: the CRD files as kustomize resources, so
 /// `kubectl apply -k deploy/crds` installs them all.
 pub fn kustomization() -> String {
@@ -658,6 +675,26 @@ mod tests {
                 assert!(diff.is_empty(), "{name} {}: {diff:#?}", ov["name"]);
             }
         }
+    }
+
+    #[test]
+    fn conversion_url_can_be_replaced() {
+        let crds = crd_values_with_conversion("https://127.0.0.1:9443/convert", Some("Q0E="));
+        let rb = crds
+            .iter()
+            .find(|(n, _)| n == "work.karmada.io_resourcebindings.yaml")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            rb["spec"]["conversion"]["webhook"]["clientConfig"],
+            json!({"url": "https://127.0.0.1:9443/convert", "caBundle": "Q0E="})
+        );
+        let pp = crds
+            .iter()
+            .find(|(n, _)| n == "policy.karmada.io_propagationpolicies.yaml")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(pp["spec"].get("conversion").is_none());
     }
 
     #[test]
