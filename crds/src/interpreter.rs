@@ -6,7 +6,7 @@
 //! other kinds fall back to Karmada's defaults (no replicas, healthy, whole
 //! `.status` reflected, no aggregation).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -759,6 +759,252 @@ pub fn aggregate_job_status(
     Some(out)
 }
 
+/// Drops zero numbers, empty strings, empty lists/maps and nulls, so that
+/// statuses compare the way Go compares the typed structs.
+fn pruned(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), pruned(v)))
+                .filter(|(_, v)| !is_empty_value(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(pruned).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
+
+fn replace_status(template: &Value, new_status: Value) -> Option<Value> {
+    let old = template.get("status").cloned().unwrap_or(Value::Null);
+    if pruned(&old) == pruned(&new_status) {
+        return None;
+    }
+    let mut out = template.clone();
+    out.as_object_mut()?.insert("status".into(), new_status);
+    Some(out)
+}
+
+fn statuses(
+    items: &[AggregatedStatusItem],
+) -> impl Iterator<Item = (&AggregatedStatusItem, Option<&Value>)> {
+    items.iter().map(|i| (i, i.status.as_ref()))
+}
+
+fn phase_by_precedence(phases: &BTreeSet<String>, order: &[&str]) -> Option<String> {
+    order
+        .iter()
+        .find(|p| phases.contains(**p))
+        .map(|p| p.to_string())
+}
+
+/// Aggregation for the remaining native kinds (Karmada `aggregate*Status`):
+/// Pod (container states concatenated, phase Failed > Pending > Running >
+/// Succeeded, a member without status counting as Pending), PersistentVolume
+/// (Failed > Pending > Available > Bound > Released), PersistentVolumeClaim
+/// (Lost if any, else the last non-Bound phase, else Bound),
+/// PodDisruptionBudget (sums, disrupted pods prefixed `<cluster>/`),
+/// HorizontalPodAutoscaler (summed replicas) and CronJob (active jobs
+/// concatenated, latest schedule and success times). `None` when unchanged.
+pub fn aggregate_other_status(template: &Value, items: &[AggregatedStatusItem]) -> Option<Value> {
+    let kind = template
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let n = |v: &Value, f: &str| v.get(f).and_then(Value::as_i64).unwrap_or(0);
+    match kind {
+        "Pod" => {
+            if items.is_empty() {
+                return None;
+            }
+            let mut phases = BTreeSet::new();
+            let (mut containers, mut inits) = (Vec::new(), Vec::new());
+            for (_, st) in statuses(items) {
+                let Some(st) = st else {
+                    phases.insert("Pending".to_string());
+                    continue;
+                };
+                phases.insert(
+                    st.get("phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                let reduce = |c: &Value| {
+                    json!({"name": "", "state": c.get("state").cloned().unwrap_or(json!({})), "lastState": {},
+                           "ready": c.get("ready").and_then(Value::as_bool).unwrap_or(false),
+                           "restartCount": 0, "image": "", "imageID": ""})
+                };
+                containers.extend(
+                    st.get("containerStatuses")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(reduce),
+                );
+                inits.extend(
+                    st.get("initContainerStatuses")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(reduce),
+                );
+            }
+            let mut new = Map::new();
+            if let Some(p) =
+                phase_by_precedence(&phases, &["Failed", "Pending", "Running", "Succeeded"])
+            {
+                new.insert("phase".into(), json!(p));
+            }
+            if !containers.is_empty() {
+                new.insert("containerStatuses".into(), Value::Array(containers));
+            }
+            if !inits.is_empty() {
+                new.insert("initContainerStatuses".into(), Value::Array(inits));
+            }
+            replace_status(template, Value::Object(new))
+        }
+        "PersistentVolume" => {
+            let phases: BTreeSet<String> = statuses(items)
+                .map(|(_, st)| {
+                    st.map_or("Pending".to_string(), |s| {
+                        s.get("phase")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                })
+                .collect();
+            let new = match phase_by_precedence(
+                &phases,
+                &["Failed", "Pending", "Available", "Bound", "Released"],
+            ) {
+                Some(p) => json!({ "phase": p }),
+                None => json!({}),
+            };
+            replace_status(template, new)
+        }
+        "PersistentVolumeClaim" => {
+            let mut phase = "Bound".to_string();
+            for (_, st) in statuses(items) {
+                let Some(st) = st else { continue };
+                let p = st.get("phase").and_then(Value::as_str).unwrap_or_default();
+                if p == "Lost" {
+                    phase = "Lost".into();
+                    break;
+                }
+                if p != "Bound" {
+                    phase = p.to_string();
+                }
+            }
+            replace_status(template, json!({ "phase": phase }))
+        }
+        "PodDisruptionBudget" => {
+            let (mut current, mut desired, mut expected, mut allowed) = (0, 0, 0, 0);
+            let mut disrupted = Map::new();
+            for (item, st) in statuses(items) {
+                let Some(st) = st else { continue };
+                current += n(st, "currentHealthy");
+                desired += n(st, "desiredHealthy");
+                expected += n(st, "expectedPods");
+                allowed += n(st, "disruptionsAllowed");
+                for (pod, t) in st
+                    .get("disruptedPods")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    disrupted.insert(format!("{}/{pod}", item.cluster_name), t.clone());
+                }
+            }
+            let mut new = json!({"disruptionsAllowed": allowed, "currentHealthy": current, "desiredHealthy": desired, "expectedPods": expected});
+            if !disrupted.is_empty() {
+                new["disruptedPods"] = Value::Object(disrupted);
+            }
+            replace_status(template, new)
+        }
+        "HorizontalPodAutoscaler" => {
+            let (mut current, mut desired) = (0, 0);
+            for (_, st) in statuses(items) {
+                let Some(st) = st else { continue };
+                current += n(st, "currentReplicas");
+                desired += n(st, "desiredReplicas");
+            }
+            let mut new = json!({ "desiredReplicas": desired });
+            if current != 0 {
+                new["currentReplicas"] = json!(current);
+            }
+            replace_status(template, new)
+        }
+        "CronJob" => {
+            let mut active = Vec::new();
+            let (mut last_schedule, mut last_success): (Option<String>, Option<String>) =
+                (None, None);
+            for (_, st) in statuses(items) {
+                let Some(st) = st else { continue };
+                active.extend(
+                    st.get("active")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                for (slot, f) in [
+                    (&mut last_schedule, "lastScheduleTime"),
+                    (&mut last_success, "lastSuccessfulTime"),
+                ] {
+                    if let Some(t) = st.get(f).and_then(Value::as_str)
+                        && slot.as_deref().is_none_or(|cur| cur < t)
+                    {
+                        *slot = Some(t.to_string());
+                    }
+                }
+            }
+            let mut new = Map::new();
+            if !active.is_empty() {
+                new.insert("active".into(), Value::Array(active));
+            }
+            if let Some(t) = last_schedule {
+                new.insert("lastScheduleTime".into(), json!(t));
+            }
+            if let Some(t) = last_success {
+                new.insert("lastSuccessfulTime".into(), json!(t));
+            }
+            replace_status(template, Value::Object(new))
+        }
+        _ => None,
+    }
+}
+
+/// Aggregates member statuses into a template of any native kind, routing
+/// to [`aggregate_status`], [`aggregate_load_balancer_status`],
+/// [`aggregate_job_status`] or [`aggregate_other_status`]. `now` (RFC 3339)
+/// stamps new Job conditions. `None` when nothing changes or the kind has no
+/// aggregation (its status is then never written back, as in Karmada).
+pub fn aggregate(template: &Value, items: &[AggregatedStatusItem], now: &str) -> Option<Value> {
+    match template
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+    {
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+            aggregate_status(template, items)
+        }
+        "Service" | "Ingress" => aggregate_load_balancer_status(template, items),
+        "Job" => aggregate_job_status(template, items, now),
+        _ => aggregate_other_status(template, items),
+    }
+}
+
 /// The `status.aggregatedStatus` entry for one Work (Karmada
 /// `assembleWorkStatus`): when the Work's `Applied` condition is not True,
 /// `{applied: false, appliedMessage, health: Unknown}`; otherwise the
@@ -1114,6 +1360,75 @@ mod tests {
             aggregate_job_status(&json!({"kind": "Deployment"}), &failed, now),
             None
         );
+    }
+
+    #[test]
+    fn other_kinds_aggregation() {
+        let st = |v: Value| Some(v);
+        // Pod: phase precedence, reduced container statuses.
+        let pod = json!({"kind": "Pod", "status": {}});
+        let out = aggregate(&pod, &[item("m1", st(json!({"phase": "Running", "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {}}}]}))), item("m2", None)], "").unwrap();
+        assert_eq!(out["status"]["phase"], "Pending");
+        assert_eq!(out["status"]["containerStatuses"][0]["ready"], true);
+        assert_eq!(out["status"]["containerStatuses"][0]["name"], "");
+        assert_eq!(aggregate(&pod, &[], ""), None);
+        // PVC: Lost wins, else last non-Bound, else Bound.
+        let pvc = json!({"kind": "PersistentVolumeClaim", "status": {}});
+        let phase = |phases: &[&str]| {
+            let items: Vec<_> = phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| item(&format!("m{i}"), st(json!({"phase": p}))))
+                .collect();
+            aggregate(&pvc, &items, "").map(|o| o["status"]["phase"].clone())
+        };
+        assert_eq!(phase(&["Bound", "Lost", "Pending"]), Some(json!("Lost")));
+        assert_eq!(phase(&["Pending", "Bound"]), Some(json!("Pending")));
+        assert_eq!(phase(&["Bound", "Bound"]), Some(json!("Bound")));
+        // PV precedence.
+        let pv = json!({"kind": "PersistentVolume"});
+        let out = aggregate(
+            &pv,
+            &[
+                item("m1", st(json!({"phase": "Bound"}))),
+                item("m2", st(json!({"phase": "Available"}))),
+            ],
+            "",
+        )
+        .unwrap();
+        assert_eq!(out["status"]["phase"], "Available");
+        // PDB sums and prefixes.
+        let pdb = json!({"kind": "PodDisruptionBudget", "status": {"observedGeneration": 1}});
+        let out = aggregate(&pdb, &[item("m1", st(json!({"currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2, "disruptionsAllowed": 1, "disruptedPods": {"p1": "2026-01-01T00:00:00Z"}})))], "").unwrap();
+        assert_eq!(
+            out["status"]["disruptedPods"],
+            json!({"m1/p1": "2026-01-01T00:00:00Z"})
+        );
+        assert_eq!(out["status"]["currentHealthy"], 2);
+        // HPA sums; unchanged gives None.
+        let hpa = json!({"kind": "HorizontalPodAutoscaler", "status": {"currentReplicas": 3, "desiredReplicas": 4}});
+        let items = [
+            item(
+                "m1",
+                st(json!({"currentReplicas": 1, "desiredReplicas": 2})),
+            ),
+            item(
+                "m2",
+                st(json!({"currentReplicas": 2, "desiredReplicas": 2})),
+            ),
+        ];
+        assert_eq!(aggregate(&hpa, &items, ""), None);
+        // CronJob: latest times, active concatenated.
+        let cj = json!({"kind": "CronJob"});
+        let out = aggregate(&cj, &[
+            item("m1", st(json!({"active": [{"name": "a"}], "lastScheduleTime": "2026-01-01T00:00:00Z"}))),
+            item("m2", st(json!({"active": [{"name": "b"}], "lastScheduleTime": "2026-01-02T00:00:00Z", "lastSuccessfulTime": "2026-01-01T00:00:00Z"}))),
+        ], "").unwrap();
+        assert_eq!(
+            out["status"],
+            json!({"active": [{"name": "a"}, {"name": "b"}], "lastScheduleTime": "2026-01-02T00:00:00Z", "lastSuccessfulTime": "2026-01-01T00:00:00Z"})
+        );
+        assert_eq!(aggregate(&json!({"kind": "ConfigMap"}), &items, ""), None);
     }
 
     #[test]
