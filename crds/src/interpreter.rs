@@ -330,8 +330,10 @@ fn reflected_fields(kind: &str) -> Option<&'static [(&'static str, bool)]> {
 /// The status a member object reports into its Work (Karmada
 /// `ReflectStatus`): selected counters plus `generation` and
 /// `resourceTemplateGeneration` for Deployment, ReplicaSet, StatefulSet and
-/// DaemonSet; `loadBalancer` of LoadBalancer Services only; the whole
-/// `.status` for other kinds. `None` when there is nothing to report.
+/// DaemonSet; counters, conditions and times of Jobs; the counters of
+/// PodDisruptionBudgets and HorizontalPodAutoscalers; `loadBalancer` of
+/// LoadBalancer Services only; the whole `.status` for other kinds. `None`
+/// when there is nothing to report.
 pub fn reflect_status(obj: &Value) -> Option<Value> {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
     let status = obj.get("status")?;
@@ -342,6 +344,49 @@ pub fn reflect_status(obj: &Value) -> Option<Value> {
         return Some(
             json!({ "loadBalancer": status.get("loadBalancer").cloned().unwrap_or(json!({})) }),
         );
+    }
+    let select = |fields: &[(&str, bool)]| {
+        let mut out = Map::new();
+        for (f, always) in fields {
+            match status.get(*f) {
+                Some(v) if *always || !is_empty_value(v) => {
+                    out.insert((*f).to_string(), v.clone());
+                }
+                None if *always => {
+                    out.insert((*f).to_string(), json!(0));
+                }
+                _ => {}
+            }
+        }
+        Value::Object(out)
+    };
+    match kind {
+        "Job" => {
+            return Some(select(&[
+                ("active", false),
+                ("succeeded", false),
+                ("failed", false),
+                ("conditions", false),
+                ("startTime", false),
+                ("completionTime", false),
+            ]));
+        }
+        "PodDisruptionBudget" => {
+            return Some(select(&[
+                ("disruptedPods", false),
+                ("disruptionsAllowed", true),
+                ("currentHealthy", true),
+                ("desiredHealthy", true),
+                ("expectedPods", true),
+            ]));
+        }
+        "HorizontalPodAutoscaler" => {
+            return Some(select(&[
+                ("currentReplicas", false),
+                ("desiredReplicas", true),
+            ]));
+        }
+        _ => {}
     }
     let Some(fields) = reflected_fields(kind) else {
         return Some(status.clone());
@@ -1172,6 +1217,23 @@ mod tests {
         assert_eq!(
             reflect_status(&lb),
             Some(json!({"loadBalancer": {"ingress": [{"ip": "1.1.1.1"}]}}))
+        );
+        let job = json!({"kind": "Job", "status": {"active": 1, "ready": 1, "startTime": "2026-01-01T00:00:00Z", "uncountedTerminatedPods": {}}});
+        assert_eq!(
+            reflect_status(&job),
+            Some(json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"}))
+        );
+        let hpa = json!({"kind": "HorizontalPodAutoscaler", "status": {"currentReplicas": 2, "desiredReplicas": 3, "currentMetrics": []}});
+        assert_eq!(
+            reflect_status(&hpa),
+            Some(json!({"currentReplicas": 2, "desiredReplicas": 3}))
+        );
+        let pdb = json!({"kind": "PodDisruptionBudget", "status": {"currentHealthy": 1, "observedGeneration": 4}});
+        assert_eq!(
+            reflect_status(&pdb),
+            Some(
+                json!({"disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 0, "expectedPods": 0})
+            )
         );
         let cm = json!({"kind": "Widget", "status": {"phase": "Ok"}});
         assert_eq!(reflect_status(&cm), Some(json!({"phase": "Ok"})));
