@@ -20,6 +20,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 
+use crate::aggregator;
 use crate::registry::meta::meta_str;
 use crate::registry::patch::PatchType;
 use crate::registry::selector::{FieldSelector, LabelSelector};
@@ -49,6 +50,10 @@ pub struct Api {
     pub max_watch: Duration,
     /// How often idle watches that allow bookmarks get one.
     pub bookmark_interval: Duration,
+    /// The client identity for aggregated API servers (none: no aggregation).
+    pub proxy_identity: Option<aggregator::ProxyIdentity>,
+    /// Remote groups' discovery documents.
+    pub remote_discovery: aggregator::DiscoveryCache,
 }
 
 impl Api {
@@ -60,7 +65,74 @@ impl Api {
             server_address,
             max_watch: Duration::from_secs(1800),
             bookmark_interval: Duration::from_secs(30),
+            proxy_identity: None,
+            remote_discovery: Default::default(),
         })
+    }
+
+    /// The same, proxying registered APIServices as `identity`.
+    pub fn with_aggregation(
+        store: Arc<Store>,
+        server_address: String,
+        identity: aggregator::ProxyIdentity,
+    ) -> Arc<Self> {
+        let mut api = Arc::try_unwrap(Api::new(store, server_address))
+            .unwrap_or_else(|_| unreachable!("just created"));
+        api.proxy_identity = Some(identity);
+        Arc::new(api)
+    }
+
+    /// The remote serving a group/version, when aggregation is on.
+    fn remote(
+        &self,
+        group: &str,
+        version: &str,
+    ) -> Option<(aggregator::Remote, &aggregator::ProxyIdentity)> {
+        let identity = self.proxy_identity.as_ref()?;
+        if self.catalog.has_version(group, version) {
+            return None;
+        }
+        aggregator::remote_for(&self.store.storage.snapshot(), group, version)
+            .map(|r| (r, identity))
+    }
+
+    /// Discovery items of remote groups not served locally.
+    async fn remote_groups(&self, aggregated: bool) -> Vec<Value> {
+        let Some(identity) = self.proxy_identity.as_ref() else {
+            return Vec::new();
+        };
+        let snapshot = self.store.storage.snapshot();
+        let mut by_group: Vec<(String, Vec<aggregator::Remote>)> = Vec::new();
+        for r in aggregator::remotes(&snapshot) {
+            if self.catalog.has_version(&r.group, &r.version) {
+                continue;
+            }
+            match by_group.iter_mut().find(|(g, _)| *g == r.group) {
+                Some((_, list)) => list.push(r),
+                None => by_group.push((r.group.clone(), vec![r])),
+            }
+        }
+        let mut out = Vec::new();
+        for (group, list) in by_group {
+            if aggregated {
+                if let Some(doc) = self
+                    .remote_discovery
+                    .group(&list[0], &snapshot, identity)
+                    .await
+                {
+                    out.push(doc);
+                }
+            } else {
+                let versions: Vec<Value> = list
+                    .iter()
+                    .map(|r| json!({"groupVersion": format!("{group}/{}", r.version), "version": r.version}))
+                    .collect();
+                out.push(
+                    json!({"name": group, "versions": versions, "preferredVersion": versions[0]}),
+                );
+            }
+        }
+        out
     }
 }
 
@@ -115,7 +187,7 @@ fn header_str<'a>(parts: &'a http::request::Parts, name: header::HeaderName) -> 
 /// Reads a request body up to [`codec::MAX_BODY`].
 async fn read_body<B>(body: B) -> Result<Bytes>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     match Limited::new(body, codec::MAX_BODY).collect().await {
@@ -133,7 +205,7 @@ where
 /// server itself, whose writes skip admission.
 pub async fn handle<B>(api: &Arc<Api>, req: Request<B>, user: Option<Arc<User>>) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
@@ -152,7 +224,7 @@ async fn route<B>(
     user: Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let path = parts.uri.path().trim_end_matches('/');
@@ -178,23 +250,58 @@ where
         "/api" | "/apis" => {
             let core = path == "/api";
             let r = match discovery::aggregated_version(accept) {
-                Some(v) => json_response(
-                    StatusCode::OK,
-                    &discovery::aggregated_content_type(v),
-                    serde_json::to_vec(&discovery::aggregated(&api.catalog, core, v))
-                        .unwrap_or_default(),
-                ),
+                Some(v) => {
+                    let mut doc = discovery::aggregated(&api.catalog, core, v);
+                    if !core && let Some(items) = doc["items"].as_array_mut() {
+                        items.extend(api.remote_groups(true).await);
+                    }
+                    json_response(
+                        StatusCode::OK,
+                        &discovery::aggregated_content_type(v),
+                        serde_json::to_vec(&doc).unwrap_or_default(),
+                    )
+                }
                 None if core => value_response(
                     StatusCode::OK,
                     &discovery::api_versions(&api.server_address),
                 ),
-                None => value_response(StatusCode::OK, &discovery::api_group_list(&api.catalog)),
+                None => {
+                    let mut doc = discovery::api_group_list(&api.catalog);
+                    if let Some(groups) = doc["groups"].as_array_mut() {
+                        groups.extend(api.remote_groups(false).await);
+                    }
+                    value_response(StatusCode::OK, &doc)
+                }
             };
             return get_only(r);
         }
         "/openapi/v3" => {
             let docs = api.openapi.documents(&api.catalog);
-            return get_only(value_response(StatusCode::OK, &openapi::index(&docs)));
+            let mut index = openapi::index(&docs);
+            if api.proxy_identity.is_some()
+                && let Some(paths) = index["paths"].as_object_mut()
+            {
+                for r in aggregator::remotes(&api.store.storage.snapshot()) {
+                    if !api.catalog.has_version(&r.group, &r.version) {
+                        let key = format!("apis/{}/{}", r.group, r.version);
+                        paths.insert(
+                            key.clone(),
+                            json!({"serverRelativeURL": format!("/openapi/v3/{key}")}),
+                        );
+                    }
+                }
+            }
+            return get_only(value_response(StatusCode::OK, &index));
+        }
+        p if p.starts_with("/openapi/v3/apis/")
+            && let Some((remote, identity)) = p["/openapi/v3/apis/".len()..]
+                .split_once('/')
+                .and_then(|(g, v)| api.remote(g, v)) =>
+        {
+            let req = Request::from_parts(parts.clone(), body);
+            let user = user.unwrap_or_else(|| Arc::new(aggregator_user()));
+            return aggregator::proxy(&remote, &api.store.storage.snapshot(), identity, req, &user)
+                .await;
         }
         p if p.starts_with("/openapi/v3/") => {
             let docs = api.openapi.documents(&api.catalog);
@@ -217,7 +324,19 @@ where
         }
         _ => {}
     }
-    match request_info::parse(&parts.method, path, query) {
+    let route = request_info::parse(&parts.method, path, query);
+    let remote = match &route {
+        Route::Resource(i) => api.remote(&i.group, &i.version),
+        Route::GroupVersion { group, version } => api.remote(group, version),
+        _ => None,
+    };
+    if let Some((remote, identity)) = remote {
+        let req = Request::from_parts(parts.clone(), body);
+        let user = user.unwrap_or_else(|| Arc::new(aggregator_user()));
+        return aggregator::proxy(&remote, &api.store.storage.snapshot(), identity, req, &user)
+            .await;
+    }
+    match route {
         Route::Resource(info) => resource(api, parts, query, info, body, user).await,
         Route::GroupVersion { group, version } => {
             let doc = discovery::api_resource_list(&api.catalog, &group, &version)
@@ -225,11 +344,32 @@ where
             get_only(value_response(StatusCode::OK, &doc))
         }
         Route::Group(group) => {
-            let doc =
-                discovery::api_group_doc(&api.catalog, &group).ok_or_else(ApiError::no_route)?;
+            let doc = match discovery::api_group_doc(&api.catalog, &group) {
+                Some(doc) => doc,
+                None => {
+                    let mut doc = api
+                        .remote_groups(false)
+                        .await
+                        .into_iter()
+                        .find(|g| g["name"] == group.as_str())
+                        .ok_or_else(ApiError::no_route)?;
+                    doc["kind"] = json!("APIGroup");
+                    doc["apiVersion"] = json!("v1");
+                    doc
+                }
+            };
             get_only(value_response(StatusCode::OK, &doc))
         }
         Route::Other => Err(ApiError::no_route()),
+    }
+}
+
+/// The identity used for requests the server makes itself through the proxy.
+fn aggregator_user() -> User {
+    User {
+        name: "system:kube-aggregator".into(),
+        uid: String::new(),
+        groups: vec![authz::SYSTEM_MASTERS.into()],
     }
 }
 
@@ -318,7 +458,7 @@ async fn resource<B>(
     user: Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let warnings = Warnings::default();
@@ -345,7 +485,7 @@ async fn resource_verb<B>(
     user: &Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if let Some(kind) = review_kind(&req) {
@@ -871,7 +1011,7 @@ async fn scale<B>(
     user: &Option<Arc<User>>,
 ) -> Result<Response<Body>>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let namespace = req.namespace.as_deref();

@@ -7,6 +7,7 @@
 //! Start at [`server::run`].
 
 pub mod admission;
+pub mod aggregator;
 pub mod endpoints;
 pub mod registry;
 pub mod server;

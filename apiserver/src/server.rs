@@ -42,6 +42,10 @@ pub struct Config {
     pub watch_history: usize,
     /// Name of the kubeconfig context written to `DATA_DIR/kubeconfig`.
     pub context: String,
+    /// Trust a front proxy (an aggregating API server) with this CA.
+    pub request_header: Option<auth::RequestHeader>,
+    /// Extra names (DNS or IP) for the serving certificate, e.g. `svc.ns.svc`.
+    pub extra_sans: Vec<String>,
 }
 
 impl Config {
@@ -51,6 +55,8 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 6443)),
             backend: Backend::Redb,
             watch_history: storage::kv::Config::default().history,
+            request_header: None,
+            extra_sans: Vec::new(),
             context: "flotilla".into(),
         }
     }
@@ -103,12 +109,20 @@ pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
     })
 }
 
-fn tls_config(pki: &pki::Pki) -> Result<rustls::ServerConfig, Error> {
+fn tls_config(
+    pki: &pki::Pki,
+    request_header: Option<&auth::RequestHeader>,
+) -> Result<rustls::ServerConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
     let mut roots = rustls::RootCertStore::empty();
     let ca = CertificateDer::from_pem_slice(pki.ca_cert_pem.as_bytes()).map_err(|e| tls(&e))?;
     roots.add(ca.clone()).map_err(|e| tls(&e))?;
+    if let Some(rh) = request_header {
+        for cert in CertificateDer::pem_slice_iter(rh.ca_pem.as_bytes()) {
+            roots.add(cert.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+        }
+    }
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -171,6 +185,7 @@ pub struct Server {
     acceptor: tokio_rustls::TlsAcceptor,
     api: Arc<Api>,
     tokens: Arc<auth::Tokens>,
+    request_header: Option<auth::RequestHeader>,
     pub local_addr: SocketAddr,
     pub kubeconfig: PathBuf,
 }
@@ -183,7 +198,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
         source,
     })?;
     let bind_host = config.bind.ip().to_string();
-    let pki = pki::ensure(&config.data_dir, &bind_host)?;
+    let pki = pki::ensure(&config.data_dir, &bind_host, &config.extra_sans)?;
     let tokens = auth::Tokens::load(&pki.tokens_file).unwrap_or_default();
     let store = open_store(&config).await?;
     let listener = TcpListener::bind(config.bind)
@@ -207,8 +222,25 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
         format!("{host}:{}", local_addr.port())
     };
     tokio::spawn(crate::registry::gc::run(store.clone()));
-    let api = Api::new(store, address.clone());
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&pki)?));
+    tokio::spawn(crate::aggregator::availability::run(
+        store.clone(),
+        crate::aggregator::ProxyIdentity {
+            cert_pem: pki.front_proxy_client_cert_pem.clone(),
+            key_pem: pki.front_proxy_client_key_pem.clone(),
+        },
+    ));
+    let api = Api::with_aggregation(
+        store,
+        address.clone(),
+        crate::aggregator::ProxyIdentity {
+            cert_pem: pki.front_proxy_client_cert_pem.clone(),
+            key_pem: pki.front_proxy_client_key_pem.clone(),
+        },
+    );
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+        &pki,
+        config.request_header.as_ref(),
+    )?));
     let kubeconfig = config.data_dir.join("kubeconfig");
     pki::write_atomic(
         &kubeconfig,
@@ -220,6 +252,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
         acceptor,
         api,
         tokens: Arc::new(tokens),
+        request_header: config.request_header.clone(),
         local_addr,
         kubeconfig,
     })
@@ -250,6 +283,7 @@ impl Server {
             let acceptor = self.acceptor.clone();
             let api = self.api.clone();
             let tokens = self.tokens.clone();
+            let request_header = self.request_header.clone();
             tokio::spawn(async move {
                 let tls = match acceptor.accept(tcp).await {
                     Ok(t) => t,
@@ -258,16 +292,18 @@ impl Server {
                         return;
                     }
                 };
-                let cert_user = tls
+                let peer_identity = tls
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .and_then(|c| auth::user_from_certificate(c.as_ref()));
+                    .map_or(auth::Peer::Anonymous, |c| {
+                        auth::classify_peer(c.as_ref(), request_header.as_ref())
+                    });
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let api = api.clone();
                     let tokens = tokens.clone();
-                    let cert_user = cert_user.clone();
+                    let peer_identity = peer_identity.clone();
                     async move {
                         let started = Instant::now();
                         let method = req.method().clone();
@@ -275,17 +311,26 @@ impl Server {
                         let authorization = req
                             .headers()
                             .get(http::header::AUTHORIZATION)
-                            .and_then(|v| v.to_str().ok());
-                        let response =
-                            match auth::authenticate(&tokens, cert_user.as_ref(), authorization) {
-                                Some(user) => match admit_request(&api, user, req) {
-                                    Ok((user, req)) => {
-                                        endpoints::handle(&api, req, Some(Arc::new(user))).await
-                                    }
-                                    Err(e) => endpoints::error_response(&e),
-                                },
-                                None => endpoints::error_response(&ApiError::unauthorized()),
-                            };
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let cert_user = match &peer_identity {
+                            auth::Peer::User(u) => Some(u.clone()),
+                            auth::Peer::FrontProxy => auth::user_from_headers(req.headers()),
+                            auth::Peer::Anonymous => None,
+                        };
+                        let response = match auth::authenticate(
+                            &tokens,
+                            cert_user.as_ref(),
+                            authorization.as_deref(),
+                        ) {
+                            Some(user) => match admit_request(&api, user, req) {
+                                Ok((user, req)) => {
+                                    endpoints::handle(&api, req, Some(Arc::new(user))).await
+                                }
+                                Err(e) => endpoints::error_response(&e),
+                            },
+                            None => endpoints::error_response(&ApiError::unauthorized()),
+                        };
                         tracing::debug!(%method, %path, code = response.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
                         Ok::<_, std::convert::Infallible>(response)
                     }

@@ -59,6 +59,16 @@ enum Command {
         /// Events kept for watches that resume from an older resourceVersion.
         #[arg(long, default_value_t = 50_000)]
         watch_history: usize,
+        /// Trust a front proxy (an aggregating API server) whose client certificate
+        /// is signed by this CA; it names users in X-Remote-User/X-Remote-Group.
+        #[arg(long)]
+        requestheader_client_ca_file: Option<PathBuf>,
+        /// Common names accepted for the front proxy's certificate (default: any).
+        #[arg(long, value_delimiter = ',')]
+        requestheader_allowed_names: Vec<String>,
+        /// Extra names for the serving certificate (e.g. its Service's `NAME.NAMESPACE.svc`).
+        #[arg(long = "tls-san", value_delimiter = ',')]
+        tls_sans: Vec<String>,
     },
 }
 
@@ -126,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
             bind,
             storage,
             watch_history,
+            requestheader_client_ca_file,
+            requestheader_allowed_names,
+            tls_sans,
         } => {
             let mut config = flotilla_apiserver::server::Config::new(data_dir)
                 .bind(bind)
@@ -134,6 +147,16 @@ async fn main() -> anyhow::Result<()> {
                     StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
                 });
             config.watch_history = watch_history;
+            config.extra_sans = tls_sans;
+            if let Some(path) = requestheader_client_ca_file {
+                let ca_pem = std::fs::read_to_string(&path).with_context(|| {
+                    format!("reading --requestheader-client-ca-file {}", path.display())
+                })?;
+                config.request_header = Some(flotilla_apiserver::server::auth::RequestHeader {
+                    ca_pem,
+                    allowed_names: requestheader_allowed_names,
+                });
+            }
             flotilla_apiserver::server::run(config, shutdown_signal())
                 .await
                 .context("apiserver failed")?;

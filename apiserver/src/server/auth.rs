@@ -88,6 +88,77 @@ pub fn user_from_certificate(der: &[u8]) -> Option<User> {
     })
 }
 
+/// Request-header authentication (`--requestheader-*`): a front proxy presenting a
+/// client certificate from this CA, with an allowed common name, names the user in
+/// `X-Remote-User` and its groups in `X-Remote-Group`.
+#[derive(Debug, Clone)]
+pub struct RequestHeader {
+    /// The CA's PEM.
+    pub ca_pem: String,
+    /// Accepted common names of the proxy's certificate (empty: any).
+    pub allowed_names: Vec<String>,
+}
+
+/// What a connection's client certificate establishes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Peer {
+    /// An ordinary user.
+    User(User),
+    /// A trusted front proxy: each request names its user in headers.
+    FrontProxy,
+    /// Nothing (no certificate, or one that names nobody).
+    Anonymous,
+}
+
+fn subject_der(pem: &str) -> Option<Vec<u8>> {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = p.parse_x509().ok()?;
+    Some(cert.subject().as_raw().to_vec())
+}
+
+/// Classifies a verified client certificate (DER).
+pub fn classify_peer(der: &[u8], request_header: Option<&RequestHeader>) -> Peer {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Peer::Anonymous;
+    };
+    if let Some(rh) = request_header
+        && subject_der(&rh.ca_pem).as_deref() == Some(cert.issuer().as_raw())
+    {
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or("");
+        if rh.allowed_names.is_empty() || rh.allowed_names.iter().any(|n| n == cn) {
+            return Peer::FrontProxy;
+        }
+        return Peer::Anonymous;
+    }
+    user_from_certificate(der).map_or(Peer::Anonymous, Peer::User)
+}
+
+/// The user a front proxy names in a request's headers.
+pub fn user_from_headers(headers: &http::HeaderMap) -> Option<User> {
+    let name = headers.get("x-remote-user")?.to_str().ok()?.to_string();
+    if name.is_empty() {
+        return None;
+    }
+    let groups = headers
+        .get_all("x-remote-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|g| g.trim().to_string())
+        .filter(|g| !g.is_empty())
+        .collect();
+    Some(User {
+        name,
+        uid: String::new(),
+        groups,
+    })
+}
+
 /// The user of a request: its client certificate, else its bearer token.
 pub fn authenticate(
     tokens: &Tokens,

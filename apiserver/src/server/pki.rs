@@ -37,6 +37,63 @@ pub struct Pki {
     pub admin_key_pem: String,
     pub admin_token: String,
     pub tokens_file: PathBuf,
+    /// The CA of the front proxy (request-header authentication of aggregated servers).
+    pub front_proxy_ca_pem: String,
+    /// The client certificate this server presents when proxying to aggregated servers.
+    pub front_proxy_client_cert_pem: String,
+    pub front_proxy_client_key_pem: String,
+}
+
+/// Loads a CA from `DIR/<name>.crt|key`, creating it when missing.
+fn load_or_create_ca(
+    dir: &Path,
+    name: &str,
+    common_name: &str,
+) -> Result<(String, Issuer<'static, KeyPair>), Error> {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let (cert_pem, key_pem) = if crt.exists() && key.exists() {
+        (read(&crt)?, read(&key)?)
+    } else {
+        let k = KeyPair::generate()?;
+        let mut params = ca_params()?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let cert = params.self_signed(&k)?;
+        let (c, kp) = (cert.pem(), k.serialize_pem());
+        write_atomic(&key, kp.as_bytes())?;
+        write_atomic(&crt, c.as_bytes())?;
+        (c, kp)
+    };
+    let keypair = KeyPair::from_pem(&key_pem).map_err(|_| Error::Pem { path: key.clone() })?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&cert_pem, keypair).map_err(|_| Error::Pem { path: crt })?;
+    Ok((cert_pem, issuer))
+}
+
+/// Loads a client certificate from `DIR/<name>.crt|key`, issuing it when missing.
+fn load_or_issue_client(
+    dir: &Path,
+    name: &str,
+    issuer: &Issuer<'_, KeyPair>,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String), Error> {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    if crt.exists() && key.exists() {
+        return Ok((read(&crt)?, read(&key)?));
+    }
+    let (c, k) = client_cert(issuer, user, groups)?;
+    write_atomic(&key, k.as_bytes())?;
+    write_atomic(&crt, c.as_bytes())?;
+    Ok((c, k))
 }
 
 fn read(path: &Path) -> Result<String, Error> {
@@ -150,7 +207,7 @@ fn covers(cert_pem: &str, hosts: &[String]) -> bool {
 }
 
 /// Loads the PKI from `dir`, creating whatever is missing.
-pub fn ensure(dir: &Path, bind_host: &str) -> Result<Pki, Error> {
+pub fn ensure(dir: &Path, bind_host: &str, extra_sans: &[String]) -> Result<Pki, Error> {
     let p = |name: &str| dir.join(name);
     let (ca_pem, ca_key_pem) = if p("ca.crt").exists() && p("ca.key").exists() {
         (read(&p("ca.crt"))?, read(&p("ca.key"))?)
@@ -174,6 +231,11 @@ pub fn ensure(dir: &Path, bind_host: &str) -> Result<Pki, Error> {
     {
         hosts.push(bind_host.to_string());
     }
+    for san in extra_sans {
+        if !hosts.contains(san) {
+            hosts.push(san.clone());
+        }
+    }
     let existing = if p("apiserver.crt").exists() && p("apiserver.key").exists() {
         Some((read(&p("apiserver.crt"))?, read(&p("apiserver.key"))?))
     } else {
@@ -196,6 +258,15 @@ pub fn ensure(dir: &Path, bind_host: &str) -> Result<Pki, Error> {
         write_atomic(&p("admin.crt"), c.as_bytes())?;
         (c, k)
     };
+    let (front_proxy_ca_pem, front_proxy) =
+        load_or_create_ca(dir, "front-proxy-ca", "flotilla-front-proxy-ca")?;
+    let (front_proxy_client_cert_pem, front_proxy_client_key_pem) = load_or_issue_client(
+        dir,
+        "front-proxy-client",
+        &front_proxy,
+        "front-proxy-client",
+        &[],
+    )?;
     let tokens_file = p("tokens.csv");
     let admin_token = match std::fs::read_to_string(&tokens_file) {
         Ok(text) => text
@@ -224,6 +295,9 @@ pub fn ensure(dir: &Path, bind_host: &str) -> Result<Pki, Error> {
         admin_key_pem,
         admin_token,
         tokens_file,
+        front_proxy_ca_pem,
+        front_proxy_client_cert_pem,
+        front_proxy_client_key_pem,
     })
 }
 
@@ -245,15 +319,15 @@ mod tests {
     #[test]
     fn made_once_then_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = ensure(dir.path(), "127.0.0.1").expect("pki");
-        let b = ensure(dir.path(), "127.0.0.1").expect("pki");
+        let a = ensure(dir.path(), "127.0.0.1", &[]).expect("pki");
+        let b = ensure(dir.path(), "127.0.0.1", &[]).expect("pki");
         assert_eq!(a.server_cert_pem, b.server_cert_pem);
         assert_eq!(a.admin_token, b.admin_token);
         assert!(covers(
             &a.server_cert_pem,
             &["127.0.0.1".into(), "localhost".into()]
         ));
-        let c = ensure(dir.path(), "10.1.2.3").expect("pki");
+        let c = ensure(dir.path(), "10.1.2.3", &[]).expect("pki");
         assert_ne!(
             a.server_cert_pem, c.server_cert_pem,
             "new bind host gets a new serving cert"
