@@ -405,3 +405,65 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testutil::{cluster_with_labels, yaml};
+
+    fn member(i: usize, pods: u32, tainted: bool) -> Cluster {
+        let mut c = cluster_with_labels(
+            &format!("m{i}"),
+            &[("env", if i % 2 == 0 { "prod" } else { "dev" })],
+        );
+        c.status = Some(yaml(&format!(
+            "{{apiEnablements: [{{groupVersion: apps/v1, resources: [{{name: deployments, kind: Deployment}}]}}], conditions: [{{type: CompleteAPIEnablements, status: 'True', reason: Complete, message: '', lastTransitionTime: '2026-01-01T00:00:00Z'}}], resourceSummary: {{allocatable: {{pods: '{pods}'}}}}}}"
+        )));
+        if tainted {
+            c.spec.taints = vec![yaml(
+                "{key: cluster.karmada.io/not-ready, effect: NoSchedule}",
+            )];
+        }
+        c
+    }
+
+    proptest! {
+        /// A successful pass places exactly the requested replicas on clusters
+        /// that pass the filters (untainted, matching the affinity), and is deterministic.
+        #[test]
+        fn schedule_respects_filters_and_sums(
+            pods in prop::collection::vec(0u32..30, 1..6),
+            tainted in prop::collection::vec(any::<bool>(), 6),
+            replicas in 1i32..40,
+            strategy in 0usize..4,
+        ) {
+            let clusters: Vec<Cluster> = pods.iter().enumerate().map(|(i, p)| member(i, *p, tainted[i])).collect();
+            let scheduling = [
+                "{replicaSchedulingType: Duplicated}",
+                "{replicaSchedulingType: Divided, replicaDivisionPreference: Weighted}",
+                "{replicaSchedulingType: Divided, replicaDivisionPreference: Weighted, weightPreference: {dynamicWeight: AvailableReplicas}}",
+                "{replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}",
+            ][strategy];
+            let spec: ResourceBindingSpec = yaml(&format!(
+                "resource: {{apiVersion: apps/v1, kind: Deployment, name: web, uid: u1}}\nreplicas: {replicas}\nplacement: {{clusterAffinity: {{labelSelector: {{matchLabels: {{env: prod}}}}}}, replicaScheduling: {scheduling}}}"
+            ));
+            let input = ScheduleInput { spec: &spec, status: None, clusters: &clusters, estimates: None, fresh: false };
+            let first = schedule(&input);
+            prop_assert_eq!(&first, &schedule(&input));
+            if let Ok(result) = first {
+                for t in &result.clusters {
+                    let i: usize = t.name[1..].parse().unwrap();
+                    prop_assert!(i % 2 == 0 && !tainted[i], "{} should have been filtered out", t.name);
+                }
+                let total: i32 = result.clusters.iter().map(|t| t.replicas).sum();
+                if strategy == 0 {
+                    prop_assert!(result.clusters.iter().all(|t| t.replicas == replicas));
+                } else {
+                    prop_assert_eq!(total, replicas);
+                }
+            }
+        }
+    }
+}
