@@ -416,7 +416,7 @@ mod props {
     fn member(i: usize, pods: u32, tainted: bool) -> Cluster {
         let mut c = cluster_with_labels(
             &format!("m{i}"),
-            &[("env", if i % 2 == 0 { "prod" } else { "dev" })],
+            &[("env", if i.is_multiple_of(2) { "prod" } else { "dev" })],
         );
         c.status = Some(yaml(&format!(
             "{{apiEnablements: [{{groupVersion: apps/v1, resources: [{{name: deployments, kind: Deployment}}]}}], conditions: [{{type: CompleteAPIEnablements, status: 'True', reason: Complete, message: '', lastTransitionTime: '2026-01-01T00:00:00Z'}}], resourceSummary: {{allocatable: {{pods: '{pods}'}}}}}}"
@@ -455,7 +455,7 @@ mod props {
             if let Ok(result) = first {
                 for t in &result.clusters {
                     let i: usize = t.name[1..].parse().unwrap();
-                    prop_assert!(i % 2 == 0 && !tainted[i], "{} should have been filtered out", t.name);
+                    prop_assert!(i.is_multiple_of(2) && !tainted[i], "{} should have been filtered out", t.name);
                 }
                 let total: i32 = result.clusters.iter().map(|t| t.replicas).sum();
                 if strategy == 0 {
