@@ -1,0 +1,2 @@
+//! flotilla-sim: simulated member clusters — flotilla's API server plus fake
+//! workload controllers (nodes, pods, workload status, endpoints, metrics).
