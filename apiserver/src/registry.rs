@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod builtin;
+pub mod cluster;
 pub mod conversion;
 pub mod crd;
 pub mod defaults;
@@ -137,6 +138,13 @@ impl Catalog {
     /// Bumped on every change; caches of derived documents key on it.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The catalog of the aggregated API server: Karmada's Cluster resource.
+    pub fn aggregated() -> Self {
+        let catalog = Catalog::default();
+        catalog.add(cluster::resource());
+        catalog
     }
 
     /// Adds (or replaces) a resource.

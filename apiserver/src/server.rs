@@ -46,6 +46,19 @@ pub struct Config {
     pub request_header: Option<auth::RequestHeader>,
     /// Extra names (DNS or IP) for the serving certificate, e.g. `svc.ns.svc`.
     pub extra_sans: Vec<String>,
+    /// What this server serves.
+    pub role: Role,
+}
+
+/// The kinds of API server flotilla runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// A Kubernetes API server: every built-in kind, CRDs, aggregation.
+    #[default]
+    Host,
+    /// Karmada's aggregated API server: `cluster.karmada.io` Clusters, registered on
+    /// a host through an APIService and trusting its front proxy.
+    Aggregated,
 }
 
 impl Config {
@@ -57,6 +70,7 @@ impl Config {
             watch_history: storage::kv::Config::default().history,
             request_header: None,
             extra_sans: Vec::new(),
+            role: Role::Host,
             context: "flotilla".into(),
         }
     }
@@ -146,7 +160,11 @@ fn tls_config(
 /// The registry store over the configured storage, with the system namespaces created.
 pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
     let storage = open_storage(config)?;
-    let store = Store::new(storage, Arc::new(Catalog::builtin()));
+    let catalog = match config.role {
+        Role::Host => Catalog::builtin(),
+        Role::Aggregated => Catalog::aggregated(),
+    };
+    let store = Store::new(storage, Arc::new(catalog));
     store
         .ensure_system_namespaces()
         .await

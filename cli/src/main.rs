@@ -34,6 +34,67 @@ enum StorageKind {
     Memory,
 }
 
+/// Flags shared by the API server subcommands.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Directory for certificates, the kubeconfig and the database.
+    #[arg(long, env = "FLOTILLA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; see DATA_DIR/kubeconfig).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Storage backend.
+    #[arg(long, value_enum, default_value_t = StorageKind::Redb)]
+    storage: StorageKind,
+    /// Events kept for watches that resume from an older resourceVersion.
+    #[arg(long, default_value_t = 50_000)]
+    watch_history: usize,
+    /// Trust a front proxy (an aggregating API server) whose client certificate
+    /// is signed by this CA; it names users in X-Remote-User/X-Remote-Group.
+    #[arg(long)]
+    requestheader_client_ca_file: Option<PathBuf>,
+    /// Common names accepted for the front proxy's certificate (default: any).
+    #[arg(long, value_delimiter = ',')]
+    requestheader_allowed_names: Vec<String>,
+    /// Extra names for the serving certificate (e.g. its Service's `NAME.NAMESPACE.svc`).
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    tls_sans: Vec<String>,
+}
+
+impl ServerArgs {
+    fn config(
+        self,
+        role: flotilla_apiserver::server::Role,
+        default_dir: &str,
+        default_bind: &str,
+    ) -> anyhow::Result<flotilla_apiserver::server::Config> {
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from(default_dir));
+        let bind = match self.bind {
+            Some(b) => b,
+            None => default_bind.parse().context("default bind address")?,
+        };
+        let mut config = flotilla_apiserver::server::Config::new(data_dir)
+            .bind(bind)
+            .backend(match self.storage {
+                StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
+                StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
+            });
+        config.watch_history = self.watch_history;
+        config.extra_sans = self.tls_sans;
+        config.role = role;
+        if let Some(path) = self.requestheader_client_ca_file {
+            let ca_pem = std::fs::read_to_string(&path).with_context(|| {
+                format!("reading --requestheader-client-ca-file {}", path.display())
+            })?;
+            config.request_header = Some(flotilla_apiserver::server::auth::RequestHeader {
+                ca_pem,
+                allowed_names: self.requestheader_allowed_names,
+            });
+        }
+        Ok(config)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the embedded control plane and keep it running (Ctrl-C stops it).
@@ -47,28 +108,14 @@ enum Command {
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
-        /// Directory for certificates, the kubeconfig and the database.
-        #[arg(long, env = "FLOTILLA_DATA_DIR", default_value = ".flotilla/apiserver")]
-        data_dir: PathBuf,
-        /// Address to listen on (port 0 picks a free port; see DATA_DIR/kubeconfig).
-        #[arg(long, default_value = "127.0.0.1:6443")]
-        bind: SocketAddr,
-        /// Storage backend.
-        #[arg(long, value_enum, default_value_t = StorageKind::Redb)]
-        storage: StorageKind,
-        /// Events kept for watches that resume from an older resourceVersion.
-        #[arg(long, default_value_t = 50_000)]
-        watch_history: usize,
-        /// Trust a front proxy (an aggregating API server) whose client certificate
-        /// is signed by this CA; it names users in X-Remote-User/X-Remote-Group.
-        #[arg(long)]
-        requestheader_client_ca_file: Option<PathBuf>,
-        /// Common names accepted for the front proxy's certificate (default: any).
-        #[arg(long, value_delimiter = ',')]
-        requestheader_allowed_names: Vec<String>,
-        /// Extra names for the serving certificate (e.g. its Service's `NAME.NAMESPACE.svc`).
-        #[arg(long = "tls-san", value_delimiter = ',')]
-        tls_sans: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
+    /// registered on a host API server with an APIService.
+    AggregatedApiserver {
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -131,35 +178,25 @@ async fn main() -> anyhow::Result<()> {
             println!("Press Ctrl-C to stop.");
             server.serve(shutdown_signal()).await;
         }
-        Command::Apiserver {
-            data_dir,
-            bind,
-            storage,
-            watch_history,
-            requestheader_client_ca_file,
-            requestheader_allowed_names,
-            tls_sans,
-        } => {
-            let mut config = flotilla_apiserver::server::Config::new(data_dir)
-                .bind(bind)
-                .backend(match storage {
-                    StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
-                    StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
-                });
-            config.watch_history = watch_history;
-            config.extra_sans = tls_sans;
-            if let Some(path) = requestheader_client_ca_file {
-                let ca_pem = std::fs::read_to_string(&path).with_context(|| {
-                    format!("reading --requestheader-client-ca-file {}", path.display())
-                })?;
-                config.request_header = Some(flotilla_apiserver::server::auth::RequestHeader {
-                    ca_pem,
-                    allowed_names: requestheader_allowed_names,
-                });
-            }
+        Command::Apiserver { server } => {
+            let config = server.config(
+                flotilla_apiserver::server::Role::Host,
+                ".flotilla/apiserver",
+                "127.0.0.1:6443",
+            )?;
             flotilla_apiserver::server::run(config, shutdown_signal())
                 .await
                 .context("apiserver failed")?;
+        }
+        Command::AggregatedApiserver { server } => {
+            let config = server.config(
+                flotilla_apiserver::server::Role::Aggregated,
+                ".flotilla/aggregated-apiserver",
+                "127.0.0.1:7443",
+            )?;
+            flotilla_apiserver::server::run(config, shutdown_signal())
+                .await
+                .context("aggregated apiserver failed")?;
         }
     }
     Ok(())

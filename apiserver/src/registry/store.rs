@@ -16,7 +16,9 @@ use super::meta::{self, meta_str};
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Catalog, ResourceInfo};
-use super::{apply, conversion, crd, defaults, openapi_schemas, schema, typed, validation};
+use super::{
+    apply, cluster, conversion, crd, defaults, openapi_schemas, schema, typed, validation,
+};
 use crate::admission;
 use crate::server::auth::User;
 use crate::status::{ApiError, Cause, Result};
@@ -510,6 +512,10 @@ impl Store {
         };
         meta::prepare_for_create(info, &mut object);
         self.validate_object(info, &mut object, opts)?;
+        if cluster::is_cluster(info) {
+            cluster::prepare(&mut object, None, &meta::now_rfc3339())
+                .map_err(|causes| ApiError::invalid(&info.group, &info.kind, &name, causes))?;
+        }
         if track {
             if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.remove("managedFields");
@@ -832,6 +838,10 @@ impl Store {
             self.check_identity(info, namespace, Some(name), &mut next)?;
             let mut next = self.prepare_update(info, name, &old, next, part)?;
             self.validate_object(info, &mut next, opts)?;
+            if part == Part::Main && cluster::is_cluster(info) {
+                cluster::prepare(&mut next, Some(&old), &meta::now_rfc3339())
+                    .map_err(|causes| ApiError::invalid(&info.group, &info.kind, name, causes))?;
+            }
             if track {
                 let now = meta::now_rfc3339();
                 let subresource = if part == Part::Status { "status" } else { "" };
