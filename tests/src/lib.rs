@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod webhook;
+
 /// The `flotilla` binary under test.
 pub fn flotilla_bin() -> PathBuf {
     if let Ok(p) = std::env::var("FLOTILLA_BIN") {
@@ -47,8 +49,16 @@ impl ApiServer {
 
     /// Starts a server with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> ApiServer {
+        ApiServer::start_prepared(args, |_| {})
+    }
+
+    /// Starts a server with extra command-line arguments after `prepare` has filled
+    /// the (still empty) data directory, e.g. with a `tokens.csv` of extra users
+    /// (the server keeps an existing tokens file only when it has an `admin` line).
+    pub fn start_prepared(args: &[&str], prepare: impl FnOnce(&Path)) -> ApiServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
+        prepare(&dir);
         let mut s = ApiServer {
             child: None,
             kubeconfig: dir.join("kubeconfig"),
