@@ -860,7 +860,12 @@ fn list_response(
                 if i > 0 {
                     out.push(b',');
                 }
-                let _ = serde_json::to_writer(&mut out, item.as_ref());
+                match result.json.get(i).and_then(Option::as_ref) {
+                    Some(json) => out.extend_from_slice(json),
+                    None => {
+                        let _ = serde_json::to_writer(&mut out, item.as_ref());
+                    }
+                }
             }
             out.extend_from_slice(b"]}");
             json_response(StatusCode::OK, "application/json", out)

@@ -32,7 +32,22 @@ pub struct KeyValue {
     pub key: Arc<str>,
     /// The object, with `metadata.resourceVersion` already set to `mod_revision`.
     pub value: Arc<Value>,
+    /// The object's JSON encoding, made once when it was written.
+    pub json: bytes::Bytes,
     pub mod_revision: Revision,
+}
+
+impl KeyValue {
+    /// A stored object, encoding it once.
+    pub fn new(key: Arc<str>, value: Arc<Value>, mod_revision: Revision) -> Self {
+        let json = bytes::Bytes::from(serde_json::to_vec(value.as_ref()).unwrap_or_default());
+        KeyValue {
+            key,
+            value,
+            json,
+            mod_revision,
+        }
+    }
 }
 
 /// What a watch event reports.
@@ -50,6 +65,8 @@ pub struct Event {
     pub key: Arc<str>,
     /// The new object; for `Deleted`, the last state with the deletion's revision.
     pub object: Arc<Value>,
+    /// The JSON encoding of `object`.
+    pub json: bytes::Bytes,
     /// The object before this change (none for `Added`).
     pub prev: Option<Arc<Value>>,
     pub revision: Revision,

@@ -24,11 +24,7 @@ fn snapshot(objects: Vec<(String, Value)>) -> Snapshot {
         let key: std::sync::Arc<str> = std::sync::Arc::from(key.as_str());
         map.insert(
             key.clone(),
-            KeyValue {
-                key,
-                value: std::sync::Arc::new(value),
-                mod_revision: i as u64 + 1,
-            },
+            KeyValue::new(key, std::sync::Arc::new(value), i as u64 + 1),
         );
     }
     Snapshot { map, revision: 100 }

@@ -1359,12 +1359,27 @@ pub fn partial_metadata(v: &Value) -> Value {
     })
 }
 
+/// `PartialObjectMetadata` for a table row: without managedFields, which no
+/// printer shows and which dominate the size of most objects.
+fn row_metadata(v: &Value) -> Value {
+    let metadata = match v.get("metadata").and_then(Value::as_object) {
+        Some(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "managedFields")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        None => json!({}),
+    };
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
+}
+
 /// One table row.
 fn row(info: &ResourceInfo, v: &Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
     let mut row = json!({"cells": cells(&info.printer, v, now)});
     match include {
         IncludeObject::None => {}
-        IncludeObject::Metadata => row["object"] = partial_metadata(v),
+        IncludeObject::Metadata => row["object"] = row_metadata(v),
         IncludeObject::Object => row["object"] = v.clone(),
     }
     row

@@ -41,6 +41,8 @@ pub struct ListOptions {
 /// The answer to a list: items, the revision they are consistent at, and paging.
 pub struct ListResult {
     pub items: Vec<Arc<Value>>,
+    /// The stored JSON encoding of each item, when it is served unchanged.
+    pub json: Vec<Option<bytes::Bytes>>,
     pub revision: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
@@ -59,9 +61,10 @@ pub struct WatchOptions {
 /// One event of a watch as the registry reports it.
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
-    Added(Arc<Value>),
-    Modified(Arc<Value>),
-    Deleted(Arc<Value>),
+    /// An object and, when served unchanged, its stored JSON encoding.
+    Added(Arc<Value>, Option<bytes::Bytes>),
+    Modified(Arc<Value>, Option<bytes::Bytes>),
+    Deleted(Arc<Value>, Option<bytes::Bytes>),
     /// The initial events have all been sent (`sendInitialEvents=true`).
     InitialEventsEnd(Revision),
     /// Progress: everything up to this revision has been seen (not sent to clients).
@@ -278,6 +281,7 @@ impl Store {
         };
         let limit = opts.limit.filter(|l| *l > 0);
         let mut items = Vec::new();
+        let mut encoded = Vec::new();
         let mut last_key: Option<Arc<str>> = None;
         let mut more = false;
         let mut iter = snapshot.range(&prefix, after.as_deref());
@@ -291,6 +295,7 @@ impl Store {
             }
             last_key = Some(kv.key.clone());
             items.push(kv.value.clone());
+            encoded.push(kv.json.clone());
         }
         let (continue_token, remaining) = if more {
             let key = last_key.map(|k| k.to_string()).unwrap_or_default();
@@ -304,9 +309,16 @@ impl Store {
         } else {
             (None, None)
         };
-        let items = self.convert_all(info, items).await?;
+        let converted = self.convert_all(info, items.clone()).await?;
+        let json = converted
+            .iter()
+            .zip(items.iter().zip(encoded))
+            .map(|(c, (o, j))| Arc::ptr_eq(c, o).then_some(j))
+            .collect();
+        let items = converted;
         Ok(ListResult {
             items,
+            json,
             revision: snapshot.revision,
             continue_token,
             remaining,
@@ -1630,6 +1642,7 @@ impl Store {
             }
         }
         Ok(ListResult {
+            json: vec![None; deleted.len()],
             items: deleted,
             revision: self.storage.current_revision(),
             continue_token: None,
@@ -1651,7 +1664,7 @@ impl Store {
             let items: Vec<WatchEvent> = snapshot
                 .range(&prefix, None)
                 .filter(|kv| selected(&kv.value, &opts.labels, &opts.fields))
-                .map(|kv| WatchEvent::Added(kv.value.clone()))
+                .map(|kv| WatchEvent::Added(kv.value.clone(), Some(kv.json.clone())))
                 .collect();
             (items, snapshot.revision)
         } else {
@@ -1682,11 +1695,21 @@ impl Store {
                         .as_ref()
                         .is_some_and(|p| selected(p, &labels, &fields));
                     Some(match (event.kind, before, now) {
-                        (EventKind::Added, _, true) => WatchEvent::Added(event.object),
-                        (EventKind::Modified, true, true) => WatchEvent::Modified(event.object),
-                        (EventKind::Modified, false, true) => WatchEvent::Added(event.object),
-                        (EventKind::Modified, true, false) => WatchEvent::Deleted(event.object),
-                        (EventKind::Deleted, true, _) => WatchEvent::Deleted(event.object),
+                        (EventKind::Added, _, true) => {
+                            WatchEvent::Added(event.object, Some(event.json))
+                        }
+                        (EventKind::Modified, true, true) => {
+                            WatchEvent::Modified(event.object, Some(event.json))
+                        }
+                        (EventKind::Modified, false, true) => {
+                            WatchEvent::Added(event.object, Some(event.json))
+                        }
+                        (EventKind::Modified, true, false) => {
+                            WatchEvent::Deleted(event.object, Some(event.json))
+                        }
+                        (EventKind::Deleted, true, _) => {
+                            WatchEvent::Deleted(event.object, Some(event.json))
+                        }
                         _ => WatchEvent::Progress(event.revision),
                     })
                 }
@@ -1713,15 +1736,15 @@ impl Store {
                 async move {
                     let convert = |o: Arc<Value>| async { store.convert_out(&info, o).await };
                     match event {
-                        WatchEvent::Added(o) => convert(o)
+                        WatchEvent::Added(o, _) => convert(o)
                             .await
-                            .map_or_else(WatchEvent::Error, WatchEvent::Added),
-                        WatchEvent::Modified(o) => convert(o)
+                            .map_or_else(WatchEvent::Error, |o| WatchEvent::Added(o, None)),
+                        WatchEvent::Modified(o, _) => convert(o)
                             .await
-                            .map_or_else(WatchEvent::Error, WatchEvent::Modified),
-                        WatchEvent::Deleted(o) => convert(o)
+                            .map_or_else(WatchEvent::Error, |o| WatchEvent::Modified(o, None)),
+                        WatchEvent::Deleted(o, _) => convert(o)
                             .await
-                            .map_or_else(WatchEvent::Error, WatchEvent::Deleted),
+                            .map_or_else(WatchEvent::Error, |o| WatchEvent::Deleted(o, None)),
                         other => other,
                     }
                 }

@@ -21,8 +21,14 @@ use super::{Error, Event, EventKind, KeyValue, Precondition, Result, Revision, S
 /// A change handed to a backend for durable commit.
 #[derive(Debug)]
 pub enum Change {
-    Put { key: Arc<str>, value: Arc<Value> },
-    Delete { key: Arc<str> },
+    /// A new or changed object, as its JSON encoding.
+    Put {
+        key: Arc<str>,
+        json: bytes::Bytes,
+    },
+    Delete {
+        key: Arc<str>,
+    },
 }
 
 /// Where a [`KvStore`] keeps its data durably.
@@ -116,11 +122,7 @@ impl KvStore {
             let key: Arc<str> = Arc::from(key);
             map.insert(
                 key.clone(),
-                KeyValue {
-                    key,
-                    value: Arc::new(object),
-                    mod_revision,
-                },
+                KeyValue::new(key, Arc::new(object), mod_revision),
             );
         }
         let snapshot = Snapshot { map, revision };
@@ -282,11 +284,7 @@ fn apply(
     };
     *revision += 1;
     stamp(&mut value, *revision);
-    let kv = KeyValue {
-        key: key.clone(),
-        value: Arc::new(value),
-        mod_revision: *revision,
-    };
+    let kv = KeyValue::new(key.clone(), Arc::new(value), *revision);
     if kind == EventKind::Deleted {
         map.remove(&key);
         changes.push(Change::Delete { key: key.clone() });
@@ -294,13 +292,14 @@ fn apply(
         map.insert(key.clone(), kv.clone());
         changes.push(Change::Put {
             key: key.clone(),
-            value: kv.value.clone(),
+            json: kv.json.clone(),
         });
     }
     events.push(Event {
         kind,
         key,
         object: kv.value.clone(),
+        json: kv.json.clone(),
         prev: current.map(|c| c.value),
         revision: *revision,
     });

@@ -60,11 +60,9 @@ impl Backend for Redb {
             let mut objects = txn.open_table(OBJECTS).map_err(backend_error)?;
             for change in changes {
                 match change {
-                    Change::Put { key, value } => {
-                        let bytes = serde_json::to_vec(value.as_ref())
-                            .map_err(|e| Error::Backend(Box::new(e)))?;
+                    Change::Put { key, json } => {
                         objects
-                            .insert(key.as_ref(), bytes.as_slice())
+                            .insert(key.as_ref(), json.as_ref())
                             .map_err(backend_error)?;
                     }
                     Change::Delete { key } => {

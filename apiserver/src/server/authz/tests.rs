@@ -10,14 +10,7 @@ fn snapshot(objects: Vec<(String, Value)>) -> Snapshot {
     let mut map = imbl::OrdMap::new();
     for (key, value) in objects {
         let key: Arc<str> = Arc::from(key.as_str());
-        map.insert(
-            key.clone(),
-            KeyValue {
-                key,
-                value: Arc::new(value),
-                mod_revision: 1,
-            },
-        );
+        map.insert(key.clone(), KeyValue::new(key, Arc::new(value), 1));
     }
     Snapshot { map, revision: 1 }
 }
