@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+
+mod up;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -161,22 +163,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_format);
     match cli.command {
         Command::Up { dir, bind } => {
-            let config = flotilla_apiserver::server::Config::new(dir.join("apiserver")).bind(bind);
-            let server = flotilla_apiserver::server::bind(config)
-                .await
-                .context("starting the host API server")?;
-            let kubeconfig = dir.join("kubeconfig");
-            std::fs::copy(&server.kubeconfig, &kubeconfig)
-                .with_context(|| format!("writing {}", kubeconfig.display()))?;
-            let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
-            println!(
-                "flotilla is up: host API server at https://{}",
-                server.local_addr
-            );
-            println!("  export KUBECONFIG={}", shown.display());
-            println!("  kubectl --context flotilla get namespaces");
-            println!("Press Ctrl-C to stop.");
-            server.serve(shutdown_signal()).await;
+            up::run(up::Options { dir, bind }, shutdown_signal()).await?;
         }
         Command::Apiserver { server } => {
             let config = server.config(

@@ -1,0 +1,177 @@
+//! `flotilla up`: the embedded default. One process runs the host API server (the
+//! control plane, durable in DIR), Karmada's aggregated API server for Clusters
+//! (registered on the host with an APIService), Karmada's CRDs, and writes
+//! DIR/kubeconfig once everything serves.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use flotilla_apiserver::registry::store::{Store, WriteOptions};
+use flotilla_apiserver::server::{self, Role};
+use serde_json::{Value, json};
+
+/// Options of `flotilla up`.
+pub struct Options {
+    pub dir: PathBuf,
+    pub bind: SocketAddr,
+}
+
+/// The namespace of flotilla's own components on the control plane.
+pub const SYSTEM_NAMESPACE: &str = "karmada-system";
+/// The Service name the aggregated API server is reached through.
+pub const AGGREGATED_SERVICE: &str = "karmada-aggregated-apiserver";
+
+fn manager() -> WriteOptions {
+    WriteOptions::manager("flotilla-up")
+}
+
+/// Creates `object` unless it exists (by group/resource/namespace/name).
+async fn ensure(store: &Store, group: &str, version: &str, plural: &str, object: Value) -> Result<()> {
+    let info = store
+        .catalog
+        .get(group, version, plural)
+        .with_context(|| format!("the control plane does not serve {plural}.{group}/{version}"))?;
+    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+    match store.create(&info, namespace.as_deref(), object, &manager()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating {plural}: {e}")),
+    }
+}
+
+/// Creates or replaces an object the control plane must have exactly.
+async fn put(store: &Store, group: &str, version: &str, plural: &str, object: Value) -> Result<()> {
+    let info = store
+        .catalog
+        .get(group, version, plural)
+        .with_context(|| format!("the control plane does not serve {plural}.{group}/{version}"))?;
+    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    match store.create(&info, namespace.as_deref(), object.clone(), &manager()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => {
+            let patch_type = if info.custom.is_some() {
+                flotilla_apiserver::registry::patch::PatchType::Merge
+            } else {
+                flotilla_apiserver::registry::patch::PatchType::Strategic
+            };
+            store
+                .patch(&info, namespace.as_deref(), &name, patch_type, &object, flotilla_apiserver::registry::store::Part::Main, &manager())
+                .await
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("updating {plural} {name}: {e}"))
+        }
+        Err(e) => Err(anyhow::anyhow!("creating {plural} {name}: {e}")),
+    }
+}
+
+/// Registers the aggregated API server on the host: namespace, Service, Endpoints
+/// pointing at its address, and the APIService for cluster.karmada.io.
+async fn register_aggregated(store: &Store, addr: SocketAddr, ca_pem: &str) -> Result<()> {
+    ensure(store, "", "v1", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}})).await?;
+    put(store, "", "v1", "services", json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": AGGREGATED_SERVICE, "namespace": SYSTEM_NAMESPACE, "labels": {"app": AGGREGATED_SERVICE}},
+        "spec": {"ports": [{"name": "https", "port": 443, "targetPort": addr.port()}]},
+    }))
+    .await?;
+    put(store, "", "v1", "endpoints", json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": AGGREGATED_SERVICE, "namespace": SYSTEM_NAMESPACE},
+        "subsets": [{"addresses": [{"ip": addr.ip().to_string()}], "ports": [{"name": "https", "port": addr.port()}]}],
+    }))
+    .await?;
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    put(store, "apiregistration.k8s.io", "v1", "apiservices", json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1alpha1.cluster.karmada.io", "labels": {"app": AGGREGATED_SERVICE, "apiserver": "true"}},
+        "spec": {"group": "cluster.karmada.io", "version": "v1alpha1", "caBundle": ca_bundle,
+                 "service": {"namespace": SYSTEM_NAMESPACE, "name": AGGREGATED_SERVICE, "port": 443},
+                 "groupPriorityMinimum": 2000, "versionPriority": 10},
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Installs every Karmada CRD flotilla serves (unchanged when present).
+async fn install_crds(store: &Store) -> Result<()> {
+    for (_, crd) in flotilla_api::crd_values() {
+        ensure(store, "apiextensions.k8s.io", "v1", "customresourcedefinitions", crd).await?;
+    }
+    Ok(())
+}
+
+/// A kubeconfig with one context per entry: (context, server URL, CA PEM, client cert PEM, client key PEM).
+pub fn kubeconfig(contexts: &[(String, String, String, String, String)], current: &str) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let mut clusters = String::new();
+    let mut users = String::new();
+    let mut ctxs = String::new();
+    for (name, url, ca, cert, key) in contexts {
+        clusters.push_str(&format!("- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\n", b64(ca)));
+        users.push_str(&format!("- name: {name}-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n", b64(cert), b64(key)));
+        ctxs.push_str(&format!("- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n"));
+    }
+    format!("apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{ctxs}current-context: {current}\npreferences: {{}}\n")
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Runs the embedded control plane until `shutdown` completes.
+pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&opts.dir).with_context(|| format!("creating {}", opts.dir.display()))?;
+    let host_dir = opts.dir.join("apiserver");
+    let host = server::bind(server::Config::new(&host_dir).bind(opts.bind))
+        .await
+        .context("starting the host API server")?;
+    eprintln!("flotilla: control plane API server on https://{}", host.local_addr);
+
+    let mut aggregated_config = server::Config::new(opts.dir.join("aggregated-apiserver")).bind(SocketAddr::from(([127, 0, 0, 1], 0)));
+    aggregated_config.role = Role::Aggregated;
+    aggregated_config.extra_sans = vec![format!("{AGGREGATED_SERVICE}.{SYSTEM_NAMESPACE}.svc")];
+    aggregated_config.request_header = Some(server::auth::RequestHeader {
+        ca_pem: read(&host_dir.join("front-proxy-ca.crt"))?,
+        allowed_names: vec!["front-proxy-client".into()],
+    });
+    let aggregated = server::bind(aggregated_config).await.context("starting the aggregated API server")?;
+    let store: Arc<Store> = host.api().store.clone();
+    register_aggregated(&store, aggregated.local_addr, &read(&opts.dir.join("aggregated-apiserver").join("ca.crt"))?).await?;
+    install_crds(&store).await?;
+    eprintln!("flotilla: Karmada API installed (CRDs, cluster.karmada.io)");
+
+    let contexts = vec![(
+        "flotilla".to_string(),
+        format!("https://{}", host.local_addr),
+        read(&host_dir.join("ca.crt"))?,
+        read(&host_dir.join("admin.crt"))?,
+        read(&host_dir.join("admin.key"))?,
+    )];
+    let kubeconfig = opts.dir.join("kubeconfig");
+    flotilla_apiserver::server::pki::write_atomic(&kubeconfig, kubeconfig_text(&contexts).as_bytes())?;
+    let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
+    println!("flotilla is up in {:.1}s", started.elapsed().as_secs_f64());
+    println!("  export KUBECONFIG={}", shown.display());
+    println!("  kubectl --context flotilla get clusters");
+    println!("Press Ctrl-C to stop.");
+
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let mut aggregated_stop = stop.subscribe();
+    let aggregated_task = tokio::spawn(aggregated.serve(async move {
+        let _ = aggregated_stop.changed().await;
+    }));
+    host.serve(shutdown).await;
+    let _ = stop.send(true);
+    let _ = aggregated_task.await;
+    Ok(())
+}
+
+fn kubeconfig_text(contexts: &[(String, String, String, String, String)]) -> String {
+    kubeconfig(contexts, "flotilla")
+}
