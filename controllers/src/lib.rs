@@ -1,2 +1,160 @@
 //! flotilla-controllers: every controller, on kube-rs's runtime, each in its own
 //! module with `controller.rs` (wiring) and `reconcile.rs` (logic).
+//!
+//! Start with [`run`]: it starts the controllers named in a `--controllers`
+//! list (Karmada's syntax: `*` for all, `name` to enable, `-name` to disable)
+//! from the table [`controllers`], sharing one [`Context`]. The controllers:
+//!
+//! - [`cluster`] (`cluster`): execution namespaces, the finalizer, the
+//!   automatic not-ready / unreachable taints, and Pull clusters' lease monitor;
+//! - [`cluster_status`] (`clusterStatus`): health, version, API enablements and
+//!   node/resource summaries of Push clusters, through [`member`] clients;
+//! - [`namespace_sync`] (`namespace`): control-plane namespaces mirrored into
+//!   every member.
+//!
+//! The pull-mode agent is a library too: [`agent::run_agent`].
+
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod agent;
+pub mod cluster;
+pub mod cluster_status;
+pub mod context;
+pub mod member;
+pub mod namespace_sync;
+pub mod quantity;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use context::{Config, Context};
+
+/// What went wrong in a controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the control plane or a member failed.
+    #[error("kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// The Cluster's secret is missing or lacks a key.
+    #[error("cluster {cluster}: {message}")]
+    ClusterCredentials {
+        /// Cluster name.
+        cluster: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An object could not be encoded.
+    #[error("encoding failed: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A `--controllers` entry names no controller.
+    #[error("unknown controller {0:?} (known: {1})")]
+    UnknownController(String, String),
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A controller task panicked or was cancelled.
+    #[error("controller {0} stopped: {1}")]
+    Stopped(String, String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A boxed controller future.
+pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// Starts one controller; the future runs until the controller stops.
+pub type StartFn = fn(Context) -> ControllerFuture;
+
+static CONTROLLERS: [(&str, StartFn); 3] = [
+    ("cluster", cluster::start),
+    ("clusterStatus", cluster_status::start),
+    ("namespace", namespace_sync::start),
+];
+
+/// The controllers by name, as Karmada names them for `--controllers`:
+/// `cluster`, `clusterStatus`, `namespace`.
+pub fn controllers() -> &'static [(&'static str, StartFn)] {
+    &CONTROLLERS
+}
+
+/// Resolves a `--controllers` list (Karmada semantics: `*` enables every
+/// controller, `foo` enables foo, `-foo` disables foo; an empty list means
+/// `*`) into controller names, in table order.
+pub fn enabled_controllers(enabled: &[String]) -> Result<Vec<&'static str>> {
+    let known: Vec<&'static str> = controllers().iter().map(|(n, _)| *n).collect();
+    let items: Vec<&str> = enabled
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let star = items.is_empty() || items.contains(&"*");
+    for item in &items {
+        let name = item.trim_start_matches('-');
+        if *item != "*" && !known.contains(&name) {
+            return Err(Error::UnknownController(item.to_string(), known.join(", ")));
+        }
+    }
+    Ok(known
+        .into_iter()
+        .filter(|name| {
+            if items.iter().any(|i| i.strip_prefix('-') == Some(name)) {
+                return false;
+            }
+            star || items.contains(name)
+        })
+        .collect())
+}
+
+/// Runs the enabled controllers (see [`enabled_controllers`]) until one of
+/// them fails or the returned future is dropped (which stops them all).
+///
+/// ```no_run
+/// # async fn f(client: kube::Client) -> flotilla_controllers::Result<()> {
+/// let ctx = flotilla_controllers::Context::new(client, flotilla_controllers::Config::default());
+/// flotilla_controllers::run(ctx, &["*".to_string()]).await
+/// # }
+/// ```
+pub async fn run(ctx: Context, enabled: &[String]) -> Result<()> {
+    let names = enabled_controllers(enabled)?;
+    let mut set = tokio::task::JoinSet::new();
+    for (name, start) in controllers() {
+        if names.contains(name) {
+            tracing::info!(controller = name, "starting controller");
+            let fut = start(ctx.clone());
+            set.spawn(async move { (*name, fut.await) });
+        }
+    }
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((name, Ok(()))) => tracing::info!(controller = name, "controller finished"),
+            Ok((name, Err(e))) => {
+                tracing::error!(controller = name, error = %e, "controller failed");
+                return Err(e);
+            }
+            Err(e) => return Err(Error::Stopped("?".into(), e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<&'static str> {
+        enabled_controllers(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn controllers_flag() {
+        assert_eq!(names(&[]), vec!["cluster", "clusterStatus", "namespace"]);
+        assert_eq!(names(&["*"]), vec!["cluster", "clusterStatus", "namespace"]);
+        assert_eq!(names(&["*,-namespace"]), vec!["cluster", "clusterStatus"]);
+        assert_eq!(names(&["cluster"]), vec!["cluster"]);
+        assert_eq!(names(&["-cluster"]), Vec::<&str>::new());
+        assert!(enabled_controllers(&["nope".to_string()]).is_err());
+    }
+}

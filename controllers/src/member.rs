@@ -1,0 +1,324 @@
+//! Clients to member clusters and the requests the status controller makes to
+//! them: the health probe (`/readyz`, falling back to `/healthz`), `/version`,
+//! discovery, nodes and pods.
+//!
+//! A Push cluster is reached with its `spec.apiEndpoint` and the Secret named
+//! by `spec.secretRef` (keys `token` and `caBundle`, as in Karmada);
+//! [`MemberClients`] caches one client per cluster, rebuilt when the endpoint
+//! or the Secret changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flotilla_api::cluster::{ApiEnablement, ApiResource, Cluster};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+use crate::{Error, Result};
+
+/// Secret key of the bearer token (Karmada `SecretTokenKey`).
+pub const SECRET_TOKEN_KEY: &str = "token";
+/// Secret key of the member's CA bundle, PEM (Karmada `SecretCADataKey`).
+pub const SECRET_CA_BUNDLE_KEY: &str = "caBundle";
+
+/// The kube client configuration for a member: endpoint, CA (PEM), token,
+/// `insecureSkipTLSVerification`, `proxyURL`, with `timeout` on connect and read
+/// and no automatic retries (a failing member must fail fast).
+pub fn member_config(
+    cluster: &Cluster,
+    token: Option<&str>,
+    ca_bundle_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<kube::Config> {
+    let name = cluster.name().to_string();
+    let bad = |message: String| Error::ClusterCredentials {
+        cluster: name.clone(),
+        message,
+    };
+    if cluster.spec.api_endpoint.is_empty() {
+        return Err(bad("spec.apiEndpoint is empty".into()));
+    }
+    let uri: http::Uri = cluster
+        .spec
+        .api_endpoint
+        .parse()
+        .map_err(|e| bad(format!("invalid spec.apiEndpoint: {e}")))?;
+    let mut config = kube::Config::new(uri);
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.default_retry = false;
+    config.accept_invalid_certs = cluster.spec.insecure_skip_tls_verification;
+    if let Some(pem) = ca_bundle_pem.filter(|p| !p.is_empty()) {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("invalid caBundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad("caBundle holds no certificate".into()));
+        }
+        config.root_cert = Some(certs);
+    }
+    if let Some(token) = token {
+        config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))?;
+    }
+    if !cluster.spec.proxy_url.is_empty() {
+        config.proxy_url = Some(
+            cluster
+                .spec
+                .proxy_url
+                .parse()
+                .map_err(|e| bad(format!("invalid spec.proxyURL: {e}")))?,
+        );
+    }
+    Ok(config)
+}
+
+/// A client built from a [`member_config`].
+pub fn member_client(config: kube::Config) -> Result<Client> {
+    Ok(Client::try_from(config)?)
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct CacheKey {
+    endpoint: String,
+    secret_version: Option<String>,
+    insecure: bool,
+    proxy: String,
+}
+
+/// Cache of member clients, keyed by cluster name; cheap to clone.
+#[derive(Clone)]
+pub struct MemberClients {
+    control_plane: Client,
+    timeout: Duration,
+    cache: Arc<Mutex<HashMap<String, (CacheKey, Client)>>>,
+}
+
+impl MemberClients {
+    /// An empty cache reading Secrets through `control_plane`.
+    pub fn new(control_plane: Client, timeout: Duration) -> Self {
+        MemberClients {
+            control_plane,
+            timeout,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The client for `cluster`, built from its endpoint and secret (read now)
+    /// unless a client for the same endpoint and secret version is cached.
+    pub async fn get(&self, cluster: &Cluster) -> Result<Client> {
+        let name = cluster.name().to_string();
+        let secret = match &cluster.spec.secret_ref {
+            Some(r) => {
+                let api: Api<Secret> = Api::namespaced(self.control_plane.clone(), &r.namespace);
+                Some(
+                    api.get_opt(&r.name)
+                        .await?
+                        .ok_or_else(|| Error::ClusterCredentials {
+                            cluster: name.clone(),
+                            message: format!("secret {}/{} not found", r.namespace, r.name),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let key = CacheKey {
+            endpoint: cluster.spec.api_endpoint.clone(),
+            secret_version: secret
+                .as_ref()
+                .and_then(|s| s.metadata.resource_version.clone()),
+            insecure: cluster.spec.insecure_skip_tls_verification,
+            proxy: cluster.spec.proxy_url.clone(),
+        };
+        if let Ok(cache) = self.cache.lock()
+            && let Some((k, c)) = cache.get(&name)
+            && *k == key
+        {
+            return Ok(c.clone());
+        }
+        let data = secret.and_then(|s| s.data).unwrap_or_default();
+        let token = data
+            .get(SECRET_TOKEN_KEY)
+            .map(|b| String::from_utf8_lossy(&b.0).trim().to_string());
+        let ca = data.get(SECRET_CA_BUNDLE_KEY).map(|b| b.0.as_slice());
+        let client = member_client(member_config(cluster, token.as_deref(), ca, self.timeout)?)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(name, (key, client.clone()));
+        }
+        Ok(client)
+    }
+
+    /// Drops the cached client of a cluster.
+    pub fn forget(&self, cluster: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(cluster);
+        }
+    }
+}
+
+/// Result of a health probe (Karmada `getClusterHealthStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// The member answered.
+    pub online: bool,
+    /// It answered `ok` (HTTP 200).
+    pub healthy: bool,
+}
+
+async fn get_path(client: &Client, path: &str) -> Result<(), kube::Error> {
+    let req = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(kube::Error::HttpError)?;
+    client.request_text(req).await.map(|_| ())
+}
+
+/// Probes `/readyz`, then `/healthz` if `/readyz` is not found. Any error
+/// (refused, timeout, non-2xx) counts as offline, as in Karmada, where the
+/// REST client turns non-2xx answers into errors.
+pub async fn probe(client: &Client) -> Health {
+    let mut res = get_path(client, "/readyz").await;
+    if let Err(kube::Error::Api(s)) = &res
+        && s.code == 404
+    {
+        res = get_path(client, "/healthz").await;
+    }
+    match res {
+        Ok(()) => Health {
+            online: true,
+            healthy: true,
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "member health check failed");
+            Health {
+                online: false,
+                healthy: false,
+            }
+        }
+    }
+}
+
+/// Everything the status controller reads from a healthy member.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// `/version` gitVersion (`None` if it failed).
+    pub kubernetes_version: Option<String>,
+    /// Discovered API enablements (unsorted, subresources included).
+    pub api_enablements: Vec<ApiEnablement>,
+    /// Whether part of discovery failed.
+    pub api_discovery_partial: bool,
+    /// Nodes (`None` if listing failed).
+    pub nodes: Option<Vec<Node>>,
+    /// Pods of all namespaces (`None` if listing failed).
+    pub pods: Option<Vec<Pod>>,
+}
+
+/// Discovery of every group version (all versions of every group, like
+/// client-go's `ServerGroupsAndResources`); `partial` when some failed.
+pub async fn discover(client: &Client) -> (Vec<ApiEnablement>, bool) {
+    let mut out = Vec::new();
+    let mut partial = false;
+    let mut gvs = Vec::new();
+    match client.list_core_api_versions().await {
+        Ok(v) => gvs.extend(v.versions),
+        Err(_) => partial = true,
+    }
+    match client.list_api_groups().await {
+        Ok(groups) => {
+            for g in groups.groups {
+                gvs.extend(g.versions.into_iter().map(|v| v.group_version));
+            }
+        }
+        Err(_) => partial = true,
+    }
+    for gv in gvs {
+        let list = if gv.contains('/') {
+            client.list_api_group_resources(&gv).await
+        } else {
+            client.list_core_api_resources(&gv).await
+        };
+        match list {
+            Ok(list) => out.push(ApiEnablement {
+                group_version: list.group_version,
+                resources: list
+                    .resources
+                    .into_iter()
+                    .map(|r| ApiResource {
+                        name: r.name,
+                        kind: r.kind,
+                    })
+                    .collect(),
+            }),
+            Err(_) => partial = true,
+        }
+    }
+    (out, partial)
+}
+
+/// Reads version, discovery, nodes and pods from a member.
+pub async fn observe(client: &Client) -> Observed {
+    let version = client.apiserver_version().await.ok().map(|v| v.git_version);
+    let (api_enablements, api_discovery_partial) = discover(client).await;
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .ok()
+        .map(|l| l.items);
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .ok()
+        .map(|l| l.items);
+    Observed {
+        kubernetes_version: version,
+        api_enablements,
+        api_discovery_partial,
+        nodes,
+        pods,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_api::cluster::ClusterSpec;
+
+    fn cluster(endpoint: &str) -> Cluster {
+        Cluster::new(
+            "m1",
+            ClusterSpec {
+                sync_mode: "Push".into(),
+                api_endpoint: endpoint.into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn config_from_cluster() {
+        let c = member_config(
+            &cluster("https://127.0.0.1:6443"),
+            Some("tok"),
+            None,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        assert_eq!(c.cluster_url.to_string(), "https://127.0.0.1:6443/");
+        assert_eq!(c.read_timeout, Some(Duration::from_secs(2)));
+        assert!(!c.default_retry);
+        assert!(c.auth_info.token.is_some());
+        assert!(member_config(&cluster(""), None, None, Duration::from_secs(1)).is_err());
+        assert!(
+            member_config(
+                &cluster("https://x"),
+                None,
+                Some(b"not pem"),
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
+    }
+}

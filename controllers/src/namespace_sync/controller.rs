@@ -1,0 +1,131 @@
+//! Wiring of the namespace sync controller: reflectors over the control
+//! plane's Namespaces and Clusters; on any change (and every
+//! `cluster_status_update_frequency`) each Ready Push member is brought in
+//! line with [`super::reconcile::plan`].
+
+use std::time::Duration;
+
+use flotilla_api::cluster::{Cluster, SYNC_MODE_PUSH};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, ResourceExt};
+
+use super::reconcile::{SkipRules, plan};
+use crate::{Context, ControllerFuture, Result};
+
+/// Starts the controller (the `namespace` entry of [`crate::controllers`]).
+pub fn start(ctx: Context) -> ControllerFuture {
+    Box::pin(run(ctx))
+}
+
+fn watch_into<K>(
+    api: Api<K>,
+    tx: tokio::sync::mpsc::Sender<()>,
+) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let handle = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Err(e) = ev {
+                tracing::warn!(error = %e, "watch failed, retrying");
+            }
+            let _ = tx.try_send(());
+        }
+    });
+    (store, handle)
+}
+
+async fn run(ctx: Context) -> Result<()> {
+    let rules = SkipRules::new(&ctx.config.skipped_propagating_namespaces)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (namespaces, ns_watch) =
+        watch_into(Api::<Namespace>::all(ctx.control_plane.clone()), tx.clone());
+    let (clusters, cl_watch) = watch_into(Api::<Cluster>::all(ctx.control_plane.clone()), tx);
+    let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = rx.recv() => {
+                // coalesce bursts of events
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            _ = tick.tick() => {}
+        }
+        if ns_watch.is_finished() || cl_watch.is_finished() {
+            return Ok(());
+        }
+        if namespaces.wait_until_ready().await.is_err()
+            || clusters.wait_until_ready().await.is_err()
+        {
+            return Ok(());
+        }
+        let control: Vec<Namespace> = namespaces.state().iter().map(|n| (**n).clone()).collect();
+        let targets: Vec<Cluster> = clusters
+            .state()
+            .iter()
+            .filter(|c| {
+                c.spec.sync_mode == SYNC_MODE_PUSH
+                    && c.metadata.deletion_timestamp.is_none()
+                    && crate::cluster::reconcile::ready_condition(c)
+                        .is_some_and(|r| r.status == "True")
+            })
+            .map(|c| (**c).clone())
+            .collect();
+        let syncs = targets
+            .iter()
+            .map(|c| sync_member(&ctx, c, &control, &rules));
+        for (cluster, res) in targets.iter().zip(futures::future::join_all(syncs).await) {
+            if let Err(e) = res {
+                tracing::warn!(cluster = %cluster.name_any(), error = %e, "namespace sync failed");
+            }
+        }
+    }
+}
+
+async fn sync_member(
+    ctx: &Context,
+    cluster: &Cluster,
+    control: &[Namespace],
+    rules: &SkipRules,
+) -> Result<()> {
+    let member = ctx.members.get(cluster).await?;
+    let api: Api<Namespace> = Api::all(member);
+    let existing = api.list(&ListParams::default()).await?.items;
+    let p = plan(control, &existing, rules);
+    for ns in p.create {
+        let name = ns.name_any();
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => {
+                tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace created in member")
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for name in p.delete {
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {
+                tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace deleted in member")
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
