@@ -500,6 +500,12 @@ where
     if !info.namespaced && req.namespace.is_some() {
         return Err(ApiError::no_route());
     }
+    if info.create_only && req.verb != Verb::Create {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} only supports create",
+            crate::status::qualified(&info.plural, &info.group)
+        )));
+    }
     let namespace = req.namespace.as_deref();
     if req.name.is_none() && matches!(req.verb, Verb::Update | Verb::Patch) {
         return Err(ApiError::method_not_allowed(format!(

@@ -72,6 +72,8 @@ pub struct ResourceInfo {
     pub openapi_prefix: String,
     /// Set for custom resources (served from a CRD).
     pub custom: Option<Arc<crd::CustomInfo>>,
+    /// Only `create` is served (reviews the server answers itself).
+    pub create_only: bool,
 }
 
 impl ResourceInfo {

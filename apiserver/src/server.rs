@@ -176,6 +176,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
 
 /// Creates kube-apiserver's default RBAC roles and bindings when missing.
 async fn ensure_bootstrap_policy(store: &Store) -> Result<(), Error> {
+    if let Some(info) = store
+        .catalog
+        .get("rbac.authorization.k8s.io", "v1", "clusterroles")
+    {
+        // Roles created below aggregate; so may ones stored before a restart.
+        store.aggregate_cluster_roles(&info).await;
+    }
     for (key, object) in authz::bootstrap_policy() {
         if store.storage.snapshot().get(&key).is_some() {
             continue;
@@ -193,6 +200,12 @@ async fn ensure_bootstrap_policy(store: &Store) -> Result<(), Error> {
             Err(e) if e.reason == "AlreadyExists" => {}
             Err(e) => return Err(Error::Bootstrap(e)),
         }
+    }
+    if let Some(info) = store
+        .catalog
+        .get("rbac.authorization.k8s.io", "v1", "clusterroles")
+    {
+        store.aggregate_cluster_roles(&info).await;
     }
     Ok(())
 }

@@ -1140,7 +1140,6 @@ fn webhook_tls_failure_worded_as_kube() {
 }
 
 #[test]
-#[ignore = "server bug: the userInfo of an authenticated (non-impersonated) user lacks the system:authenticated group (here the admin's AdmissionReview userInfo.groups is [system:masters])"]
 fn admission_user_info_has_system_authenticated() {
     each_kubectl(|s| {
         let hooks = WebhookServer::start(allow_all);

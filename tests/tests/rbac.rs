@@ -751,7 +751,6 @@ fn aggregated_cluster_role_extends_view() {
 }
 
 #[test]
-#[ignore = "server bug: aggregated ClusterRoles (view, edit, admin, or any with aggregationRule) are served with empty rules; the aggregated rules are never filled in"]
 fn aggregated_cluster_role_rules_are_served() {
     each_kubectl(|s| {
         let view = s.get_json(&["clusterrole", "view"]);
@@ -790,8 +789,11 @@ fn aggregated_cluster_role_rules_are_served() {
         );
         let described = s.admin(&["describe", "clusterrole", "edit"]);
         assert!(
-            norm(&described).contains("secrets [] [] [get list]")
-                || norm(&described).contains("secrets [] [] [create delete"),
+            norm(&described)
+                .lines()
+                .any(|l| l.starts_with("secrets [] [] [")
+                    && l.contains("get")
+                    && l.contains("list")),
             "{}: describe clusterrole edit shows no rules:\n{described}",
             s.who()
         );
@@ -852,7 +854,6 @@ fn auth_can_i() {
 }
 
 #[test]
-#[ignore = "server bug: discovery lists neither authorization.k8s.io (selfsubjectaccessreviews, selfsubjectrulesreviews, subjectaccessreviews, localsubjectaccessreviews) nor authentication.k8s.io (selfsubjectreviews, tokenreviews)"]
 fn review_resources_are_discoverable() {
     each_kubectl(|s| {
         let out = norm(&s.admin(&["api-resources", "--api-group=authorization.k8s.io"]));
@@ -1002,7 +1003,6 @@ fn auth_whoami() {
 }
 
 #[test]
-#[ignore = "server bug: authenticated (non-impersonated) users lack the system:authenticated group in SelfSubjectReview (kubectl auth whoami)"]
 fn auth_whoami_includes_system_authenticated() {
     each_kubectl(|s| {
         let out = norm(&s.ok(ALICE, &["auth", "whoami"]));
@@ -1118,7 +1118,7 @@ fn make_rbac_manager(s: &Session) {
         "create",
         "role",
         "rbac-manager",
-        "--verb=get,list,create,update,delete",
+        "--verb=get,list,create,update,patch,delete",
         "--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
     ]);
     s.admin(&[
@@ -1183,7 +1183,6 @@ fn granting_held_rights_is_allowed() {
 }
 
 #[test]
-#[ignore = "server bug: no escalation check on RBAC writes — a user allowed to create Roles/RoleBindings can grant rights it does not hold (check_rbac_write is never called)"]
 fn escalation_is_refused() {
     each_kubectl(|s| {
         make_rbac_manager(s);

@@ -68,13 +68,21 @@ fn scope(info: &ResourceInfo) -> &'static str {
     }
 }
 
+fn verbs(info: &ResourceInfo) -> Vec<&'static str> {
+    if info.create_only {
+        vec!["create"]
+    } else {
+        VERBS.to_vec()
+    }
+}
+
 fn aggregated_resource(info: &ResourceInfo) -> Value {
     let mut r = json!({
         "resource": info.plural,
         "responseKind": {"group": info.group, "version": info.version, "kind": info.kind},
         "scope": scope(info),
         "singularResource": info.singular,
-        "verbs": VERBS,
+        "verbs": verbs(info),
     });
     if !info.short_names.is_empty() {
         r["shortNames"] = json!(info.short_names);
@@ -188,7 +196,7 @@ pub fn api_resource_list(catalog: &Catalog, group: &str, version: &str) -> Optio
             "singularName": info.singular,
             "namespaced": info.namespaced,
             "kind": info.kind,
-            "verbs": VERBS,
+            "verbs": verbs(&info),
         });
         if !info.short_names.is_empty() {
             r["shortNames"] = json!(info.short_names);

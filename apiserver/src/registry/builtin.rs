@@ -47,6 +47,7 @@ fn info(spec: Spec) -> ResourceInfo {
         tracks_generation: false,
         openapi_prefix,
         custom: None,
+        create_only: false,
     }
 }
 
@@ -346,6 +347,28 @@ pub fn resources() -> Vec<ResourceInfo> {
                 r.printer = Printer::Builtin("webhookconfigurations".into());
             },
         );
+    }
+    // Reviews the server answers itself (kubectl auth can-i / whoami).
+    for (group, kind, plural) in [
+        (
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+        ),
+        (
+            "authorization.k8s.io",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+        ),
+        (
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+        ),
+    ] {
+        add(spec!(group, "v1", kind, plural, [], false), &|r| {
+            r.create_only = true
+        });
     }
     out
 }

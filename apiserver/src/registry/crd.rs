@@ -384,6 +384,7 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                 openapi_prefix: group.split('.').rev().collect::<Vec<_>>().join(".")
                     + "."
                     + &version,
+                create_only: false,
                 custom: Some(Arc::new(CustomInfo {
                     crd_name: meta_str(crd, "name").to_string(),
                     schema: version_schema(crd, v).cloned(),

@@ -1167,6 +1167,24 @@ impl Store {
     ) -> Result<Option<Value>> {
         let Some(user) = user else { return Ok(object) };
         let snapshot = self.storage.snapshot();
+        if info.group == "rbac.authorization.k8s.io"
+            && let Some(o) = object.as_ref()
+        {
+            let verb = match request.operation {
+                admission::Operation::Create => "create",
+                _ => "update",
+            };
+            let mut attrs = crate::server::authz::Attributes::resource(
+                verb,
+                info.group.as_str(),
+                info.plural.as_str(),
+            )
+            .name(request.name);
+            if let Some(ns) = request.namespace {
+                attrs = attrs.namespace(ns);
+            }
+            crate::server::authz::check_rbac_write(&snapshot, user, &attrs, o)?;
+        }
         let other_versions: Vec<String> = self
             .catalog
             .groups()
@@ -1393,7 +1411,54 @@ impl Store {
             if is_crd(info) {
                 self.sync_crd(object).await;
             }
+            if info.group == "rbac.authorization.k8s.io" && info.plural == "clusterroles" {
+                self.aggregate_cluster_roles(info).await;
+            }
         })
+    }
+
+    /// Fills the rules of every ClusterRole with an `aggregationRule` from the
+    /// ClusterRoles its selectors match, as kube's aggregation controller does.
+    pub async fn aggregate_cluster_roles(&self, info: &ResourceInfo) {
+        // Aggregated roles may aggregate each other (admin ← edit ← view): repeat
+        // until nothing changes.
+        for _pass in 0..8 {
+            if !self.aggregate_cluster_roles_once(info).await {
+                break;
+            }
+        }
+    }
+
+    /// One aggregation pass; whether any role changed.
+    async fn aggregate_cluster_roles_once(&self, info: &ResourceInfo) -> bool {
+        let mut changed = false;
+        let snapshot = self.storage.snapshot();
+        for kv in snapshot.range(&info.prefix(None), None) {
+            if kv.value.get("aggregationRule").is_none_or(Value::is_null) {
+                continue;
+            }
+            let Some(rules) = crate::server::authz::aggregated_rules(&snapshot, &kv.value) else {
+                continue;
+            };
+            let rules = Value::Array(rules);
+            if kv.value.get("rules") == Some(&rules) {
+                continue;
+            }
+            let mut next = (*kv.value).clone();
+            next["rules"] = rules;
+            changed |= self
+                .storage
+                .update(
+                    kv.key.to_string(),
+                    next,
+                    Precondition {
+                        revision: Some(kv.mod_revision),
+                    },
+                )
+                .await
+                .is_ok();
+        }
+        changed
     }
 
     /// Serves an accepted CRD (and records its status), or cleans up a deleted one.

@@ -165,11 +165,17 @@ pub fn authenticate(
     cert_user: Option<&User>,
     authorization: Option<&str>,
 ) -> Option<User> {
-    if let Some(u) = cert_user {
-        return Some(u.clone());
+    let mut user = match cert_user {
+        Some(u) => u.clone(),
+        None => tokens
+            .get(authorization?.strip_prefix("Bearer ")?.trim())?
+            .clone(),
+    };
+    // Every authenticated user is in system:authenticated.
+    if !user.groups.iter().any(|g| g == "system:authenticated") {
+        user.groups.push("system:authenticated".into());
     }
-    let token = authorization?.strip_prefix("Bearer ")?.trim();
-    tokens.get(token).cloned()
+    Some(user)
 }
 
 #[cfg(test)]

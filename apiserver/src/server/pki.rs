@@ -280,9 +280,11 @@ pub fn ensure(dir: &Path, bind_host: &str, extra_sans: &[String]) -> Result<Pki,
         Some(t) => t,
         None => {
             let token = uuid::Uuid::new_v4().simple().to_string();
+            // Keep the users already listed; the admin's line goes first.
+            let existing = std::fs::read_to_string(&tokens_file).unwrap_or_default();
             write_atomic(
                 &tokens_file,
-                format!("{token},admin,admin,\"system:masters\"\n").as_bytes(),
+                format!("{token},admin,admin,\"system:masters\"\n{existing}").as_bytes(),
             )?;
             token
         }
