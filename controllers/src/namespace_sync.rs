@@ -9,10 +9,13 @@
 //! execution controller, this controller writes to Push members directly,
 //! through the same member clients as the status controller, and only to
 //! Ready members (as the execution controller only applies to Ready
-//! clusters). Member namespaces it creates carry `karmada.io/managed: "true"`,
-//! and it deletes only namespaces with that label, so a member's own
-//! namespaces are never removed. Pull members get namespaces once the agent
-//! applies Works.
+//! clusters). Member namespaces it writes carry `karmada.io/managed: "true"`
+//! and the control plane's labels and annotations (member-only ones are
+//! kept); a member namespace of the same name that already exists is taken
+//! over, as Karmada's namespace Works use conflict resolution `overwrite`.
+//! It deletes only namespaces with the managed label, so a member's own
+//! namespaces that the control plane never had are never removed. Pull
+//! members get namespaces once the agent applies Works.
 
 pub mod controller;
 pub mod reconcile;

@@ -42,6 +42,7 @@ fn flotilla_bin() -> PathBuf {
 /// A `flotilla apiserver` process, killed (by PID) on drop.
 struct ApiServer {
     child: Option<Child>,
+    up: bool,
     dir: PathBuf,
     _tmp: tempfile::TempDir,
     url: String,
@@ -49,9 +50,20 @@ struct ApiServer {
 
 impl ApiServer {
     fn start() -> ApiServer {
+        ApiServer::start_mode(false)
+    }
+
+    /// `flotilla up` with no members: the host API server with Karmada's CRDs
+    /// and the aggregated API server serving Clusters through an APIService.
+    fn start_up() -> ApiServer {
+        ApiServer::start_mode(true)
+    }
+
+    fn start_mode(up: bool) -> ApiServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut s = ApiServer {
             child: None,
+            up,
             dir: tmp.path().to_path_buf(),
             _tmp: tmp,
             url: String::new(),
@@ -68,9 +80,13 @@ impl ApiServer {
             .append(true)
             .open(self.dir.join("apiserver.log"))
             .expect("log file");
-        let child = Command::new(flotilla_bin())
-            .arg("apiserver")
-            .arg("--data-dir")
+        let mut cmd = Command::new(flotilla_bin());
+        if self.up {
+            cmd.arg("up").arg("--dir");
+        } else {
+            cmd.arg("apiserver").arg("--data-dir");
+        }
+        let child = cmd
             .arg(&self.dir)
             .arg("--bind")
             .arg(bind)
@@ -82,6 +98,16 @@ impl ApiServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !kubeconfig.exists() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "flotilla exited early ({status}): {}",
+                    std::fs::read_to_string(self.dir.join("apiserver.log")).unwrap_or_default()
+                );
+            }
             assert!(Instant::now() < deadline, "apiserver did not start in time");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -393,6 +419,23 @@ async fn push_cluster_lifecycle() {
         Some("true")
     );
     assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+    // label changes follow
+    namespaces
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "b"}}})),
+        )
+        .await
+        .expect("relabel apps");
+    wait_for("apps relabelled in member", 10, || {
+        let member_ns = member_ns.clone();
+        async move {
+            let ns = member_ns.get_opt("apps").await.ok().flatten()?;
+            (ns.metadata.labels?.get("team")? == "b").then_some(())
+        }
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     for skipped in [
         "private",
@@ -585,5 +628,118 @@ async fn pull_agent_lease_expiry() {
     })
     .await;
     agent.abort();
+    controllers.abort();
+}
+
+/// The same Push lifecycle against the real aggregated Cluster API that
+/// `flotilla up` registers with an APIService (status subresource, watch
+/// through the front proxy), instead of the test CRD.
+#[tokio::test(flavor = "multi_thread")]
+async fn push_cluster_on_aggregated_api() {
+    init();
+    let cp_server = ApiServer::start_up();
+    let member_server = ApiServer::start();
+    let cp = cp_server.client().await;
+    let member = member_server.client().await;
+    create_node(&member, "node-a", true).await;
+    let clusters: Api<Cluster> = Api::all(cp.clone());
+    wait_for("aggregated Cluster API", 15, || {
+        let clusters = clusters.clone();
+        async move { clusters.list(&Default::default()).await.ok() }
+    })
+    .await;
+    let namespaces: Api<Namespace> = Api::all(cp.clone());
+    let _ = namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "karmada-cluster"}})).expect("ns"),
+        )
+        .await;
+    let secrets: Api<Secret> = Api::namespaced(cp.clone(), "karmada-cluster");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("member2".into());
+    secret.data = Some(
+        [
+            (
+                "token".to_string(),
+                ByteString(member_server.admin_token().into_bytes()),
+            ),
+            ("caBundle".to_string(), ByteString(member_server.ca_pem())),
+        ]
+        .into(),
+    );
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let cluster = Cluster::new(
+        "member2",
+        ClusterSpec {
+            sync_mode: "Push".into(),
+            api_endpoint: member_server.url.clone(),
+            secret_ref: Some(LocalSecretReference {
+                namespace: "karmada-cluster".into(),
+                name: "member2".into(),
+            }),
+            ..Default::default()
+        },
+    );
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .expect("create cluster");
+    let ctx = Context::new(cp.clone(), fast_config());
+    let controllers =
+        tokio::spawn(async move { flotilla_controllers::run(ctx, &["*".to_string()]).await });
+    let c = wait_for("member2 Ready on the aggregated API", 15, || {
+        let clusters = clusters.clone();
+        async move {
+            let c = clusters.get("member2").await.ok()?;
+            (ready_of(&c)?.0 == "True"
+                && c.spec.taints.is_empty()
+                && c.status.as_ref()?.node_summary.is_some())
+            .then_some(c)
+        }
+    })
+    .await;
+    let status = c.status.expect("status");
+    assert!(!status.kubernetes_version.is_empty());
+    // the aggregated server gives Clusters Karmada's default resource models
+    assert_eq!(c.spec.resource_models.len(), 9);
+    let modelings = status
+        .resource_summary
+        .expect("resource summary")
+        .allocatable_modelings;
+    assert_eq!(modelings.len(), 9);
+    // one node with 4 cpu and 8Gi: grade 1 (memory [4Gi, 16Gi) caps cpu's grade 2)
+    assert_eq!(
+        modelings.iter().map(|m| m.count).collect::<Vec<_>>(),
+        vec![0, 1, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert!(
+        namespaces
+            .get_opt("karmada-es-member2")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    clusters
+        .delete("member2", &DeleteParams::default())
+        .await
+        .expect("delete cluster");
+    wait_for("member2 gone", 15, || {
+        let clusters = clusters.clone();
+        let namespaces = namespaces.clone();
+        async move {
+            let gone = clusters.get_opt("member2").await.ok()?.is_none()
+                && namespaces
+                    .get_opt("karmada-es-member2")
+                    .await
+                    .ok()?
+                    .is_none();
+            gone.then_some(())
+        }
+    })
+    .await;
     controllers.abort();
 }

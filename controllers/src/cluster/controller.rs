@@ -59,6 +59,7 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+#[tracing::instrument(skip_all, fields(cluster = %cluster.name_any()))]
 async fn reconcile_cluster(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::all(ctx.control_plane.clone());

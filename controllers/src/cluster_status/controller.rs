@@ -153,6 +153,7 @@ async fn replace_status(cp: &Client, cluster: &Cluster) -> Result<Cluster> {
 /// the per-cluster memory, start with `None`), read version / discovery /
 /// nodes / pods when Ready, and write the status subresource if it changed.
 /// Returns the Ready condition now stored.
+#[tracing::instrument(skip_all, fields(cluster = %cluster.name_any()))]
 pub async fn sync_status(
     control_plane: &Client,
     cluster: Cluster,
@@ -189,6 +190,7 @@ pub async fn sync_status(
     loop {
         let next = reconcile::next_status(
             cluster.status.as_ref(),
+            &cluster.spec.resource_models,
             health,
             ready.clone(),
             collected.as_ref(),

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use flotilla_api::cluster::{
-    ApiEnablement, CONDITION_READY, ClusterStatus, NodeSummary, ResourceSummary,
+    AllocatableModeling, ApiEnablement, CONDITION_READY, ClusterStatus, NodeSummary, ResourceModel,
+    ResourceSummary,
 };
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -323,6 +324,27 @@ impl Resource {
         self.add(&r);
     }
 
+    fn sub(&mut self, other: &Resource) {
+        self.milli_cpu -= other.milli_cpu;
+        self.memory -= other.memory;
+        self.ephemeral_storage -= other.ephemeral_storage;
+        self.pods -= other.pods;
+        for (k, v) in &other.scalar {
+            *self.scalar.entry(k.clone()).or_default() -= v;
+        }
+    }
+
+    /// The amount of one resource: millis for cpu, units otherwise.
+    fn get(&self, name: &str) -> i128 {
+        match name {
+            "cpu" => self.milli_cpu,
+            "memory" => self.memory,
+            "ephemeral-storage" => self.ephemeral_storage,
+            "pods" => self.pods,
+            other => self.scalar.get(other).copied().unwrap_or_default(),
+        }
+    }
+
     fn list(&self) -> BTreeMap<String, Quantity> {
         let mut out = BTreeMap::new();
         out.insert("cpu".into(), Value::milli(self.milli_cpu).quantity());
@@ -414,6 +436,87 @@ pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> ResourceSummary {
     }
 }
 
+/// Karmada `getAllocatableModelings` (gate `CustomizedClusterResourceModeling`,
+/// on by default): each node's available resources (allocatable minus the
+/// requests of its bound, unfinished pods) fall into the highest grade whose
+/// minimum they reach for every resource of the model; one count per grade.
+/// Empty without resource models.
+pub fn allocatable_modelings(
+    models: &[ResourceModel],
+    nodes: &[Node],
+    pods: &[Pod],
+) -> Vec<AllocatableModeling> {
+    let Some(first) = models.first() else {
+        return Vec::new();
+    };
+    let names: Vec<&str> = first.ranges.iter().map(|r| r.name.as_str()).collect();
+    let amount = |name: &str, q: &Quantity| {
+        flotilla_api::quantity::of(q).map(|e| {
+            if name == "cpu" {
+                e.milli_value()
+            } else {
+                e.value()
+            }
+        })
+    };
+    // per resource, the minimum of each grade
+    let mins: Vec<Vec<i128>> = names
+        .iter()
+        .map(|name| {
+            models
+                .iter()
+                .map(|m| {
+                    m.ranges
+                        .iter()
+                        .find(|r| r.name == *name)
+                        .and_then(|r| amount(name, &r.min))
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect();
+    let mut requested: BTreeMap<&str, Resource> = BTreeMap::new();
+    for p in pods {
+        let Some(spec) = &p.spec else { continue };
+        let node = pod_node(p);
+        if !node.is_empty() && !matches!(pod_phase(p), "Succeeded" | "Failed") {
+            let r = requested.entry(node).or_default();
+            r.add_pod_request(spec);
+            r.pods += 1;
+        }
+    }
+    let mut counts = vec![0i32; models.len()];
+    for n in nodes {
+        let mut available = Resource::default();
+        if let Some(a) = n.status.as_ref().and_then(|s| s.allocatable.as_ref()) {
+            available.add_list(a);
+        }
+        if let Some(r) = requested.get(n.metadata.name.as_deref().unwrap_or_default()) {
+            available.sub(r);
+        }
+        let grade = names
+            .iter()
+            .zip(&mins)
+            .map(|(name, mins)| {
+                let v = available.get(name);
+                mins.iter().rposition(|m| *m <= v)
+            })
+            .min()
+            .flatten();
+        if let Some(g) = grade {
+            counts[g] += 1;
+        }
+    }
+    models
+        .iter()
+        .zip(counts)
+        .map(|(m, count)| AllocatableModeling {
+            grade: m.grade,
+            count,
+        })
+        .collect()
+}
+
 /// The next status of a cluster (Karmada `syncClusterStatus`): always the
 /// threshold-adjusted Ready condition; when the member is online, healthy and
 /// Ready is True, also version, API enablements (+ `CompleteAPIEnablements`),
@@ -421,6 +524,7 @@ pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> ResourceSummary {
 /// their old values).
 pub fn next_status(
     current: Option<&ClusterStatus>,
+    models: &[ResourceModel],
     health: Health,
     ready: Condition,
     observed: Option<&Observed>,
@@ -444,7 +548,9 @@ pub fn next_status(
         if let Some(nodes) = &obs.nodes {
             status.node_summary = Some(node_summary(nodes));
             if let Some(pods) = &obs.pods {
-                status.resource_summary = Some(resource_summary(nodes, pods));
+                let mut summary = resource_summary(nodes, pods);
+                summary.allocatable_modelings = allocatable_modelings(models, nodes, pods);
+                status.resource_summary = Some(summary);
             }
         }
     }
@@ -711,6 +817,40 @@ mod tests {
     }
 
     #[test]
+    fn modelings() {
+        let range = |name: &str, min: &str, max: &str| flotilla_api::cluster::ResourceModelRange {
+            name: name.into(),
+            min: Quantity(min.into()),
+            max: Quantity(max.into()),
+        };
+        let models = vec![
+            ResourceModel {
+                grade: 0,
+                ranges: vec![range("cpu", "0", "1"), range("memory", "0", "4Gi")],
+            },
+            ResourceModel {
+                grade: 1,
+                ranges: vec![range("cpu", "1", "2"), range("memory", "4Gi", "16Gi")],
+            },
+            ResourceModel {
+                grade: 2,
+                ranges: vec![range("cpu", "2", "4"), range("memory", "16Gi", "32Gi")],
+            },
+        ];
+        let mut busy = node("True", "4", "8Gi");
+        busy.metadata.name = Some("n1".into());
+        let nodes = vec![busy, node("True", "4", "32Gi"), node("True", "500m", "8Gi")];
+        // n1 loses 2 cpu and 128Mi: cpu 2 -> grade 2, memory ~7.9Gi -> grade 1
+        let pods = vec![pod("n1", "Running", "250m", "128Mi")];
+        let m = allocatable_modelings(&models, &nodes, &pods);
+        assert_eq!(
+            m.iter().map(|m| (m.grade, m.count)).collect::<Vec<_>>(),
+            vec![(0, 1), (1, 1), (2, 1)]
+        );
+        assert!(allocatable_modelings(&[], &nodes, &pods).is_empty());
+    }
+
+    #[test]
     fn next_status_collects_only_when_ready() {
         let obs = Observed {
             kubernetes_version: Some("v1.33.0".into()),
@@ -724,6 +864,7 @@ mod tests {
         };
         let s = next_status(
             None,
+            &[],
             ONLINE,
             ready_condition(ONLINE, ts(0)),
             Some(&obs),
@@ -734,6 +875,7 @@ mod tests {
         assert_eq!(s.node_summary.as_ref().and_then(|n| n.total_num), Some(1));
         let off = next_status(
             Some(&s),
+            &[],
             OFFLINE,
             ready_condition(OFFLINE, ts(9)),
             None,
@@ -744,6 +886,7 @@ mod tests {
         // unchanged observation gives an identical status (no write)
         let again = next_status(
             Some(&s),
+            &[],
             ONLINE,
             ready_condition(ONLINE, ts(20)),
             Some(&obs),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use flotilla_api::cluster::{Cluster, SYNC_MODE_PUSH};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
@@ -115,6 +115,23 @@ async fn sync_member(
                 tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace created in member")
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for ns in p.update {
+        let name = ns.name_any();
+        let patch = serde_json::json!({"metadata": {
+            "labels": ns.metadata.labels,
+            "annotations": ns.metadata.annotations.unwrap_or_default(),
+        }});
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace updated in member")
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -1,7 +1,7 @@
 //! Which namespaces go to members (Karmada `namespaceShouldBeSynced` plus the
 //! skip label) and what to create or delete in one member.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use flotilla_api::names::is_reserved_namespace;
 use k8s_openapi::api::core::v1::Namespace;
@@ -64,6 +64,10 @@ impl SkipRules {
 pub struct Plan {
     /// Namespaces to create.
     pub create: Vec<Namespace>,
+    /// Existing member namespaces to merge-patch with these labels and
+    /// annotations (a pre-existing member namespace is taken over, as
+    /// Karmada's namespace Works use conflict resolution `overwrite`).
+    pub update: Vec<Namespace>,
     /// Names of managed namespaces to delete.
     pub delete: Vec<String>,
 }
@@ -92,8 +96,18 @@ pub fn member_namespace(ns: &Namespace) -> Namespace {
     }
 }
 
+fn is_subset(
+    want: Option<&BTreeMap<String, String>>,
+    have: Option<&BTreeMap<String, String>>,
+) -> bool {
+    want.into_iter()
+        .flatten()
+        .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
+}
+
 /// Compares the control plane's namespaces with a member's: create the synced
-/// ones the member lacks; delete member namespaces labelled managed whose
+/// ones the member lacks; update those whose labels or annotations lack the
+/// control plane's (member-only ones are kept); delete member namespaces labelled managed whose
 /// control-plane namespace is gone, being deleted or no longer synced.
 pub fn plan(control_plane: &[Namespace], member: &[Namespace], rules: &SkipRules) -> Plan {
     let wanted: BTreeMap<&str, &Namespace> = control_plane
@@ -101,13 +115,29 @@ pub fn plan(control_plane: &[Namespace], member: &[Namespace], rules: &SkipRules
         .filter(|ns| rules.should_sync(ns))
         .filter_map(|ns| Some((ns.metadata.name.as_deref()?, ns)))
         .collect();
-    let present: BTreeSet<&str> = member
+    let present: BTreeMap<&str, &Namespace> = member
         .iter()
-        .filter_map(|ns| ns.metadata.name.as_deref())
+        .filter_map(|ns| Some((ns.metadata.name.as_deref()?, ns)))
+        .collect();
+    let update = wanted
+        .iter()
+        .filter_map(|(name, ns)| {
+            let have = present.get(name)?;
+            if have.metadata.deletion_timestamp.is_some() {
+                return None;
+            }
+            let want = member_namespace(ns);
+            let same = is_subset(want.metadata.labels.as_ref(), have.metadata.labels.as_ref())
+                && is_subset(
+                    want.metadata.annotations.as_ref(),
+                    have.metadata.annotations.as_ref(),
+                );
+            (!same).then_some(want)
+        })
         .collect();
     let create = wanted
         .iter()
-        .filter(|(name, _)| !present.contains(*name))
+        .filter(|(name, _)| !present.contains_key(*name))
         .map(|(_, ns)| member_namespace(ns))
         .collect();
     let delete = member
@@ -124,7 +154,11 @@ pub fn plan(control_plane: &[Namespace], member: &[Namespace], rules: &SkipRules
         .filter_map(|ns| ns.metadata.name.clone())
         .filter(|name| !wanted.contains_key(name.as_str()) && rules.name_should_sync(name))
         .collect();
-    Plan { create, delete }
+    Plan {
+        create,
+        update,
+        delete,
+    }
 }
 
 #[cfg(test)]
@@ -210,11 +244,40 @@ mod tests {
         assert_eq!(labels.get(LABEL_MANAGED).map(String::as_str), Some("true"));
         // "own" is the member's own (not managed); "private" became skipped
         assert_eq!(p.delete, vec!["gone".to_string(), "private".to_string()]);
+        // "web" existed unmanaged: taken over
+        assert_eq!(p.update.len(), 1);
+        assert_eq!(p.update[0].metadata.name.as_deref(), Some("web"));
+        assert_eq!(
+            p.update[0]
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get(LABEL_MANAGED)
+                .map(String::as_str),
+            Some("true")
+        );
         // in sync: nothing to do
-        let member2: Vec<Namespace> = ["default", "apps", "web"]
+        let mut member2: Vec<Namespace> = ["default", "web"]
             .iter()
-            .map(|n| ns(n, &[(LABEL_MANAGED, "true")]))
+            .map(|n| ns(n, &[(LABEL_MANAGED, "true"), ("extra", "kept")]))
             .collect();
+        member2.push(ns("apps", &[(LABEL_MANAGED, "true"), ("team", "a")]));
         assert_eq!(plan(&cp, &member2, &rules()), Plan::default());
+        // a label changed on the control plane
+        let mut cp2 = cp.clone();
+        cp2[2] = ns("apps", &[("team", "b")]);
+        let p = plan(&cp2, &member2, &rules());
+        assert_eq!(p.update.len(), 1);
+        assert_eq!(
+            p.update[0]
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get("team")
+                .map(String::as_str),
+            Some("b")
+        );
     }
 }
