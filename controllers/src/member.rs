@@ -85,17 +85,39 @@ pub fn member_client(config: kube::Config) -> Result<Client> {
 #[derive(Clone, PartialEq, Eq)]
 struct CacheKey {
     endpoint: String,
+    secret: Option<(String, String)>,
     secret_version: Option<String>,
     insecure: bool,
     proxy: String,
 }
 
-/// Cache of member clients, keyed by cluster name; cheap to clone.
+impl CacheKey {
+    fn same_cluster_settings(&self, other: &CacheKey) -> bool {
+        self.endpoint == other.endpoint
+            && self.secret == other.secret
+            && self.insecure == other.insecure
+            && self.proxy == other.proxy
+    }
+}
+
+/// How long a cached client is used before its Secret is read again.
+pub const SECRET_REFRESH: Duration = Duration::from_secs(30);
+
+struct Cached {
+    key: CacheKey,
+    client: Client,
+    checked: std::time::Instant,
+}
+
+/// Cache of member clients, keyed by cluster name; cheap to clone. A cached
+/// client is reused while the Cluster's endpoint, TLS and proxy settings and
+/// secret reference are unchanged; its Secret is re-read every
+/// [`SECRET_REFRESH`] (a changed Secret gives a new client).
 #[derive(Clone)]
 pub struct MemberClients {
     control_plane: Client,
     timeout: Duration,
-    cache: Arc<Mutex<HashMap<String, (CacheKey, Client)>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl MemberClients {
@@ -112,6 +134,24 @@ impl MemberClients {
     /// unless a client for the same endpoint and secret version is cached.
     pub async fn get(&self, cluster: &Cluster) -> Result<Client> {
         let name = cluster.name().to_string();
+        let settings = CacheKey {
+            endpoint: cluster.spec.api_endpoint.clone(),
+            secret: cluster
+                .spec
+                .secret_ref
+                .as_ref()
+                .map(|r| (r.namespace.clone(), r.name.clone())),
+            secret_version: None,
+            insecure: cluster.spec.insecure_skip_tls_verification,
+            proxy: cluster.spec.proxy_url.clone(),
+        };
+        if let Ok(cache) = self.cache.lock()
+            && let Some(c) = cache.get(&name)
+            && c.key.same_cluster_settings(&settings)
+            && c.checked.elapsed() < SECRET_REFRESH
+        {
+            return Ok(c.client.clone());
+        }
         let secret = match &cluster.spec.secret_ref {
             Some(r) => {
                 let api: Api<Secret> = Api::namespaced(self.control_plane.clone(), &r.namespace);
@@ -127,18 +167,17 @@ impl MemberClients {
             None => None,
         };
         let key = CacheKey {
-            endpoint: cluster.spec.api_endpoint.clone(),
             secret_version: secret
                 .as_ref()
                 .and_then(|s| s.metadata.resource_version.clone()),
-            insecure: cluster.spec.insecure_skip_tls_verification,
-            proxy: cluster.spec.proxy_url.clone(),
+            ..settings
         };
-        if let Ok(cache) = self.cache.lock()
-            && let Some((k, c)) = cache.get(&name)
-            && *k == key
+        if let Ok(mut cache) = self.cache.lock()
+            && let Some(c) = cache.get_mut(&name)
+            && c.key == key
         {
-            return Ok(c.clone());
+            c.checked = std::time::Instant::now();
+            return Ok(c.client.clone());
         }
         let data = secret.and_then(|s| s.data).unwrap_or_default();
         let token = data
@@ -147,7 +186,14 @@ impl MemberClients {
         let ca = data.get(SECRET_CA_BUNDLE_KEY).map(|b| b.0.as_slice());
         let client = member_client(member_config(cluster, token.as_deref(), ca, self.timeout)?)?;
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(name, (key, client.clone()));
+            cache.insert(
+                name,
+                Cached {
+                    key,
+                    client: client.clone(),
+                    checked: std::time::Instant::now(),
+                },
+            );
         }
         Ok(client)
     }
@@ -216,9 +262,70 @@ pub struct Observed {
     pub pods: Option<Vec<Pod>>,
 }
 
+/// API enablements from aggregated discovery documents (`/api` and `/apis`);
+/// `partial` when a version is marked `Stale` (an aggregated API that did not
+/// answer).
+pub fn enablements_from_aggregated(
+    lists: &[kube::core::discovery::v2::APIGroupDiscoveryList],
+) -> (Vec<ApiEnablement>, bool) {
+    let mut out = Vec::new();
+    let mut partial = false;
+    for group in lists.iter().flat_map(|l| &l.items) {
+        let name = group
+            .metadata
+            .as_ref()
+            .and_then(|m| m.name.clone())
+            .unwrap_or_default();
+        for v in &group.versions {
+            let Some(version) = v.version.as_deref() else {
+                continue;
+            };
+            if v.freshness.as_deref() == Some("Stale") {
+                partial = true;
+            }
+            out.push(ApiEnablement {
+                group_version: if name.is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{name}/{version}")
+                },
+                resources: v
+                    .resources
+                    .iter()
+                    .filter_map(|r| {
+                        Some(ApiResource {
+                            name: r.resource.clone()?,
+                            kind: r
+                                .response_kind
+                                .as_ref()
+                                .and_then(|k| k.kind.clone())
+                                .unwrap_or_default(),
+                        })
+                    })
+                    .collect(),
+            });
+        }
+    }
+    (out, partial)
+}
+
 /// Discovery of every group version (all versions of every group, like
-/// client-go's `ServerGroupsAndResources`); `partial` when some failed.
+/// client-go's `ServerGroupsAndResources`): aggregated discovery (two
+/// requests) when the member serves it, else the legacy per-group-version
+/// documents; `partial` when some failed.
 pub async fn discover(client: &Client) -> (Vec<ApiEnablement>, bool) {
+    if let (Ok(core), Ok(groups)) = (
+        client.list_core_api_versions_aggregated().await,
+        client.list_api_groups_aggregated().await,
+    ) && !core.items.is_empty()
+    {
+        return enablements_from_aggregated(&[core, groups]);
+    }
+    discover_legacy(client).await
+}
+
+/// Legacy discovery: `/api`, `/apis`, then one request per group version.
+pub async fn discover_legacy(client: &Client) -> (Vec<ApiEnablement>, bool) {
     let mut out = Vec::new();
     let mut partial = false;
     let mut gvs = Vec::new();
@@ -295,6 +402,37 @@ mod tests {
                 ..Default::default()
             },
         )
+    }
+
+    #[test]
+    fn aggregated_discovery() {
+        let list = |v: serde_json::Value| -> kube::core::discovery::v2::APIGroupDiscoveryList {
+            serde_json::from_value(v).unwrap()
+        };
+        let core = list(
+            serde_json::json!({"items": [{"metadata": {"name": ""}, "versions": [{"version": "v1",
+            "resources": [{"resource": "pods", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "scope": "Namespaced", "verbs": ["get"]}]}]}]}),
+        );
+        let groups = list(
+            serde_json::json!({"items": [{"metadata": {"name": "apps"}, "versions": [
+            {"version": "v1", "resources": [{"resource": "deployments", "responseKind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "scope": "Namespaced", "verbs": ["get"]}]}]},
+            {"metadata": {"name": "metrics.k8s.io"}, "versions": [{"version": "v1beta1", "resources": [], "freshness": "Stale"}]}]}),
+        );
+        let (e, partial) = enablements_from_aggregated(&[core, groups]);
+        assert!(partial);
+        assert_eq!(
+            e.iter()
+                .map(|e| e.group_version.as_str())
+                .collect::<Vec<_>>(),
+            vec!["v1", "apps/v1", "metrics.k8s.io/v1beta1"]
+        );
+        assert_eq!(
+            (
+                e[0].resources[0].name.as_str(),
+                e[0].resources[0].kind.as_str()
+            ),
+            ("pods", "Pod")
+        );
     }
 
     #[test]

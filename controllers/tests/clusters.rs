@@ -389,6 +389,18 @@ async fn push_cluster_lifecycle() {
             .any(|c| c.type_ == "CompleteAPIEnablements" && c.status == "True")
     );
 
+    // aggregated and legacy discovery agree
+    let (mut aggregated, _) = flotilla_controllers::member::discover(&member).await;
+    let (mut legacy, partial) = flotilla_controllers::member::discover_legacy(&member).await;
+    assert!(!partial);
+    for e in aggregated.iter_mut().chain(legacy.iter_mut()) {
+        e.resources.retain(|r| !r.name.contains('/'));
+        e.resources.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    aggregated.sort_by(|a, b| a.group_version.cmp(&b.group_version));
+    legacy.sort_by(|a, b| a.group_version.cmp(&b.group_version));
+    assert_eq!(aggregated, legacy);
+
     // namespace sync: created, skipped, deleted
     let member_ns: Api<Namespace> = Api::all(member.clone());
     for (name, labels) in [

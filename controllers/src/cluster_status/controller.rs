@@ -9,6 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinHandle;
@@ -70,7 +71,7 @@ async fn run(ctx: Context) -> Result<()> {
         for name in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = pollers.entry(name) {
                 tracing::info!(cluster = %slot.key(), "starting status collection");
-                let handle = tokio::spawn(poll(ctx.clone(), slot.key().clone()));
+                let handle = tokio::spawn(poll(ctx.clone(), store.clone(), slot.key().clone()));
                 slot.insert(handle);
             }
         }
@@ -81,21 +82,18 @@ async fn run(ctx: Context) -> Result<()> {
     Ok(())
 }
 
-async fn poll(ctx: Context, name: String) {
-    let api: Api<Cluster> = Api::all(ctx.control_plane.clone());
+async fn poll(ctx: Context, store: Store<Cluster>, name: String) {
     let mut state: Option<ThresholdState> = None;
     let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cluster = match api.get_opt(&name).await {
-            Ok(Some(c)) => c,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(cluster = %name, error = %e, "reading cluster failed");
-                continue;
-            }
+        // the reflector's copy: the status write carries its resourceVersion,
+        // so a stale copy only costs a conflict and a re-read
+        let Some(cluster) = store.get(&ObjectRef::new(&name)) else {
+            return;
         };
+        let cluster = (*cluster).clone();
         if cluster.spec.sync_mode != SYNC_MODE_PUSH || cluster.metadata.deletion_timestamp.is_some()
         {
             return;

@@ -3,7 +3,8 @@
 //! `cluster_status_update_frequency`) each Ready Push member is brought in
 //! line with [`super::reconcile::plan`].
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use flotilla_api::cluster::{Cluster, SYNC_MODE_PUSH};
 use futures::StreamExt;
@@ -56,6 +57,8 @@ async fn run(ctx: Context) -> Result<()> {
     let (namespaces, ns_watch) =
         watch_into(Api::<Namespace>::all(ctx.control_plane.clone()), tx.clone());
     let (clusters, cl_watch) = watch_into(Api::<Cluster>::all(ctx.control_plane.clone()), tx);
+    // per member: fingerprint of the control-plane namespaces last synced, and when
+    let mut synced: HashMap<String, (u64, Instant)> = HashMap::new();
     let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,15 +90,51 @@ async fn run(ctx: Context) -> Result<()> {
             })
             .map(|c| (**c).clone())
             .collect();
-        let syncs = targets
+        let fingerprint = fingerprint(&control);
+        synced.retain(|name, _| targets.iter().any(|c| c.name_any() == *name));
+        let due: Vec<&Cluster> = targets
             .iter()
-            .map(|c| sync_member(&ctx, c, &control, &rules));
-        for (cluster, res) in targets.iter().zip(futures::future::join_all(syncs).await) {
-            if let Err(e) = res {
-                tracing::warn!(cluster = %cluster.name_any(), error = %e, "namespace sync failed");
+            .filter(|c| {
+                synced
+                    .get(&c.name_any())
+                    .is_none_or(|(f, at)| *f != fingerprint || at.elapsed() >= FULL_RESYNC)
+            })
+            .collect();
+        let syncs = due.iter().map(|c| sync_member(&ctx, c, &control, &rules));
+        for (cluster, res) in due.iter().zip(futures::future::join_all(syncs).await) {
+            match res {
+                Ok(()) => {
+                    synced.insert(cluster.name_any(), (fingerprint, Instant::now()));
+                }
+                Err(e) => {
+                    synced.remove(&cluster.name_any());
+                    tracing::warn!(cluster = %cluster.name_any(), error = %e, "namespace sync failed");
+                }
             }
         }
     }
+}
+
+/// How often a member is compared in full even when the control plane's
+/// namespaces did not change (repairs drift in the member).
+const FULL_RESYNC: Duration = Duration::from_secs(30);
+
+/// A hash of the control plane's namespaces (names and resourceVersions).
+fn fingerprint(namespaces: &[Namespace]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut keys: Vec<(&str, &str)> = namespaces
+        .iter()
+        .map(|n| {
+            (
+                n.metadata.name.as_deref().unwrap_or_default(),
+                n.metadata.resource_version.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    keys.hash(&mut h);
+    h.finish()
 }
 
 async fn sync_member(
