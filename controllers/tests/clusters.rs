@@ -507,11 +507,48 @@ async fn push_cluster_lifecycle() {
     })
     .await;
 
-    // unjoin: the execution namespace goes, then the Cluster
+    // unjoin: terminating taint, the execution namespace goes, then the Cluster;
+    // an object with a finalizer holds the namespace (and so the Cluster) for a while
+    let held: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cp.clone(), "karmada-es-member1");
+    held.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "held", "finalizers": ["test.flotilla.dev/hold"]}}),
+        )
+        .expect("configmap"),
+    )
+    .await
+    .expect("create held configmap");
     clusters
         .delete("member1", &DeleteParams::default())
         .await
         .expect("delete cluster");
+    let c = wait_for("terminating taint on the deleted cluster", 10, || {
+        let clusters = clusters.clone();
+        async move {
+            let c = clusters.get("member1").await.ok()?;
+            c.spec
+                .taints
+                .iter()
+                .any(|t| t.key == "cluster.karmada.io/terminating" && t.effect == "NoExecute")
+                .then_some(c)
+        }
+    })
+    .await;
+    assert!(c.metadata.deletion_timestamp.is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        clusters.get_opt("member1").await.expect("get").is_some(),
+        "the cluster must wait for its execution namespace"
+    );
+    held.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release configmap");
     wait_for("cluster and execution namespace gone", 15, || {
         let clusters = clusters.clone();
         let namespaces = namespaces.clone();

@@ -137,11 +137,23 @@ fn work_api(cp: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(cp.clone(), namespace, &ar)
 }
 
-/// Karmada `removeCluster`: strip Work finalizers when no agent will (Pull,
+/// Karmada `removeCluster`: add the terminating NoExecute taint, strip Work finalizers when no agent will (Pull,
 /// not Ready), delete the execution namespace, wait until it is gone and no
 /// binding targets the cluster, then drop the finalizer.
 async fn remove_cluster(cp: &Client, cluster: &Cluster) -> Result<Action> {
     let name = cluster.name_any();
+    let api: Api<Cluster> = Api::all(cp.clone());
+    if let Some(taints) = reconcile::terminating_taints(&cluster.spec.taints, Timestamp::now()) {
+        let mut updated = cluster.clone();
+        updated.spec.taints = taints;
+        updated.status = None;
+        match api.replace(&name, &PostParams::default(), &updated).await {
+            Ok(_) => tracing::info!(cluster = %name, "added terminating taint"),
+            Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(100))),
+            Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let ns_name = execution_space_name(&name);
     let works = work_api(cp, &ns_name);
     match works.list(&ListParams::default()).await {
@@ -186,7 +198,6 @@ async fn remove_cluster(cp: &Client, cluster: &Cluster) -> Result<Action> {
     if targeted_by_bindings(cp, &name).await? {
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
-    let api: Api<Cluster> = Api::all(cp.clone());
     let finalizers: Vec<&String> = cluster
         .finalizers()
         .iter()

@@ -15,6 +15,9 @@ use k8s_openapi::jiff::Timestamp;
 /// Taint key `karmadactl cordon` adds (Karmada `TaintClusterUnscheduler`),
 /// effect NoSchedule. The controller never touches it.
 pub const TAINT_CLUSTER_UNSCHEDULABLE: &str = "cluster.karmada.io/unschedulable";
+/// Taint the controller adds (effect NoExecute) to a Cluster being deleted
+/// (Karmada `TaintClusterTerminating`), so that its workloads are evicted.
+pub const TAINT_CLUSTER_TERMINATING: &str = "cluster.karmada.io/terminating";
 /// Reason set by the monitor when the status stopped being posted.
 pub const REASON_STATUS_UNKNOWN: &str = "ClusterStatusUnknown";
 /// Message set with [`REASON_STATUS_UNKNOWN`].
@@ -78,11 +81,30 @@ pub fn desired_taints(current: &[Taint], ready: Option<&Condition>) -> Option<Ve
     (out != current).then_some(out)
 }
 
+/// The taints of a Cluster being deleted: the terminating NoExecute taint
+/// added (with `timeAdded` = `now`) unless present; `None` when present.
+pub fn terminating_taints(current: &[Taint], now: Timestamp) -> Option<Vec<Taint>> {
+    if current
+        .iter()
+        .any(|t| t.key == TAINT_CLUSTER_TERMINATING && t.effect == "NoExecute")
+    {
+        return None;
+    }
+    let mut out = current.to_vec();
+    out.push(Taint {
+        key: TAINT_CLUSTER_TERMINATING.into(),
+        effect: "NoExecute".into(),
+        value: None,
+        time_added: Some(Time(now)),
+    });
+    Some(out)
+}
+
 /// What the monitor remembers of a cluster (Karmada `clusterHealthData`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthData {
-    /// Last time the cluster showed a sign of life (Ready transition seen, or
-    /// Lease renewed).
+    /// Last time the cluster showed a sign of life (a changed Ready condition
+    /// seen, or the Lease renewed).
     pub probe_timestamp: Timestamp,
     /// The Ready condition seen last.
     pub ready: Option<Condition>,
@@ -91,7 +113,7 @@ pub struct HealthData {
 }
 
 /// Karmada `tryUpdateClusterHealth` for one cluster at `now`: updates the
-/// health data from the Ready condition and (Pull only) the Lease renew
+/// health data from the Ready condition (any change is a sign of life) and (Pull only) the Lease renew
 /// time, and returns the Ready condition to write when the cluster has shown
 /// no sign of life for the grace period (the startup grace period if it never
 /// posted Ready): Unknown with `ClusterStatusUnknown`, or
@@ -132,12 +154,10 @@ pub fn monitor(
             lease_renew_time: s.lease_renew_time,
         },
         (Some(s), Some(c)) => {
-            let transitioned = s
-                .ready
-                .as_ref()
-                .is_some_and(|old| old.last_transition_time != c.last_transition_time);
+            // any change of the posted condition counts as a sign of life
+            let changed = s.ready.as_ref() != Some(c);
             HealthData {
-                probe_timestamp: if transitioned { now } else { s.probe_timestamp },
+                probe_timestamp: if changed { now } else { s.probe_timestamp },
                 ready: Some(c.clone()),
                 lease_renew_time: s.lease_renew_time,
             }
@@ -323,6 +343,23 @@ mod tests {
         let mut push = pull(None);
         push.spec.sync_mode = "Push".into();
         assert!(monitor(&push, None, None, ts(1000), g, sg).1.is_none());
+    }
+
+    #[test]
+    fn terminating_taint() {
+        let cordon = Taint {
+            key: TAINT_CLUSTER_UNSCHEDULABLE.into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
+        let t = terminating_taints(std::slice::from_ref(&cordon), ts(7)).unwrap();
+        assert_eq!(
+            keys(&t),
+            vec![TAINT_CLUSTER_UNSCHEDULABLE, TAINT_CLUSTER_TERMINATING]
+        );
+        assert_eq!(t[1].effect, "NoExecute");
+        assert_eq!(t[1].time_added, Some(Time(ts(7))));
+        assert_eq!(terminating_taints(&t, ts(8)), None);
     }
 
     #[test]
