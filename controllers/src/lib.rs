@@ -6,13 +6,30 @@
 //! from the table [`controllers`], sharing one [`Context`]. The controllers:
 //!
 //! - [`cluster`] (`cluster`): execution namespaces, the finalizer, the
-//!   automatic not-ready / unreachable taints, and Pull clusters' lease monitor;
+//!   automatic not-ready / unreachable / terminating taints, and Pull
+//!   clusters' lease monitor;
 //! - [`cluster_status`] (`clusterStatus`): health, version, API enablements and
 //!   node/resource summaries of Push clusters, through [`member`] clients;
 //! - [`namespace_sync`] (`namespace`): control-plane namespaces mirrored into
 //!   every member.
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
+//!
+//! # Starting them
+//!
+//! `flotilla controller-manager` flattens [`flags::Flags`] (Karmada's flag
+//! names and defaults) into its command and runs
+//! `run(Context::new(client, flags.config()), &flags.controllers)`.
+//! `flotilla up` builds the same in process, faster:
+//! `Config::default().cluster_status_update_frequency(Duration::from_secs(1))`
+//! (thresholds may be shortened with [`Config::cluster_thresholds`]), and
+//! runs `run(ctx, &["*".into()])` in a task it aborts on shutdown.
+//! `flotilla agent` calls [`agent::run_agent`] with clients to the control
+//! plane and the member and `AgentOptions::new(flags.config())`.
+//!
+//! A Push member is reached with `spec.apiEndpoint` and the Secret named by
+//! `spec.secretRef` (Karmada's convention: `karmada-cluster/<cluster>`), whose
+//! `data` has `token` (a bearer token) and `caBundle` (the member's CA, PEM).
 
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -21,6 +38,7 @@ pub mod agent;
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;
+pub mod flags;
 pub mod member;
 pub mod namespace_sync;
 pub mod quantity;

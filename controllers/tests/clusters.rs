@@ -792,3 +792,93 @@ async fn push_cluster_on_aggregated_api() {
     .await;
     controllers.abort();
 }
+
+/// Many Push members at once (`FLOTILLA_MEMBERS`, default 10) with `flotilla
+/// up`'s 1 s status frequency: every Cluster Ready with summaries within a
+/// few seconds of being created. Prints the time taken.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "starts many apiserver processes; run with --ignored"]
+async fn many_members_ready() {
+    init();
+    let n: usize = std::env::var("FLOTILLA_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let cp_server = ApiServer::start();
+    let cp = cp_server.client().await;
+    install_cluster_crd(&cp).await;
+    let members: Vec<ApiServer> = (0..n).map(|_| ApiServer::start()).collect();
+    let namespaces: Api<Namespace> = Api::all(cp.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "karmada-cluster"}})).expect("ns"),
+        )
+        .await
+        .expect("karmada-cluster namespace");
+    let secrets: Api<Secret> = Api::namespaced(cp.clone(), "karmada-cluster");
+    let clusters: Api<Cluster> = Api::all(cp.clone());
+    let ctx = Context::new(
+        cp.clone(),
+        Config::default().cluster_status_update_frequency(Duration::from_secs(1)),
+    );
+    let controllers =
+        tokio::spawn(async move { flotilla_controllers::run(ctx, &["*".to_string()]).await });
+    let started = Instant::now();
+    for (i, m) in members.iter().enumerate() {
+        let name = format!("member{}", i + 1);
+        let mut secret = Secret::default();
+        secret.metadata.name = Some(name.clone());
+        secret.data = Some(
+            [
+                (
+                    "token".to_string(),
+                    ByteString(m.admin_token().into_bytes()),
+                ),
+                ("caBundle".to_string(), ByteString(m.ca_pem())),
+            ]
+            .into(),
+        );
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("secret");
+        let cluster = Cluster::new(
+            &name,
+            ClusterSpec {
+                sync_mode: "Push".into(),
+                api_endpoint: m.url.clone(),
+                secret_ref: Some(LocalSecretReference {
+                    namespace: "karmada-cluster".into(),
+                    name: name.clone(),
+                }),
+                ..Default::default()
+            },
+        );
+        clusters
+            .create(&PostParams::default(), &cluster)
+            .await
+            .expect("create cluster");
+    }
+    wait_for("every member Ready", 30, || {
+        let clusters = clusters.clone();
+        async move {
+            let list = clusters.list(&Default::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|c| {
+                    ready_of(c).is_some_and(|r| r.0 == "True")
+                        && c.spec.taints.is_empty()
+                        && c.status.as_ref().is_some_and(|s| s.node_summary.is_some())
+                })
+                .count();
+            (ready == n).then_some(())
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!("{n} members Ready (taints cleared) in {took:?}");
+    assert!(took < Duration::from_secs(5), "{n} members took {took:?}");
+    controllers.abort();
+}

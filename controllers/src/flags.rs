@@ -1,0 +1,169 @@
+//! Command-line flags of `flotilla controller-manager` and `flotilla agent`,
+//! named as Karmada's (`--controllers`, `--cluster-status-update-frequency`,
+//! ...), with Karmada's defaults and Go-style durations (`10s`, `500ms`,
+//! `1m30s`). A main flattens [`Flags`] into its clap command and calls
+//! [`Flags::config`].
+
+use std::time::Duration;
+
+use crate::{Config, Error, Result};
+
+/// Parses a Go-style duration: a sequence of `<number><unit>` with units
+/// `h`, `m`, `s`, `ms`, `us`, `ns` (`1m30s`, `500ms`, `0.5s`); `0` alone is zero.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let bad = || Error::InvalidConfig(format!("invalid duration {s:?}"));
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Controller flags (Karmada's names and defaults).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Flags {
+    /// Controllers to run: `*` for all, `name` to enable, `-name` to disable
+    /// (cluster, clusterStatus, namespace).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+    /// How often member status is collected and written.
+    #[arg(long, value_parser = duration_arg, default_value = "10s")]
+    pub cluster_status_update_frequency: Duration,
+    /// How long a member must be seen healthy before Ready turns True.
+    #[arg(long, value_parser = duration_arg, default_value = "30s")]
+    pub cluster_success_threshold: Duration,
+    /// How long a member must be seen unhealthy before Ready leaves True.
+    #[arg(long, value_parser = duration_arg, default_value = "30s")]
+    pub cluster_failure_threshold: Duration,
+    /// How often Pull clusters' leases are checked.
+    #[arg(long, value_parser = duration_arg, default_value = "5s")]
+    pub cluster_monitor_period: Duration,
+    /// A Pull cluster silent for this long is marked Ready=Unknown.
+    #[arg(long, value_parser = duration_arg, default_value = "40s")]
+    pub cluster_monitor_grace_period: Duration,
+    /// The same, for a cluster that never posted Ready.
+    #[arg(long, value_parser = duration_arg, default_value = "60s")]
+    pub cluster_startup_grace_period: Duration,
+    /// Lease duration of Pull clusters (agent).
+    #[arg(long, value_parser = duration_arg, default_value = "40s")]
+    pub cluster_lease_duration: Duration,
+    /// The agent renews its lease every duration × this fraction.
+    #[arg(long, default_value_t = 0.25)]
+    pub cluster_lease_renew_interval_fraction: f64,
+    /// Namespaces (anchored regular expressions) never propagated to members.
+    #[arg(long, value_delimiter = ',', default_value = "kube-.*")]
+    pub skipped_propagating_namespaces: Vec<String>,
+    /// Timeout of each request to a member cluster.
+    #[arg(long, value_parser = duration_arg, default_value = "5s")]
+    pub member_request_timeout: Duration,
+}
+
+impl Flags {
+    /// The [`Config`] these flags describe.
+    pub fn config(&self) -> Config {
+        Config {
+            cluster_status_update_frequency: self.cluster_status_update_frequency,
+            cluster_success_threshold: self.cluster_success_threshold,
+            cluster_failure_threshold: self.cluster_failure_threshold,
+            cluster_monitor_period: self.cluster_monitor_period,
+            cluster_monitor_grace_period: self.cluster_monitor_grace_period,
+            cluster_startup_grace_period: self.cluster_startup_grace_period,
+            cluster_lease_duration: self.cluster_lease_duration,
+            cluster_lease_renew_interval_fraction: self.cluster_lease_renew_interval_fraction,
+            member_request_timeout: self.member_request_timeout,
+            skipped_propagating_namespaces: self.skipped_propagating_namespaces.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        flags: Flags,
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0.5s").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "10", "s", "10x", "1.2.3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_karmadas() {
+        let cmd = Cmd::try_parse_from(["x"]).unwrap();
+        let c = cmd.flags.config();
+        let d = Config::default();
+        assert_eq!(
+            c.cluster_status_update_frequency,
+            d.cluster_status_update_frequency
+        );
+        assert_eq!(c.cluster_failure_threshold, d.cluster_failure_threshold);
+        assert_eq!(
+            c.cluster_monitor_grace_period,
+            d.cluster_monitor_grace_period
+        );
+        assert_eq!(c.lease_renew_interval(), Duration::from_secs(10));
+        assert_eq!(
+            c.skipped_propagating_namespaces,
+            vec!["kube-.*".to_string()]
+        );
+        assert_eq!(cmd.flags.controllers, vec!["*".to_string()]);
+        let cmd = Cmd::try_parse_from([
+            "x",
+            "--controllers=*,-namespace",
+            "--cluster-status-update-frequency=1s",
+        ])
+        .unwrap();
+        assert_eq!(
+            cmd.flags.controllers,
+            vec!["*".to_string(), "-namespace".to_string()]
+        );
+        assert_eq!(
+            cmd.flags.config().cluster_status_update_frequency,
+            Duration::from_secs(1)
+        );
+    }
+}
