@@ -11,21 +11,26 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::cluster_status::reconcile::ThresholdState;
+use crate::namespace_sync::reconcile::SkipRules;
 use crate::{Config, Error, Result};
 
 /// Options of [`run_agent`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AgentOptions {
     /// Timings (status frequency, thresholds, lease duration and renew fraction).
     pub config: Config,
     /// `spec.apiEndpoint` to record on the Cluster (informative in Pull mode;
     /// empty leaves it unset).
     pub api_endpoint: String,
+    /// Mirror the control plane's namespaces into the member (what the
+    /// namespace sync controller's Works would do; a stand-in until the agent
+    /// applies Works). On by default.
+    pub sync_namespaces: bool,
 }
 
 impl AgentOptions {
@@ -34,13 +39,26 @@ impl AgentOptions {
         AgentOptions {
             config,
             api_endpoint: String::new(),
+            sync_namespaces: true,
         }
+    }
+
+    /// Turns namespace mirroring on or off.
+    pub fn sync_namespaces(mut self, on: bool) -> Self {
+        self.sync_namespaces = on;
+        self
     }
 
     /// Sets the endpoint recorded in `spec.apiEndpoint`.
     pub fn api_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.api_endpoint = endpoint.into();
         self
+    }
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions::new(Config::default())
     }
 }
 
@@ -158,10 +176,24 @@ pub async fn renew_lease(control_plane: &Client, cluster: &Cluster, config: &Con
     }
 }
 
+async fn sync_namespaces_once(
+    control_plane: &Client,
+    member: &Client,
+    cluster: &str,
+    rules: &SkipRules,
+) -> Result<()> {
+    let control = Api::<Namespace>::all(control_plane.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    crate::namespace_sync::sync_namespaces(member, cluster, &control, rules).await
+}
+
 /// Runs the agent for `cluster_name` until the future is dropped or
 /// registration fails: registers the Pull Cluster, then every
 /// `cluster_status_update_frequency` reports status (probe, thresholds,
-/// version, API enablements, summaries) and, once Ready was reported, renews
+/// version, API enablements, summaries) and syncs namespaces, and, once Ready
+/// was reported, renews
 /// the Lease every `cluster_lease_duration × cluster_lease_renew_interval_fraction`.
 ///
 /// ```no_run
@@ -179,6 +211,11 @@ pub async fn run_agent(
     if cluster_name.is_empty() {
         return Err(Error::InvalidConfig("cluster name is empty".into()));
     }
+    let rules = if opts.sync_namespaces {
+        Some(SkipRules::new(&opts.config.skipped_propagating_namespaces)?)
+    } else {
+        None
+    };
     register(&control_plane, &member, cluster_name, &opts).await?;
     let api: Api<Cluster> = Api::all(control_plane.clone());
     let config = opts.config.clone();
@@ -209,6 +246,11 @@ pub async fn run_agent(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(cluster = cluster_name, error = %e, "status report failed"),
+                }
+                if let Some(rules) = &rules
+                    && let Err(e) = sync_namespaces_once(&control_plane, &member, cluster_name, rules).await
+                {
+                    tracing::warn!(cluster = cluster_name, error = %e, "namespace sync failed");
                 }
             }
             _ = lease_tick.tick(), if lease_started => {

@@ -15,9 +15,10 @@
 //! over, as Karmada's namespace Works use conflict resolution `overwrite`.
 //! It deletes only namespaces with the managed label, so a member's own
 //! namespaces that the control plane never had are never removed. Pull
-//! members get namespaces once the agent applies Works.
+//! members are out of the control plane's reach: until the agent applies
+//! Works, the agent runs the same [`sync_namespaces`] against its member.
 
 pub mod controller;
 pub mod reconcile;
 
-pub use controller::start;
+pub use controller::{start, sync_namespaces};

@@ -144,15 +144,25 @@ async fn sync_member(
     rules: &SkipRules,
 ) -> Result<()> {
     let member = ctx.members.get(cluster).await?;
-    let api: Api<Namespace> = Api::all(member);
+    sync_namespaces(&member, &cluster.name_any(), control, rules).await
+}
+
+/// Brings one member's namespaces in line with the control plane's
+/// (`control`): creates, updates and deletes per [`plan`]. Used by this
+/// controller for Push members and by the agent for its Pull member.
+pub async fn sync_namespaces(
+    member: &kube::Client,
+    cluster: &str,
+    control: &[Namespace],
+    rules: &SkipRules,
+) -> Result<()> {
+    let api: Api<Namespace> = Api::all(member.clone());
     let existing = api.list(&ListParams::default()).await?.items;
     let p = plan(control, &existing, rules);
     for ns in p.create {
         let name = ns.name_any();
         match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => {
-                tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace created in member")
-            }
+            Ok(_) => tracing::info!(cluster, namespace = %name, "namespace created in member"),
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
@@ -167,18 +177,14 @@ async fn sync_member(
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {
-                tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace updated in member")
-            }
+            Ok(_) => tracing::info!(cluster, namespace = %name, "namespace updated in member"),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }
     for name in p.delete {
         match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {
-                tracing::info!(cluster = %cluster.name_any(), namespace = %name, "namespace deleted in member")
-            }
+            Ok(_) => tracing::info!(cluster, namespace = %name, "namespace deleted in member"),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
