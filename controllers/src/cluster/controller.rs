@@ -81,10 +81,16 @@ async fn reconcile_cluster(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<A
         let mut finalizers = cluster.finalizers().to_vec();
         finalizers.push(CLUSTER_CONTROLLER_FINALIZER.to_string());
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": cluster.resource_version()}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        // the change comes back through the watch
-        return Ok(Action::await_change());
+        return match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            // the change comes back through the watch
+            Ok(_) => Ok(Action::await_change()),
+            Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(100))),
+            Err(e) if is_not_found(&e) => Ok(Action::await_change()),
+            Err(e) => Err(e.into()),
+        };
     }
     let requeue = ensure_execution_space(&ctx.control_plane, &name).await?;
     if let Some(taints) =
