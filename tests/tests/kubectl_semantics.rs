@@ -1058,7 +1058,6 @@ fn terminating_namespace_refuses_new_objects() {
 /// `apierrors.NewForbidden(resource, name, err)`, so the message names the
 /// object: `configmaps "late" is forbidden: unable to create new content …`.
 #[test]
-#[ignore = "server bug: 403 for a create in a terminating namespace lacks the `configmaps \"late\" is forbidden: ` prefix kube-apiserver puts in the message"]
 fn terminating_namespace_forbidden_message() {
     each_kubectl(|s| {
         terminating_namespace(s);
@@ -1637,7 +1636,6 @@ fn bad_object_violating_crd_schema() {
 /// the "invalid value" (`field.TypeInvalid(path, "string", …)`), e.g.
 /// `spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"`.
 #[test]
-#[ignore = "server bug: CRD schema type mismatch reports the value (\"big\") instead of its JSON type (\"string\") as the Invalid value"]
 fn crd_schema_type_error_message() {
     each_kubectl(|s| {
         s.create_crd(&fixture("widget-crd.yaml"), "widgets.example.com");
@@ -1989,7 +1987,6 @@ fn patch_strategic_directives() {
 /// kube-apiserver: `spec.strategy.rollingUpdate: Forbidden: may not be specified when
 /// strategy `type` is 'Recreate'` (422); flotilla stores the object.
 #[test]
-#[ignore = "server bug: a Deployment with strategy.type Recreate and a rollingUpdate block is accepted; kube-apiserver answers 422 spec.strategy.rollingUpdate: Forbidden"]
 fn deployment_recreate_with_rolling_update_rejected() {
     each_kubectl(|s| {
         s.expect(
@@ -2135,7 +2132,6 @@ fn delete_pod_grace_period_and_force() {
 }
 
 #[test]
-#[ignore = "server bug: a Terminating namespace gets no status.conditions (NamespaceContentRemaining / NamespaceFinalizersRemaining)"]
 fn terminating_namespace_conditions() {
     each_kubectl(|s| {
         terminating_namespace(s);
@@ -2174,7 +2170,6 @@ fn terminating_namespace_conditions() {
 /// `metadata.finalizers: Forbidden: no new finalizers can be added if the object is being
 /// deleted, found new finalizers []string{"example.com/other"}`.
 #[test]
-#[ignore = "server bug: adding a finalizer to an object being deleted answers 403 Forbidden with a Debug-formatted list of all finalizers instead of 422 Invalid naming metadata.finalizers and only the new ones"]
 fn no_new_finalizers_while_deleting() {
     each_kubectl(|s| {
         s.expect(
@@ -2388,7 +2383,6 @@ fn karmada_resourcebinding_served_versions() {
 /// kube-apiserver's namespace controller keeps a namespace Terminating for as
 /// long as content remains (here a ConfigMap held by a finalizer).
 #[test]
-#[ignore = "server bug: a Terminating namespace is removed after ~30 s (60 cleanup rounds) although a ConfigMap with a finalizer is still in it; the ConfigMap is left behind in a namespace that no longer exists"]
 fn terminating_namespace_waits_for_remaining_content() {
     each_kubectl(|s| {
         terminating_namespace(s);

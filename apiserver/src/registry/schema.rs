@@ -342,7 +342,7 @@ pub fn validate(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Caus
         if !ok {
             causes.push(invalid(
                 path,
-                value,
+                &Value::String(have.into()),
                 format!("{path} in body must be of type {want}: \"{have}\""),
             ));
             return;
@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(
             check(json!({"mode": "A", "replicas": "x"})),
             vec![
-                "spec.replicas: Invalid value: \"x\": spec.replicas in body must be of type integer: \"string\""
+                "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""
             ]
         );
         assert_eq!(
@@ -653,7 +653,7 @@ mod tests {
         assert_eq!(
             check(json!({"mode": "A", "labels": {"a": 1}})),
             vec![
-                "spec.labels.a: Invalid value: 1: spec.labels.a in body must be of type string: \"integer\""
+                "spec.labels.a: Invalid value: \"integer\": spec.labels.a in body must be of type string: \"integer\""
             ]
         );
         assert_eq!(check(json!({"mode": "A", "items": [{"n": "x"}]})).len(), 1);

@@ -452,16 +452,35 @@ impl Store {
     }
 
     /// Checks the target namespace exists and is not terminating.
-    fn check_namespace(&self, snapshot: &Snapshot, namespace: &str) -> Result<()> {
+    fn check_namespace(
+        &self,
+        snapshot: &Snapshot,
+        namespace: &str,
+        info: &ResourceInfo,
+        name: &str,
+    ) -> Result<()> {
         let Some(ns_info) = self.catalog.get("", "v1", "namespaces") else {
             return Ok(());
         };
         match snapshot.get(&ns_info.key(None, namespace)) {
             None => Err(ApiError::not_found("", "namespaces", namespace)),
             Some(kv) if kv.value.pointer("/metadata/deletionTimestamp").is_some() => {
-                Err(ApiError::forbidden(format!(
-                    "unable to create new content in namespace {namespace} because it is being terminated"
-                )))
+                let mut e = ApiError::forbidden(format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    crate::status::qualified(&info.plural, &info.group)
+                ));
+                e.details = Some(crate::status::Details {
+                    name: name.to_string(),
+                    group: info.group.clone(),
+                    kind: info.plural.clone(),
+                    causes: vec![Cause::new(
+                        "NamespaceTerminating",
+                        "metadata.namespace",
+                        format!("namespace {namespace} is being terminated"),
+                    )],
+                    ..Default::default()
+                });
+                Err(e)
             }
             Some(_) => Ok(()),
         }
@@ -517,7 +536,7 @@ impl Store {
             let ns = namespace
                 .map(str::to_string)
                 .unwrap_or_else(|| meta_str(&object, "namespace").to_string());
-            self.check_namespace(&self.storage.snapshot(), &ns)?;
+            self.check_namespace(&self.storage.snapshot(), &ns, info, &name)?;
             Some(ns)
         } else {
             None
@@ -1010,12 +1029,26 @@ impl Store {
             let new_f = next
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array);
-            if let Some(new_f) = new_f
-                && new_f.iter().any(|f| old_f.is_none_or(|o| !o.contains(f)))
-            {
-                return Err(ApiError::forbidden(format!(
-                    "no new finalizers can be added if the object is being deleted, found new finalizers {new_f:?}"
-                )));
+            let added: Vec<String> = new_f
+                .into_iter()
+                .flatten()
+                .filter(|f| old_f.is_none_or(|o| !o.contains(f)))
+                .map(|f| format!("{f}"))
+                .collect();
+            if !added.is_empty() {
+                return Err(ApiError::invalid(
+                    &info.group,
+                    &info.kind,
+                    name,
+                    vec![Cause::new(
+                        "FieldValueForbidden",
+                        "metadata.finalizers",
+                        format!(
+                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                            added.join(", ")
+                        ),
+                    )],
+                ));
             }
         }
         Ok(next)
@@ -1607,9 +1640,11 @@ impl Store {
     }
 
     async fn clean_namespace(self: &Arc<Self>, namespace: &str) -> Result<()> {
-        for _round in 0..60 {
+        loop {
             let mut seen = std::collections::HashSet::new();
             let mut remaining = 0usize;
+            let mut finalizers: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut resources: std::collections::BTreeMap<String, usize> = Default::default();
             for (group, versions) in self.catalog.groups() {
                 for version in versions {
                     for info in self.catalog.resources(&group, &version) {
@@ -1617,16 +1652,36 @@ impl Store {
                         if !info.namespaced || !seen.insert(prefix.clone()) {
                             continue;
                         }
-                        let names: Vec<String> = self
+                        let objects: Vec<Arc<Value>> = self
                             .storage
                             .snapshot()
                             .range(&prefix, None)
-                            .map(|kv| meta_str(&kv.value, "name").to_string())
+                            .map(|kv| kv.value.clone())
                             .collect();
-                        for name in names {
+                        for object in objects {
                             remaining += 1;
+                            *resources
+                                .entry(format!("{}.{}", info.plural, info.group))
+                                .or_default() += 1;
+                            for f in object
+                                .pointer("/metadata/finalizers")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_str)
+                            {
+                                *finalizers.entry(f.to_string()).or_default() += 1;
+                            }
+                            if object.pointer("/metadata/deletionTimestamp").is_some() {
+                                continue;
+                            }
                             match self
-                                .delete(&info, Some(namespace), &name, &DeleteOptions::default())
+                                .delete(
+                                    &info,
+                                    Some(namespace),
+                                    meta_str(&object, "name"),
+                                    &DeleteOptions::default(),
+                                )
                                 .await
                             {
                                 Ok(_) => {}
@@ -1637,14 +1692,13 @@ impl Store {
                     }
                 }
             }
-            if remaining == 0 {
+            if remaining == 0 || self.namespace_is_empty(namespace) {
                 break;
             }
-            // Objects with finalizers linger until their owners remove them.
+            // Objects with finalizers stay until their owners remove them; say so.
+            self.namespace_conditions(namespace, &resources, &finalizers)
+                .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            if self.namespace_is_empty(namespace) {
-                break;
-            }
         }
         let Some(ns_info) = self.catalog.get("", "v1", "namespaces") else {
             return Ok(());
@@ -1657,6 +1711,65 @@ impl Store {
             Ok(_) | Err(storage::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(storage_error(&ns_info, namespace, e)),
         }
+    }
+
+    /// Records why a terminating namespace is still there, as kube's namespace
+    /// controller does.
+    async fn namespace_conditions(
+        &self,
+        namespace: &str,
+        resources: &std::collections::BTreeMap<String, usize>,
+        finalizers: &std::collections::BTreeMap<String, usize>,
+    ) {
+        let Some(ns_info) = self.catalog.get("", "v1", "namespaces") else {
+            return;
+        };
+        let now = meta::now_rfc3339();
+        let remaining: Vec<String> = resources
+            .iter()
+            .map(|(r, n)| format!("{r} has {n} resource instances"))
+            .collect();
+        let mut conditions = vec![
+            json!({"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",
+            "message": format!("Some resources are remaining: {}", remaining.join(", ")), "lastTransitionTime": now}),
+        ];
+        if !finalizers.is_empty() {
+            let listed: Vec<String> = finalizers
+                .iter()
+                .map(|(f, n)| format!("{f} in {n} resource instances"))
+                .collect();
+            conditions.push(json!({"type": "NamespaceFinalizersRemaining", "status": "True", "reason": "SomeFinalizersRemain",
+                "message": format!("Some content in the namespace has finalizers remaining: {}", listed.join(", ")), "lastTransitionTime": now}));
+        }
+        let key = ns_info.key(None, namespace);
+        let Some(current) = self.storage.snapshot().get(&key).cloned() else {
+            return;
+        };
+        let same = |a: Option<&Value>| {
+            let strip = |v: &Value| -> Vec<(Value, Value)> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| (c["type"].clone(), c["message"].clone()))
+                    .collect()
+            };
+            a.map(strip) == Some(strip(&Value::Array(conditions.clone())))
+        };
+        if same(current.value.pointer("/status/conditions")) {
+            return;
+        }
+        let mut next = (*current.value).clone();
+        next["status"]["conditions"] = Value::Array(conditions);
+        let _ = self
+            .storage
+            .update(
+                key,
+                next,
+                Precondition {
+                    revision: Some(current.mod_revision),
+                },
+            )
+            .await;
     }
 
     fn namespace_is_empty(&self, namespace: &str) -> bool {

@@ -60,6 +60,20 @@ fn containers(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
 /// Checks of a workload with a pod template and a selector.
 fn workload(object: &Value, causes: &mut Vec<Cause>) {
     non_negative(object, "/spec/replicas", "spec.replicas", causes);
+    if object
+        .pointer("/spec/strategy/type")
+        .and_then(Value::as_str)
+        == Some("Recreate")
+        && object
+            .pointer("/spec/strategy/rollingUpdate")
+            .is_some_and(|r| !r.is_null())
+    {
+        causes.push(Cause::new(
+            "FieldValueForbidden",
+            "spec.strategy.rollingUpdate",
+            "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+        ));
+    }
     let selector = object.pointer("/spec/selector");
     if selector.is_none_or(|s| s.as_object().is_none_or(|m| m.is_empty())) {
         causes.push(Cause::new(
