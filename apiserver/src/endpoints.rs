@@ -832,11 +832,12 @@ fn list_response(
     }
     match output {
         Output::Table => {
-            let t = table::table(info, &result.items, include, &meta, true);
+            let mut out = Vec::with_capacity(256 + result.items.len() * 512);
+            table::write_table(&mut out, info, &result.items, include, &meta);
             json_response(
                 StatusCode::OK,
                 "application/json;as=Table;v=v1;g=meta.k8s.io",
-                serde_json::to_vec(&t).unwrap_or_default(),
+                out,
             )
         }
         Output::Metadata => {

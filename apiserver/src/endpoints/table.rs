@@ -1385,6 +1385,72 @@ fn row(info: &ResourceInfo, v: &Value, include: IncludeObject, now: jiff::Timest
     row
 }
 
+/// `metadata` without managedFields, serialized without copying it.
+struct RowMetadata<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for RowMetadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if k != "managedFields" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Writes a Table of `items` as JSON straight into `out`, without building the
+/// intermediate document (lists of thousands of rows).
+pub fn write_table(
+    out: &mut Vec<u8>,
+    info: &ResourceInfo,
+    items: &[Arc<Value>],
+    include: IncludeObject,
+    meta: &ListMeta,
+) {
+    let now = jiff::Timestamp::now();
+    let mut metadata = json!({"resourceVersion": meta.resource_version});
+    if let Some(c) = &meta.continue_token {
+        metadata["continue"] = json!(c);
+    }
+    if let Some(r) = meta.remaining {
+        metadata["remainingItemCount"] = json!(r);
+    }
+    out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
+    let _ = serde_json::to_writer(&mut *out, &metadata);
+    out.extend_from_slice(b",\"columnDefinitions\":");
+    let _ = serde_json::to_writer(&mut *out, &columns(&info.printer));
+    out.extend_from_slice(b",\"rows\":[");
+    let empty = serde_json::Map::new();
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"cells\":");
+        let _ = serde_json::to_writer(&mut *out, &cells(&info.printer, v, now));
+        match include {
+            IncludeObject::None => {}
+            IncludeObject::Metadata => {
+                out.extend_from_slice(b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
+                let m = v
+                    .get("metadata")
+                    .and_then(Value::as_object)
+                    .unwrap_or(&empty);
+                let _ = serde_json::to_writer(&mut *out, &RowMetadata(m));
+                out.push(b'}');
+            }
+            IncludeObject::Object => {
+                out.extend_from_slice(b",\"object\":");
+                let _ = serde_json::to_writer(&mut *out, v.as_ref());
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+}
+
 /// Paging fields of a Table or List.
 #[derive(Debug, Default, Clone)]
 pub struct ListMeta {
@@ -1452,6 +1518,36 @@ mod tests {
             let c = columns(&info.printer);
             let cells = cells(&info.printer, &obj, now);
             assert_eq!(c.len(), cells.len(), "{}", info.plural);
+        }
+    }
+
+    #[test]
+    fn written_table_equals_built_table() {
+        let info = crate::registry::builtin::resources()
+            .into_iter()
+            .find(|r| r.plural == "pods")
+            .expect("pods");
+        let pod = Arc::new(
+            json!({"metadata": {"name": "p", "namespace": "ns", "creationTimestamp": "2020-01-01T00:00:00Z",
+            "managedFields": [{"manager": "x"}]}, "spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Running"}}),
+        );
+        let meta = ListMeta {
+            resource_version: "7".into(),
+            continue_token: Some("c".into()),
+            remaining: Some(3),
+        };
+        for include in [
+            IncludeObject::None,
+            IncludeObject::Metadata,
+            IncludeObject::Object,
+        ] {
+            let mut out = Vec::new();
+            write_table(&mut out, &info, &[pod.clone(), pod.clone()], include, &meta);
+            let written: Value = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(
+                written,
+                table(&info, &[pod.clone(), pod.clone()], include, &meta, true)
+            );
         }
     }
 
