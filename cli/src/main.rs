@@ -107,6 +107,12 @@ enum Command {
         /// Address of the host API server.
         #[arg(long, default_value = "127.0.0.1:6443")]
         bind: SocketAddr,
+        /// Number of simulated member clusters (member1..N).
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// Nodes per simulated member.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -162,8 +168,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::Up { dir, bind } => {
-            up::run(up::Options { dir, bind }, shutdown_signal()).await?;
+        Command::Up {
+            dir,
+            bind,
+            members,
+            nodes,
+        } => {
+            up::run(
+                up::Options {
+                    dir,
+                    bind,
+                    members,
+                    nodes,
+                },
+                shutdown_signal(),
+            )
+            .await?;
         }
         Command::Apiserver { server } => {
             let config = server.config(

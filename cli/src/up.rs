@@ -18,7 +18,14 @@ use serde_json::{Value, json};
 pub struct Options {
     pub dir: PathBuf,
     pub bind: SocketAddr,
+    /// How many simulated member clusters (member1..N).
+    pub members: usize,
+    /// Nodes per simulated member.
+    pub nodes: usize,
 }
+
+/// The namespace holding member credentials, as in Karmada.
+pub const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 
 /// The namespace of flotilla's own components on the control plane.
 pub const SYSTEM_NAMESPACE: &str = "karmada-system";
@@ -30,13 +37,25 @@ fn manager() -> WriteOptions {
 }
 
 /// Creates `object` unless it exists (by group/resource/namespace/name).
-async fn ensure(store: &Store, group: &str, version: &str, plural: &str, object: Value) -> Result<()> {
+async fn ensure(
+    store: &Store,
+    group: &str,
+    version: &str,
+    plural: &str,
+    object: Value,
+) -> Result<()> {
     let info = store
         .catalog
         .get(group, version, plural)
         .with_context(|| format!("the control plane does not serve {plural}.{group}/{version}"))?;
-    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-    match store.create(&info, namespace.as_deref(), object, &manager()).await {
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match store
+        .create(&info, namespace.as_deref(), object, &manager())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => Ok(()),
         Err(e) => Err(anyhow::anyhow!("creating {plural}: {e}")),
@@ -49,9 +68,19 @@ async fn put(store: &Store, group: &str, version: &str, plural: &str, object: Va
         .catalog
         .get(group, version, plural)
         .with_context(|| format!("the control plane does not serve {plural}.{group}/{version}"))?;
-    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    match store.create(&info, namespace.as_deref(), object.clone(), &manager()).await {
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match store
+        .create(&info, namespace.as_deref(), object.clone(), &manager())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => {
             let patch_type = if info.custom.is_some() {
@@ -60,7 +89,15 @@ async fn put(store: &Store, group: &str, version: &str, plural: &str, object: Va
                 flotilla_apiserver::registry::patch::PatchType::Strategic
             };
             store
-                .patch(&info, namespace.as_deref(), &name, patch_type, &object, flotilla_apiserver::registry::store::Part::Main, &manager())
+                .patch(
+                    &info,
+                    namespace.as_deref(),
+                    &name,
+                    patch_type,
+                    &object,
+                    flotilla_apiserver::registry::store::Part::Main,
+                    &manager(),
+                )
                 .await
                 .map(|_| ())
                 .map_err(|e| anyhow::anyhow!("updating {plural} {name}: {e}"))
@@ -72,7 +109,14 @@ async fn put(store: &Store, group: &str, version: &str, plural: &str, object: Va
 /// Registers the aggregated API server on the host: namespace, Service, Endpoints
 /// pointing at its address, and the APIService for cluster.karmada.io.
 async fn register_aggregated(store: &Store, addr: SocketAddr, ca_pem: &str) -> Result<()> {
-    ensure(store, "", "v1", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}})).await?;
+    ensure(
+        store,
+        "",
+        "v1",
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}),
+    )
+    .await?;
     put(store, "", "v1", "services", json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": AGGREGATED_SERVICE, "namespace": SYSTEM_NAMESPACE, "labels": {"app": AGGREGATED_SERVICE}},
@@ -100,7 +144,14 @@ async fn register_aggregated(store: &Store, addr: SocketAddr, ca_pem: &str) -> R
 /// Installs every Karmada CRD flotilla serves (unchanged when present).
 async fn install_crds(store: &Store) -> Result<()> {
     for (_, crd) in flotilla_api::crd_values() {
-        ensure(store, "apiextensions.k8s.io", "v1", "customresourcedefinitions", crd).await?;
+        ensure(
+            store,
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            crd,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -112,11 +163,18 @@ pub fn kubeconfig(contexts: &[(String, String, String, String, String)], current
     let mut users = String::new();
     let mut ctxs = String::new();
     for (name, url, ca, cert, key) in contexts {
-        clusters.push_str(&format!("- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\n", b64(ca)));
+        clusters.push_str(&format!(
+            "- name: {name}\n  cluster:\n    server: {url}\n    certificate-authority-data: {}\n",
+            b64(ca)
+        ));
         users.push_str(&format!("- name: {name}-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n", b64(cert), b64(key)));
-        ctxs.push_str(&format!("- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n"));
+        ctxs.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: {name}-admin\n"
+        ));
     }
-    format!("apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{ctxs}current-context: {current}\npreferences: {{}}\n")
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{ctxs}current-context: {current}\npreferences: {{}}\n"
+    )
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -125,51 +183,228 @@ fn read(path: &Path) -> Result<String> {
 
 /// Runs the embedded control plane until `shutdown` completes.
 pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    tokio::pin!(shutdown);
     let started = Instant::now();
-    std::fs::create_dir_all(&opts.dir).with_context(|| format!("creating {}", opts.dir.display()))?;
+    std::fs::create_dir_all(&opts.dir)
+        .with_context(|| format!("creating {}", opts.dir.display()))?;
     let host_dir = opts.dir.join("apiserver");
     let host = server::bind(server::Config::new(&host_dir).bind(opts.bind))
         .await
         .context("starting the host API server")?;
-    eprintln!("flotilla: control plane API server on https://{}", host.local_addr);
+    eprintln!(
+        "flotilla: control plane API server on https://{}",
+        host.local_addr
+    );
 
-    let mut aggregated_config = server::Config::new(opts.dir.join("aggregated-apiserver")).bind(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut aggregated_config = server::Config::new(opts.dir.join("aggregated-apiserver"))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)));
     aggregated_config.role = Role::Aggregated;
     aggregated_config.extra_sans = vec![format!("{AGGREGATED_SERVICE}.{SYSTEM_NAMESPACE}.svc")];
     aggregated_config.request_header = Some(server::auth::RequestHeader {
         ca_pem: read(&host_dir.join("front-proxy-ca.crt"))?,
         allowed_names: vec!["front-proxy-client".into()],
     });
-    let aggregated = server::bind(aggregated_config).await.context("starting the aggregated API server")?;
+    let aggregated = server::bind(aggregated_config)
+        .await
+        .context("starting the aggregated API server")?;
     let store: Arc<Store> = host.api().store.clone();
-    register_aggregated(&store, aggregated.local_addr, &read(&opts.dir.join("aggregated-apiserver").join("ca.crt"))?).await?;
+    register_aggregated(
+        &store,
+        aggregated.local_addr,
+        &read(&opts.dir.join("aggregated-apiserver").join("ca.crt"))?,
+    )
+    .await?;
     install_crds(&store).await?;
     eprintln!("flotilla: Karmada API installed (CRDs, cluster.karmada.io)");
+    // Both API servers serve from here on; everything after talks to them.
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let mut aggregated_stop = stop.subscribe();
+    let mut host_stop = stop.subscribe();
+    let cluster_store = aggregated.api().store.clone();
+    let aggregated_task = tokio::spawn(aggregated.serve(async move {
+        let _ = aggregated_stop.changed().await;
+    }));
+    let host_url = format!("https://{}", host.local_addr);
+    let host_task = tokio::spawn(host.serve(async move {
+        let _ = host_stop.changed().await;
+    }));
 
-    let contexts = vec![(
+    let mut contexts = vec![(
         "flotilla".to_string(),
-        format!("https://{}", host.local_addr),
+        host_url.clone(),
         read(&host_dir.join("ca.crt"))?,
         read(&host_dir.join("admin.crt"))?,
         read(&host_dir.join("admin.key"))?,
     )];
+
+    // Simulated members, registered as Push clusters with their credentials.
+    ensure(
+        &store,
+        "",
+        "v1",
+        "namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CLUSTER_NAMESPACE}}),
+    )
+    .await?;
+    let mut members = Vec::new();
+    for i in 1..=opts.members {
+        let name = format!("member{i}");
+        let member_dir = opts.dir.join("members").join(&name);
+        let member =
+            flotilla_sim::start(flotilla_sim::Config::new(&name, &member_dir).nodes(opts.nodes))
+                .await
+                .with_context(|| format!("starting simulated member {name}"))?;
+        register_member(&store, &cluster_store, &member).await?;
+        contexts.push((
+            name.clone(),
+            member.url().to_string(),
+            member.ca_pem().to_string(),
+            read(&member_dir.join("admin.crt"))?,
+            read(&member_dir.join("admin.key"))?,
+        ));
+        members.push(member);
+    }
+    if opts.members > 0 {
+        eprintln!(
+            "flotilla: {} simulated member clusters started",
+            opts.members
+        );
+    }
+
+    // Controllers, through the control plane's API as any client.
+    let client = host_client(&host_dir.join("kubeconfig")).await?;
+    // The embedded default reacts in seconds, not Karmada's production half-minutes.
+    let config = flotilla_controllers::context::Config::default()
+        .cluster_status_update_frequency(std::time::Duration::from_secs(1))
+        .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3));
+    let controllers = tokio::spawn(async move {
+        if let Err(e) = flotilla_controllers::run(
+            flotilla_controllers::context::Context::new(client, config),
+            &["*".to_string()],
+        )
+        .await
+        {
+            tracing::error!(error = %e, "controllers stopped");
+        }
+    });
+    wait_ready(&cluster_store, opts.members).await;
     let kubeconfig = opts.dir.join("kubeconfig");
-    flotilla_apiserver::server::pki::write_atomic(&kubeconfig, kubeconfig_text(&contexts).as_bytes())?;
+    flotilla_apiserver::server::pki::write_atomic(
+        &kubeconfig,
+        kubeconfig_text(&contexts).as_bytes(),
+    )?;
     let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
     println!("flotilla is up in {:.1}s", started.elapsed().as_secs_f64());
     println!("  export KUBECONFIG={}", shown.display());
     println!("  kubectl --context flotilla get clusters");
+    if opts.members > 0 {
+        println!("  kubectl --context member1 get nodes");
+    }
     println!("Press Ctrl-C to stop.");
 
-    let (stop, _) = tokio::sync::watch::channel(false);
-    let mut aggregated_stop = stop.subscribe();
-    let aggregated_task = tokio::spawn(aggregated.serve(async move {
-        let _ = aggregated_stop.changed().await;
-    }));
-    host.serve(shutdown).await;
+    (&mut shutdown).await;
+    controllers.abort();
+    for m in members {
+        m.stop().await;
+    }
     let _ = stop.send(true);
     let _ = aggregated_task.await;
+    let _ = host_task.await;
     Ok(())
+}
+
+/// A kube-rs client for the control plane from its kubeconfig.
+async fn host_client(kubeconfig: &Path) -> Result<kube::Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)
+        .context("reading the control plane kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .context("control plane client config")?;
+    kube::Client::try_from(config).context("control plane client")
+}
+
+/// Creates a member's credentials Secret and its Cluster (Push mode).
+async fn register_member(
+    host: &Store,
+    clusters: &Store,
+    member: &flotilla_sim::Member,
+) -> Result<()> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    put(
+        host,
+        "",
+        "v1",
+        "secrets",
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": member.name(), "namespace": CLUSTER_NAMESPACE},
+            "type": "Opaque",
+            "data": {"token": b64(member.token()), "caBundle": b64(member.ca_pem())},
+        }),
+    )
+    .await?;
+    let cluster = json!({
+        "apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": member.name()},
+        "spec": {"syncMode": "Push", "apiEndpoint": member.url(),
+                 "secretRef": {"namespace": CLUSTER_NAMESPACE, "name": member.name()}},
+    });
+    let info = clusters
+        .catalog
+        .get("cluster.karmada.io", "v1alpha1", "clusters")
+        .context("clusters are not served")?;
+    match clusters
+        .create(&info, None, cluster.clone(), &manager())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => clusters
+            .patch(
+                &info,
+                None,
+                member.name(),
+                flotilla_apiserver::registry::patch::PatchType::Merge,
+                &cluster,
+                flotilla_apiserver::registry::store::Part::Main,
+                &manager(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("updating cluster {}: {e}", member.name())),
+        Err(e) => Err(anyhow::anyhow!(
+            "registering cluster {}: {e}",
+            member.name()
+        )),
+    }
+}
+
+/// Waits (bounded) until `expected` clusters report Ready=True.
+async fn wait_ready(clusters: &Store, expected: usize) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = clusters
+            .storage
+            .snapshot()
+            .range("/cluster.karmada.io/clusters/", None)
+            .filter(|kv| {
+                kv.value
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+            })
+            .count();
+        if ready >= expected {
+            return;
+        }
+        if Instant::now() > deadline {
+            eprintln!("flotilla: only {ready} of {expected} clusters are Ready; continuing");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn kubeconfig_text(contexts: &[(String, String, String, String, String)]) -> String {
