@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+mod clusters;
 mod up;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -34,6 +35,23 @@ enum StorageKind {
     Redb,
     /// In memory only: nothing survives a restart.
     Memory,
+}
+
+/// Which control plane a command talks to.
+#[derive(clap::Args)]
+struct ControlPlane {
+    /// Kubeconfig of the control plane (default: KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Context in that kubeconfig.
+    #[arg(long)]
+    context: Option<String>,
+}
+
+impl ControlPlane {
+    async fn client(&self) -> anyhow::Result<kube::Client> {
+        clusters::control_plane(self.kubeconfig.as_deref(), self.context.as_deref()).await
+    }
 }
 
 /// Flags shared by the API server subcommands.
@@ -119,6 +137,77 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Join a member cluster (Push mode) to the control plane of the current kubeconfig.
+    Join {
+        /// The member's name (a DNS label of at most 48 characters).
+        name: String,
+        /// Kubeconfig of the member cluster (its user must have a bearer token).
+        #[arg(long)]
+        cluster_kubeconfig: PathBuf,
+        /// Context of the member kubeconfig to use.
+        #[arg(long)]
+        cluster_context: Option<String>,
+        #[command(flatten)]
+        cp: ControlPlane,
+    },
+    /// Remove a member cluster from the control plane.
+    Unjoin {
+        name: String,
+        #[command(flatten)]
+        cp: ControlPlane,
+    },
+    /// Mark a member cluster unschedulable.
+    Cordon {
+        name: String,
+        #[command(flatten)]
+        cp: ControlPlane,
+    },
+    /// Mark a member cluster schedulable again.
+    Uncordon {
+        name: String,
+        #[command(flatten)]
+        cp: ControlPlane,
+    },
+    /// Show objects of the control plane (`flotilla get clusters`).
+    Get {
+        /// What to show: `clusters`.
+        what: String,
+        #[command(flatten)]
+        cp: ControlPlane,
+    },
+    /// Run the controllers (cluster, clusterStatus, namespace) against a control plane.
+    ControllerManager {
+        #[command(flatten)]
+        cp: ControlPlane,
+        #[command(flatten)]
+        flags: flotilla_controllers::flags::Flags,
+    },
+    /// Pull mode: run next to a member, register it and report its status and Lease.
+    Agent {
+        /// The member's cluster name on the control plane.
+        #[arg(long)]
+        cluster_name: String,
+        /// Kubeconfig of the control plane.
+        #[arg(long)]
+        control_plane: PathBuf,
+        /// Kubeconfig of the member.
+        #[arg(long)]
+        member: PathBuf,
+        #[command(flatten)]
+        flags: flotilla_controllers::flags::Flags,
+    },
+    /// Run one simulated member cluster (an API server with fake workload controllers).
+    Sim {
+        /// The member's name.
+        #[arg(long, default_value = "member1")]
+        name: String,
+        /// Directory for its certificates and kubeconfig.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
     /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
     /// registered on a host API server with an APIService.
     AggregatedApiserver {
@@ -163,7 +252,15 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    if let Err(e) = run().await {
+        // A plain message naming the problem, whatever RUST_BACKTRACE says.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     init_tracing(cli.log_format);
@@ -184,6 +281,68 @@ async fn main() -> anyhow::Result<()> {
                 shutdown_signal(),
             )
             .await?;
+        }
+        Command::Join {
+            name,
+            cluster_kubeconfig,
+            cluster_context,
+            cp,
+        } => {
+            clusters::join(
+                cp.client().await?,
+                &name,
+                &cluster_kubeconfig,
+                cluster_context.as_deref(),
+            )
+            .await?;
+        }
+        Command::Unjoin { name, cp } => clusters::unjoin(cp.client().await?, &name).await?,
+        Command::Cordon { name, cp } => clusters::cordon(cp.client().await?, &name, true).await?,
+        Command::Uncordon { name, cp } => {
+            clusters::cordon(cp.client().await?, &name, false).await?
+        }
+        Command::Get { what, cp } => match what.as_str() {
+            "clusters" | "cluster" => clusters::get_clusters(cp.client().await?).await?,
+            other => anyhow::bail!("flotilla get knows `clusters`; use kubectl for \"{other}\""),
+        },
+        Command::ControllerManager { cp, flags } => {
+            let ctx =
+                flotilla_controllers::context::Context::new(cp.client().await?, flags.config());
+            tokio::select! {
+                r = flotilla_controllers::run(ctx, &flags.controllers) => r.context("controllers failed")?,
+                _ = shutdown_signal() => {}
+            }
+        }
+        Command::Agent {
+            cluster_name,
+            control_plane,
+            member,
+            flags,
+        } => {
+            let cp = clusters::control_plane(Some(&control_plane), None).await?;
+            let member = clusters::control_plane(Some(&member), None).await?;
+            let options = flotilla_controllers::agent::AgentOptions::new(flags.config());
+            tokio::select! {
+                r = flotilla_controllers::agent::run_agent(cp, member, &cluster_name, options) => r.context("agent failed")?,
+                _ = shutdown_signal() => {}
+            }
+        }
+        Command::Sim {
+            name,
+            data_dir,
+            nodes,
+        } => {
+            let member =
+                flotilla_sim::start(flotilla_sim::Config::new(&name, &data_dir).nodes(nodes))
+                    .await
+                    .context("starting the simulated member")?;
+            println!(
+                "member {name} serves at {} (kubeconfig: {})",
+                member.url(),
+                member.kubeconfig().display()
+            );
+            shutdown_signal().await;
+            member.stop().await;
         }
         Command::Apiserver { server } => {
             let config = server.config(

@@ -307,10 +307,11 @@ pub fn ensure(dir: &Path, bind_host: &str, extra_sans: &[String]) -> Result<Pki,
 pub fn kubeconfig(pki: &Pki, server_url: &str, context: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: {context}-admin\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}-admin\ncurrent-context: {context}\npreferences: {{}}\n",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca}\nusers:\n- name: {context}-admin\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n    token: {token}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}-admin\ncurrent-context: {context}\npreferences: {{}}\n",
         ca = b64(&pki.ca_cert_pem),
         cert = b64(&pki.admin_cert_pem),
         key = b64(&pki.admin_key_pem),
+        token = pki.admin_token,
     )
 }
 
