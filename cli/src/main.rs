@@ -207,6 +207,9 @@ enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Port to listen on (0: a free one; reuse a port to come back at the same address).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
     /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
     /// registered on a host API server with an APIService.
