@@ -334,11 +334,15 @@ async fn run() -> anyhow::Result<()> {
             name,
             data_dir,
             nodes,
+            port,
         } => {
-            let member =
-                flotilla_sim::start(flotilla_sim::Config::new(&name, &data_dir).nodes(nodes))
-                    .await
-                    .context("starting the simulated member")?;
+            let member = flotilla_sim::start(
+                flotilla_sim::Config::new(&name, &data_dir)
+                    .nodes(nodes)
+                    .port(port),
+            )
+            .await
+            .context("starting the simulated member")?;
             println!(
                 "member {name} serves at {} (kubeconfig: {})",
                 member.url(),
