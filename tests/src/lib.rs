@@ -201,3 +201,105 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
+
+/// Runs a command with a bounded wait (stdin from `stdin`, else none); on timeout
+/// the process is killed by PID and the test fails. Returns (exit code, stdout, stderr).
+pub fn run_bounded(
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> (i32, String, String) {
+    use std::io::{Read, Write};
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().expect("stdin pipe");
+        w.write_all(input).expect("write stdin");
+    }
+    let mut out = child.stdout.take().expect("stdout pipe");
+    let mut err = child.stderr.take().expect("stderr pipe");
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}; killed (pid {})",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = t_out.join().expect("stdout reader");
+    let err = t_err.join().expect("stderr reader");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+/// True for kubectl's human durations: `0s`, `12s`, `5m`, `2m30s`, `3h`, `694d`, `2y5d`.
+pub fn is_age(tok: &str) -> bool {
+    if tok.is_empty() {
+        return false;
+    }
+    let mut saw_digit = false;
+    let mut saw_unit = false;
+    for c in tok.chars() {
+        if c.is_ascii_digit() {
+            saw_digit = true;
+        } else if "smhdy".contains(c) {
+            if !saw_digit {
+                return false;
+            }
+            saw_digit = false;
+            saw_unit = true;
+        } else {
+            return false;
+        }
+    }
+    saw_unit && !saw_digit
+}
+
+/// Lines with runs of blank space collapsed (kubectl's column widths vary) and
+/// blank lines dropped.
+pub fn norm_spaces(s: &str) -> String {
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Tabular kubectl output normalised: [`norm_spaces`], and ages as `<age>`.
+pub fn norm_table(s: &str) -> String {
+    s.lines()
+        .map(|l| {
+            l.split_whitespace()
+                .map(|t| if is_age(t) { "<age>" } else { t })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -7,11 +7,11 @@
 //! fresh server and webhook. Expected texts are what kubectl prints against
 //! kube-apiserver. Every wait is bounded; every process is killed by PID.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use flotilla_tests::run_bounded;
 use flotilla_tests::webhook::{self, Answer, Seen, WebhookServer};
 use flotilla_tests::{ApiServer, kubectls};
 use serde_json::{Value, json};
@@ -22,61 +22,6 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Runs a command with a bounded wait; on timeout the process is killed by PID and
-/// the test fails. Returns (exit code, stdout, stderr).
-fn run_bounded(
-    cmd: &mut Command,
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-) -> (i32, String, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut w = child.stdin.take().expect("stdin pipe");
-        w.write_all(input).expect("write stdin");
-        drop(w);
-    }
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}; killed (pid {})",
-                child.id()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = t_out.join().expect("stdout reader");
-    let err = t_err.join().expect("stderr reader");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
 
 /// One kubectl against one fresh server.
 struct Session {

@@ -13,13 +13,14 @@
 //!
 //! Every wait is bounded and every spawned process is killed by PID.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flotilla_tests::{ApiServer, kubectls};
+use flotilla_tests::{norm_table, run_bounded};
 use serde_json::{Value, json};
 
 /// Upper bound for one kubectl or curl invocation.
@@ -35,97 +36,6 @@ fn fixture(name: &str) -> String {
         .join(name);
     assert!(p.exists(), "missing fixture {}", p.display());
     p.display().to_string()
-}
-
-/// Runs a command with a bounded wait; on timeout the process is killed by PID
-/// and the test fails. Returns (exit code, stdout, stderr).
-fn run_bounded(
-    cmd: &mut Command,
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-) -> (i32, String, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut w = child.stdin.take().expect("stdin pipe");
-        w.write_all(input).expect("write stdin");
-        drop(w);
-    }
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}; killed (pid {})",
-                child.id()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = t_out.join().expect("stdout reader");
-    let err = t_err.join().expect("stderr reader");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
-
-/// True for kubectl's human durations: `0s`, `12s`, `5m`, `2m30s`, `3h`, `694d`, `2y5d`.
-fn is_age(tok: &str) -> bool {
-    if tok.is_empty() {
-        return false;
-    }
-    let mut saw_digit = false;
-    let mut saw_unit = false;
-    for c in tok.chars() {
-        if c.is_ascii_digit() {
-            saw_digit = true;
-        } else if "smhdy".contains(c) {
-            if !saw_digit {
-                return false;
-            }
-            saw_digit = false;
-            saw_unit = true;
-        } else {
-            return false;
-        }
-    }
-    saw_unit && !saw_digit
-}
-
-/// Normalises tabular kubectl output: surrounding blank space dropped, runs of
-/// spaces collapsed (column widths depend on the ages), ages replaced by `<age>`.
-fn norm_table(s: &str) -> String {
-    s.lines()
-        .map(|l| {
-            l.split_whitespace()
-                .map(|t| if is_age(t) { "<age>" } else { t })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Normalises `-o yaml` output: volatile metadata values replaced by placeholders.

@@ -18,12 +18,12 @@
 //! fresh server. Expected texts are kube-apiserver's and kubectl's. Every wait is
 //! bounded; every process is killed by PID.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use flotilla_tests::{ApiServer, kubectls};
+use flotilla_tests::{norm_spaces as norm, run_bounded};
 use serde_json::Value;
 
 /// Upper bound for one kubectl invocation.
@@ -37,58 +37,6 @@ carol-tok,carol,carol-uid,\"\"\n";
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Runs a command with a bounded wait; on timeout the process is killed by PID and
-/// the test fails. Returns (exit code, stdout, stderr).
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> (i32, String, String) {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}; killed (pid {})",
-                child.id()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = t_out.join().expect("stdout reader");
-    let err = t_err.join().expect("stderr reader");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
-
-/// Lines with runs of blank space collapsed (kubectl's column widths vary).
-fn norm(s: &str) -> String {
-    s.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Who runs a kubectl command.
 #[derive(Clone, Copy)]
@@ -176,7 +124,7 @@ impl Session {
     }
 
     fn run(&self, who: As<'_>, args: &[&str]) -> (i32, String, String) {
-        run_bounded(&mut self.cmd(who, args), CMD_TIMEOUT)
+        run_bounded(&mut self.cmd(who, args), None, CMD_TIMEOUT)
     }
 
     /// Runs kubectl, asserts success, returns stdout.
