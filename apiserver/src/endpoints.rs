@@ -415,6 +415,48 @@ fn write_options(
     }
 }
 
+/// `fieldValidation` for keys given twice in a JSON body: Strict refuses the
+/// request, Warn (the default) warns, Ignore says nothing.
+fn report_duplicates(
+    info: &ResourceInfo,
+    body: &[u8],
+    content_type: Option<&str>,
+    query: &HashMap<String, String>,
+    warnings: &Warnings,
+) -> Result<()> {
+    let json = matches!(
+        codec::media_type(content_type).as_deref(),
+        None | Some("application/json")
+    );
+    let mode = query
+        .get("fieldValidation")
+        .map(String::as_str)
+        .unwrap_or("Warn");
+    if !json || mode == "Ignore" {
+        return Ok(());
+    }
+    let duplicates = codec::duplicate_fields(body);
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = duplicates
+        .iter()
+        .map(|d| format!("duplicate field \"{d}\""))
+        .collect();
+    if mode == "Strict" {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            listed.join(", "),
+            kind = info.kind,
+            version = info.version
+        )));
+    }
+    for w in listed {
+        warnings.push(w);
+    }
+    Ok(())
+}
+
 fn check_field_validation(query: &HashMap<String, String>) -> Result<()> {
     match query.get("fieldValidation").map(String::as_str) {
         None | Some("") | Some("Strict") | Some("Warn") | Some("Ignore") => Ok(()),
@@ -600,6 +642,7 @@ where
             let dry = dry_run(query)?;
             let bytes = read_body(body).await?;
             let object = codec::decode_object(content_type, &bytes)?;
+            report_duplicates(&info, &bytes, content_type, query, warnings)?;
             if req.name.is_some() {
                 return Err(ApiError::method_not_allowed(
                     "POST is not allowed on an object; use PUT or PATCH",
@@ -626,6 +669,7 @@ where
             let dry = dry_run(query)?;
             let bytes = read_body(body).await?;
             let object = codec::decode_object(content_type, &bytes)?;
+            report_duplicates(&info, &bytes, content_type, query, warnings)?;
             let name = req.name.as_deref().unwrap_or("");
             let updated = store
                 .update(

@@ -349,11 +349,17 @@ impl Server {
                             auth::Peer::FrontProxy => auth::user_from_headers(req.headers()),
                             auth::Peer::Anonymous => None,
                         };
-                        let response = match auth::authenticate(
+                        let user = auth::authenticate(
                             &tokens,
                             cert_user.as_ref(),
                             authorization.as_deref(),
-                        ) {
+                        );
+                        let who = user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+                        let response = match user {
+                            // A front proxy has authorized the request before forwarding it.
+                            Some(user) if peer_identity == auth::Peer::FrontProxy => {
+                                endpoints::handle(&api, req, Some(Arc::new(user))).await
+                            }
                             Some(user) => match admit_request(&api, user, req) {
                                 Ok((user, req)) => {
                                     endpoints::handle(&api, req, Some(Arc::new(user))).await
@@ -362,7 +368,19 @@ impl Server {
                             },
                             None => endpoints::error_response(&ApiError::unauthorized()),
                         };
-                        tracing::debug!(%method, %path, code = response.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+                        let code = response.status().as_u16();
+                        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        if matches!(
+                            method,
+                            http::Method::POST
+                                | http::Method::PUT
+                                | http::Method::PATCH
+                                | http::Method::DELETE
+                        ) {
+                            // The audit trail: who changed what, with what result.
+                            tracing::info!(target: "audit", user = %who, %method, %path, code, "mutating request");
+                        }
+                        tracing::debug!(%method, %path, code, elapsed_ms, "request");
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });

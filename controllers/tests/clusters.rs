@@ -82,7 +82,8 @@ impl ApiServer {
             .expect("log file");
         let mut cmd = Command::new(flotilla_bin());
         if self.up {
-            cmd.arg("up").arg("--dir");
+            // The test registers its own members.
+            cmd.arg("up").arg("--members").arg("0").arg("--dir");
         } else {
             cmd.arg("apiserver").arg("--data-dir");
         }

@@ -301,9 +301,14 @@ async fn answer(
         .as_str()
         .unwrap_or("admission.k8s.io/v1")
         .to_string();
+    // Answer in the kind of review that came (AdmissionReview or ConversionReview).
+    let kind = seen.review["kind"]
+        .as_str()
+        .unwrap_or("AdmissionReview")
+        .to_string();
     let out = json!({
         "apiVersion": api_version,
-        "kind": "AdmissionReview",
+        "kind": kind,
         "response": response,
     });
     reply(200, serde_json::to_vec(&out).expect("JSON"))

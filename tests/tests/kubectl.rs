@@ -337,6 +337,8 @@ fn api_versions() {
 apiextensions.k8s.io/v1
 apiregistration.k8s.io/v1
 apps/v1
+authentication.k8s.io/v1
+authorization.k8s.io/v1
 autoscaling/v2
 batch/v1
 coordination.k8s.io/v1

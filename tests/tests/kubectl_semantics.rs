@@ -2187,7 +2187,6 @@ fn validate_custom_resource_unknown_field_and_pruning() {
 }
 
 #[test]
-#[ignore = "server bug: a JSON body with a duplicate key is accepted (last wins) under fieldValidation=Strict instead of 400 strict decoding error: duplicate field"]
 fn validate_duplicate_field() {
     if !curl_available() {
         eprintln!("note: curl not installed; skipping");
