@@ -40,7 +40,7 @@ use std::time::Duration;
 use flotilla_apiserver::registry::store::{Part, Store, WriteOptions};
 use flotilla_apiserver::server::{self, Backend, pki};
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use metrics::Usage;
@@ -183,6 +183,10 @@ pub enum Error {
     Bootstrap { what: String, message: String },
     #[error(transparent)]
     MissingResource(#[from] controller::MissingResource),
+    #[error("cannot run the member's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the member stopped while starting")]
+    Stopped,
     #[error("invalid label selector {0:?}: use k=v[,k2=v2]")]
     Selector(String),
 }
@@ -196,29 +200,25 @@ impl From<server::Error> for Error {
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A running simulated member; see [`start`]. Dropping it without [`Member::stop`]
-/// leaves its tasks running until the runtime ends.
+/// A running simulated member; see [`start`]. Dropping it stops the member in
+/// the background; [`Member::stop`] waits until it has stopped.
 pub struct Member {
-    name: String,
-    url: String,
-    addr: SocketAddr,
-    ca_pem: String,
-    token: String,
-    kubeconfig: PathBuf,
-    data_dir: PathBuf,
-    store: Arc<Store>,
-    faults: watch::Sender<Faults>,
-    usage: Arc<RwLock<metrics::UsageTable>>,
-    kick: mpsc::UnboundedSender<()>,
+    running: Running,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
 }
 
 impl std::fmt::Debug for Member {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Member")
-            .field("name", &self.name)
-            .field("url", &self.url)
+            .field("name", &self.running.name)
+            .field("url", &self.running.url)
             .finish_non_exhaustive()
     }
 }
@@ -230,7 +230,78 @@ pub fn node_name(member: &str, i: usize) -> String {
 
 /// Starts a member: API server, front proxy, nodes, metrics CRDs and controllers.
 /// Returns once the member answers on [`Member::url`].
+///
+/// The member runs on its own thread with its own single-threaded Tokio runtime,
+/// so that [`Member::stop`] ends everything it started — including the API
+/// server's background loops, which have no shutdown of their own — and releases
+/// its storage (a redb member can be started again on the same directory).
 pub async fn start(config: Config) -> Result<Member> {
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<Running>>();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let thread_name = format!("sim-{}", config.name);
+    std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::Runtime(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match run(config, shutdown_rx.clone()).await {
+                    Ok((running, tasks)) => {
+                        let _ = ready_tx.send(Ok(running));
+                        let mut stop = shutdown_rx;
+                        let _ = stop.wait_for(|s| *s).await;
+                        for task in tasks {
+                            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+            // Dropping the runtime cancels whatever is left (connections, the API
+            // server's garbage collector and APIService availability loops).
+            drop(runtime);
+            let _ = done_tx.send(());
+        })
+        .map_err(Error::Runtime)?;
+    let running = ready_rx.await.map_err(|_| Error::Stopped)??;
+    Ok(Member {
+        running,
+        shutdown,
+        done: Some(done_rx),
+    })
+}
+
+/// What a started member hands back to its [`Member`] handle.
+struct Running {
+    name: String,
+    url: String,
+    addr: SocketAddr,
+    ca_pem: String,
+    token: String,
+    kubeconfig: PathBuf,
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    faults: watch::Sender<Faults>,
+    usage: Arc<RwLock<metrics::UsageTable>>,
+    kick: mpsc::UnboundedSender<()>,
+}
+
+/// Sets a member up on the current runtime; answers its handle's parts and tasks.
+async fn run(
+    config: Config,
+    shutdown_rx: watch::Receiver<bool>,
+) -> Result<(Running, Vec<JoinHandle<()>>)> {
     let mut server_config = server::Config::new(&config.data_dir)
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .backend(config.backend);
@@ -264,7 +335,6 @@ pub async fn start(config: Config) -> Result<Member> {
     ensure_metrics_crds(&store).await?;
     let node_names = ensure_nodes(&store, &config).await?;
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let (faults, faults_rx) = watch::channel(Faults::default());
     let (kick, kicks) = mpsc::unbounded_channel();
     let usage = Arc::new(RwLock::new(metrics::UsageTable {
@@ -299,7 +369,7 @@ pub async fn start(config: Config) -> Result<Member> {
         shutdown_rx,
     )));
     tracing::info!(member = %config.name, %url, "sim: member started");
-    Ok(Member {
+    let running = Running {
         name: config.name,
         url,
         addr,
@@ -311,9 +381,8 @@ pub async fn start(config: Config) -> Result<Member> {
         faults,
         usage,
         kick,
-        shutdown,
-        tasks,
-    })
+    };
+    Ok((running, tasks))
 }
 
 async fn ensure_metrics_crds(store: &Arc<Store>) -> Result<()> {
@@ -395,46 +464,46 @@ async fn ensure_nodes(store: &Arc<Store>, config: &Config) -> Result<Vec<String>
 impl Member {
     /// The member's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.running.name
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.running.url
     }
 
     /// The public address (kept across [`Member::set_unreachable`]).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr
     }
 
     /// The PEM of the CA that signed the serving certificate.
     pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
+        &self.running.ca_pem
     }
 
     /// A bearer token of the admin (group `system:masters`).
     pub fn token(&self) -> &str {
-        &self.token
+        &self.running.token
     }
 
     /// `DATA_DIR/kubeconfig`, with context [`Member::name`].
     pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
+        &self.running.kubeconfig
     }
 
     /// The data directory (also holds `ca.crt` and `tokens.csv`).
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        &self.running.data_dir
     }
 
     /// The member's registry store, for in-process reads and writes.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.running.store
     }
 
     fn update_faults(&self, f: impl FnOnce(&mut Faults)) {
-        self.faults.send_modify(f);
+        self.running.faults.send_modify(f);
     }
 
     /// Unreachable: the port is closed (connections refused) and open connections
@@ -455,14 +524,14 @@ impl Member {
 
     /// The faults in force.
     pub fn faults(&self) -> Faults {
-        *self.faults.borrow()
+        *self.running.faults.borrow()
     }
 
     fn with_usage(&self, f: impl FnOnce(&mut metrics::UsageTable)) {
-        if let Ok(mut table) = self.usage.write() {
+        if let Ok(mut table) = self.running.usage.write() {
             f(&mut table);
         }
-        let _ = self.kick.send(());
+        let _ = self.running.kick.send(());
     }
 
     /// Sets the usage one pod reports.
@@ -495,16 +564,16 @@ impl Member {
         });
     }
 
-    /// Stops the controllers, the proxy (dropping connections) and the API server.
-    pub async fn stop(self) {
+    /// Stops the controllers, the proxy (dropping connections) and the API server,
+    /// and waits (at most ten seconds) until the member's runtime is gone.
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(5), task)
+        if let Some(done) = self.done.take()
+            && tokio::time::timeout(Duration::from_secs(10), done)
                 .await
                 .is_err()
-            {
-                tracing::warn!(member = %self.name, "sim: a task did not stop in time");
-            }
+        {
+            tracing::warn!(member = %self.running.name, "sim: member did not stop in time");
         }
     }
 }
