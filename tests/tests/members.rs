@@ -909,7 +909,6 @@ fn pull_member_via_agent_ready_then_unknown_when_agent_killed() {
 /// Pull mode: while the agent runs, its Lease `karmada-cluster/<name>` exists (holder
 /// = the cluster) and is renewed, so a live Pull cluster never expires.
 #[test]
-#[ignore = "bug: the host API server's garbage collector deletes the agent's Lease (ownerReference to the Cluster, which lives in the aggregated API server) right after it is created, so a live Pull cluster is marked Ready=Unknown after the 40 s grace period"]
 fn pull_agent_lease_is_kept_and_renewed() {
     let up = Up::start(0);
     let base = up.dir.parent().expect("tmp").to_path_buf();

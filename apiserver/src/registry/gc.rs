@@ -98,6 +98,31 @@ impl Index {
     }
 }
 
+/// Whether every owner of `object` is a kind this server stores and none of them
+/// exists any more. Owners of kinds served elsewhere (an aggregated API, such as
+/// Karmada's Clusters) are not this collector's to judge.
+fn orphaned(store: &Store, index: &Index, object: &Value) -> bool {
+    let refs: Vec<&Value> = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    !refs.is_empty()
+        && refs.iter().all(|r| {
+            let uid = r.get("uid").and_then(Value::as_str).unwrap_or("");
+            let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
+            let api_version = r.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+            let local = store
+                .catalog
+                .resources(group, version)
+                .iter()
+                .any(|i| i.kind == kind);
+            local && !index.keys.contains_key(uid)
+        })
+}
+
 /// Which resource a storage key belongs to (`/group/plural/...`).
 fn resource_of(store: &Arc<Store>, key: &str) -> Option<Arc<ResourceInfo>> {
     let mut parts = key.trim_start_matches('/').split('/');
@@ -163,8 +188,7 @@ pub async fn run(store: Arc<Store>) {
                         }
                     }
                     // A dependent whose owners are already gone is collected.
-                    let owners = owner_uids(&event.object);
-                    if !owners.is_empty() && owners.iter().all(|o| !index.keys.contains_key(o)) {
+                    if orphaned(&store, &index, &event.object) {
                         delete(&store, &event.key, &event.object, Propagation::Background).await;
                     }
                 }
@@ -176,8 +200,7 @@ pub async fn run(store: Arc<Store>) {
 /// Handles every object whose owners vanished, or that waits on the collector.
 async fn resync(store: &Arc<Store>, snapshot: &Snapshot, index: &Index) {
     for kv in snapshot.range("/", None) {
-        let owners = owner_uids(&kv.value);
-        if !owners.is_empty() && owners.iter().all(|o| !index.keys.contains_key(o)) {
+        if orphaned(store, index, &kv.value) {
             delete(store, &kv.key, &kv.value, Propagation::Background).await;
         }
         if kv.value.pointer("/metadata/deletionTimestamp").is_some() {
