@@ -247,16 +247,23 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     )
     .await?;
     let mut members = Vec::new();
-    for i in 1..=opts.members {
+    // Members start side by side; each is registered as soon as it serves.
+    let starts = (1..=opts.members).map(|i| {
         let name = format!("member{i}");
         let member_dir = opts.dir.join("members").join(&name);
-        let member =
-            flotilla_sim::start(flotilla_sim::Config::new(&name, &member_dir).nodes(opts.nodes))
-                .await
-                .with_context(|| format!("starting simulated member {name}"))?;
+        let nodes = opts.nodes;
+        async move {
+            let member =
+                flotilla_sim::start(flotilla_sim::Config::new(&name, &member_dir).nodes(nodes))
+                    .await
+                    .with_context(|| format!("starting simulated member {name}"))?;
+            anyhow::Ok((member, member_dir))
+        }
+    });
+    for (member, member_dir) in futures::future::try_join_all(starts).await? {
         register_member(&store, &cluster_store, &member).await?;
         contexts.push((
-            name.clone(),
+            member.name().to_string(),
             member.url().to_string(),
             member.ca_pem().to_string(),
             read(&member_dir.join("admin.crt"))?,
@@ -287,7 +294,8 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
             tracing::error!(error = %e, "controllers stopped");
         }
     });
-    wait_ready(&cluster_store, opts.members).await;
+    let names: Vec<String> = members.iter().map(|m| m.name().to_string()).collect();
+    wait_ready(&cluster_store, &names).await;
     let kubeconfig = opts.dir.join("kubeconfig");
     flotilla_apiserver::server::pki::write_atomic(
         &kubeconfig,
@@ -378,14 +386,16 @@ async fn register_member(
     }
 }
 
-/// Waits (bounded) until `expected` clusters report Ready=True.
-async fn wait_ready(clusters: &Store, expected: usize) {
+/// Waits (bounded) until the named clusters report Ready=True.
+async fn wait_ready(clusters: &Store, names: &[String]) {
+    let expected = names.len();
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let ready = clusters
             .storage
             .snapshot()
             .range("/cluster.karmada.io/clusters/", None)
+            .filter(|kv| names.iter().any(|n| kv.key.ends_with(&format!("/{n}"))))
             .filter(|kv| {
                 kv.value
                     .pointer("/status/conditions")
