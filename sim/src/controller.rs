@@ -228,6 +228,10 @@ impl Controller {
         let prev = event.prev.as_deref();
         if event.kind == EventKind::Deleted {
             self.deadlines.remove(event.key.as_ref());
+            if event.key.starts_with("/core/pods/") {
+                // Room on a node may let a pending pod in.
+                self.queue.insert(Work::Schedule);
+            }
         }
         self.enqueue_for(&event.key, &event.object, prev);
     }

@@ -394,6 +394,37 @@ async fn a_full_member_leaves_pods_pending() {
         .await
         .expect("scale down");
     rolled_out(&deployments, "big", 2).await;
+    // A pod that does not fit waits until another goes away.
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment("late", 1, "late:1", "400m"),
+        )
+        .await
+        .expect("create");
+    eventually("late unschedulable", || async {
+        let all = pods
+            .list(&ListParams::default().labels("app=late"))
+            .await
+            .ok()?
+            .items;
+        let unschedulable = all.iter().any(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+                })
+        });
+        unschedulable.then_some(())
+    })
+    .await;
+    deployments
+        .delete("big", &Default::default())
+        .await
+        .expect("delete");
+    rolled_out(&deployments, "late", 1).await;
     member.stop().await;
 }
 
@@ -624,5 +655,58 @@ async fn redb_member_keeps_its_objects_and_port_across_restart() {
     assert_eq!(member.addr().port(), port);
     let deployments: Api<Deployment> = Api::default_namespaced(client_for(&member).await);
     rolled_out(&deployments, "keep", 1).await;
+    member.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_owners_removes_what_they_made() {
+    let (member, client, _dir) = member(|c| c.nodes(1)).await;
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let services: Api<Service> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
+    let endpoints: Api<Endpoints> = Api::default_namespaced(client.clone());
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment("gone", 2, "gone:1", "10m"),
+        )
+        .await
+        .expect("create");
+    let svc: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "gone"},
+        "spec": {"selector": {"app": "gone"}, "ports": [{"port": 80}]}
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    rolled_out(&deployments, "gone", 2).await;
+    eventually("a slice", || async {
+        let l = slices.list(&ListParams::default()).await.ok()?;
+        (l.items.len() == 1 && l.items[0].endpoints.len() == 2).then_some(())
+    })
+    .await;
+    deployments
+        .delete("gone", &Default::default())
+        .await
+        .expect("delete");
+    services
+        .delete("gone", &Default::default())
+        .await
+        .expect("delete");
+    eventually("pods, slices and endpoints gone", || async {
+        let p = pods.list(&ListParams::default()).await.ok()?.items.len();
+        let s = slices.list(&ListParams::default()).await.ok()?.items.len();
+        let e = endpoints
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .len();
+        (p == 0 && s == 0 && e == 0).then_some(())
+    })
+    .await;
     member.stop().await;
 }
