@@ -11,7 +11,7 @@
 //! and every spawned process is killed by PID.
 //!
 //! Karmada's CRDs are read from the shared checkout
-//! (`/work/shared/karmada/crds`, relative to this crate); the tests that need
+//! (`../shared/karmada/crds` beside the project); the tests that need
 //! them are skipped with a note when it is absent.
 //!
 //! Tests marked `#[ignore = "server bug: …"]` assert kube-apiserver's behaviour
