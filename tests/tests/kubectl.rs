@@ -14,12 +14,13 @@
 //! Every wait is bounded and every spawned process is killed by PID.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use flotilla_tests::{ApiServer, kubectls};
+use flotilla_tests::ApiServer;
+use flotilla_tests::session::{Session, assert_text, each_kubectl};
 use flotilla_tests::{norm_table, run_bounded};
 use serde_json::{Value, json};
 
@@ -77,157 +78,6 @@ fn strip_volatile(v: &mut Value) {
         md.remove(key);
     }
     md.remove("managedFields");
-}
-
-#[track_caller]
-fn assert_text(what: &str, actual: &str, expected: &str) {
-    assert!(
-        actual == expected,
-        "{what}: output differs\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n---"
-    );
-}
-
-/// One kubectl against one fresh server.
-struct Session {
-    srv: ApiServer,
-    kubectl: PathBuf,
-    /// The minor version of the kubectl that actually talks to the server.
-    minor: u32,
-}
-
-impl Session {
-    fn new(kubectl: PathBuf) -> Session {
-        let srv = ApiServer::start();
-        let mut s = Session {
-            srv,
-            kubectl,
-            minor: 0,
-        };
-        let out = s.ok(&["version", "-o", "json"]);
-        let v: Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("version -o json: {e}: {out}"));
-        s.minor = v["clientVersion"]["minor"]
-            .as_str()
-            .and_then(|m| m.trim_end_matches('+').parse().ok())
-            .unwrap_or_else(|| panic!("clientVersion.minor in {out}"));
-        s
-    }
-
-    fn who(&self) -> String {
-        format!("{} (1.{})", self.kubectl.display(), self.minor)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.srv.kubectl(&self.kubectl);
-        c.arg("--request-timeout=30s").args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        run_bounded(&mut self.cmd(args), None, CMD_TIMEOUT)
-    }
-
-    fn run_stdin(&self, args: &[&str], input: &str) -> (i32, String, String) {
-        run_bounded(&mut self.cmd(args), Some(input.as_bytes()), CMD_TIMEOUT)
-    }
-
-    /// Runs kubectl, asserts success, returns stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert!(
-            code == 0,
-            "{}: kubectl {args:?} failed ({code})\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        out
-    }
-
-    #[track_caller]
-    fn ok_stdin(&self, args: &[&str], input: &str) -> String {
-        let (code, out, err) = self.run_stdin(args, input);
-        assert!(
-            code == 0,
-            "{}: kubectl {args:?} failed ({code})\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        out
-    }
-
-    /// Runs kubectl, asserts failure, returns stderr.
-    #[track_caller]
-    fn fails(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert!(
-            code != 0,
-            "{}: kubectl {args:?} unexpectedly succeeded\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        err
-    }
-
-    #[track_caller]
-    fn expect(&self, args: &[&str], expected: &str) {
-        let out = self.ok(args);
-        assert_text(
-            &format!("{} kubectl {}", self.who(), args.join(" ")),
-            out.trim_end(),
-            expected,
-        );
-    }
-
-    #[track_caller]
-    fn expect_table(&self, args: &[&str], expected: &str) {
-        let out = self.ok(args);
-        assert_text(
-            &format!("{} kubectl {}", self.who(), args.join(" ")),
-            &norm_table(&out),
-            &norm_table(expected),
-        );
-    }
-
-    fn get_json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["get"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["-o", "json"]);
-        let out = self.ok(&a);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{}: {a:?}: not JSON ({e}): {out}", self.who()))
-    }
-
-    /// What kubectl prints for a deleted object: kubectl ≥ 1.35 names the namespace.
-    fn deleted(&self, what: &str, ns: Option<&str>) -> String {
-        match ns {
-            Some(ns) if self.minor >= 35 => format!("{what} deleted from {ns} namespace"),
-            _ => format!("{what} deleted"),
-        }
-    }
-
-    /// Creates the Namespace, ConfigMap, Deployment and Service fixtures.
-    fn create_fixtures(&self) {
-        for (file, printed) in [
-            ("namespace.yaml", "namespace/shop created"),
-            ("configmap.yaml", "configmap/settings created"),
-            ("deployment.yaml", "deployment.apps/web created"),
-            ("service.yaml", "service/web created"),
-        ] {
-            self.expect(&["create", "-f", &fixture(file)], printed);
-        }
-    }
-}
-
-/// Runs `f` once per kubectl, each with its own fresh server.
-fn each_kubectl(f: impl Fn(&Session)) {
-    let all = kubectls();
-    if all.len() < 2 {
-        eprintln!(
-            "note: newest kubectl not installed (run scripts/install-kubectl-new); testing only the machine's kubectl"
-        );
-    }
-    for k in all {
-        let s = Session::new(k);
-        f(&s);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -2197,4 +2047,23 @@ fn invalid_label_value_message() {
             "The ConfigMap \"lv\" is invalid: metadata.labels: Invalid value: \"b c\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
         );
     });
+}
+
+/// What only this suite needs of a session.
+trait FixtureSession {
+    fn create_fixtures(&self);
+}
+
+impl FixtureSession for Session {
+    /// Creates the Namespace, ConfigMap, Deployment and Service fixtures.
+    fn create_fixtures(&self) {
+        for (file, printed) in [
+            ("namespace.yaml", "namespace/shop created"),
+            ("configmap.yaml", "configmap/settings created"),
+            ("deployment.yaml", "deployment.apps/web created"),
+            ("service.yaml", "service/web created"),
+        ] {
+            self.expect(&["create", "-f", &fixture(file)], printed);
+        }
+    }
 }

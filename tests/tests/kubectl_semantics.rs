@@ -17,12 +17,13 @@
 //! Tests marked `#[ignore = "server bug: …"]` assert kube-apiserver's behaviour
 //! where flotilla differs; run them with `--include-ignored`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flotilla_tests::{ApiServer, kubectls};
-use flotilla_tests::{norm_table, run_bounded};
+use flotilla_tests::ApiServer;
+use flotilla_tests::run_bounded;
+use flotilla_tests::session::{Session, assert_text, each_kubectl};
 use serde_json::{Value, json};
 
 /// Upper bound for one kubectl or curl invocation.
@@ -57,14 +58,6 @@ fn fixture(name: &str) -> String {
     p.display().to_string()
 }
 
-#[track_caller]
-fn assert_text(what: &str, actual: &str, expected: &str) {
-    assert!(
-        actual == expected,
-        "{what}: output differs\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n---"
-    );
-}
-
 /// Polls `f` until it returns true or `timeout` passes (then panics with `what`).
 #[track_caller]
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -78,194 +71,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// One kubectl against one fresh server.
-struct Session {
-    srv: ApiServer,
-    kubectl: PathBuf,
-    /// The minor version of the kubectl that actually talks to the server.
-    minor: u32,
-}
-
-impl Session {
-    fn new(kubectl: PathBuf) -> Session {
-        let srv = ApiServer::start();
-        let mut s = Session {
-            srv,
-            kubectl,
-            minor: 0,
-        };
-        let out = s.ok(&["version", "-o", "json"]);
-        let v: Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("version -o json: {e}: {out}"));
-        s.minor = v["clientVersion"]["minor"]
-            .as_str()
-            .and_then(|m| m.trim_end_matches('+').parse().ok())
-            .unwrap_or_else(|| panic!("clientVersion.minor in {out}"));
-        s
-    }
-
-    fn who(&self) -> String {
-        format!("{} (1.{})", self.kubectl.display(), self.minor)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.srv.kubectl(&self.kubectl);
-        c.arg("--request-timeout=30s").args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        run_bounded(&mut self.cmd(args), None, CMD_TIMEOUT)
-    }
-
-    fn run_stdin(&self, args: &[&str], input: &str) -> (i32, String, String) {
-        run_bounded(&mut self.cmd(args), Some(input.as_bytes()), CMD_TIMEOUT)
-    }
-
-    /// Runs kubectl, asserts success, returns stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert!(
-            code == 0,
-            "{}: kubectl {args:?} failed ({code})\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        out
-    }
-
-    #[track_caller]
-    fn ok_stdin(&self, args: &[&str], input: &str) -> String {
-        let (code, out, err) = self.run_stdin(args, input);
-        assert!(
-            code == 0,
-            "{}: kubectl {args:?} failed ({code})\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        out
-    }
-
-    /// Runs kubectl, asserts failure, returns stderr.
-    #[track_caller]
-    fn fails(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert!(
-            code != 0,
-            "{}: kubectl {args:?} unexpectedly succeeded\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        err
-    }
-
-    /// Runs kubectl, asserts success and the exact (trailing-blank-trimmed) stdout.
-    #[track_caller]
-    fn expect(&self, args: &[&str], expected: &str) {
-        let out = self.ok(args);
-        assert_text(
-            &format!("{} kubectl {}", self.who(), args.join(" ")),
-            out.trim_end(),
-            expected,
-        );
-    }
-
-    #[track_caller]
-    fn expect_table(&self, args: &[&str], expected: &str) {
-        let out = self.ok(args);
-        assert_text(
-            &format!("{} kubectl {}", self.who(), args.join(" ")),
-            &norm_table(&out),
-            &norm_table(expected),
-        );
-    }
-
-    #[track_caller]
-    fn expect_stdin(&self, args: &[&str], input: &str, expected: &str) {
-        let out = self.ok_stdin(args, input);
-        assert_text(
-            &format!("{} kubectl {}", self.who(), args.join(" ")),
-            out.trim_end(),
-            expected,
-        );
-    }
-
-    /// Runs kubectl, asserts failure and the exact (trailing-blank-trimmed) stderr.
-    #[track_caller]
-    fn expect_err(&self, args: &[&str], expected: &str) {
-        let err = self.fails(args);
-        assert_text(
-            &format!("{} kubectl {} (stderr)", self.who(), args.join(" ")),
-            err.trim_end(),
-            expected,
-        );
-    }
-
-    #[track_caller]
-    fn get_json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["get"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["-o", "json"]);
-        let out = self.ok(&a);
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{}: {a:?}: not JSON ({e}): {out}", self.who()))
-    }
-
-    /// True when `kubectl get <args>` answers NotFound.
-    #[track_caller]
-    fn gone(&self, args: &[&str]) -> bool {
-        let mut a = vec!["get"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["-o", "name"]);
-        let (code, out, err) = self.run(&a);
-        if code == 0 {
-            return false;
-        }
-        assert!(
-            err.contains("(NotFound)"),
-            "{}: kubectl {a:?}: unexpected failure\nstdout: {out}\nstderr: {err}",
-            self.who()
-        );
-        true
-    }
-
-    /// What kubectl prints for a deleted object: kubectl ≥ 1.35 names the namespace.
-    fn deleted(&self, what: &str, ns: Option<&str>) -> String {
-        match ns {
-            Some(ns) if self.minor >= 35 => format!("{what} deleted from {ns} namespace"),
-            _ => format!("{what} deleted"),
-        }
-    }
-
-    /// Creates a CRD from a file and waits (bounded) until it is Established.
-    fn create_crd(&self, file: &str, name: &str) {
-        let out = self.ok(&["create", "-f", file]);
-        assert_text(
-            &format!("{} create CRD", self.who()),
-            out.trim_end(),
-            &format!("customresourcedefinition.apiextensions.k8s.io/{name} created"),
-        );
-        self.ok(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{name}"),
-            "--timeout=20s",
-        ]);
-    }
-}
-
-/// Runs `f` once per kubectl, each with its own fresh server.
-fn each_kubectl(f: impl Fn(&Session)) {
-    let all = kubectls();
-    if all.len() < 2 {
-        eprintln!(
-            "note: newest kubectl not installed (run scripts/install-kubectl-new); testing only the machine's kubectl"
-        );
-    }
-    for k in all {
-        let s = Session::new(k);
-        f(&s);
     }
 }
 
@@ -2474,4 +2279,27 @@ fn karmada_propagationpolicy_apply_edit() {
             s.who()
         );
     });
+}
+
+/// What only this suite needs of a session.
+trait SemanticsSession {
+    fn create_crd(&self, file: &str, name: &str);
+}
+
+impl SemanticsSession for Session {
+    /// Creates a CRD from a file and waits (bounded) until it is Established.
+    fn create_crd(&self, file: &str, name: &str) {
+        let out = self.ok(&["create", "-f", file]);
+        assert_text(
+            &format!("{} create CRD", self.who()),
+            out.trim_end(),
+            &format!("customresourcedefinition.apiextensions.k8s.io/{name} created"),
+        );
+        self.ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=20s",
+        ]);
+    }
 }
