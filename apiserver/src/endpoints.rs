@@ -58,16 +58,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(store: Arc<Store>, server_address: String) -> Arc<Self> {
-        Arc::new(Api {
-            catalog: store.catalog.clone(),
-            store,
-            openapi: openapi::Cache::default(),
-            server_address,
-            max_watch: Duration::from_secs(1800),
-            bookmark_interval: Duration::from_secs(30),
-            proxy_identity: None,
-            remote_discovery: Default::default(),
-        })
+        Api::build(store, server_address, None)
     }
 
     /// The same, proxying registered APIServices as `identity`.
@@ -76,10 +67,24 @@ impl Api {
         server_address: String,
         identity: aggregator::ProxyIdentity,
     ) -> Arc<Self> {
-        let mut api = Arc::try_unwrap(Api::new(store, server_address))
-            .unwrap_or_else(|_| unreachable!("just created"));
-        api.proxy_identity = Some(identity);
-        Arc::new(api)
+        Api::build(store, server_address, Some(identity))
+    }
+
+    fn build(
+        store: Arc<Store>,
+        server_address: String,
+        proxy_identity: Option<aggregator::ProxyIdentity>,
+    ) -> Arc<Self> {
+        Arc::new(Api {
+            catalog: store.catalog.clone(),
+            store,
+            openapi: openapi::Cache::default(),
+            server_address,
+            max_watch: Duration::from_secs(1800),
+            bookmark_interval: Duration::from_secs(30),
+            proxy_identity,
+            remote_discovery: Default::default(),
+        })
     }
 
     /// The remote serving a group/version, when aggregation is on.
