@@ -45,8 +45,6 @@ pub enum Work {
 /// What the loop needs to know besides the store.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Node names, in index order.
-    pub nodes: Vec<String>,
     /// Range of the delay from binding to Running/Ready.
     pub ready_delay: (Duration, Duration),
     /// How long a Job's pod runs before it succeeds.

@@ -20,7 +20,29 @@
 //! - `metrics.k8s.io/v1beta1` pods and nodes are served as CRD-backed objects kept
 //!   current from configurable usage ([`metrics`]).
 //!
-//! Start at [`start`] and [`Member`].
+//! Start at [`start`] and [`Member`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use flotilla_sim::{Config, Resources, Usage};
+//!
+//! let member = flotilla_sim::start(
+//!     Config::new("member1", "/tmp/member1")
+//!         .nodes(3)
+//!         .node_capacity(Resources { cpu_millis: 4000, memory_bytes: 16 << 30, pods: 110 })
+//!         .zone("zone-a"),
+//! )
+//! .await?;
+//! println!("{} at {} (kubeconfig {})", member.name(), member.url(), member.kubeconfig().display());
+//! member.set_label_usage("app=web", Usage::new(250, 128 << 20))?;
+//! member.set_latency(Duration::from_millis(200)); // slow
+//! member.set_unreachable(true); // connections refused, same port later
+//! member.set_unreachable(false);
+//! member.stop().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod controller;
 pub mod endpoints;
@@ -333,7 +355,7 @@ async fn run(
         .map_err(Error::Tls)?;
 
     ensure_metrics_crds(&store).await?;
-    let node_names = ensure_nodes(&store, &config).await?;
+    ensure_nodes(&store, &config).await?;
 
     let (faults, faults_rx) = watch::channel(Faults::default());
     let (kick, kicks) = mpsc::unbounded_channel();
@@ -345,7 +367,6 @@ async fn run(
     let controller = controller::Controller::new(
         store.clone(),
         controller::Settings {
-            nodes: node_names,
             ready_delay: config.ready_delay,
             job_duration: config.job_duration,
         },
@@ -419,7 +440,7 @@ async fn ensure_metrics_crds(store: &Arc<Store>) -> Result<()> {
     Ok(())
 }
 
-async fn ensure_nodes(store: &Arc<Store>, config: &Config) -> Result<Vec<String>> {
+async fn ensure_nodes(store: &Arc<Store>, config: &Config) -> Result<()> {
     let info = store
         .catalog
         .get("", "v1", "nodes")
@@ -429,7 +450,6 @@ async fn ensure_nodes(store: &Arc<Store>, config: &Config) -> Result<Vec<String>
         what: what.to_string(),
         message: e.message,
     };
-    let mut names = Vec::new();
     for i in 0..config.nodes {
         let name = node_name(&config.name, i);
         let node = kubelet::node(
@@ -456,9 +476,8 @@ async fn ensure_nodes(store: &Arc<Store>, config: &Config) -> Result<Vec<String>
             .update(&info, None, &name, next, Part::Status, &opts)
             .await
             .map_err(|e| bootstrap(&name, e))?;
-        names.push(name);
     }
-    Ok(names)
+    Ok(())
 }
 
 impl Member {

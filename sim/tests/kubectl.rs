@@ -23,6 +23,37 @@ async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) 
     (output.status.success(), text)
 }
 
+const WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: postgres}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: agent}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: once, image: busybox}]
+"#;
+
 #[tokio::test]
 async fn kubectl_rollout_status_and_top() {
     if std::process::Command::new("kubectl")
@@ -87,6 +118,25 @@ async fn kubectl_rollout_status_and_top() {
         );
     }
     eprintln!("$ kubectl top pods\n{top}");
+    let manifests = dir.path().join("workloads.yaml");
+    std::fs::write(&manifests, WORKLOADS).expect("manifests");
+    let (ok, out) = kubectl(&kc, &["apply", "-f", &manifests.display().to_string()]).await;
+    assert!(ok, "{out}");
+    for target in ["statefulset/db", "daemonset/agent"] {
+        let (ok, out) = kubectl(&kc, &["rollout", "status", target, "--timeout=20s"]).await;
+        assert!(ok, "{target}: {out}");
+    }
+    let (ok, out) = kubectl(
+        &kc,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/once",
+            "--timeout=20s",
+        ],
+    )
+    .await;
+    assert!(ok && out.contains("condition met"), "{out}");
     let (ok, out) = kubectl(&kc, &["top", "nodes"]).await;
     eprintln!("$ kubectl top nodes\n{out}");
     assert!(ok && out.contains("member1-node-0"), "{out}");

@@ -29,6 +29,7 @@ async fn idle_member_memory() {
     let before = rss_bytes();
     let n = 10;
     let mut members = vec![first];
+    let started = std::time::Instant::now();
     for i in 1..=n {
         let name = format!("m{i}");
         members.push(
@@ -37,6 +38,7 @@ async fn idle_member_memory() {
                 .expect("member"),
         );
     }
+    println!("started {n} members in {:?}", started.elapsed());
     // As the cluster status controller does: discovery, nodes and pods.
     for m in &members {
         let kubeconfig = kube::config::Kubeconfig::read_from(m.kubeconfig()).expect("kubeconfig");
