@@ -94,7 +94,11 @@ pub fn apply(info: &ResourceInfo, object: &mut Value) {
                 set(s, "replicas", json!(1));
                 set(s, "revisionHistoryLimit", json!(10));
                 set(s, "progressDeadlineSeconds", json!(600));
-                set(s, "strategy", json!({"type": "RollingUpdate"}));
+                set(s, "strategy", json!({}));
+                if let Some(st) = s.get_mut("strategy").and_then(Value::as_object_mut) {
+                    // `kubectl create deployment` sends `strategy: {}`.
+                    set(st, "type", json!("RollingUpdate"));
+                }
                 if let Some(st) = s.get_mut("strategy").and_then(Value::as_object_mut)
                     && st.get("type").and_then(Value::as_str) == Some("RollingUpdate")
                 {
@@ -227,6 +231,9 @@ mod tests {
         apply(&info("deployments"), &mut d);
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        let mut empty = json!({"spec": {"strategy": {}, "template": {"spec": {"containers": []}}}});
+        apply(&info("deployments"), &mut empty);
+        assert_eq!(empty["spec"]["strategy"]["type"], "RollingUpdate");
         let c = &d["spec"]["template"]["spec"]["containers"];
         assert_eq!(c[0]["imagePullPolicy"], "Always");
         assert_eq!(c[1]["imagePullPolicy"], "IfNotPresent");
