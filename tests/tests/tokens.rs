@@ -354,6 +354,7 @@ fn client_certificate_from_another_ca_is_rejected() {
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     let s = Session::new();
+    // another CA with the server CA's very name: only the signature tells them apart
     let ca_key = KeyPair::generate().expect("key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -386,9 +387,22 @@ fn client_certificate_from_another_ca_is_rejected() {
     .expect("write kubeconfig");
     let (code, out, err) = s.run_with(Some(&path), &["get", "pods"]);
     assert_ne!(code, 0, "a foreign client certificate was accepted: {out}");
+    // The handshake fails on the server's side; kubectl sees the TLS alert, or,
+    // when its request races the alert, the connection closing.
     let lower = err.to_lowercase();
+    eprintln!("foreign client certificate: {err}");
     assert!(
-        lower.contains("certificate") || lower.contains("tls") || err.contains("Unauthorized"),
+        [
+            "certificate",
+            "tls",
+            "unauthorized",
+            "eof",
+            "connection reset",
+            "broken pipe",
+            "unable to connect"
+        ]
+        .iter()
+        .any(|w| lower.contains(w)),
         "{err}"
     );
 }

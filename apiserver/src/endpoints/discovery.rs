@@ -231,6 +231,11 @@ pub fn api_resource_list(catalog: &Catalog, group: &str, version: &str) -> Optio
     )
 }
 
+/// Core ServiceAccounts, which have the `token` subresource (TokenRequest).
+fn is_service_accounts(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "serviceaccounts"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,9 +267,4 @@ mod tests {
         let core = aggregated(&catalog, true, "v2");
         assert_eq!(core["items"].as_array().map(Vec::len), Some(1));
     }
-}
-
-/// Core ServiceAccounts, which have the `token` subresource (TokenRequest).
-fn is_service_accounts(info: &ResourceInfo) -> bool {
-    info.group.is_empty() && info.plural == "serviceaccounts"
 }

@@ -345,4 +345,83 @@ mod tests {
         assert!(authenticate(&authn, &snapshot, None, Some("Bearer nope")).is_none());
         assert!(authenticate(&authn, &snapshot, None, None).is_none());
     }
+
+    fn service_account(uid: &str) -> (String, serde_json::Value) {
+        (
+            "/core/serviceaccounts/default/sa1".into(),
+            serde_json::json!({"metadata": {"name": "sa1", "namespace": "default", "uid": uid}}),
+        )
+    }
+
+    fn snapshot_of(objects: Vec<(String, serde_json::Value)>) -> Snapshot {
+        let mut map = imbl::OrdMap::new();
+        for (key, value) in objects {
+            let key: std::sync::Arc<str> = std::sync::Arc::from(key.as_str());
+            map.insert(
+                key.clone(),
+                crate::storage::KeyValue::new(key, std::sync::Arc::new(value), 1),
+            );
+        }
+        Snapshot { map, revision: 1 }
+    }
+
+    #[test]
+    fn service_account_tokens() {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        let signer = Signer::from_pkcs8(pkcs8.as_ref()).expect("signer");
+        let (_, sa) = service_account("u-1");
+        let now = service_account::unix_now();
+        let answer = service_account::token_request(&signer, &sa, &serde_json::json!({}), now)
+            .expect("token");
+        let token = answer["status"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let authn = Authenticator::new(Tokens::default(), Some(signer));
+
+        let live = snapshot_of(vec![service_account("u-1")]);
+        let (user, audiences) = authn
+            .authenticate_token(&live, &token, &[])
+            .expect("accepted");
+        assert_eq!(user.name, "system:serviceaccount:default:sa1");
+        assert_eq!(user.uid, "u-1");
+        assert_eq!(
+            user.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:default",
+                "system:authenticated"
+            ]
+        );
+        assert_eq!(audiences, service_account::api_audiences());
+        assert!(matches!(
+            authn.authenticate_token(&live, &token, &["vault".into()]),
+            Err(TokenError::ServiceAccount(
+                service_account::Error::Audience { .. }
+            ))
+        ));
+        let gone = snapshot_of(vec![]);
+        assert!(matches!(
+            authn.authenticate_token(&gone, &token, &[]),
+            Err(TokenError::ServiceAccountGone { .. })
+        ));
+        let recreated = snapshot_of(vec![service_account("u-2")]);
+        assert!(authn.authenticate_token(&recreated, &token, &[]).is_err());
+
+        let review = token_review(
+            &authn,
+            &live,
+            &serde_json::json!({"spec": {"token": token}}),
+        )
+        .expect("review");
+        assert_eq!(review["kind"], "TokenReview");
+        assert_eq!(review["status"]["authenticated"], true);
+        let review = token_review(&authn, &live, &serde_json::json!({"spec": {"token": "x"}}))
+            .expect("review");
+        assert_eq!(review["status"]["error"], "invalid bearer token");
+        assert!(token_review(&authn, &live, &serde_json::json!({"spec": {}})).is_err());
+    }
 }
