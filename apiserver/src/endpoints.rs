@@ -29,7 +29,7 @@ use crate::registry::store::{
     WatchOptions, WriteOptions,
 };
 use crate::registry::{Catalog, ResourceInfo};
-use crate::server::auth::User;
+use crate::server::auth::{Authenticator, User};
 use crate::server::authz;
 use crate::status::{ApiError, Result};
 use codec::Output;
@@ -54,11 +54,31 @@ pub struct Api {
     pub proxy_identity: Option<aggregator::ProxyIdentity>,
     /// Remote groups' discovery documents.
     pub remote_discovery: aggregator::DiscoveryCache,
+    /// Checks bearer tokens (TokenReview) and signs service-account tokens
+    /// (TokenRequest); the server authenticates requests with it too.
+    pub authenticator: Arc<Authenticator>,
 }
 
 impl Api {
+    /// Shared state over `store`, advertising `server_address`; no aggregation, no
+    /// bearer tokens.
     pub fn new(store: Arc<Store>, server_address: String) -> Arc<Self> {
-        Api::build(store, server_address, None)
+        Arc::new(Api::build(store, server_address))
+    }
+
+    /// The same, not yet shared, for setting fields before wrapping it in an `Arc`.
+    pub fn build(store: Arc<Store>, server_address: String) -> Self {
+        Api {
+            catalog: store.catalog.clone(),
+            store,
+            openapi: openapi::Cache::default(),
+            server_address,
+            max_watch: Duration::from_secs(1800),
+            bookmark_interval: Duration::from_secs(30),
+            proxy_identity: None,
+            remote_discovery: Default::default(),
+            authenticator: Arc::new(Authenticator::default()),
+        }
     }
 
     /// The same, proxying registered APIServices as `identity`.
@@ -67,24 +87,9 @@ impl Api {
         server_address: String,
         identity: aggregator::ProxyIdentity,
     ) -> Arc<Self> {
-        Api::build(store, server_address, Some(identity))
-    }
-
-    fn build(
-        store: Arc<Store>,
-        server_address: String,
-        proxy_identity: Option<aggregator::ProxyIdentity>,
-    ) -> Arc<Self> {
-        Arc::new(Api {
-            catalog: store.catalog.clone(),
-            store,
-            openapi: openapi::Cache::default(),
-            server_address,
-            max_watch: Duration::from_secs(1800),
-            bookmark_interval: Duration::from_secs(30),
-            proxy_identity,
-            remote_discovery: Default::default(),
-        })
+        let mut api = Api::build(store, server_address);
+        api.proxy_identity = Some(identity);
+        Arc::new(api)
     }
 
     /// The remote serving a group/version, when aggregation is on.
@@ -538,7 +543,7 @@ where
     if let Some(kind) = review_kind(&req) {
         let bytes = read_body(body).await?;
         let review = codec::decode_object(header_str(parts, header::CONTENT_TYPE), &bytes)?;
-        return review_response(api, kind, &review, user);
+        return review_response(api, kind, &req, &review, user);
     }
     let info = api
         .catalog
@@ -576,6 +581,9 @@ where
         Some("status") if info.status_subresource => Part::Status,
         Some("scale") if info.scale_subresource => {
             return scale(api, parts, query, &info, &req, body, warnings, user).await;
+        }
+        Some("token") if info.group.is_empty() && info.plural == "serviceaccounts" => {
+            return token_request(api, parts, &info, &req, body).await;
         }
         Some(_) => return Err(ApiError::no_route()),
     };
@@ -930,8 +938,10 @@ fn list_response(
 }
 
 /// The review "resources" answered by the server itself: SelfSubjectAccessReview,
-/// SelfSubjectRulesReview (authorization.k8s.io) and SelfSubjectReview
-/// (authentication.k8s.io), as `kubectl auth can-i` and `auth whoami` use them.
+/// SelfSubjectRulesReview, SubjectAccessReview, LocalSubjectAccessReview
+/// (authorization.k8s.io), SelfSubjectReview and TokenReview
+/// (authentication.k8s.io), as `kubectl auth can-i`, `auth whoami` and aggregated
+/// servers delegating authentication and authorization use them.
 fn review_kind(req: &RequestInfo) -> Option<&'static str> {
     match (
         req.group.as_str(),
@@ -942,6 +952,17 @@ fn review_kind(req: &RequestInfo) -> Option<&'static str> {
         ("authorization.k8s.io", "v1", "selfsubjectaccessreviews", Verb::Create) => Some("access"),
         ("authorization.k8s.io", "v1", "selfsubjectrulesreviews", Verb::Create) => Some("rules"),
         ("authentication.k8s.io", "v1", "selfsubjectreviews", Verb::Create) => Some("whoami"),
+        ("authentication.k8s.io", "v1", "tokenreviews", Verb::Create) => Some("token"),
+        ("authorization.k8s.io", "v1", "subjectaccessreviews", Verb::Create)
+            if req.namespace.is_none() =>
+        {
+            Some("subject")
+        }
+        ("authorization.k8s.io", "v1", "localsubjectaccessreviews", Verb::Create)
+            if req.namespace.is_some() =>
+        {
+            Some("local")
+        }
         _ => None,
     }
 }
@@ -949,6 +970,7 @@ fn review_kind(req: &RequestInfo) -> Option<&'static str> {
 fn review_response(
     api: &Arc<Api>,
     kind: &str,
+    req: &RequestInfo,
     review: &Value,
     user: &Option<Arc<User>>,
 ) -> Result<Response<Body>> {
@@ -963,8 +985,51 @@ fn review_response(
     let answer = match kind {
         "access" => authz::self_subject_access_review(&snapshot, &user, review)?,
         "rules" => authz::self_subject_rules_review(&snapshot, &user, review)?,
+        "token" => crate::server::auth::token_review(&api.authenticator, &snapshot, review)?,
+        "subject" => authz::subject_access_review(&snapshot, review, None)?,
+        "local" => authz::subject_access_review(&snapshot, review, req.namespace.as_deref())?,
         _ => authz::self_subject_review(&user),
     };
+    Ok(value_response(StatusCode::CREATED, &answer))
+}
+
+/// `POST .../serviceaccounts/NAME/token`: an authentication.k8s.io/v1
+/// `TokenRequest` in (JSON or protobuf), the same with `status.token` out.
+async fn token_request<B>(
+    api: &Arc<Api>,
+    parts: &http::request::Parts,
+    info: &ResourceInfo,
+    req: &RequestInfo,
+    body: B,
+) -> Result<Response<Body>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if req.verb != Verb::Create {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let Some(signer) = api.authenticator.service_accounts.as_ref() else {
+        return Err(ApiError::internal(
+            "this server issues no service-account tokens",
+        ));
+    };
+    let bytes = read_body(body).await?;
+    let request = if bytes.is_empty() {
+        json!({})
+    } else {
+        codec::decode_object(header_str(parts, header::CONTENT_TYPE), &bytes)?
+    };
+    let name = req.name.as_deref().unwrap_or("");
+    let service_account = api.store.get(info, req.namespace.as_deref(), name).await?;
+    let answer = crate::server::service_account::token_request(
+        signer,
+        &service_account,
+        &request,
+        crate::server::service_account::unix_now(),
+    )?;
     Ok(value_response(StatusCode::CREATED, &answer))
 }
 

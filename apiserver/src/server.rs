@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod authz;
 pub mod pki;
+pub mod service_account;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,6 +98,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Pki(#[from] pki::Error),
+    #[error("service-account signing key sa.key: {0}")]
+    ServiceAccountKey(#[source] service_account::Error),
     #[error("storage: {0}")]
     Storage(#[from] storage::Error),
     #[error("TLS configuration: {0}")]
@@ -215,7 +218,6 @@ pub struct Server {
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     api: Arc<Api>,
-    tokens: Arc<auth::Tokens>,
     request_header: Option<auth::RequestHeader>,
     pub local_addr: SocketAddr,
     pub kubeconfig: PathBuf,
@@ -231,6 +233,9 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
     let bind_host = config.bind.ip().to_string();
     let pki = pki::ensure(&config.data_dir, &bind_host, &config.extra_sans)?;
     let tokens = auth::Tokens::load(&pki.tokens_file).unwrap_or_default();
+    let signer = service_account::Signer::from_pem(&pki.service_account_key_pem)
+        .map_err(Error::ServiceAccountKey)?;
+    let authenticator = Arc::new(auth::Authenticator::new(tokens, Some(signer)));
     let store = open_store(&config).await?;
     let listener = TcpListener::bind(config.bind)
         .await
@@ -260,14 +265,13 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
             key_pem: pki.front_proxy_client_key_pem.clone(),
         },
     ));
-    let api = Api::with_aggregation(
-        store,
-        address.clone(),
-        crate::aggregator::ProxyIdentity {
-            cert_pem: pki.front_proxy_client_cert_pem.clone(),
-            key_pem: pki.front_proxy_client_key_pem.clone(),
-        },
-    );
+    let mut api = Api::build(store, address.clone());
+    api.proxy_identity = Some(crate::aggregator::ProxyIdentity {
+        cert_pem: pki.front_proxy_client_cert_pem.clone(),
+        key_pem: pki.front_proxy_client_key_pem.clone(),
+    });
+    api.authenticator = authenticator;
+    let api = Arc::new(api);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
         &pki,
         config.request_header.as_ref(),
@@ -282,7 +286,6 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
         listener,
         acceptor,
         api,
-        tokens: Arc::new(tokens),
         request_header: config.request_header.clone(),
         local_addr,
         kubeconfig,
@@ -313,7 +316,6 @@ impl Server {
             let _ = tcp.set_nodelay(true);
             let acceptor = self.acceptor.clone();
             let api = self.api.clone();
-            let tokens = self.tokens.clone();
             let request_header = self.request_header.clone();
             tokio::spawn(async move {
                 let tls = match acceptor.accept(tcp).await {
@@ -333,7 +335,6 @@ impl Server {
                     });
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let api = api.clone();
-                    let tokens = tokens.clone();
                     let peer_identity = peer_identity.clone();
                     async move {
                         let started = Instant::now();
@@ -350,7 +351,8 @@ impl Server {
                             auth::Peer::Anonymous => None,
                         };
                         let user = auth::authenticate(
-                            &tokens,
+                            &api.authenticator,
+                            &api.store.storage.snapshot(),
                             cert_user.as_ref(),
                             authorization.as_deref(),
                         );

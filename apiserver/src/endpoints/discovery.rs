@@ -97,6 +97,9 @@ fn aggregated_resource(info: &ResourceInfo) -> Value {
     if info.status_subresource {
         subs.push(json!({"subresource": "status", "responseKind": {"group": info.group, "version": info.version, "kind": info.kind}, "verbs": SUB_VERBS}));
     }
+    if is_service_accounts(info) {
+        subs.push(json!({"subresource": "token", "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]}));
+    }
     if !subs.is_empty() {
         r["subresources"] = json!(subs);
     }
@@ -213,6 +216,10 @@ pub fn api_resource_list(catalog: &Catalog, group: &str, version: &str) -> Optio
             resources.push(json!({"name": format!("{}/status", info.plural), "singularName": "", "namespaced": info.namespaced,
                 "kind": info.kind, "verbs": SUB_VERBS}));
         }
+        if is_service_accounts(&info) {
+            resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+        }
     }
     let gv = if group.is_empty() {
         version.to_string()
@@ -222,6 +229,11 @@ pub fn api_resource_list(catalog: &Catalog, group: &str, version: &str) -> Optio
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// Core ServiceAccounts, which have the `token` subresource (TokenRequest).
+fn is_service_accounts(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "serviceaccounts"
 }
 
 #[cfg(test)]

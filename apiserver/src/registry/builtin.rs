@@ -370,6 +370,31 @@ pub fn resources() -> Vec<ResourceInfo> {
             r.create_only = true
         });
     }
+    // Reviews for delegated authentication and authorization.
+    for (group, kind, plural, namespaced) in [
+        (
+            "authentication.k8s.io",
+            "TokenReview",
+            "tokenreviews",
+            false,
+        ),
+        (
+            "authorization.k8s.io",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            false,
+        ),
+        (
+            "authorization.k8s.io",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+        ),
+    ] {
+        add(spec!(group, "v1", kind, plural, [], namespaced), &|r| {
+            r.create_only = true
+        });
+    }
     out
 }
 

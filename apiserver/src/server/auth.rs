@@ -1,9 +1,15 @@
 //! Authentication: client certificates signed by the server's CA (CN = user,
-//! O = groups) and bearer tokens from a static tokens file
-//! (`token,user,uid,"group1,group2"`, as kube-apiserver's `--token-auth-file`).
+//! O = groups), bearer tokens from a static tokens file
+//! (`token,user,uid,"group1,group2"`, as kube-apiserver's `--token-auth-file`), and
+//! service-account tokens (JWTs signed by this server, see
+//! [`super::service_account`]). Start at [`authenticate`]; [`Authenticator`] holds
+//! what bearer tokens are checked against.
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use super::service_account::{self, Signer};
+use crate::storage::Snapshot;
 
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,17 +165,159 @@ pub fn user_from_headers(headers: &http::HeaderMap) -> Option<User> {
     })
 }
 
-/// The user of a request: its client certificate, else its bearer token.
+/// Checks bearer tokens: the static tokens file, then service-account JWTs.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    /// Static tokens.
+    pub tokens: Tokens,
+    /// The service-account token signer (none: service-account tokens are refused).
+    pub service_accounts: Option<Signer>,
+}
+
+/// Why a bearer token does not authenticate.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// Neither a known static token nor a JWT.
+    #[error("invalid bearer token")]
+    Unknown,
+    /// A JWT this server does not accept.
+    #[error("invalid bearer token, {0}")]
+    ServiceAccount(#[from] service_account::Error),
+    /// The token's ServiceAccount is gone (or was recreated with another uid).
+    #[error("service account {namespace}/{name} has been deleted")]
+    ServiceAccountGone {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+impl Authenticator {
+    /// An authenticator over static tokens and, when given, service-account tokens.
+    pub fn new(tokens: Tokens, service_accounts: Option<Signer>) -> Self {
+        Authenticator {
+            tokens,
+            service_accounts,
+        }
+    }
+
+    /// The user a bearer token names and the audiences it was accepted for, out of
+    /// `audiences` (empty: the API's own). A service-account token must verify, be
+    /// meant for one of the audiences, and its ServiceAccount must still exist in
+    /// `snapshot` with the uid the token names.
+    pub fn authenticate_token(
+        &self,
+        snapshot: &Snapshot,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(User, Vec<String>), TokenError> {
+        let wanted = if audiences.is_empty() {
+            service_account::api_audiences()
+        } else {
+            audiences.to_vec()
+        };
+        if let Some(user) = self.tokens.get(token) {
+            return Ok((user.clone(), wanted));
+        }
+        let Some(signer) = &self.service_accounts else {
+            return Err(TokenError::Unknown);
+        };
+        if !service_account::looks_like_jwt(token) {
+            return Err(TokenError::Unknown);
+        }
+        let claims = signer.verify(token, service_account::unix_now())?;
+        let accepted = service_account::audiences_accepted(&claims, &wanted)?;
+        let gone = || TokenError::ServiceAccountGone {
+            namespace: claims.namespace.clone(),
+            name: claims.name.clone(),
+        };
+        let key = format!("/core/serviceaccounts/{}/{}", claims.namespace, claims.name);
+        let stored = snapshot.get(&key).ok_or_else(gone)?;
+        let uid = stored
+            .value
+            .pointer("/metadata/uid")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let terminating = stored
+            .value
+            .pointer("/metadata/deletionTimestamp")
+            .is_some();
+        if uid != claims.uid || terminating {
+            return Err(gone());
+        }
+        let user = super::authz::service_account_user(&claims.namespace, &claims.name, uid);
+        Ok((user, accepted))
+    }
+}
+
+/// Answers an authentication.k8s.io/v1 `TokenReview`: the review echoed back with
+/// `status.authenticated`, `status.user` and `status.audiences` when `spec.token`
+/// authenticates for `spec.audiences` (default: the API's), else `status.error`.
+/// No token is a 400, as in kube.
+pub fn token_review(
+    authn: &Authenticator,
+    snapshot: &Snapshot,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, crate::status::ApiError> {
+    use serde_json::{Value, json};
+    let token = body
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if token.is_empty() {
+        return Err(crate::status::ApiError::bad_request(
+            "token is required for TokenReview in authentication.k8s.io",
+        ));
+    }
+    let audiences: Vec<String> = body
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let status = match authn.authenticate_token(snapshot, token, &audiences) {
+        Ok((mut user, accepted)) => {
+            if !user.groups.iter().any(|g| g == "system:authenticated") {
+                user.groups.push("system:authenticated".into());
+            }
+            let mut user_info = json!({"username": user.name, "groups": user.groups});
+            if !user.uid.is_empty() {
+                user_info["uid"] = user.uid.into();
+            }
+            json!({"authenticated": true, "user": user_info, "audiences": accepted})
+        }
+        Err(e) => json!({"user": {}, "error": e.to_string()}),
+    };
+    let mut review = super::authz::review_envelope(body, "authentication.k8s.io/v1", "TokenReview");
+    review["status"] = status;
+    Ok(review)
+}
+
+/// The user of a request: its client certificate, else its bearer token (for the
+/// API's own audiences).
 pub fn authenticate(
-    tokens: &Tokens,
+    authn: &Authenticator,
+    snapshot: &Snapshot,
     cert_user: Option<&User>,
     authorization: Option<&str>,
 ) -> Option<User> {
     let mut user = match cert_user {
         Some(u) => u.clone(),
-        None => tokens
-            .get(authorization?.strip_prefix("Bearer ")?.trim())?
-            .clone(),
+        None => {
+            let token = authorization?.strip_prefix("Bearer ")?.trim();
+            match authn.authenticate_token(snapshot, token, &[]) {
+                Ok((user, _)) => user,
+                Err(e) => {
+                    tracing::debug!(error = %e, "bearer token refused");
+                    return None;
+                }
+            }
+        }
     };
     // Every authenticated user is in system:authenticated.
     if !user.groups.iter().any(|g| g == "system:authenticated") {
@@ -188,8 +336,92 @@ mod tests {
         let alice = t.get("abc").expect("alice");
         assert_eq!(alice.groups, vec!["dev", "ops"]);
         assert_eq!(t.get("xyz").map(|u| u.name.as_str()), Some("bob"));
-        assert!(authenticate(&t, None, Some("Bearer abc")).is_some());
-        assert!(authenticate(&t, None, Some("Bearer nope")).is_none());
-        assert!(authenticate(&t, None, None).is_none());
+        let authn = Authenticator::new(t, None);
+        let snapshot = Snapshot {
+            map: Default::default(),
+            revision: 0,
+        };
+        assert!(authenticate(&authn, &snapshot, None, Some("Bearer abc")).is_some());
+        assert!(authenticate(&authn, &snapshot, None, Some("Bearer nope")).is_none());
+        assert!(authenticate(&authn, &snapshot, None, None).is_none());
+    }
+
+    fn service_account(uid: &str) -> (String, serde_json::Value) {
+        (
+            "/core/serviceaccounts/default/sa1".into(),
+            serde_json::json!({"metadata": {"name": "sa1", "namespace": "default", "uid": uid}}),
+        )
+    }
+
+    fn snapshot_of(objects: Vec<(String, serde_json::Value)>) -> Snapshot {
+        let mut map = imbl::OrdMap::new();
+        for (key, value) in objects {
+            let key: std::sync::Arc<str> = std::sync::Arc::from(key.as_str());
+            map.insert(
+                key.clone(),
+                crate::storage::KeyValue::new(key, std::sync::Arc::new(value), 1),
+            );
+        }
+        Snapshot { map, revision: 1 }
+    }
+
+    #[test]
+    fn service_account_tokens() {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        let signer = Signer::from_pkcs8(pkcs8.as_ref()).expect("signer");
+        let (_, sa) = service_account("u-1");
+        let now = service_account::unix_now();
+        let answer = service_account::token_request(&signer, &sa, &serde_json::json!({}), now)
+            .expect("token");
+        let token = answer["status"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let authn = Authenticator::new(Tokens::default(), Some(signer));
+
+        let live = snapshot_of(vec![service_account("u-1")]);
+        let (user, audiences) = authn
+            .authenticate_token(&live, &token, &[])
+            .expect("accepted");
+        assert_eq!(user.name, "system:serviceaccount:default:sa1");
+        assert_eq!(user.uid, "u-1");
+        assert_eq!(
+            user.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:default",
+                "system:authenticated"
+            ]
+        );
+        assert_eq!(audiences, service_account::api_audiences());
+        assert!(matches!(
+            authn.authenticate_token(&live, &token, &["vault".into()]),
+            Err(TokenError::ServiceAccount(
+                service_account::Error::Audience { .. }
+            ))
+        ));
+        let gone = snapshot_of(vec![]);
+        assert!(matches!(
+            authn.authenticate_token(&gone, &token, &[]),
+            Err(TokenError::ServiceAccountGone { .. })
+        ));
+        let recreated = snapshot_of(vec![service_account("u-2")]);
+        assert!(authn.authenticate_token(&recreated, &token, &[]).is_err());
+
+        let review = token_review(
+            &authn,
+            &live,
+            &serde_json::json!({"spec": {"token": token}}),
+        )
+        .expect("review");
+        assert_eq!(review["kind"], "TokenReview");
+        assert_eq!(review["status"]["authenticated"], true);
+        let review = token_review(&authn, &live, &serde_json::json!({"spec": {"token": "x"}}))
+            .expect("review");
+        assert_eq!(review["status"]["error"], "invalid bearer token");
+        assert!(token_review(&authn, &live, &serde_json::json!({"spec": {}})).is_err());
     }
 }

@@ -1245,12 +1245,97 @@ pub fn self_subject_access_review(
     body: &Value,
 ) -> Result<Value, ApiError> {
     let spec = body.get("spec").unwrap_or(&Value::Null);
+    let attrs = access_review_attributes("SelfSubjectAccessReview", spec)?;
+    Ok(access_review_answer(
+        snapshot,
+        user,
+        &attrs,
+        body,
+        "SelfSubjectAccessReview",
+    ))
+}
+
+/// Answers an authorization.k8s.io/v1 `SubjectAccessReview` (cluster scope,
+/// `namespace` none) or `LocalSubjectAccessReview` (in `namespace`): may the user
+/// of `spec.user`, `spec.groups` and `spec.uid` do what the spec asks? At least one
+/// of user or groups is required; a local review asks about resources in its own
+/// namespace only, as in kube.
+pub fn subject_access_review(
+    snapshot: &Snapshot,
+    body: &Value,
+    namespace: Option<&str>,
+) -> Result<Value, ApiError> {
+    let kind = if namespace.is_some() {
+        "LocalSubjectAccessReview"
+    } else {
+        "SubjectAccessReview"
+    };
+    let spec = body.get("spec").unwrap_or(&Value::Null);
+    let user = User {
+        name: str_field(spec, "user").to_string(),
+        uid: str_field(spec, "uid").to_string(),
+        groups: strings(spec, "groups"),
+    };
+    if user.name.is_empty() && user.groups.is_empty() {
+        return Err(ApiError::invalid(
+            "authorization.k8s.io",
+            kind,
+            "",
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "spec.user",
+                "Invalid value: \"\": at least one of user or group must be specified",
+            )],
+        ));
+    }
+    let mut body = body.clone();
+    if let Some(namespace) = namespace {
+        if spec
+            .get("nonResourceAttributes")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(review_invalid(
+                kind,
+                "spec.nonResourceAttributes",
+                "disallowed on this kind of request",
+            ));
+        }
+        let object_namespace = body
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !object_namespace.is_empty() && object_namespace != namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        if body
+            .pointer("/spec/resourceAttributes/namespace")
+            .and_then(Value::as_str)
+            != Some(namespace)
+        {
+            return Err(ApiError::bad_request(format!(
+                "spec.resourceAttributes.namespace must match namespace: {namespace}"
+            )));
+        }
+        if !body.get("metadata").is_some_and(Value::is_object) {
+            body["metadata"] = json!({});
+        }
+        body["metadata"]["namespace"] = namespace.into();
+    }
+    let attrs = access_review_attributes(kind, spec)?;
+    Ok(access_review_answer(snapshot, &user, &attrs, &body, kind))
+}
+
+/// The attributes an access review's spec asks about: `resourceAttributes` or
+/// `nonResourceAttributes`. Neither or both is 422 Invalid, as in kube.
+fn access_review_attributes(kind: &str, spec: &Value) -> Result<Attributes, ApiError> {
     let present = |f: &str| spec.get(f).filter(|v| !v.is_null());
-    let attrs = match (
+    match (
         present("resourceAttributes"),
         present("nonResourceAttributes"),
     ) {
-        (Some(r), None) => Attributes::Resource(ResourceAttributes {
+        (Some(r), None) => Ok(Attributes::Resource(ResourceAttributes {
             verb: str_field(r, "verb").into(),
             group: str_field(r, "group").into(),
             version: str_field(r, "version").into(),
@@ -1258,31 +1343,40 @@ pub fn self_subject_access_review(
             subresource: str_field(r, "subresource").into(),
             namespace: str_field(r, "namespace").into(),
             name: str_field(r, "name").into(),
-        }),
-        (None, Some(n)) => Attributes::non_resource(str_field(n, "verb"), str_field(n, "path")),
-        (Some(_), Some(_)) => {
-            return Err(review_invalid(
-                "SelfSubjectAccessReview",
-                "spec.nonResourceAttributes",
-                "cannot be specified in combination with resourceAttributes",
-            ));
-        }
-        (None, None) => {
-            return Err(review_invalid(
-                "SelfSubjectAccessReview",
-                "spec.resourceAttributes",
-                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-            ));
-        }
-    };
-    let decision = authorize(snapshot, user, &attrs);
+        })),
+        (None, Some(n)) => Ok(Attributes::non_resource(
+            str_field(n, "verb"),
+            str_field(n, "path"),
+        )),
+        (Some(_), Some(_)) => Err(review_invalid(
+            kind,
+            "spec.nonResourceAttributes",
+            "cannot be specified in combination with resourceAttributes",
+        )),
+        (None, None) => Err(review_invalid(
+            kind,
+            "spec.resourceAttributes",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )),
+    }
+}
+
+/// The review echoed back with `status.allowed` (and `reason` when there is one).
+fn access_review_answer(
+    snapshot: &Snapshot,
+    user: &User,
+    attrs: &Attributes,
+    body: &Value,
+    kind: &str,
+) -> Value {
+    let decision = authorize(snapshot, user, attrs);
     let mut status = json!({"allowed": decision.allowed});
     if !decision.reason.is_empty() {
         status["reason"] = decision.reason.into();
     }
-    let mut review = review_envelope(body, "authorization.k8s.io/v1", "SelfSubjectAccessReview");
+    let mut review = review_envelope(body, "authorization.k8s.io/v1", kind);
     review["status"] = status;
-    Ok(review)
+    review
 }
 
 /// Answers an authorization.k8s.io/v1 `SelfSubjectRulesReview` (`kubectl auth can-i
@@ -1353,7 +1447,7 @@ pub fn self_subject_review(user: &User) -> Value {
 }
 
 /// The request echoed back as the response object.
-fn review_envelope(body: &Value, api_version: &str, kind: &str) -> Value {
+pub(crate) fn review_envelope(body: &Value, api_version: &str, kind: &str) -> Value {
     let mut review = match body {
         Value::Object(_) => body.clone(),
         _ => json!({}),

@@ -1,7 +1,8 @@
 //! The server's certificates and credentials, made on first start in the data
 //! directory and reused afterwards: a CA, a serving certificate (SANs 127.0.0.1,
 //! localhost and the bind host), an admin client certificate (O=system:masters), an
-//! admin bearer token in the tokens file, and the kubeconfig that uses them.
+//! admin bearer token in the tokens file, the key that signs service-account tokens
+//! (`sa.key`, P-256 PKCS#8), and the kubeconfig that uses them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub struct Pki {
     /// The client certificate this server presents when proxying to aggregated servers.
     pub front_proxy_client_cert_pem: String,
     pub front_proxy_client_key_pem: String,
+    /// The P-256 PKCS#8 key (PEM) that signs service-account tokens (`sa.key`).
+    pub service_account_key_pem: String,
 }
 
 /// Loads a CA from `DIR/<name>.crt|key`, creating it when missing.
@@ -267,6 +270,13 @@ pub fn ensure(dir: &Path, bind_host: &str, extra_sans: &[String]) -> Result<Pki,
         "front-proxy-client",
         &[],
     )?;
+    let service_account_key_pem = if p("sa.key").exists() {
+        read(&p("sa.key"))?
+    } else {
+        let pem = KeyPair::generate()?.serialize_pem();
+        write_atomic(&p("sa.key"), pem.as_bytes())?;
+        pem
+    };
     let tokens_file = p("tokens.csv");
     let admin_token = match std::fs::read_to_string(&tokens_file) {
         Ok(text) => text
@@ -300,6 +310,7 @@ pub fn ensure(dir: &Path, bind_host: &str, extra_sans: &[String]) -> Result<Pki,
         front_proxy_ca_pem,
         front_proxy_client_cert_pem,
         front_proxy_client_key_pem,
+        service_account_key_pem,
     })
 }
 
@@ -337,5 +348,8 @@ mod tests {
         );
         assert!(covers(&c.server_cert_pem, &["10.1.2.3".into()]));
         assert_eq!(a.ca_cert_pem, c.ca_cert_pem);
+        assert_eq!(a.service_account_key_pem, c.service_account_key_pem);
+        super::super::service_account::Signer::from_pem(&a.service_account_key_pem)
+            .expect("sa.key signs ES256");
     }
 }

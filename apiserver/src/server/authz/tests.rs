@@ -1118,3 +1118,53 @@ fn bootstrap_policy_shape() {
     ));
     assert!(!admin(Attributes::resource("create", "", "namespaces")));
 }
+
+#[test]
+fn subject_access_reviews() {
+    let s = cluster(vec![role_binding(
+        "dev",
+        "v",
+        "ClusterRole",
+        "view",
+        json!([{"kind": "ServiceAccount", "name": "sa1", "namespace": "dev"}]),
+    )]);
+    let review = |kind: &str, spec: Value| json!({"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec});
+    let sa = "system:serviceaccount:dev:sa1";
+    let ask = |ns: &str, verb: &str| json!({"user": sa, "resourceAttributes": {"namespace": ns, "verb": verb, "resource": "pods"}});
+    let out = subject_access_review(&s, &review("SubjectAccessReview", ask("dev", "list")), None)
+        .expect("valid");
+    assert_eq!(out["kind"], "SubjectAccessReview");
+    assert_eq!(out["status"]["allowed"], true);
+    let out = subject_access_review(
+        &s,
+        &review("SubjectAccessReview", ask("prod", "list")),
+        None,
+    )
+    .expect("valid");
+    assert_eq!(out["status"], json!({"allowed": false}));
+    let nobody = json!({"resourceAttributes": {"verb": "get", "resource": "pods"}});
+    let e = subject_access_review(&s, &review("SubjectAccessReview", nobody), None)
+        .expect_err("no user");
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message
+            .contains("at least one of user or group must be specified")
+    );
+
+    // local: in its own namespace only, resources only
+    let local = |spec: Value| review("LocalSubjectAccessReview", spec);
+    let out = subject_access_review(&s, &local(ask("dev", "get")), Some("dev")).expect("valid");
+    assert_eq!(out["kind"], "LocalSubjectAccessReview");
+    assert_eq!(out["metadata"]["namespace"], "dev");
+    assert_eq!(out["status"]["allowed"], true);
+    let e = subject_access_review(&s, &local(ask("prod", "get")), Some("dev")).expect_err("ns");
+    assert_eq!(e.code, 400);
+    assert!(
+        e.message
+            .contains("spec.resourceAttributes.namespace must match namespace: dev")
+    );
+    let non_resource =
+        json!({"user": sa, "nonResourceAttributes": {"verb": "get", "path": "/api"}});
+    let e = subject_access_review(&s, &local(non_resource), Some("dev")).expect_err("non-resource");
+    assert_eq!(e.code, 422);
+}

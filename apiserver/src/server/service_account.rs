@@ -1,0 +1,445 @@
+//! Service-account tokens: ES256 JSON Web Tokens signed with the P-256 key kept in
+//! `DATA_DIR/sa.key` (made on first start by [`super::pki`]), shaped like the bound
+//! tokens kube-apiserver issues (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, and
+//! the `kubernetes.io` claim naming the namespace and the ServiceAccount's name and
+//! uid).
+//!
+//! Start at [`Signer`]: [`Signer::issue`] makes a token from [`Claims`],
+//! [`Signer::verify`] checks one (signature, issuer, time window) and answers its
+//! claims. Whether the ServiceAccount still exists is the caller's question
+//! ([`super::auth::Authenticator`] asks the store). [`token_request`] answers an
+//! authentication.k8s.io/v1 `TokenRequest` (`POST .../serviceaccounts/NAME/token`).
+
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair as _};
+use serde_json::{Value, json};
+
+use crate::status::{ApiError, Cause};
+
+/// The issuer (`iss`) of the tokens, kube's default `--service-account-issuer`.
+pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// The audiences the API itself accepts (kube's `--api-audiences` default: the issuer).
+pub fn api_audiences() -> Vec<String> {
+    vec![ISSUER.to_string()]
+}
+
+/// Token lifetime when a TokenRequest names none (kube's default).
+pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
+/// Shortest lifetime a TokenRequest may ask for (kube's: 10 minutes).
+pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+/// Longest lifetime a TokenRequest may ask for (kube's: 2^32 seconds).
+pub const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
+/// Clock skew tolerated on `nbf` and `iat`.
+const LEEWAY_SECONDS: i64 = 60;
+
+/// Why a token was not accepted, or a key not loaded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// The signing key is not a P-256 PKCS#8 key.
+    #[error("invalid service-account signing key: {0}")]
+    Key(String),
+    /// Signing failed.
+    #[error("signing failed")]
+    Sign,
+    /// Not three base64url parts with JSON header and claims.
+    #[error("malformed token")]
+    Malformed,
+    /// The header names another algorithm than ES256.
+    #[error("unexpected signing algorithm {0:?}")]
+    Algorithm(String),
+    /// The signature does not verify with this server's key.
+    #[error("invalid signature")]
+    Signature,
+    /// The issuer is not this server's.
+    #[error("unexpected issuer {0:?}")]
+    Issuer(String),
+    /// `exp` has passed.
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` or `iat` lies in the future.
+    #[error("token used before it became valid")]
+    NotYetValid,
+    /// The token has none of the audiences asked for.
+    #[error("token audiences {token:?} do not intersect {wanted:?}")]
+    Audience {
+        /// The token's `aud`.
+        token: Vec<String>,
+        /// The audiences accepted.
+        wanted: Vec<String>,
+    },
+}
+
+/// `pub type Result<T, E = Error>` of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a service-account token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The ServiceAccount's namespace.
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    pub name: String,
+    /// The ServiceAccount's `metadata.uid` when the token was issued.
+    pub uid: String,
+    /// `aud`.
+    pub audiences: Vec<String>,
+    /// `iat` and `nbf`, Unix seconds.
+    pub issued_at: i64,
+    /// `exp`, Unix seconds.
+    pub expires_at: i64,
+    /// `jti`, unique per token.
+    pub id: String,
+}
+
+impl Claims {
+    /// The JWT claims set, as kube-apiserver writes it.
+    fn to_json(&self) -> Value {
+        json!({
+            "aud": self.audiences,
+            "exp": self.expires_at,
+            "iat": self.issued_at,
+            "iss": ISSUER,
+            "jti": self.id,
+            "kubernetes.io": {
+                "namespace": self.namespace,
+                "serviceaccount": {"name": self.name, "uid": self.uid},
+            },
+            "nbf": self.issued_at,
+            "sub": super::authz::service_account_username(&self.namespace, &self.name),
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<Claims> {
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
+        let audiences = match v.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Claims {
+            namespace: s("/kubernetes.io/namespace").ok_or(Error::Malformed)?,
+            name: s("/kubernetes.io/serviceaccount/name").ok_or(Error::Malformed)?,
+            uid: s("/kubernetes.io/serviceaccount/uid").unwrap_or_default(),
+            audiences,
+            issued_at: v.get("iat").and_then(Value::as_i64).unwrap_or(0),
+            expires_at: v
+                .get("exp")
+                .and_then(Value::as_i64)
+                .ok_or(Error::Malformed)?,
+            id: s("/jti").unwrap_or_default(),
+        })
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| Error::Malformed)
+}
+
+/// Signs and verifies service-account tokens with one ES256 key.
+pub struct Signer {
+    key: EcdsaKeyPair,
+    key_id: String,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A signer over a P-256 private key in PKCS#8 DER.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Signer> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+            .map_err(|e| Error::Key(e.to_string()))?;
+        // kube's key id: the base64url SHA-256 of the public key.
+        let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
+        let key_id = b64(digest.as_ref());
+        Ok(Signer { key, key_id, rng })
+    }
+
+    /// A signer over a PEM `PRIVATE KEY` (PKCS#8) such as `DATA_DIR/sa.key`.
+    pub fn from_pem(pem: &str) -> Result<Signer> {
+        use rustls::pki_types::PrivatePkcs8KeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| Error::Key(e.to_string()))?;
+        Signer::from_pkcs8(der.secret_pkcs8_der())
+    }
+
+    /// The signed token (`header.claims.signature`) of `claims`.
+    pub fn issue(&self, claims: &Claims) -> Result<String> {
+        let header = json!({"alg": "ES256", "kid": self.key_id});
+        let signing_input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_json().to_string().as_bytes())
+        );
+        let sig = self
+            .key
+            .sign(&self.rng, signing_input.as_bytes())
+            .map_err(|_| Error::Sign)?;
+        Ok(format!("{signing_input}.{}", b64(sig.as_ref())))
+    }
+
+    /// The claims of a token this signer issued, if its signature verifies, its
+    /// issuer is [`ISSUER`] and `now` (Unix seconds) is within its validity.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Error::Malformed);
+        };
+        let header: Value = serde_json::from_slice(&unb64(h)?).map_err(|_| Error::Malformed)?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        if alg != "ES256" {
+            return Err(Error::Algorithm(alg.to_string()));
+        }
+        let public = signature::UnparsedPublicKey::new(
+            &signature::ECDSA_P256_SHA256_FIXED,
+            self.key.public_key().as_ref(),
+        );
+        public
+            .verify(format!("{h}.{c}").as_bytes(), &unb64(s)?)
+            .map_err(|_| Error::Signature)?;
+        let body: Value = serde_json::from_slice(&unb64(c)?).map_err(|_| Error::Malformed)?;
+        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
+        if iss != ISSUER {
+            return Err(Error::Issuer(iss.to_string()));
+        }
+        let claims = Claims::from_json(&body)?;
+        if now >= claims.expires_at {
+            return Err(Error::Expired);
+        }
+        let nbf = body.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+        if nbf.max(claims.issued_at) > now + LEEWAY_SECONDS {
+            return Err(Error::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// Whether `s` looks like a JWT (three dot-separated parts); other bearer tokens are
+/// not tried as service-account tokens.
+pub fn looks_like_jwt(s: &str) -> bool {
+    s.split('.').count() == 3 && s.starts_with("ey")
+}
+
+/// The audiences of `claims` that are also in `wanted`; an error when none are.
+pub fn audiences_accepted(claims: &Claims, wanted: &[String]) -> Result<Vec<String>> {
+    let both: Vec<String> = wanted
+        .iter()
+        .filter(|w| claims.audiences.contains(w))
+        .cloned()
+        .collect();
+    if both.is_empty() {
+        return Err(Error::Audience {
+            token: claims.audiences.clone(),
+            wanted: wanted.to_vec(),
+        });
+    }
+    Ok(both)
+}
+
+fn invalid(name: &str, field: &str, value: &str, message: &str) -> ApiError {
+    ApiError::invalid(
+        "authentication.k8s.io",
+        "TokenRequest",
+        name,
+        vec![Cause::new(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {value}: {message}"),
+        )],
+    )
+}
+
+/// Answers an authentication.k8s.io/v1 `TokenRequest` for `service_account` (the
+/// stored object) at `now` (Unix seconds): the request echoed back with
+/// `spec.audiences` (default: the API's) and `spec.expirationSeconds` (default
+/// 3600, at least 600) filled in and `status.token` / `status.expirationTimestamp`.
+pub fn token_request(
+    signer: &Signer,
+    service_account: &Value,
+    request: &Value,
+    now: i64,
+) -> Result<Value, ApiError> {
+    let meta = |f: &str| {
+        service_account
+            .pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let name = meta("name");
+    let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let expiration = match spec.get("expirationSeconds") {
+        None | Some(Value::Null) => DEFAULT_EXPIRATION_SECONDS,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            invalid(
+                &name,
+                "spec.expirationSeconds",
+                &v.to_string(),
+                "must be an integer",
+            )
+        })?,
+    };
+    if expiration < MIN_EXPIRATION_SECONDS {
+        return Err(invalid(
+            &name,
+            "spec.expirationSeconds",
+            &expiration.to_string(),
+            "may not specify a duration less than 10 minutes",
+        ));
+    }
+    if expiration > MAX_EXPIRATION_SECONDS {
+        return Err(invalid(
+            &name,
+            "spec.expirationSeconds",
+            &expiration.to_string(),
+            "may not specify a duration larger than 2^32 seconds",
+        ));
+    }
+    let mut audiences: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        audiences = api_audiences();
+    }
+    let claims = Claims {
+        namespace: meta("namespace"),
+        name,
+        uid: meta("uid"),
+        audiences: audiences.clone(),
+        issued_at: now,
+        expires_at: now + expiration,
+        id: uuid::Uuid::new_v4().to_string(),
+    };
+    let token = signer
+        .issue(&claims)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let timestamp = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    let mut out_spec = spec;
+    out_spec["audiences"] = json!(audiences);
+    out_spec["expirationSeconds"] = json!(expiration);
+    if out_spec.get("boundObjectRef").is_none() {
+        out_spec["boundObjectRef"] = Value::Null;
+    }
+    Ok(json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {
+            "name": claims.name,
+            "namespace": claims.namespace,
+            "creationTimestamp": timestamp(now),
+        },
+        "spec": out_spec,
+        "status": {
+            "token": token,
+            "expirationTimestamp": timestamp(claims.expires_at),
+        },
+    }))
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("key");
+        Signer::from_pkcs8(pkcs8.as_ref()).expect("signer")
+    }
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            namespace: "default".into(),
+            name: "sa1".into(),
+            uid: "u-1".into(),
+            audiences: api_audiences(),
+            issued_at: now,
+            expires_at: now + 600,
+            id: "j".into(),
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_they_expire() {
+        let s = signer();
+        let token = s.issue(&claims(1000)).expect("issue");
+        assert!(looks_like_jwt(&token));
+        assert_eq!(s.verify(&token, 1001).expect("valid"), claims(1000));
+        assert_eq!(s.verify(&token, 1600), Err(Error::Expired));
+        assert_eq!(s.verify(&token, 800), Err(Error::NotYetValid));
+    }
+
+    #[test]
+    fn forged_and_foreign_tokens_fail() {
+        let (s, other) = (signer(), signer());
+        let token = other.issue(&claims(1000)).expect("issue");
+        assert_eq!(s.verify(&token, 1001), Err(Error::Signature));
+        // same signature, altered claims
+        let good = s.issue(&claims(1000)).expect("issue");
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut c = claims(1000);
+        c.name = "admin".into();
+        let altered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(c.to_json().to_string().as_bytes()),
+            parts[2]
+        );
+        assert_eq!(s.verify(&altered, 1001), Err(Error::Signature));
+        assert_eq!(s.verify("a.b", 1001), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn token_request_defaults_and_limits() {
+        let s = signer();
+        let sa = json!({"metadata": {"name": "sa1", "namespace": "default", "uid": "u-1"}});
+        let out = token_request(&s, &sa, &json!({"spec": {}}), 1000).expect("ok");
+        assert_eq!(out["spec"]["expirationSeconds"], 3600);
+        assert_eq!(out["spec"]["audiences"], json!([ISSUER]));
+        let token = out["status"]["token"].as_str().expect("token");
+        let c = s.verify(token, 1001).expect("valid");
+        assert_eq!((c.uid.as_str(), c.expires_at), ("u-1", 4600));
+        let short = json!({"spec": {"expirationSeconds": 60}});
+        let e = token_request(&s, &sa, &short, 1000).expect_err("too short");
+        assert_eq!(e.code, 422);
+        assert!(audiences_accepted(&c, &["other".into()]).is_err());
+    }
+}
