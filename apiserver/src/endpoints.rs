@@ -251,6 +251,24 @@ where
     match path {
         "/version" => return get_only(value_response(StatusCode::OK, &discovery::version())),
         "/healthz" | "/livez" | "/readyz" => return get_only(text_response(StatusCode::OK, "ok")),
+        "/.well-known/openid-configuration" | "/openid/v1/jwks" => {
+            let Some(signer) = api.authenticator.service_accounts.as_ref() else {
+                return Err(ApiError::no_route());
+            };
+            let (content_type, document) = if path == "/openid/v1/jwks" {
+                ("application/jwk-set+json", signer.jwks())
+            } else {
+                (
+                    "application/json",
+                    crate::server::service_account::openid_configuration(&format!(
+                        "https://{}/openid/v1/jwks",
+                        api.server_address
+                    )),
+                )
+            };
+            let body = serde_json::to_vec(&document).unwrap_or_default();
+            return get_only(json_response(StatusCode::OK, content_type, body));
+        }
         p if p.starts_with("/healthz/")
             || p.starts_with("/livez/")
             || p.starts_with("/readyz/") =>

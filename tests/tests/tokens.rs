@@ -282,6 +282,37 @@ fn token_request_fields_and_limits() {
         7200
     );
 
+    // issuer discovery: the key set verifies the token; service accounts may read it
+    let config: Value =
+        serde_json::from_str(&s.admin(&["get", "--raw", "/.well-known/openid-configuration"]))
+            .expect("openid-configuration JSON");
+    assert_eq!(
+        config["issuer"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(
+        config["jwks_uri"],
+        format!("{}/openid/v1/jwks", s.srv.url).as_str()
+    );
+    let (code, out, err) = s.with_token(&token, &["get", "--raw", "/openid/v1/jwks"]);
+    assert!(code == 0, "jwks as the service account: {code}\n{err}");
+    let jwks: Value = serde_json::from_str(&out).expect("jwks JSON");
+    let jwk = &jwks["keys"][0];
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["alg"].as_str()),
+        (Some("EC"), Some("ES256"))
+    );
+    let mut point = vec![4u8];
+    point.extend(unb64url(jwk["x"].as_str().expect("x")));
+    point.extend(unb64url(jwk["y"].as_str().expect("y")));
+    let parts: Vec<&str> = token.split('.').collect();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
+        .verify(
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &unb64url(parts[2]),
+        )
+        .expect("the token verifies with the published key");
+
     // kube's minimum is ten minutes
     let (code, _, err) = s.run_with(None, &["create", "token", "sa1", "--duration=5m"]);
     assert_ne!(code, 0);

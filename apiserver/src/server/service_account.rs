@@ -8,7 +8,10 @@
 //! [`Signer::verify`] checks one (signature, issuer, time window) and answers its
 //! claims. Whether the ServiceAccount still exists is the caller's question
 //! ([`super::auth::Authenticator`] asks the store). [`token_request`] answers an
-//! authentication.k8s.io/v1 `TokenRequest` (`POST .../serviceaccounts/NAME/token`).
+//! authentication.k8s.io/v1 `TokenRequest` (`POST .../serviceaccounts/NAME/token`);
+//! [`openid_configuration`] and [`Signer::jwks`] are the issuer discovery documents
+//! (`/.well-known/openid-configuration`, `/openid/v1/jwks`) other parties verify
+//! tokens with.
 
 use base64::Engine;
 use ring::rand::SystemRandom;
@@ -181,6 +184,25 @@ impl Signer {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
             .map_err(|e| Error::Key(e.to_string()))?;
         Signer::from_pkcs8(der.secret_pkcs8_der())
+    }
+
+    /// The JSON Web Key Set of the public key (`/openid/v1/jwks`).
+    pub fn jwks(&self) -> Value {
+        // An uncompressed P-256 point: 0x04, then X and Y, 32 bytes each.
+        let point = self.key.public_key().as_ref();
+        let (x, y) = match point {
+            [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
+            _ => return json!({"keys": []}),
+        };
+        json!({"keys": [{
+            "use": "sig",
+            "kty": "EC",
+            "kid": self.key_id,
+            "crv": "P-256",
+            "alg": "ES256",
+            "x": b64(x),
+            "y": b64(y),
+        }]})
     }
 
     /// The signed token (`header.claims.signature`) of `claims`.
@@ -369,6 +391,18 @@ pub fn token_request(
     }))
 }
 
+/// The OpenID provider configuration (`/.well-known/openid-configuration`) naming
+/// the key set at `jwks_uri`, as kube-apiserver serves it.
+pub fn openid_configuration(jwks_uri: &str) -> Value {
+    json!({
+        "issuer": ISSUER,
+        "jwks_uri": jwks_uri,
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    })
+}
+
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -425,6 +459,9 @@ mod tests {
         );
         assert_eq!(s.verify(&altered, 1001), Err(Error::Signature));
         assert_eq!(s.verify("a.b", 1001), Err(Error::Malformed));
+        let jwks = s.jwks();
+        assert_eq!(jwks["keys"][0]["kid"], s.key_id.as_str());
+        assert_eq!(jwks["keys"][0]["x"].as_str().map(str::len), Some(43));
     }
 
     #[test]
