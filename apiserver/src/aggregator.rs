@@ -38,7 +38,7 @@ pub struct ProxyIdentity {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a forwarded request.
-type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A remote group/version and where it is served.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub fn remote_for(snapshot: &Snapshot, group: &str, version: &str) -> Option<Rem
 
 /// Accepts any server certificate (`insecureSkipTLSVerify`).
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAny(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
@@ -219,7 +219,7 @@ async fn connect(
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender)
 }
@@ -228,6 +228,123 @@ fn unavailable(remote: &Remote, why: &str) -> ApiError {
     ApiError::unavailable(format!(
         "the server is currently unable to handle the request ({}/{}: {why})",
         remote.group, remote.version
+    ))
+}
+
+/// Whether a request asks to switch protocols (`Connection: Upgrade`), as exec,
+/// attach and port-forward do.
+pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes the headers that name or act on behalf of a user (credentials,
+/// front-proxy and impersonation headers) and the hop-by-hop ones, keeping
+/// `Connection`/`Upgrade` on an upgrade request.
+pub(crate) fn strip_identity_headers(headers: &mut http::HeaderMap) {
+    let upgrade = is_upgrade(headers);
+    for h in [header::AUTHORIZATION, header::HOST] {
+        headers.remove(h);
+    }
+    if !upgrade {
+        headers.remove(header::CONNECTION);
+    }
+    let named: Vec<header::HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.starts_with("x-remote-") || k.starts_with("impersonate-")
+        })
+        .cloned()
+        .collect();
+    for h in named {
+        headers.remove(h);
+    }
+}
+
+/// Why forwarding a request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForwardError {
+    /// The client asked for an upgrade on a connection that cannot be upgraded
+    /// (HTTP/2, or a request made in-process).
+    #[error("upgrade requests are only supported over HTTP/1.1")]
+    UpgradeUnsupported,
+    /// The backend did not answer.
+    #[error("{0}")]
+    Send(#[source] hyper::Error),
+}
+
+/// Sends a prepared request (path-only URI, headers set) on `sender` and streams
+/// the answer back. An upgrade request whose backend answers
+/// `101 Switching Protocols` is spliced end to end: once both sides have
+/// switched, bytes are copied in both directions until either closes.
+pub(crate) async fn forward<B>(
+    sender: &mut hyper::client::conn::http1::SendRequest<OutBody>,
+    mut parts: http::request::Parts,
+    body: B,
+) -> Result<Response<Body>, ForwardError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let client_upgrade = if is_upgrade(&parts.headers) {
+        Some(
+            parts
+                .extensions
+                .remove::<hyper::upgrade::OnUpgrade>()
+                .ok_or(ForwardError::UpgradeUnsupported)?,
+        )
+    } else {
+        None
+    };
+    // HTTP/2 pseudo-headers are gone; a request over HTTP/1.1 needs a version it knows.
+    parts.version = http::Version::HTTP_11;
+    let body: OutBody = body.map_err(Into::into).boxed_unsync();
+    let mut response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(ForwardError::Send)?;
+    if let Some(client_upgrade) = client_upgrade
+        && response.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        let backend_upgrade = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            match futures::future::try_join(client_upgrade, backend_upgrade).await {
+                Ok((client, backend)) => {
+                    let mut client = hyper_util::rt::TokioIo::new(client);
+                    let mut backend = hyper_util::rt::TokioIo::new(backend);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                        tracing::debug!(error = %e, "upgraded connection ended");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        let (parts, _) = response.into_parts();
+        return Ok(Response::from_parts(
+            parts,
+            Full::new(Bytes::new()).boxed_unsync(),
+        ));
+    }
+    let (parts, incoming) = response.into_parts();
+    let stream = incoming
+        .into_data_stream()
+        .take_while(|chunk| futures::future::ready(chunk.is_ok()))
+        .filter_map(|chunk| {
+            futures::future::ready(
+                chunk
+                    .ok()
+                    .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b))),
+            )
+        });
+    Ok(Response::from_parts(
+        parts,
+        StreamBody::new(stream).boxed_unsync(),
     ))
 }
 
@@ -247,21 +364,7 @@ where
         .await
         .map_err(|e| unavailable(remote, &e))?;
     let (mut parts, body) = req.into_parts();
-    for h in [header::AUTHORIZATION, header::HOST, header::CONNECTION] {
-        parts.headers.remove(h);
-    }
-    let forwarded: Vec<header::HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            k.starts_with("x-remote-") || k.starts_with("impersonate-")
-        })
-        .cloned()
-        .collect();
-    for h in forwarded {
-        parts.headers.remove(h);
-    }
+    strip_identity_headers(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(&user.name) {
         parts.headers.insert("x-remote-user", v);
     }
@@ -281,29 +384,17 @@ where
     parts.uri = path
         .parse()
         .map_err(|_| ApiError::bad_request("invalid request path"))?;
-    // HTTP/2 pseudo-headers are gone; a request over HTTP/1.1 needs a version it knows.
-    parts.version = http::Version::HTTP_11;
-    let body: OutBody = body.map_err(Into::into).boxed_unsync();
-    let request = Request::from_parts(parts, body);
-    let response = sender
-        .send_request(request)
+    forward(&mut sender, parts, body)
         .await
-        .map_err(|e| unavailable(remote, &e.to_string()))?;
-    let (parts, incoming) = response.into_parts();
-    let stream = incoming
-        .into_data_stream()
-        .take_while(|chunk| futures::future::ready(chunk.is_ok()))
-        .filter_map(|chunk| {
-            futures::future::ready(
-                chunk
-                    .ok()
-                    .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b))),
-            )
-        });
-    Ok(Response::from_parts(
-        parts,
-        StreamBody::new(stream).boxed_unsync(),
-    ))
+        .map_err(|e| match e {
+            ForwardError::UpgradeUnsupported => not_implemented(&e),
+            ForwardError::Send(e) => unavailable(remote, &e.to_string()),
+        })
+}
+
+/// 501 for what the proxy cannot do.
+pub(crate) fn not_implemented(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(501, "NotImplemented", e.to_string())
 }
 
 /// GETs a path on a remote (discovery, health), as the front proxy.

@@ -57,6 +57,8 @@ pub struct Api {
     /// Checks bearer tokens (TokenReview) and signs service-account tokens
     /// (TokenRequest); the server authenticates requests with it too.
     pub authenticator: Arc<Authenticator>,
+    /// Reads member credentials for `clusters/NAME/proxy` (aggregated server only).
+    pub member_credentials: Option<crate::cluster_proxy::CredentialsSource>,
 }
 
 impl Api {
@@ -78,6 +80,7 @@ impl Api {
             proxy_identity: None,
             remote_discovery: Default::default(),
             authenticator: Arc::new(Authenticator::default()),
+            member_credentials: None,
         }
     }
 
@@ -392,6 +395,34 @@ where
     }
 }
 
+/// `clusters/NAME/proxy/...`: forwards the request to that member as the caller.
+async fn cluster_proxy<B>(
+    api: &Arc<Api>,
+    parts: &http::request::Parts,
+    info: &ResourceInfo,
+    req: &RequestInfo,
+    body: B,
+    user: &Option<Arc<User>>,
+) -> Result<Response<Body>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let name = req.name.as_deref().unwrap_or("");
+    let cluster = api.store.get(info, None, name).await?;
+    let rest = crate::cluster_proxy::rest_of_path(parts.uri.path(), name).unwrap_or("");
+    let user = user.clone().unwrap_or_else(|| Arc::new(aggregator_user()));
+    crate::cluster_proxy::proxy(
+        &cluster,
+        api.member_credentials.as_ref(),
+        parts.clone(),
+        body,
+        rest,
+        &user,
+    )
+    .await
+}
+
 /// The identity used for requests the server makes itself through the proxy.
 fn aggregator_user() -> User {
     User {
@@ -593,6 +624,12 @@ where
     );
     if info.namespaced && namespace.is_none() && needs_namespace {
         return Err(ApiError::no_route());
+    }
+    if let Some(sub) = req.subresource.as_deref()
+        && (sub == "proxy" || sub.starts_with("proxy/"))
+        && crate::registry::cluster::is_cluster(&info)
+    {
+        return cluster_proxy(api, parts, &info, &req, body, user).await;
     }
     let part = match req.subresource.as_deref() {
         None => Part::Main,

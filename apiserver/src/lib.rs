@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod aggregator;
+pub mod cluster_proxy;
 pub mod endpoints;
 pub mod registry;
 pub mod server;

@@ -49,6 +49,9 @@ pub struct Config {
     pub extra_sans: Vec<String>,
     /// What this server serves.
     pub role: Role,
+    /// Reads member credentials Secrets from the host control plane, for the
+    /// `clusters/NAME/proxy` subresource of [`Role::Aggregated`].
+    pub member_credentials: Option<crate::cluster_proxy::CredentialsSource>,
 }
 
 /// The kinds of API server flotilla runs.
@@ -73,6 +76,7 @@ impl Config {
             extra_sans: Vec::new(),
             role: Role::Host,
             context: "flotilla".into(),
+            member_credentials: None,
         }
     }
 
@@ -271,6 +275,7 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
         key_pem: pki.front_proxy_client_key_pem.clone(),
     });
     api.authenticator = authenticator;
+    api.member_credentials = config.member_credentials.clone();
     let api = Arc::new(api);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
         &pki,
@@ -357,6 +362,10 @@ impl Server {
                             authorization.as_deref(),
                         );
                         let who = user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+                        let groups = user
+                            .as_ref()
+                            .map(|u| u.groups.join(","))
+                            .unwrap_or_default();
                         let response = match user {
                             // A front proxy has authorized the request before forwarding it.
                             Some(user) if peer_identity == auth::Peer::FrontProxy => {
@@ -380,14 +389,17 @@ impl Server {
                                 | http::Method::DELETE
                         ) {
                             // The audit trail: who changed what, with what result.
-                            tracing::info!(target: "audit", user = %who, %method, %path, code, "mutating request");
+                            tracing::info!(target: "audit", user = %who, %groups, %method, %path, code, "mutating request");
                         }
                         tracing::debug!(%method, %path, code, elapsed_ms, "request");
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                if let Err(e) = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                    .await
+                {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });

@@ -143,6 +143,36 @@ fn endpoint_address(
     None
 }
 
+/// The address of a `type: ExternalName` Service: its `externalName` looked up
+/// in DNS (bounded) on the Service's port. None for other Services or when the name
+/// does not resolve (then the Endpoints of the same name are used, which is how the
+/// embedded default serves Karmada's `externalName` manifests).
+async fn external_address(
+    snapshot: &Snapshot,
+    namespace: &str,
+    name: &str,
+    port: u16,
+) -> Option<SocketAddr> {
+    let service = snapshot.get(&format!("/core/services/{namespace}/{name}"))?;
+    if service.value.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName") {
+        return None;
+    }
+    let host = service
+        .value
+        .pointer("/spec/externalName")
+        .and_then(Value::as_str)?
+        .trim_end_matches('.')
+        .to_string();
+    let lookup = tokio::net::lookup_host((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+        Ok(Ok(mut addrs)) => addrs.next(),
+        _ => {
+            tracing::debug!(%namespace, %name, %host, "externalName does not resolve; using endpoints");
+            None
+        }
+    }
+}
+
 /// Resolves a `clientConfig` (admissionregistration / apiextensions shape).
 pub async fn resolve(client_config: &Value, snapshot: &Snapshot) -> Result<Target, Error> {
     let ca_bundle = match client_config.get("caBundle").and_then(Value::as_str) {
@@ -209,11 +239,16 @@ pub async fn resolve(client_config: &Value, snapshot: &Snapshot) -> Result<Targe
         .and_then(Value::as_str)
         .unwrap_or("/")
         .to_string();
-    let addr =
-        endpoint_address(snapshot, &namespace, &name, port).ok_or_else(|| Error::NoEndpoints {
-            namespace: namespace.clone(),
-            name: name.clone(),
-        })?;
+    let external = external_address(snapshot, &namespace, &name, port).await;
+    let addr = match external {
+        Some(addr) => addr,
+        None => endpoint_address(snapshot, &namespace, &name, port).ok_or_else(|| {
+            Error::NoEndpoints {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            }
+        })?,
+    };
     Ok(Target {
         addr,
         server_name: format!("{name}.{namespace}.svc"),
@@ -305,5 +340,55 @@ pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Resu
             url: target.display.clone(),
             seconds: timeout.as_secs(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use crate::storage::kv::{Config, KvStore};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn external_name_services_fall_back_to_endpoints() {
+        let store = KvStore::open(crate::storage::memory::Memory, Config::default()).expect("open");
+        let ns = "karmada-system";
+        let name = "karmada-aggregated-apiserver";
+        store
+            .create(
+                format!("/core/services/{ns}/{name}"),
+                json!({"metadata": {"name": name, "namespace": ns},
+                       "spec": {"type": "ExternalName",
+                                "externalName": "karmada-aggregated-apiserver.karmada-system.svc.cluster.local"}}),
+            )
+            .await
+            .expect("service");
+        store
+            .create(
+                format!("/core/endpoints/{ns}/{name}"),
+                json!({"metadata": {"name": name, "namespace": ns},
+                       "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 7443}]}]}),
+            )
+            .await
+            .expect("endpoints");
+        let config = json!({"service": {"namespace": ns, "name": name, "port": 443}});
+        let target = resolve(&config, &store.snapshot()).await.expect("resolved");
+        assert_eq!(target.addr, "127.0.0.1:7443".parse().expect("addr"));
+        assert_eq!(target.server_name, format!("{name}.{ns}.svc"));
+
+        // A resolvable externalName is used as is, on the Service's port.
+        let other = KvStore::open(crate::storage::memory::Memory, Config::default()).expect("open");
+        other
+            .create(
+                format!("/core/services/{ns}/{name}"),
+                json!({"metadata": {"name": name, "namespace": ns},
+                       "spec": {"type": "ExternalName", "externalName": "localhost"}}),
+            )
+            .await
+            .expect("service");
+        let target = resolve(&config, &other.snapshot()).await.expect("resolved");
+        assert_eq!(target.addr.port(), 443);
+        assert!(target.addr.ip().is_loopback(), "{target:?}");
     }
 }

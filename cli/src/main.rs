@@ -216,6 +216,10 @@ enum Command {
     AggregatedApiserver {
         #[command(flatten)]
         server: ServerArgs,
+        /// Kubeconfig of the host control plane, read for member credentials
+        /// (Secrets named by each Cluster's secretRef) by `clusters/NAME/proxy`.
+        #[arg(long)]
+        host_kubeconfig: Option<PathBuf>,
     },
 }
 
@@ -361,16 +365,47 @@ async fn run() -> anyhow::Result<()> {
                 .await
                 .context("apiserver failed")?;
         }
-        Command::AggregatedApiserver { server } => {
-            let config = server.config(
+        Command::AggregatedApiserver {
+            server,
+            host_kubeconfig,
+        } => {
+            let mut config = server.config(
                 flotilla_apiserver::server::Role::Aggregated,
                 ".flotilla/aggregated-apiserver",
                 "127.0.0.1:7443",
             )?;
+            if let Some(path) = host_kubeconfig {
+                config.member_credentials = Some(host_credentials(&path).await?);
+            }
             flotilla_apiserver::server::run(config, shutdown_signal())
                 .await
                 .context("aggregated apiserver failed")?;
         }
     }
     Ok(())
+}
+
+/// Member credentials read from the host control plane with kube-rs.
+async fn host_credentials(
+    kubeconfig: &std::path::Path,
+) -> anyhow::Result<flotilla_apiserver::cluster_proxy::CredentialsSource> {
+    use k8s_openapi::api::core::v1::Secret;
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading --host-kubeconfig {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .context("host kubeconfig")?;
+    let client = kube::Client::try_from(config).context("host client")?;
+    Ok(flotilla_apiserver::cluster_proxy::CredentialsSource::new(
+        move |namespace, name| {
+            let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
+            Box::pin(async move {
+                let secret = secrets.get_opt(&name).await.map_err(|e| e.to_string())?;
+                let value = serde_json::to_value(secret).map_err(|e| e.to_string())?;
+                Ok(flotilla_apiserver::cluster_proxy::Credentials::from_secret(
+                    &value,
+                ))
+            })
+        },
+    ))
 }

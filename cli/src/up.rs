@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use base64::Engine;
+use flotilla_apiserver::cluster_proxy::{Credentials, CredentialsSource};
 use flotilla_apiserver::registry::store::{Store, WriteOptions};
 use flotilla_apiserver::server::{self, Role};
 use serde_json::{Value, json};
@@ -199,6 +200,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let mut aggregated_config = server::Config::new(opts.dir.join("aggregated-apiserver"))
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)));
     aggregated_config.role = Role::Aggregated;
+    aggregated_config.member_credentials = Some(host_credentials(host.api().store.clone()));
     aggregated_config.extra_sans = vec![format!("{AGGREGATED_SERVICE}.{SYSTEM_NAMESPACE}.svc")];
     aggregated_config.request_header = Some(server::auth::RequestHeader {
         ca_pem: read(&host_dir.join("front-proxy-ca.crt"))?,
@@ -319,6 +321,19 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let _ = aggregated_task.await;
     let _ = host_task.await;
     Ok(())
+}
+
+/// Member credentials read in-process from the host's store (Secrets
+/// `karmada-cluster/<member>`), for the aggregated server's cluster proxy.
+fn host_credentials(store: Arc<Store>) -> CredentialsSource {
+    CredentialsSource::new(move |namespace, name| {
+        let secret = store
+            .storage
+            .snapshot()
+            .get(&format!("/core/secrets/{namespace}/{name}"))
+            .map(|kv| Credentials::from_secret(&kv.value));
+        Box::pin(async move { Ok(secret.flatten()) })
+    })
 }
 
 /// A kube-rs client for the control plane from its kubeconfig.

@@ -91,8 +91,11 @@ pub struct WebhookServer {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-/// CA certificate PEM and the serving certificate chain and key.
-fn certificates(names: &[&str]) -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+/// CA certificate PEM and the serving certificate chain and key, valid for `names`
+/// (a fresh CA each call).
+pub fn certificates(
+    names: &[&str],
+) -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

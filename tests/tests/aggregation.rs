@@ -40,6 +40,24 @@ fn apply(server: &ApiServer, manifest: &str) -> (i32, String, String) {
     )
 }
 
+/// The text of a log without terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn kubectl(server: &ApiServer, args: &[&str]) -> (i32, String, String) {
     run(server.kubectl(&system_kubectl()).args(args))
 }
@@ -170,6 +188,101 @@ fn apiservice_proxies_a_remote_group() {
     assert!(
         err.contains("widgets.example.flotilla.io is forbidden: User \"alice\" cannot list resource \"widgets\""),
         "{err}"
+    );
+
+    // The backend sees the caller in the front-proxy headers: alice, bound on the
+    // host, with the group she is impersonated into.
+    let rbac = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: widget-maker}\n\
+        rules: [{apiGroups: [example.flotilla.io], resources: [widgets], verbs: [create, get, list]}]\n---\n\
+        apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: alice-widget-maker}\n\
+        roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: widget-maker}\n\
+        subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]\n";
+    let (code, _, err) = apply(&host, rbac);
+    assert_eq!(code, 0, "{err}");
+    let mut create = host.kubectl(&system_kubectl());
+    create
+        .args(["--as=alice", "--as-group=devs", "create", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = create.spawn().expect("kubectl create");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"apiVersion: example.flotilla.io/v1\nkind: Widget\nmetadata: {name: by-alice, namespace: default}\nspec: {size: 1}\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("kubectl output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = strip_ansi(&remote.log_text());
+    let audit = log
+        .lines()
+        .find(|l| {
+            l.contains("mutating request") && l.contains("/widgets") && l.contains("user=alice")
+        })
+        .map(str::to_string);
+    let audit = audit.unwrap_or_else(|| panic!("no audit line for alice: {log}"));
+    assert!(
+        audit.contains("groups=devs,system:authenticated"),
+        "the backend saw other groups: {audit}"
+    );
+
+    // The backend trusts those headers only from the front proxy's certificate.
+    let widgets = format!(
+        "{}/apis/example.flotilla.io/v1/namespaces/default/widgets",
+        remote.url
+    );
+    let remote_ca = remote.dir.join("ca.crt");
+    let curl = |extra: &[&str]| -> (i32, String) {
+        let (code, out, err) = run(std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .arg("--cacert")
+            .arg(&remote_ca)
+            .args([
+                "-H",
+                "X-Remote-User: admin",
+                "-H",
+                "X-Remote-Group: system:masters",
+            ])
+            .args(extra)
+            .arg(&widgets));
+        (code, format!("{out}{err}"))
+    };
+    let cert = |name: &str| {
+        host.dir
+            .join(name)
+            .to_str()
+            .expect("utf-8 path")
+            .to_string()
+    };
+    // With the front proxy's client certificate: accepted (the control case).
+    let (code, out) = curl(&[
+        "--cert",
+        &cert("front-proxy-client.crt"),
+        "--key",
+        &cert("front-proxy-client.key"),
+    ]);
+    assert_eq!((code, out.as_str()), (0, "200"));
+    // Without a certificate, the headers name nobody: 401.
+    let (code, out) = curl(&[]);
+    assert_eq!((code, out.as_str()), (0, "401"));
+    // A client certificate from another CA (the host's admin): TLS failure or 401.
+    let (code, out) = curl(&["--cert", &cert("admin.crt"), "--key", &cert("admin.key")]);
+    assert!(
+        code != 0 || out == "401",
+        "a foreign certificate was accepted: {code} {out}"
     );
 
     // When the remote is gone, requests fail with 503 and the APIService turns unavailable.
