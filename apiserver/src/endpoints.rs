@@ -84,17 +84,6 @@ impl Api {
         }
     }
 
-    /// The same, proxying registered APIServices as `identity`.
-    pub fn with_aggregation(
-        store: Arc<Store>,
-        server_address: String,
-        identity: aggregator::ProxyIdentity,
-    ) -> Arc<Self> {
-        let mut api = Api::build(store, server_address);
-        api.proxy_identity = Some(identity);
-        Arc::new(api)
-    }
-
     /// The remote serving a group/version, when aggregation is on.
     fn remote(
         &self,
