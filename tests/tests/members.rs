@@ -1054,7 +1054,6 @@ fn up_with_no_members() {
 /// The `clusters/NAME/proxy` subresource (issue 8, "What to build"): a request to
 /// the member through the control plane, as the caller.
 #[test]
-#[ignore = "bug: clusters/NAME/proxy is not served (404 NotFound through the host, clusters/proxy absent from cluster.karmada.io/v1alpha1 discovery)"]
 fn cluster_proxy_reaches_the_member() {
     let up = Up::start(1);
     let discovery = up.k_ok(&["get", "--raw", "/apis/cluster.karmada.io/v1alpha1"]);

@@ -22,6 +22,8 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 const SUB_VERBS: [&str; 3] = ["get", "patch", "update"];
+/// Verbs of Karmada's `clusters/proxy` (any request is forwarded).
+const PROXY_VERBS: [&str; 5] = ["create", "delete", "get", "patch", "update"];
 
 /// The body of `/version`.
 pub fn version() -> Value {
@@ -99,6 +101,9 @@ fn aggregated_resource(info: &ResourceInfo) -> Value {
     }
     if is_service_accounts(info) {
         subs.push(json!({"subresource": "token", "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]}));
+    }
+    if crate::registry::cluster::is_cluster(info) {
+        subs.push(json!({"subresource": "proxy", "responseKind": {"group": info.group, "version": info.version, "kind": "ClusterProxyOptions"}, "verbs": PROXY_VERBS}));
     }
     if !subs.is_empty() {
         r["subresources"] = json!(subs);
@@ -219,6 +224,12 @@ pub fn api_resource_list(catalog: &Catalog, group: &str, version: &str) -> Optio
         if is_service_accounts(&info) {
             resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
                 "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+        }
+        if crate::registry::cluster::is_cluster(&info) {
+            resources.push(
+                json!({"name": "clusters/proxy", "singularName": "", "namespaced": false,
+                "kind": "ClusterProxyOptions", "verbs": PROXY_VERBS}),
+            );
         }
     }
     let gv = if group.is_empty() {
