@@ -290,4 +290,25 @@ fn apiservice_proxies_a_remote_group() {
     let (code, _, err) = kubectl(&host, &["get", "wd", "w1"]);
     assert_eq!(code, 1);
     assert!(err.contains("ServiceUnavailable"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out, _) = kubectl(
+            &host,
+            &[
+                "get",
+                "apiservice",
+                "v1.example.flotilla.io",
+                "-o",
+                "jsonpath={.status.conditions[0].status}/{.status.conditions[0].reason}",
+            ],
+        );
+        if out == "False/FailedDiscoveryCheck" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "APIService never became unavailable: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
