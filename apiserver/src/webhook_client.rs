@@ -286,6 +286,63 @@ fn dial_error(addr: SocketAddr, e: &std::io::Error) -> String {
 }
 
 /// POSTs `body` as JSON and returns the JSON answer.
+/// Idle HTTP/1.1 connections to webhooks, by address, server name and CA: a TLS
+/// handshake per call would cost more than the call itself.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+static IDLE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Vec<Sender>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Idle connections kept per webhook.
+const MAX_IDLE: usize = 16;
+
+/// A new TLS connection to a webhook; errors worded as kube-apiserver words them.
+async fn connect(target: &Target) -> Result<Sender, String> {
+    let config = tls_config(target.ca_bundle.as_deref())?;
+    let tcp = tokio::net::TcpStream::connect(target.addr)
+        .await
+        .map_err(|e| dial_error(target.addr, &e))?;
+    let name = ServerName::try_from(target.server_name.clone()).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+fn pool_key(target: &Target) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    target.ca_bundle.hash(&mut h);
+    format!("{}|{}|{:x}", target.addr, target.server_name, h.finish())
+}
+
+fn take_idle(key: &str) -> Option<Sender> {
+    let mut idle = IDLE.lock().expect("webhook pool lock");
+    let list = idle.get_mut(key)?;
+    while let Some(sender) = list.pop() {
+        if sender.is_ready() {
+            return Some(sender);
+        }
+    }
+    None
+}
+
+fn put_idle(key: String, sender: Sender) {
+    if sender.is_closed() {
+        return;
+    }
+    let mut idle = IDLE.lock().expect("webhook pool lock");
+    let list = idle.entry(key).or_default();
+    if list.len() < MAX_IDLE {
+        list.push(sender);
+    }
+}
+
 pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Result<Value, Error> {
     let url = target.display.clone();
     let call = |message: String| Error::Call {
@@ -293,21 +350,13 @@ pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Resu
         message,
     };
     let work = async {
-        let config = tls_config(target.ca_bundle.as_deref()).map_err(&call)?;
-        let tcp = tokio::net::TcpStream::connect(target.addr)
-            .await
-            .map_err(|e| call(dial_error(target.addr, &e)))?;
-        let name =
-            ServerName::try_from(target.server_name.clone()).map_err(|e| call(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| call(format!("tls: {e}")))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| call(e.to_string()))?;
-        tokio::spawn(conn);
+        let key = pool_key(target);
+        let pooled = take_idle(&key);
+        let reused = pooled.is_some();
+        let mut sender = match pooled {
+            Some(sender) => sender,
+            None => connect(target).await.map_err(&call)?,
+        };
         let bytes = serde_json::to_vec(body).map_err(|e| call(e.to_string()))?;
         let request = http::Request::post(&target.path)
             .header(http::header::HOST, target.server_name.as_str())
@@ -315,10 +364,18 @@ pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Resu
             .header(http::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| call(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| call(e.to_string()))?;
+        let response = match sender.send_request(request.clone()).await {
+            Ok(r) => r,
+            // A kept connection the webhook closed meanwhile: once more on a new one.
+            Err(_) if reused => {
+                sender = connect(target).await.map_err(&call)?;
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| call(e.to_string()))?
+            }
+            Err(e) => return Err(call(e.to_string())),
+        };
         let status = response.status();
         let body = response
             .into_body()
@@ -326,6 +383,8 @@ pub async fn post_json(target: &Target, body: &Value, timeout: Duration) -> Resu
             .await
             .map_err(|e| call(e.to_string()))?
             .to_bytes();
+        // The connection is free again: keep it for the next call to this webhook.
+        put_idle(key, sender);
         if !status.is_success() {
             return Err(call(format!(
                 "the server responded with status {status}: {}",

@@ -251,6 +251,95 @@ async fn bench(backend: Backend, sizes: &Sizes) -> Figures {
     }
 }
 
+/// Create latency of ConfigMaps without webhooks and with one mutating (adds a
+/// label) and one validating (allows) webhook, over real HTTPS: (p50, p99) each.
+async fn admission(requests: usize) -> ((Duration, Duration), (Duration, Duration)) {
+    use flotilla_tests::webhook::{WebhookServer, allow, patch};
+    let hooks = tokio::task::spawn_blocking(|| {
+        WebhookServer::start(|seen| {
+            if seen.path == "/mutate" {
+                patch(serde_json::json!([{"op": "add", "path": "/metadata/labels", "value": {"admitted": "yes"}}])).into()
+            } else {
+                allow().into()
+            }
+        })
+    })
+    .await
+    .expect("webhook server");
+    let (mutate_url, validate_url, ca_bundle) = (
+        hooks.url("/mutate"),
+        hooks.url("/validate"),
+        hooks.ca_bundle(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = server::open_store(&server::Config::new(dir.path()).backend(Backend::Memory))
+        .await
+        .expect("store");
+    let api = Api::new(store, "127.0.0.1:0".into());
+    let measure = |api: Arc<Api>, prefix: &'static str| async move {
+        let mut lat = Vec::with_capacity(requests);
+        for i in 0..requests {
+            let cm = serde_json::to_vec(&serde_json::json!({"metadata": {"name": format!("{prefix}-{i}")}, "data": {"k": "v"}})).expect("json");
+            let t = Instant::now();
+            let (status, _) = call(
+                &api,
+                request(
+                    Method::POST,
+                    "/api/v1/namespaces/default/configmaps",
+                    "application/json",
+                    Some(cm),
+                ),
+            )
+            .await;
+            lat.push(t.elapsed());
+            assert_eq!(status, 201);
+        }
+        lat.sort();
+        (percentile(&lat, 0.50), percentile(&lat, 0.99))
+    };
+    let without = measure(api.clone(), "plain").await;
+    let hook = |name: &str, url: &str| {
+        serde_json::json!({"name": name, "clientConfig": {"url": url, "caBundle": ca_bundle},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}],
+            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"]})
+    };
+    for (plural, kind, name, path) in [
+        (
+            "mutatingwebhookconfigurations",
+            "MutatingWebhookConfiguration",
+            "mutate.bench",
+            mutate_url.as_str(),
+        ),
+        (
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            "validate.bench",
+            validate_url.as_str(),
+        ),
+    ] {
+        let body = serde_json::to_vec(
+            &serde_json::json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name}, "webhooks": [hook(name, path)]}),
+        )
+        .expect("json");
+        let (status, _) = call(
+            &api,
+            request(
+                Method::POST,
+                &format!("/apis/admissionregistration.k8s.io/v1/{plural}"),
+                "application/json",
+                Some(body),
+            ),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let with = measure(api.clone(), "hooked").await;
+    // The webhook server owns a runtime, which must not be dropped on this one.
+    let _ = tokio::task::spawn_blocking(move || drop(hooks)).await;
+    (without, with)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -277,6 +366,7 @@ async fn main() {
             events: 10_048,
         }
     };
+    let (plain, hooked) = admission(if quick { 200 } else { 2_000 }).await;
     let memory = bench(Backend::Memory, &sizes).await;
     let redb = bench(Backend::Redb, &sizes).await;
     println!("| scenario | memory | redb (durable) | goal |");
@@ -314,6 +404,25 @@ async fn main() {
         ms(memory.watch_write),
         ms(redb.watch_write)
     );
+    println!();
+    println!("| admission (memory store) | p50 | p99 | goal |");
+    println!("|---|---|---|---|");
+    println!(
+        "| create, no webhooks | {} | {} | |",
+        ms(plain.0),
+        ms(plain.1)
+    );
+    println!(
+        "| create, 1 mutating + 1 validating webhook | {} | {} | |",
+        ms(hooked.0),
+        ms(hooked.1)
+    );
+    println!(
+        "| added by the webhooks | {} | {} | < 2 ms p99 |",
+        ms(hooked.0.saturating_sub(plain.0)),
+        ms(hooked.1.saturating_sub(plain.1))
+    );
+    println!();
     println!(
         "| {} watchers × {} events: all delivered | {} | {} | < 2 s |",
         sizes.watchers,
