@@ -404,6 +404,13 @@ async fn main() {
         ms(memory.watch_write),
         ms(redb.watch_write)
     );
+    println!(
+        "| {} watchers × {} events: all delivered | {} | {} | < 2 s |",
+        sizes.watchers,
+        sizes.events,
+        ms(memory.watch_all),
+        ms(redb.watch_all)
+    );
     println!();
     println!("| admission (memory store) | p50 | p99 | goal |");
     println!("|---|---|---|---|");
@@ -421,13 +428,5 @@ async fn main() {
         "| added by the webhooks | {} | {} | < 2 ms p99 |",
         ms(hooked.0.saturating_sub(plain.0)),
         ms(hooked.1.saturating_sub(plain.1))
-    );
-    println!();
-    println!(
-        "| {} watchers × {} events: all delivered | {} | {} | < 2 s |",
-        sizes.watchers,
-        sizes.events,
-        ms(memory.watch_all),
-        ms(redb.watch_all)
     );
 }
