@@ -1107,40 +1107,7 @@ fn scale_of(info: &ResourceInfo, object: &Value) -> Value {
     let builtin_selector = object
         .pointer("/spec/selector")
         .filter(|_| info.custom.is_none())
-        .map(|s| {
-            let mut parts: Vec<String> = s
-                .get("matchLabels")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for e in s
-                .get("matchExpressions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-                let values: Vec<&str> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                match e.get("operator").and_then(Value::as_str) {
-                    Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
-                    Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
-                    Some("Exists") => parts.push(key.to_string()),
-                    Some("DoesNotExist") => parts.push(format!("!{key}")),
-                    _ => {}
-                }
-            }
-            parts.join(",")
-        });
+        .map(|s| table::selector_string(Some(s)));
     let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut metadata = json!({});
     for f in [

@@ -582,18 +582,14 @@ impl Controller {
         let pods = self.owned_pods(&snapshot, ns, "StatefulSet", &sts);
         let refs: Vec<&Value> = pods.iter().map(|v| v.as_ref()).collect();
         let plan = workload::plan_stateful_set(&sts, &refs);
-        let pods_info = self.infos.pods.clone();
-        for pod in plan.create {
-            self.create(&pods_info, ns, pod).await?;
-        }
-        for p in &plan.delete {
-            self.delete(&pods_info, ns, p).await?;
-        }
-        self.write_status(
-            &self.infos.statefulsets,
+        let owner_info = self.infos.statefulsets.clone();
+        self.apply_pod_plan(
+            &owner_info,
             &sts,
+            ns,
+            plan.create,
+            &plan.delete,
             plan.status,
-            "kube-controller-manager",
         )
         .await
     }
@@ -613,20 +609,9 @@ impl Controller {
             .map(|kv| (*kv.value).clone())
             .collect();
         let plan = workload::plan_daemon_set(&ds, &refs, &nodes);
-        let pods_info = self.infos.pods.clone();
-        for pod in plan.create {
-            self.create(&pods_info, ns, pod).await?;
-        }
-        for p in &plan.delete {
-            self.delete(&pods_info, ns, p).await?;
-        }
-        self.write_status(
-            &self.infos.daemonsets,
-            &ds,
-            plan.status,
-            "kube-controller-manager",
-        )
-        .await
+        let owner_info = self.infos.daemonsets.clone();
+        self.apply_pod_plan(&owner_info, &ds, ns, plan.create, &plan.delete, plan.status)
+            .await
     }
 
     async fn job(&mut self, ns: &str, n: &str) -> Result<(), Failure> {
@@ -640,20 +625,38 @@ impl Controller {
         let pods = self.owned_pods(&snapshot, ns, "Job", &job);
         let refs: Vec<&Value> = pods.iter().map(|v| v.as_ref()).collect();
         let plan = workload::plan_job(&job, &refs);
-        let pods_info = self.infos.pods.clone();
-        for pod in plan.create {
-            self.create(&pods_info, ns, pod).await?;
-        }
-        for p in &plan.delete {
-            self.delete(&pods_info, ns, p).await?;
-        }
-        self.write_status(
-            &self.infos.jobs,
+        let owner_info = self.infos.jobs.clone();
+        self.apply_pod_plan(
+            &owner_info,
             &job,
+            ns,
+            plan.create,
+            &plan.delete,
             plan.status,
-            "kube-controller-manager",
         )
         .await
+    }
+
+    /// Creates and deletes an owner's pods as its plan says, then records the
+    /// owner's new status.
+    async fn apply_pod_plan(
+        &mut self,
+        owner_info: &ResourceInfo,
+        owner: &Value,
+        ns: &str,
+        create: Vec<Value>,
+        delete: &[String],
+        status: Value,
+    ) -> Result<(), Failure> {
+        let pods_info = self.infos.pods.clone();
+        for pod in create {
+            self.create(&pods_info, ns, pod).await?;
+        }
+        for p in delete {
+            self.delete(&pods_info, ns, p).await?;
+        }
+        self.write_status(owner_info, owner, status, "kube-controller-manager")
+            .await
     }
 
     /// Binds every pending pod that fits somewhere; marks the others unschedulable.

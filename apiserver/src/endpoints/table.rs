@@ -124,7 +124,7 @@ fn map_string(v: Option<&Value>) -> String {
 }
 
 /// A label selector (`matchLabels` + `matchExpressions`) as text.
-fn selector_string(sel: Option<&Value>) -> String {
+pub fn selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel else { return String::new() };
     let mut parts = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
