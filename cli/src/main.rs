@@ -131,6 +131,11 @@ enum Command {
         /// Nodes per simulated member.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Controllers to run in process, in Karmada's syntax (`*` for all,
+        /// `name` to enable, `-name` to disable), e.g. `*,-detector` to run
+        /// the detector as a separate `flotilla controller-manager`.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        controllers: Vec<String>,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -175,7 +180,7 @@ enum Command {
         #[command(flatten)]
         cp: ControlPlane,
     },
-    /// Run the controllers (cluster, clusterStatus, namespace) against a control plane.
+    /// Run the controllers (cluster, status, namespace sync, propagation) against a control plane.
     ControllerManager {
         #[command(flatten)]
         cp: ControlPlane,
@@ -277,13 +282,16 @@ async fn run() -> anyhow::Result<()> {
             bind,
             members,
             nodes,
+            controllers,
         } => {
+            flotilla_controllers::enabled_controllers(&controllers)?;
             up::run(
                 up::Options {
                     dir,
                     bind,
                     members,
                     nodes,
+                    controllers,
                 },
                 shutdown_signal(),
             )

@@ -23,6 +23,8 @@ pub struct Options {
     pub members: usize,
     /// Nodes per simulated member.
     pub nodes: usize,
+    /// `--controllers` (Karmada syntax) of the in-process controllers.
+    pub controllers: Vec<String>,
 }
 
 /// The namespace holding member credentials, as in Karmada.
@@ -286,10 +288,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let config = flotilla_controllers::context::Config::default()
         .cluster_status_update_frequency(std::time::Duration::from_secs(1))
         .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3));
+    let enabled = opts.controllers.clone();
     let controllers = tokio::spawn(async move {
         if let Err(e) = flotilla_controllers::run(
             flotilla_controllers::context::Context::new(client, config),
-            &["*".to_string()],
+            &enabled,
         )
         .await
         {

@@ -202,6 +202,7 @@ async fn aggregate_into_template(
     {
         patch_status.entry(key).or_insert(serde_json::Value::Null);
     }
+    tracing::debug!(template = %r.name, status = %status, "aggregated status into the template");
     let patch = json!({ "status": patch_status });
     match api
         .patch_status(&r.name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -402,6 +402,14 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
         Api::namespaced_with(shared.ctx.control_plane.clone(), &namespace, &kctx.resource)
     };
     let Some(claim) = claim else {
+        if !was_claimed
+            && matches!(
+                kctx.resource.kind.as_str(),
+                "ConfigMap" | "Secret" | "ServiceAccount" | "PersistentVolumeClaim"
+            )
+        {
+            refresh_attached_binding(shared, &obj, &kctx.resource).await?;
+        }
         if was_claimed {
             // its policy is gone or no longer matches: release the template
             // and its binding (which keeps its clusters, unscheduled)
@@ -431,6 +439,38 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
     match build_binding(&value, &claim) {
         Binding::Namespaced(rb) => upsert_binding(&shared.ctx.control_plane, rb).await,
         Binding::Cluster(crb) => upsert_binding(&shared.ctx.control_plane, crb).await,
+    }
+}
+
+/// A dependency that follows a workload (`propagateDeps`) has an attached
+/// binding the detector did not write; when the dependency changes, its
+/// binding's `spec.resource.resourceVersion` is brought up to date so that
+/// the binding controller renders the change into the Works.
+async fn refresh_attached_binding(
+    shared: &Shared,
+    obj: &DynamicObject,
+    resource: &ApiResource,
+) -> Result<()> {
+    let Some(ns) = obj.namespace() else {
+        return Ok(());
+    };
+    let api: Api<ResourceBinding> = Api::namespaced(shared.ctx.control_plane.clone(), &ns);
+    let name = flotilla_api::names::binding_name(&resource.kind, &obj.name_any());
+    let Some(rb) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    let rv = obj.resource_version().unwrap_or_default();
+    if rb.spec.required_by.is_empty() || rb.spec.resource.resource_version == rv {
+        return Ok(());
+    }
+    let patch = json!({"spec": {"resource": {"resourceVersion": rv}}});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -14,8 +14,8 @@
 //!   every member;
 //! - the propagation pipeline (see [`propagation`]): [`detector`]
 //!   (`detector`), [`scheduler`] (`scheduler`), [`binding`] (`binding`),
-//!   [`execution`] (`execution`), [`work_status`] (`workStatus`) and
-//!   [`binding_status`] (`bindingStatus`).
+//!   [`execution`] (`execution`), [`work_status`] (`workStatus`),
+//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`).
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -44,6 +44,7 @@ pub mod binding_status;
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;
+pub mod dependencies;
 pub mod detector;
 pub mod events;
 pub mod execution;
@@ -98,7 +99,7 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 9] = [
+static CONTROLLERS: [(&str, StartFn); 10] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
@@ -108,11 +109,12 @@ static CONTROLLERS: [(&str, StartFn); 9] = [
     ("execution", execution::start),
     ("workStatus", work_status::start),
     ("bindingStatus", binding_status::start),
+    ("dependencies", dependencies::start),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
 /// `cluster`, `clusterStatus`, `namespace`, `detector`, `scheduler`,
-/// `binding`, `execution`, `workStatus`, `bindingStatus`.
+/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -198,6 +200,7 @@ mod tests {
             "execution",
             "workStatus",
             "bindingStatus",
+            "dependencies",
         ];
         assert_eq!(names(&[]), all);
         assert_eq!(names(&["*"]), all);

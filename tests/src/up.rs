@@ -183,11 +183,18 @@ pub struct Up {
     pub ready_after: Duration,
     /// What `flotilla up` reported (`flotilla is up in …`).
     pub reported: String,
+    /// Extra `flotilla up` arguments.
+    extra: Vec<String>,
     _tmp: tempfile::TempDir,
 }
 
 impl Up {
     pub fn start(members: usize) -> Up {
+        Up::start_with(members, &[])
+    }
+
+    /// Starts `flotilla up --members N` with extra arguments.
+    pub fn start_with(members: usize, extra: &[&str]) -> Up {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut up = Up {
             proc: None,
@@ -195,6 +202,7 @@ impl Up {
             members,
             ready_after: Duration::ZERO,
             reported: String::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: tmp,
         };
         up.spawn();
@@ -212,7 +220,8 @@ impl Up {
                 .arg("--bind")
                 .arg("127.0.0.1:0")
                 .arg("--members")
-                .arg(self.members.to_string()),
+                .arg(self.members.to_string())
+                .args(&self.extra),
             &self.logs(),
         );
         let out = p.wait_stdout("export KUBECONFIG=", WAIT);
@@ -351,4 +360,3 @@ impl Drop for Up {
         }
     }
 }
-

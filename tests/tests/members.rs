@@ -21,7 +21,6 @@ const TAINT_NOT_READY: &str = "cluster.karmada.io/not-ready";
 const TAINT_UNREACHABLE: &str = "cluster.karmada.io/unreachable";
 const TAINT_UNSCHEDULABLE: &str = "cluster.karmada.io/unschedulable";
 
-
 /// A `flotilla sim` member outside `flotilla up`.
 struct Sim {
     proc: Option<Proc>,
