@@ -838,3 +838,54 @@ spec:
         "the control plane's ConfigMap stays"
     );
 }
+
+#[test]
+fn existing_member_objects_are_taken_over_only_with_overwrite() {
+    let up = Up::start(3);
+    // someone made `legacy` in member1 by hand
+    let path = up.dir.parent().expect("tmp").join("legacy.yaml");
+    std::fs::write(&path, deployment("legacy", 1, "")).expect("write");
+    up.k_ok(&["--context", "member1", "apply", "-f", path.to_str().expect("path")]);
+    apply(
+        &up,
+        "legacy-template",
+        &format!(
+            "{}---\n{}",
+            deployment("legacy", 3, ""),
+            r#"apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: legacy}
+spec:
+  resourceSelectors:
+    - {apiVersion: apps/v1, kind: Deployment, name: legacy}
+  placement:
+    clusterAffinity: {clusterNames: [member1]}
+"#
+        ),
+    );
+    let message = wait_for(WAIT, "Applied=False on the Work", || {
+        let works = get(&up, "flotilla", &["work", "-n", "karmada-es-member1"])?.ok_or("no list")?;
+        let cond = works["items"][0]["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Applied").cloned())
+            .ok_or("no Applied condition yet")?;
+        if cond["status"] == "False" {
+            Ok(cond["message"].as_str().unwrap_or("").to_string())
+        } else {
+            Err(cond.to_string())
+        }
+    });
+    assert!(message.contains("already exists"), "{message}");
+    assert!(message.contains("conflict-resolution"), "{message}");
+    assert_eq!(member_replicas(&up, "legacy").expect("get")[0], Some(1), "left alone");
+    // the template says overwrite: the member object is taken over
+    up.k_ok(&[
+        "annotate",
+        "deploy",
+        "legacy",
+        "work.karmada.io/conflict-resolution=overwrite",
+    ]);
+    wait_member_replicas(&up, "legacy", &[Some(3), None, None]);
+    let d = get(&up, "member1", &["deploy", "legacy"]).expect("get").expect("exists");
+    assert_eq!(d["metadata"]["labels"]["karmada.io/managed"], "true");
+}
