@@ -31,7 +31,7 @@ use flotilla_api::work::{
 };
 use futures::StreamExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, cluster_placement_hash, is_conflict,
-    is_not_found, permanent_id,
+    is_not_found, permanent_id, spec_controller, spec_hash,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -80,9 +80,11 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         .touched_objects()
         .predicate_filter(cluster_placement_hash, PredicateConfig::default());
     let (works, ww) = reflector::store();
+    // Work status changes do not concern the binding controller
     let work_changes = reflector(ww, watcher(Api::<Work>::all(cp.clone()), wc()))
         .default_backoff()
-        .touched_objects();
+        .touched_objects()
+        .predicate_filter(spec_hash::<Work>, PredicateConfig::default());
     let (overrides, ow) = reflector::store();
     let override_changes = reflector(ow, watcher(Api::<OverridePolicy>::all(cp.clone()), wc()))
         .default_backoff()
@@ -95,7 +97,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     .default_backoff()
     .touched_objects();
 
-    let controller = Controller::new(Api::<B>::all(cp), wc());
+    let controller = spec_controller(Api::<B>::all(cp));
     let (b1, b2, b3) = (controller.store(), controller.store(), controller.store());
     controller
         .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))

@@ -26,12 +26,13 @@ use flotilla_api::work::{
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::propagation::{Resolver, is_claimed, is_conflict, is_not_found, permanent_id};
+use crate::propagation::{
+    Resolver, is_claimed, is_conflict, is_not_found, permanent_id, spec_controller,
+};
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Finalizer on a workload binding whose dependencies were distributed.
@@ -51,7 +52,7 @@ struct DepsCtx {
 
 async fn run(ctx: Context) -> Result<()> {
     let api = Api::<ResourceBinding>::all(ctx.control_plane.clone());
-    Controller::new(api, watcher::Config::default())
+    spec_controller(api)
         .run(
             reconcile,
             error_policy,

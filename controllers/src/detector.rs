@@ -37,13 +37,13 @@ use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, Post
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::namespace_sync::reconcile::SkipRules;
-use crate::propagation::{BindingResource, Resolver, is_conflict, is_not_found};
+use crate::propagation::{BindingResource, Resolver, is_conflict, is_not_found, spec_hash};
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// API groups whose objects are never resource templates (Karmada always
@@ -290,8 +290,15 @@ fn template_of(obj: &DynamicObject, resource: &ApiResource) -> Template {
 
 async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool) {
     let api = Api::<DynamicObject>::all_with(shared.ctx.control_plane.clone(), &resource);
-    let controller = Controller::new_with(api, watcher::Config::default(), resource.clone());
-    let store = controller.store();
+    // status-only updates (e.g. the aggregated status written back) are not
+    // changes of the template: they do not wake the detector
+    let writer = reflector::store::Writer::new(resource.clone());
+    let store = writer.as_reader();
+    let templates = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(spec_hash::<DynamicObject>, PredicateConfig::default());
+    let controller = Controller::for_stream_with(templates, store.clone(), resource.clone());
     let changes = tokio_stream::wrappers::BroadcastStream::new(shared.changes.subscribe());
     let trigger_resource = resource.clone();
     let trigger = changes

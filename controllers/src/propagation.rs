@@ -153,6 +153,44 @@ pub fn cluster_placement_hash(cluster: &Cluster) -> Option<u64> {
     Some(h.finish())
 }
 
+/// A hash of an object without its status and the metadata every write
+/// changes (`resourceVersion`, `managedFields`): a controller watching with
+/// this predicate is not woken by status updates, its own or others'.
+pub fn spec_hash<K: Serialize>(obj: &K) -> Option<u64> {
+    let mut v = serde_json::to_value(obj).ok()?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("status");
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    Some(h.finish())
+}
+
+/// A controller over `api` woken only by changes [`spec_hash`] sees, and its cache.
+pub fn spec_controller<K>(api: Api<K>) -> kube::runtime::Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (store, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(spec_hash::<K>, kube::runtime::PredicateConfig::default());
+    kube::runtime::Controller::for_stream(stream, store)
+}
+
 /// A hash of what applying to a Cluster depends on: endpoint, secret,
 /// readiness, sync mode and deletion. Works of a cluster are looked at again
 /// when it changes (e.g. the member came back, at a new address).

@@ -32,7 +32,7 @@ use flotilla_api::work::{
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
@@ -41,7 +41,7 @@ use serde_json::json;
 use crate::events::{EventType, record, reference};
 use crate::propagation::{
     BindingResource, cache_ready, cluster_placement_hash, condition, is_claimed, is_not_found,
-    set_condition,
+    set_condition, spec_controller,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -74,7 +74,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     .default_backoff()
     .touched_objects()
     .predicate_filter(cluster_placement_hash, PredicateConfig::default());
-    let controller = Controller::new(Api::<B>::all(cp), watcher::Config::default());
+    let controller = spec_controller(Api::<B>::all(cp));
     let bindings = controller.store();
     controller
         .watches_stream(cluster_changes, move |_cluster: Cluster| {

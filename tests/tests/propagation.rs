@@ -845,7 +845,13 @@ fn existing_member_objects_are_taken_over_only_with_overwrite() {
     // someone made `legacy` in member1 by hand
     let path = up.dir.parent().expect("tmp").join("legacy.yaml");
     std::fs::write(&path, deployment("legacy", 1, "")).expect("write");
-    up.k_ok(&["--context", "member1", "apply", "-f", path.to_str().expect("path")]);
+    up.k_ok(&[
+        "--context",
+        "member1",
+        "apply",
+        "-f",
+        path.to_str().expect("path"),
+    ]);
     apply(
         &up,
         "legacy-template",
@@ -864,7 +870,8 @@ spec:
         ),
     );
     let message = wait_for(WAIT, "Applied=False on the Work", || {
-        let works = get(&up, "flotilla", &["work", "-n", "karmada-es-member1"])?.ok_or("no list")?;
+        let works =
+            get(&up, "flotilla", &["work", "-n", "karmada-es-member1"])?.ok_or("no list")?;
         let cond = works["items"][0]["status"]["conditions"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["type"] == "Applied").cloned())
@@ -877,7 +884,11 @@ spec:
     });
     assert!(message.contains("already exists"), "{message}");
     assert!(message.contains("conflict-resolution"), "{message}");
-    assert_eq!(member_replicas(&up, "legacy").expect("get")[0], Some(1), "left alone");
+    assert_eq!(
+        member_replicas(&up, "legacy").expect("get")[0],
+        Some(1),
+        "left alone"
+    );
     // the template says overwrite: the member object is taken over
     up.k_ok(&[
         "annotate",
@@ -886,6 +897,8 @@ spec:
         "work.karmada.io/conflict-resolution=overwrite",
     ]);
     wait_member_replicas(&up, "legacy", &[Some(3), None, None]);
-    let d = get(&up, "member1", &["deploy", "legacy"]).expect("get").expect("exists");
+    let d = get(&up, "member1", &["deploy", "legacy"])
+        .expect("get")
+        .expect("exists");
     assert_eq!(d["metadata"]["labels"]["karmada.io/managed"], "true");
 }

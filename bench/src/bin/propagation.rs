@@ -30,6 +30,8 @@ use serde_json::json;
 struct Run {
     members: usize,
     templates: usize,
+    dispatch_p50: Duration,
+    dispatch_p99: Duration,
     p50: Duration,
     p99: Duration,
     max: Duration,
@@ -41,7 +43,9 @@ struct Run {
 fn flotilla() -> PathBuf {
     std::env::var_os("FLOTILLA_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
+        })
 }
 
 /// A child killed by PID on drop.
@@ -58,9 +62,11 @@ fn rss_mib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .unwrap_or(0)
         / 1024
@@ -114,7 +120,10 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     while !std::fs::read_to_string(&kubeconfig)
         .is_ok_and(|k| k.contains(&format!("member{members}")))
     {
-        assert!(started.elapsed() < Duration::from_secs(120), "flotilla up not ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "flotilla up not ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
@@ -155,23 +164,43 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     // ready replicas per template, summed over the members
     let ready: Arc<Mutex<HashMap<String, HashMap<usize, i32>>>> = Arc::default();
     let done: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // when every member Deployment of a template exists (control plane's part)
+    let dispatched: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut watches = Vec::new();
     for m in 1..=members {
         let member = client(&kubeconfig, &format!("member{m}")).await;
         let api: Api<Deployment> = Api::namespaced(member, "default");
-        let (ready, done) = (ready.clone(), done.clone());
+        let (ready, done, dispatched) = (ready.clone(), done.clone(), dispatched.clone());
         watches.push(tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects();
+            let stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
             let mut stream = std::pin::pin!(stream);
             while let Some(Ok(d)) = stream.next().await {
-                let n = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+                let n = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0);
                 let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 let name = d.name_any();
                 let mut r = ready.lock().expect("lock");
                 let per = r.entry(name.clone()).or_default();
                 per.insert(m, if n >= want { n } else { 0 });
-                if per.values().sum::<i32>() >= 2 {
-                    done.lock().expect("lock").entry(name).or_insert_with(Instant::now);
+                if per.len() >= 2 {
+                    dispatched
+                        .lock()
+                        .expect("lock")
+                        .entry(name.clone())
+                        .or_insert_with(Instant::now);
+                }
+                let all_ready = per.values().sum::<i32>() >= 2;
+                drop(r);
+                if all_ready {
+                    done.lock()
+                        .expect("lock")
+                        .entry(name)
+                        .or_insert_with(Instant::now);
                 }
             }
         }));
@@ -194,7 +223,9 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         created.insert(name.clone(), Instant::now());
         let api = api.clone();
         posts.push(tokio::spawn(async move {
-            api.create(&PostParams::default(), &deployment(&name)).await.expect("create");
+            api.create(&PostParams::default(), &deployment(&name))
+                .await
+                .expect("create");
         }));
     }
     for p in posts {
@@ -212,11 +243,21 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     let up_rss_mib = rss_mib(up.0.id());
     let controllers_rss_mib = rss_mib(controllers.0.id());
     let done = done.lock().expect("lock").clone();
+    let dispatched = dispatched.lock().expect("lock").clone();
+    let mut dlat: Vec<Duration> = created
+        .iter()
+        .filter_map(|(n, c)| dispatched.get(n).map(|d| d.saturating_duration_since(*c)))
+        .collect();
+    dlat.sort();
     let mut lat: Vec<Duration> = created
         .iter()
         .filter_map(|(n, c)| done.get(n).map(|d| d.saturating_duration_since(*c)))
         .collect();
-    assert_eq!(lat.len(), templates, "every template propagated within 10 minutes");
+    assert_eq!(
+        lat.len(),
+        templates,
+        "every template propagated within 10 minutes"
+    );
     lat.sort();
     for w in watches {
         w.abort();
@@ -226,6 +267,8 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     Run {
         members,
         templates,
+        dispatch_p50: dlat[dlat.len() / 2],
+        dispatch_p99: dlat[(dlat.len() * 99 / 100).min(dlat.len() - 1)],
         p50: lat[lat.len() / 2],
         p99: lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
         max: lat[lat.len() - 1],
@@ -253,14 +296,16 @@ async fn main() {
         runs.push(run(members, templates, rate).await);
     }
     println!(
-        "| members | templates | rate | latency p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS |"
+        "| members | templates | rate | in members p50 | p99 | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} | {} | {rate}/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} s | {} MiB | {} MiB |",
+            "| {} | {} | {rate}/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} s | {} MiB | {} MiB |",
             r.members,
             r.templates,
+            r.dispatch_p50.as_secs_f64() * 1e3,
+            r.dispatch_p99.as_secs_f64() * 1e3,
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
             r.max.as_secs_f64() * 1e3,
