@@ -26,32 +26,24 @@ use flotilla_api::division::{
 use flotilla_api::names::{cluster_of_execution_space, execution_space_name};
 use flotilla_api::policy::{ClusterOverridePolicy, OverridePolicy};
 use flotilla_api::render::{BindingRef, RenderInput, render_work};
-use flotilla_api::work::{
-    ClusterResourceBinding, ResourceBinding, TargetCluster, WORK_PERMANENT_ID_LABEL, Work,
-};
+use flotilla_api::work::{TargetCluster, WORK_PERMANENT_ID_LABEL, Work};
 use futures::StreamExt;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::propagation::{
-    BindingResource, Resolver, binding_of_work, cache_ready, cluster_placement_hash, is_conflict,
-    is_not_found, permanent_id, spec_controller, spec_hash,
+    BindingResource, Resolver, binding_of_work, cache_ready, cluster_placement_hash, every_change,
+    is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller, spec_hash,
+    watch_cached,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the binding controller (the `binding` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
-    Box::pin(async move {
-        futures::try_join!(
-            run::<ResourceBinding>(ctx.clone()),
-            run::<ClusterResourceBinding>(ctx)
-        )
-        .map(|_| ())
-    })
+    crate::for_both_binding_kinds!(run, ctx)
 }
 
 struct BindingCtx {
@@ -73,29 +65,14 @@ fn all_refs<B: BindingResource>(store: &Store<B>) -> Vec<ObjectRef<B>> {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let wc = watcher::Config::default;
-    let (clusters, cw) = reflector::store();
-    let cluster_changes = reflector(cw, watcher(Api::<Cluster>::all(cp.clone()), wc()))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(cluster_placement_hash, PredicateConfig::default());
-    let (works, ww) = reflector::store();
+    let (clusters, cluster_changes) =
+        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_placement_hash);
     // Work status changes do not concern the binding controller
-    let work_changes = reflector(ww, watcher(Api::<Work>::all(cp.clone()), wc()))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(spec_hash::<Work>, PredicateConfig::default());
-    let (overrides, ow) = reflector::store();
-    let override_changes = reflector(ow, watcher(Api::<OverridePolicy>::all(cp.clone()), wc()))
-        .default_backoff()
-        .touched_objects();
-    let (cluster_overrides, cow) = reflector::store();
-    let cluster_override_changes = reflector(
-        cow,
-        watcher(Api::<ClusterOverridePolicy>::all(cp.clone()), wc()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), spec_hash::<Work>);
+    let (overrides, override_changes) =
+        watch_cached(Api::<OverridePolicy>::all(cp.clone()), every_change);
+    let (cluster_overrides, cluster_override_changes) =
+        watch_cached(Api::<ClusterOverridePolicy>::all(cp.clone()), every_change);
 
     let controller = spec_controller(Api::<B>::all(cp));
     let (b1, b2, b3) = (controller.store(), controller.store(), controller.store());
@@ -367,24 +344,6 @@ async fn finalize<B: BindingResource>(b: &B, bctx: &BindingCtx, id: &str) -> Res
             return Ok(Action::requeue(Duration::from_millis(200)));
         }
     }
-    let finalizers: Vec<&String> = b
-        .finalizers()
-        .iter()
-        .filter(|f| *f != B::FINALIZER)
-        .collect();
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": b.meta().resource_version}});
     let api = B::api(cp, &b.namespace().unwrap_or_default());
-    match api
-        .patch(
-            &b.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_not_found(&e) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
-        Err(e) => Err(e.into()),
-    }
+    set_finalizer(&api, b, B::FINALIZER, false).await
 }

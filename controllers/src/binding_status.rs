@@ -15,32 +15,24 @@ use std::time::Duration;
 
 use flotilla_api::interpreter::{aggregate, aggregated_status_item, fully_applied};
 use flotilla_api::names::cluster_of_execution_space;
-use flotilla_api::work::{
-    CONDITION_APPLIED, CONDITION_FULLY_APPLIED, ClusterResourceBinding, ResourceBinding, Work,
-};
+use flotilla_api::work::{CONDITION_APPLIED, CONDITION_FULLY_APPLIED, Work};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::propagation::{
-    BindingResource, Resolver, binding_of_work, cache_ready, condition, is_not_found, now_rfc3339,
-    permanent_id, set_condition,
+    BindingResource, Resolver, binding_of_work, cache_ready, condition, every_change, is_conflict,
+    is_not_found, now_rfc3339, permanent_id, set_condition, watch_cached,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the controller (the `bindingStatus` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
-    Box::pin(async move {
-        futures::try_join!(
-            run::<ResourceBinding>(ctx.clone()),
-            run::<ClusterResourceBinding>(ctx)
-        )
-        .map(|_| ())
-    })
+    crate::for_both_binding_kinds!(run, ctx)
 }
 
 struct StatusCtx {
@@ -51,13 +43,7 @@ struct StatusCtx {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (works, ww) = reflector::store();
-    let work_changes = reflector(
-        ww,
-        watcher(Api::<Work>::all(cp.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), every_change);
     Controller::new(Api::<B>::all(cp), watcher::Config::default())
         .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
         .run(
@@ -135,7 +121,12 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Resul
             sctx.ctx.control_plane.clone(),
             &b.namespace().unwrap_or_default(),
         );
-        let patch = json!({"status": {"aggregatedStatus": new.aggregated_status, "conditions": new.conditions}});
+        // guarded by the resourceVersion: `conditions` is shared with the
+        // scheduler, and a stale copy must not drop its `Scheduled`
+        let patch = json!({
+            "metadata": {"resourceVersion": b.meta().resource_version},
+            "status": {"aggregatedStatus": new.aggregated_status, "conditions": new.conditions},
+        });
         match api
             .patch_status(
                 &b.name_any(),
@@ -146,6 +137,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Resul
         {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
+            Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
             Err(e) => return Err(e.into()),
         }
     }

@@ -31,7 +31,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::propagation::{
-    Resolver, is_claimed, is_conflict, is_not_found, permanent_id, spec_controller,
+    Resolver, is_claimed, is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -96,13 +96,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, dctx: Arc<DepsCtx>) -> Result<Actio
         {
             release_all(&api, &rb).await?;
             if has_finalizer {
-                let finalizers: Vec<&String> = rb
-                    .finalizers()
-                    .iter()
-                    .filter(|f| *f != DEPENDENCIES_FINALIZER)
-                    .collect();
-                let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rb.resource_version()}});
-                return patch_ignoring(&api, &rb.name_any(), &patch).await;
+                return set_finalizer(&api, &*rb, DEPENDENCIES_FINALIZER, false).await;
             }
         }
         return Ok(Action::await_change());
@@ -112,10 +106,7 @@ async fn reconcile(rb: Arc<ResourceBinding>, dctx: Arc<DepsCtx>) -> Result<Actio
         return Ok(Action::await_change());
     }
     if !has_finalizer {
-        let mut finalizers = rb.finalizers().to_vec();
-        finalizers.push(DEPENDENCIES_FINALIZER.to_string());
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rb.resource_version()}});
-        return patch_ignoring(&api, &rb.name_any(), &patch).await;
+        return set_finalizer(&api, &*rb, DEPENDENCIES_FINALIZER, true).await;
     }
     let r = &rb.spec.resource;
     let resolved = dctx
@@ -342,20 +333,4 @@ async fn release_all(api: &Api<ResourceBinding>, rb: &ResourceBinding) -> Result
         .await?;
     }
     Ok(())
-}
-
-async fn patch_ignoring(
-    api: &Api<ResourceBinding>,
-    name: &str,
-    patch: &serde_json::Value,
-) -> Result<Action> {
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
-        Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_not_found(&e) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
-        Err(e) => Err(e.into()),
-    }
 }

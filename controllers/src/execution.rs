@@ -24,15 +24,14 @@ use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::cluster::reconcile::ready_condition;
 use crate::objectwatcher::{self, ApplyError};
 use crate::propagation::{
-    Resolver, cache_ready, cluster_connection_hash, condition, is_conflict, is_not_found,
-    set_condition, works_of_cluster,
+    Resolver, cache_ready, cluster_connection_hash, condition, is_not_found, set_condition,
+    set_finalizer, watch_cached, works_of_cluster,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -61,22 +60,9 @@ fn work_spec_hash(w: &Work) -> Option<u64> {
 
 async fn run(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (clusters, cw) = reflector::store();
-    let cluster_changes = reflector(
-        cw,
-        watcher(Api::<Cluster>::all(cp.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(cluster_connection_hash, PredicateConfig::default());
-    let (works, ww) = reflector::store();
-    let work_stream = reflector(
-        ww,
-        watcher(Api::<Work>::all(cp), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(work_spec_hash, PredicateConfig::default());
+    let (clusters, cluster_changes) =
+        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
+    let (works, work_stream) = watch_cached(Api::<Work>::all(cp), work_spec_hash);
     let cached = works.clone();
     Controller::for_stream(work_stream, works)
         .watches_stream(cluster_changes, move |c: Cluster| {
@@ -186,23 +172,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
         return remove_finalizer(&api, &w).await;
     }
     if !has_finalizer {
-        let mut finalizers = w.finalizers().to_vec();
-        finalizers.push(EXECUTION_CONTROLLER_FINALIZER.to_string());
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": w.resource_version()}});
-        return match api
-            .patch(
-                &w.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Ok(_) => Ok(Action::await_change()),
-            Err(e) if is_conflict(&e) || is_not_found(&e) => {
-                Ok(Action::requeue(Duration::from_millis(50)))
-            }
-            Err(e) => Err(e.into()),
-        };
+        return set_finalizer(&api, &*w, EXECUTION_CONTROLLER_FINALIZER, true).await;
     }
     let mut conditions = w
         .status
@@ -310,24 +280,5 @@ async fn write_conditions(
 }
 
 async fn remove_finalizer(api: &Api<Work>, w: &Work) -> Result<Action> {
-    let finalizers: Vec<&String> = w
-        .finalizers()
-        .iter()
-        .filter(|f| *f != EXECUTION_CONTROLLER_FINALIZER)
-        .collect();
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": w.resource_version()}});
-    match api
-        .patch(
-            &w.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(Action::await_change()),
-        Err(e) if is_not_found(&e) => Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
-        Err(e) => Err(e.into()),
-    }
+    set_finalizer(api, w, EXECUTION_CONTROLLER_FINALIZER, false).await
 }

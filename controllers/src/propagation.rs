@@ -170,6 +170,93 @@ pub fn spec_hash<K: Serialize>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// Starts `$run::<ResourceBinding>` and `$run::<ClusterResourceBinding>`
+/// side by side: a binding controller's `start` for both kinds.
+#[macro_export]
+macro_rules! for_both_binding_kinds {
+    ($run:ident, $ctx:expr) => {{
+        let ctx: $crate::Context = $ctx;
+        Box::pin(async move {
+            futures::try_join!(
+                $run::<flotilla_api::work::ResourceBinding>(ctx.clone()),
+                $run::<flotilla_api::work::ClusterResourceBinding>(ctx)
+            )
+            .map(|_| ())
+        })
+    }};
+}
+
+/// No hash: every event passes (see [`watch_cached`]).
+pub fn every_change<K>(_: &K) -> Option<u64> {
+    None
+}
+
+/// A cache of everything `api` lists, and the stream of the objects that
+/// changed by `predicate` ([`every_change`] for all of them), to feed a
+/// controller's `watches_stream`. The stream drives the cache.
+pub fn watch_cached<K>(
+    api: Api<K>,
+    predicate: fn(&K) -> Option<u64>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (store, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(predicate, kube::runtime::PredicateConfig::default());
+    (store, stream)
+}
+
+/// Adds (`add`) or removes `finalizer` on `obj` with a merge patch guarded by
+/// its resourceVersion. A conflict asks for a quick retry; a vanished object
+/// is done.
+pub async fn set_finalizer<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+    add: bool,
+) -> Result<kube::runtime::controller::Action>
+where
+    K: Resource + Clone + Debug + DeserializeOwned,
+{
+    use kube::runtime::controller::Action;
+    let mut finalizers: Vec<String> = obj
+        .meta()
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    if add {
+        finalizers.push(finalizer.to_string());
+    }
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": obj.meta().resource_version,
+    }});
+    let name = obj.meta().name.clone().unwrap_or_default();
+    match api
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(e) if is_not_found(&e) => Ok(Action::await_change()),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(std::time::Duration::from_millis(50))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A controller over `api` woken only by changes [`spec_hash`] sees, and its cache.
 pub fn spec_controller<K>(api: Api<K>) -> kube::runtime::Controller<K>
 where

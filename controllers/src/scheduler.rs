@@ -25,23 +25,19 @@ use flotilla_api::policy::{APPLIED_PLACEMENT_ANNOTATION, REPLICA_SCHEDULING_DUPL
 use flotilla_api::scheduling::{
     REASON_SUCCESS, SUCCESS_MESSAGE, ScheduleError, ScheduleInput, reschedule_required, schedule,
 };
-use flotilla_api::work::{
-    CONDITION_SCHEDULED, ClusterResourceBinding, ResourceBinding, ResourceBindingSpec,
-    ResourceBindingStatus,
-};
+use flotilla_api::work::{CONDITION_SCHEDULED, ResourceBindingSpec, ResourceBindingStatus};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::events::{EventType, record, reference};
 use crate::propagation::{
-    BindingResource, cache_ready, cluster_placement_hash, condition, is_claimed, is_not_found,
-    set_condition, spec_controller,
+    BindingResource, cache_ready, cluster_placement_hash, condition, is_claimed, is_conflict,
+    is_not_found, set_condition, spec_controller, watch_cached,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -50,13 +46,7 @@ pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
 /// Starts the scheduler (the `scheduler` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
-    Box::pin(async move {
-        futures::try_join!(
-            run::<ResourceBinding>(ctx.clone()),
-            run::<ClusterResourceBinding>(ctx)
-        )
-        .map(|_| ())
-    })
+    crate::for_both_binding_kinds!(run, ctx)
 }
 
 struct SchedCtx {
@@ -66,14 +56,8 @@ struct SchedCtx {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (clusters, writer) = reflector::store();
-    let cluster_changes = reflector(
-        writer,
-        watcher(Api::<Cluster>::all(cp.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(cluster_placement_hash, PredicateConfig::default());
+    let (clusters, cluster_changes) =
+        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_placement_hash);
     let controller = spec_controller(Api::<B>::all(cp));
     let bindings = controller.store();
     controller
@@ -181,7 +165,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
         if status.scheduler_observed_generation != generation {
             let mut s = status.clone();
             s.scheduler_observed_generation = generation;
-            patch_status(&api, &name, &s).await?;
+            return patch_status(&api, &name, b.meta().resource_version.as_deref(), &s).await;
         }
         return Ok(Action::await_change());
     };
@@ -195,6 +179,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
     });
     let placement = serde_json::to_string(&spec.placement.clone().unwrap_or_default())?;
     let mut new_status = status.clone();
+    let mut resource_version = b.meta().resource_version.clone();
     match result {
         Ok(r) => {
             let changed = r.clusters != spec.clusters || applied != Some(placement.as_str());
@@ -214,6 +199,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
                     Err(e) => return Err(e.into()),
                 };
                 new_generation = updated.meta().generation.unwrap_or(generation);
+                resource_version = updated.meta().resource_version.clone();
             }
             let cond_changed = set_condition(
                 &mut new_status.conditions,
@@ -235,8 +221,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
             tracing::info!(reason = why, error = %err, "binding cannot be scheduled");
             if matches!(err, ScheduleError::NoClusterFit(_)) && !spec.clusters.is_empty() {
                 let patch = json!({"spec": {"clusters": null}});
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                let updated = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
+                resource_version = updated.meta().resource_version.clone();
             }
             let cond_changed = set_condition(
                 &mut new_status.conditions,
@@ -265,7 +253,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
         }
     }
     if new_status != status {
-        patch_status(&api, &name, &new_status).await?;
+        let action = patch_status(&api, &name, resource_version.as_deref(), &new_status).await?;
+        if action != Action::await_change() {
+            return Ok(action);
+        }
     }
     // an unschedulable binding is tried again now and then, as Karmada does
     let failed = new_status
@@ -279,18 +270,31 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
     })
 }
 
+/// Writes the scheduler's own status fields, guarded by `resource_version`
+/// (the binding status controller writes `conditions` too): a stale copy
+/// gets a conflict and a quick retry instead of dropping `FullyApplied`.
 async fn patch_status<B: BindingResource>(
     api: &Api<B>,
     name: &str,
+    resource_version: Option<&str>,
     status: &ResourceBindingStatus,
-) -> Result<()> {
-    let patch = json!({ "status": status });
+) -> Result<Action> {
+    let patch = json!({
+        "metadata": {"resourceVersion": resource_version},
+        "status": {
+            "conditions": status.conditions,
+            "schedulerObservedGeneration": status.scheduler_observed_generation,
+            "lastScheduledTime": status.last_scheduled_time,
+            "schedulerObservingAffinityName": status.scheduler_observed_affinity_name,
+        },
+    });
     match api
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Ok(_) => Ok(Action::await_change()),
+        Err(e) if is_not_found(&e) => Ok(Action::await_change()),
+        Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
         Err(e) => Err(e.into()),
     }
 }

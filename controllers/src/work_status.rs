@@ -30,7 +30,7 @@ use futures::StreamExt;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -38,7 +38,8 @@ use tokio::sync::mpsc;
 use crate::execution::{Target, is_ready, target};
 use crate::objectwatcher::{self, needs_update, retain};
 use crate::propagation::{
-    Resolver, cache_ready, cluster_connection_hash, is_not_found, manifest_key, works_of_cluster,
+    Resolver, cache_ready, cluster_connection_hash, is_not_found, manifest_key, watch_cached,
+    works_of_cluster,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -96,22 +97,9 @@ fn work_hash(w: &Work) -> Option<u64> {
 
 async fn run(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (clusters, cw) = reflector::store();
-    let cluster_changes = reflector(
-        cw,
-        watcher(Api::<Cluster>::all(cp.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(cluster_connection_hash, PredicateConfig::default());
-    let (works, ww) = reflector::store();
-    let work_stream = reflector(
-        ww,
-        watcher(Api::<Work>::all(cp), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(work_hash, PredicateConfig::default());
+    let (clusters, cluster_changes) =
+        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
+    let (works, work_stream) = watch_cached(Api::<Work>::all(cp), work_hash);
     let (wake, woken) = mpsc::unbounded_channel();
     let woken = tokio_stream::wrappers::UnboundedReceiverStream::new(woken);
     let cached = works.clone();

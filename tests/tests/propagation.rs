@@ -173,6 +173,12 @@ fn nginx_sample_runs_in_members_with_status_aggregated_and_deletion_cleans_up() 
         .cloned()
         .unwrap_or_default();
     assert_eq!(items.len(), 2, "one aggregated item per cluster: {rb}");
+    for cond in ["Scheduled", "FullyApplied"] {
+        let found = rb["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == cond && c["status"] == "True"));
+        assert!(found, "{cond}=True on the binding: {}", rb["status"]);
+    }
 
     // the member objects carry Karmada's labels tying them back to their Work
     let m1 = get(&up, "member1", &["deploy", "nginx"])

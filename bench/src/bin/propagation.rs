@@ -4,8 +4,9 @@
 //!
 //! Each run starts `flotilla up --members N` with the propagation controllers
 //! in a separate `flotilla controller-manager` (so their memory is measured
-//! on its own), applies one PropagationPolicy (Divided, equal weights over
-//! every cluster) and creates templates of 2 replicas at a steady rate
+//! on its own), applies one PropagationPolicy per member (template label
+//! `slot: K` → divided 1:1 over memberK and memberK+1, so the pods spread
+//! evenly) and creates templates of 2 replicas at a steady rate
 //! (open loop); a watch on every member records when each template's
 //! Deployments report all replicas ready. Latency = that moment − the
 //! moment before the template's POST.
@@ -85,10 +86,10 @@ async fn client(kubeconfig: &Path, context: &str) -> Client {
     Client::try_from(config).expect("client")
 }
 
-fn deployment(name: &str) -> DynamicObject {
+fn deployment(name: &str, slot: usize) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default", "labels": {"bench": "yes"}},
+        "metadata": {"name": name, "namespace": "default", "labels": {"bench": "yes", "slot": slot.to_string()}},
         "spec": {"replicas": 2,
                  "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}},
@@ -105,7 +106,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
             .args(["up", "--bind", "127.0.0.1:0", "--members"])
             .arg(members.to_string())
             .arg("--nodes")
-            .arg("2")
+            .arg("4")
             .arg("--dir")
             .arg(dir.path().join("state"))
             .arg("--controllers=cluster,clusterStatus,namespace")
@@ -141,15 +142,6 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
             .expect("controller-manager"),
     );
     let cp = client(&kubeconfig, "flotilla").await;
-    let policy: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                         "labelSelector": {"matchLabels": {"bench": "yes"}}}],
-                 "placement": {"replicaScheduling": {"replicaSchedulingType": "Divided",
-                                                      "replicaDivisionPreference": "Weighted"}}}
-    }))
-    .expect("policy");
     let pp_resource = kube::api::ApiResource {
         group: "policy.karmada.io".into(),
         version: "v1alpha1".into(),
@@ -157,10 +149,28 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         kind: "PropagationPolicy".into(),
         plural: "propagationpolicies".into(),
     };
-    Api::<DynamicObject>::namespaced_with(cp.clone(), "default", &pp_resource)
-        .create(&PostParams::default(), &policy)
-        .await
-        .expect("policy created");
+    let pp_api = Api::<DynamicObject>::namespaced_with(cp.clone(), "default", &pp_resource);
+    for k in 1..=members {
+        let next = k % members + 1;
+        let policy: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
+            "metadata": {"name": format!("slot-{k}"), "namespace": "default"},
+            "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "labelSelector": {"matchLabels": {"bench": "yes", "slot": k.to_string()}}}],
+                     "placement": {
+                         "clusterAffinity": {"clusterNames": [format!("member{k}"), format!("member{next}")]},
+                         "replicaScheduling": {"replicaSchedulingType": "Divided",
+                                               "replicaDivisionPreference": "Weighted",
+                                               "weightPreference": {"staticWeightList": [
+                                                   {"targetCluster": {"clusterNames": [format!("member{k}")]}, "weight": 1},
+                                                   {"targetCluster": {"clusterNames": [format!("member{next}")]}, "weight": 1}]}}}}
+        }))
+        .expect("policy");
+        pp_api
+            .create(&PostParams::default(), &policy)
+            .await
+            .expect("policy created");
+    }
     // ready replicas per template, summed over the members
     let ready: Arc<Mutex<HashMap<String, HashMap<usize, i32>>>> = Arc::default();
     let done: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -223,7 +233,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         created.insert(name.clone(), Instant::now());
         let api = api.clone();
         posts.push(tokio::spawn(async move {
-            api.create(&PostParams::default(), &deployment(&name))
+            api.create(&PostParams::default(), &deployment(&name, i % members + 1))
                 .await
                 .expect("create");
         }));
