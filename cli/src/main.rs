@@ -7,6 +7,7 @@ use anyhow::Context;
 
 mod clusters;
 mod up;
+mod webhook;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -131,6 +132,10 @@ enum Command {
         /// Nodes per simulated member.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Serve the admission webhook in-process; `--webhook=false` only
+        /// registers it (run `flotilla webhook --cert-dir DIR/webhook` yourself).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        webhook: bool,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -211,6 +216,12 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Run the admission webhook (validation and defaulting of the Karmada API,
+    /// binding conversion at /convert) over HTTPS.
+    Webhook {
+        #[command(flatten)]
+        args: webhook::Args,
+    },
     /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
     /// registered on a host API server with an APIService.
     AggregatedApiserver {
@@ -277,6 +288,7 @@ async fn run() -> anyhow::Result<()> {
             bind,
             members,
             nodes,
+            webhook,
         } => {
             up::run(
                 up::Options {
@@ -284,6 +296,7 @@ async fn run() -> anyhow::Result<()> {
                     bind,
                     members,
                     nodes,
+                    webhook,
                 },
                 shutdown_signal(),
             )
@@ -354,6 +367,14 @@ async fn run() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             member.stop().await;
+        }
+        Command::Webhook { args } => {
+            let config = args.config()?;
+            let server = flotilla_webhook::bind(config)
+                .await
+                .context("starting the webhook")?;
+            println!("webhook serving at https://{}", server.local_addr);
+            server.serve(shutdown_signal()).await;
         }
         Command::Apiserver { server } => {
             let config = server.config(
