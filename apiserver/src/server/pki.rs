@@ -359,6 +359,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn serving_pair_is_made_once_and_reissued_for_new_hosts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("webhook");
+        let hosts = vec!["svc.example".to_string(), "127.0.0.1".to_string()];
+        let ca = ensure_serving(&sub, "test-ca", "tls", &hosts).expect("pair");
+        let crt = std::fs::read_to_string(sub.join("tls.crt")).expect("crt");
+        assert!(covers(&crt, &hosts));
+        assert_eq!(
+            ensure_serving(&sub, "test-ca", "tls", &hosts).expect("again"),
+            ca
+        );
+        assert_eq!(
+            std::fs::read_to_string(sub.join("tls.crt")).expect("crt"),
+            crt
+        );
+        let more = vec!["other.example".to_string()];
+        assert_eq!(
+            ensure_serving(&sub, "test-ca", "tls", &more).expect("more"),
+            ca
+        );
+        let reissued = std::fs::read_to_string(sub.join("tls.crt")).expect("crt");
+        assert_ne!(reissued, crt);
+        assert!(covers(&reissued, &more));
+    }
+
+    #[test]
     fn made_once_then_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = ensure(dir.path(), "127.0.0.1", &[]).expect("pki");
