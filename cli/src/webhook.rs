@@ -115,3 +115,71 @@ pub fn ensure_pki(dir: &Path) -> Result<String> {
     flotilla_apiserver::server::pki::ensure_serving(dir, "flotilla-webhook-ca", "tls", &hosts)
         .context("making the webhook's certificates")
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn config(args: &[&str]) -> Result<flotilla_webhook::Config> {
+        let mut all = vec!["webhook"];
+        all.extend(args);
+        Cli::try_parse_from(all)?.args.config()
+    }
+
+    #[test]
+    fn karmada_flags() {
+        let c = config(&[
+            "--bind-address=0.0.0.0",
+            "--secure-port=9443",
+            "--cert-dir=certs",
+            "--tls-cert-file-name=serving.crt",
+            "--health-probe-bind-address=:8000",
+            "--metrics-bind-address=127.0.0.1:8080",
+        ])
+        .expect("config");
+        assert_eq!(c.bind.to_string(), "0.0.0.0:9443");
+        assert_eq!(c.cert_file, PathBuf::from("certs/serving.crt"));
+        assert_eq!(c.key_file, PathBuf::from("certs/tls.key"));
+        assert_eq!(
+            c.health_probe_bind.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:8000")
+        );
+        assert_eq!(
+            c.metrics_bind.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
+    }
+
+    #[test]
+    fn explicit_files_and_bind_win() {
+        let c = config(&[
+            "--cert-dir=certs",
+            "--cert-file=a.pem",
+            "--key-file=b.pem",
+            "--bind=127.0.0.1:0",
+            "--metrics-bind-address=0",
+        ])
+        .expect("config");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:0");
+        assert_eq!(c.cert_file, PathBuf::from("a.pem"));
+        assert_eq!(c.key_file, PathBuf::from("b.pem"));
+        assert!(c.metrics_bind.is_none());
+    }
+
+    #[test]
+    fn missing_certificate_and_bad_addresses_are_errors() {
+        let e = config(&[]).expect_err("no certificate");
+        assert!(e.to_string().contains("--cert-file or --cert-dir"), "{e}");
+        let e =
+            config(&["--cert-dir=c", "--health-probe-bind-address=:http"]).expect_err("bad port");
+        assert!(e.to_string().contains("health-probe-bind-address"), "{e}");
+    }
+}

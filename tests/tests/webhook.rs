@@ -602,6 +602,35 @@ spec:
         None,
     );
     up.ok(&k, &["delete", "configmap", "keep", "-n", "default"], None);
+
+    // The policy's finalizer holds its deletion until removed (by Karmada's
+    // policy controller; here by hand, as the user guide says).
+    up.ok(
+        &k,
+        &["delete", "pp", "nginx", "-n", "default", "--wait=false"],
+        None,
+    );
+    let deleting = up.get_json(&k, &["get", "pp", "nginx", "-n", "default"]);
+    assert!(
+        deleting["metadata"]["deletionTimestamp"].is_string(),
+        "{deleting}"
+    );
+    up.ok(
+        &k,
+        &[
+            "patch",
+            "pp",
+            "nginx",
+            "-n",
+            "default",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    );
+    assert_eq!(up.names(&k, "propagationpolicies"), Vec::<String>::new());
 }
 
 /// The Karmada-API documents of a YAML file, as JSON (other kinds skipped).

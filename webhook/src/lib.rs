@@ -218,7 +218,14 @@ impl Server {
                         _ = stopped.changed() => break,
                         a = listener.accept() => a,
                     };
-                    let Ok((tcp, _)) = accepted else { continue };
+                    let tcp = match accepted {
+                        Ok((tcp, _)) => tcp,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
                     let state = state.clone();
                     tokio::spawn(serve_connection(TokioIo::new(tcp), state, surface));
                 }
@@ -236,7 +243,9 @@ impl Server {
             let (tcp, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors and the like: do not spin.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             };
