@@ -148,6 +148,12 @@ fn cluster_propagation_policy() {
             .get("namespace")
             .is_none()
     );
+    let reply = handle(
+        "/validate-clusterpropagationpolicy",
+        &with_object("cpp-create.json", &object),
+        ID,
+    );
+    assert_eq!(reply.body["response"]["allowed"], true, "{}", reply.body);
     denied(
         "/validate-clusterpropagationpolicy",
         "cpp-spread-without-cluster.json",
@@ -252,6 +258,18 @@ fn bindings_works_and_services_get_their_ids() {
         ID
     );
     allowed("/validate-multiclusterservice", "mcs-create.json");
+    let status = denied(
+        "/validate-multiclusterservice",
+        "mcs-two-types-bad-port.json",
+        "MultiClusterService types should not contain more than one type",
+    );
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["spec.ports[0].port", "spec.types"], "{status}");
     allowed("/validate-resourcebinding", "rb-create.json");
     denied(
         "/validate-resourcebinding",
