@@ -39,6 +39,9 @@ pub struct Args {
     /// Also serve /metrics over plain HTTP here (`:8080` = all interfaces; `0` = off).
     #[arg(long)]
     metrics_bind_address: Option<String>,
+    /// Accept ClusterTaintPolicies with NoExecute taints (which may evict workloads).
+    #[arg(long)]
+    allow_no_execute_taint_policy: bool,
 }
 
 /// Parses Go-style listen addresses: `HOST:PORT`, `:PORT`, or `0` (off).
@@ -85,7 +88,8 @@ impl Args {
             Some(p) => p,
             None => bail!("give the serving key with --key-file or --cert-dir"),
         };
-        let mut config = flotilla_webhook::Config::new(bind, cert_file, key_file);
+        let mut config = flotilla_webhook::Config::new(bind, cert_file, key_file)
+            .allow_no_execute_taint_policy(self.allow_no_execute_taint_policy);
         if let Some(a) = listen_address(
             "health-probe-bind-address",
             self.health_probe_bind_address.as_deref(),

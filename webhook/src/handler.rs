@@ -210,9 +210,21 @@ fn http_error(code: u16, reason: &str, message: String) -> Reply {
     }
 }
 
-/// Answers one request to `path` with `body`. `new_id` is the UUID used when
-/// a permanent-id label has to be set.
+/// Switches of the rules, as karmada-webhook's flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `--allow-no-execute-taint-policy`: accept ClusterTaintPolicies with NoExecute taints.
+    pub allow_no_execute_taint_policy: bool,
+}
+
+/// Answers one request to `path` with `body` under the default [`Options`].
+/// `new_id` is the UUID used when a permanent-id label has to be set.
 pub fn handle(path: &str, body: &[u8], new_id: &str) -> Reply {
+    handle_with(path, body, new_id, &Options::default())
+}
+
+/// [`handle`] with explicit [`Options`].
+pub fn handle_with(path: &str, body: &[u8], new_id: &str, options: &Options) -> Reply {
     let Some(route) = find_route(path) else {
         return http_error(
             404,
@@ -226,7 +238,7 @@ pub fn handle(path: &str, body: &[u8], new_id: &str) -> Reply {
     };
     match route.phase {
         Phase::Convert => convert(&review),
-        Phase::Mutate | Phase::Validate => admit(route, &review, new_id),
+        Phase::Mutate | Phase::Validate => admit(route, &review, new_id, options),
     }
 }
 
@@ -234,7 +246,7 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn admit(route: &Route, review: &Value, new_id: &str) -> Reply {
+fn admit(route: &Route, review: &Value, new_id: &str, options: &Options) -> Reply {
     let api_version = str_at(review, "/apiVersion");
     if str_at(review, "/kind") != "AdmissionReview"
         || !matches!(
@@ -310,6 +322,7 @@ fn admit(route: &Route, review: &Value, new_id: &str) -> Reply {
         object,
         old_object,
         new_id,
+        allow_no_execute_taint_policy: options.allow_no_execute_taint_policy,
     };
     let allowed = json!({"uid": uid, "allowed": true});
     match route.phase {

@@ -79,6 +79,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Switches of the admission rules.
+    pub options: handler::Options,
 }
 
 impl Config {
@@ -95,7 +97,14 @@ impl Config {
             health_probe_bind: None,
             metrics_bind: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            options: handler::Options::default(),
         }
+    }
+
+    /// Accept ClusterTaintPolicies with NoExecute taints (`--allow-no-execute-taint-policy`).
+    pub fn allow_no_execute_taint_policy(mut self, allow: bool) -> Self {
+        self.options.allow_no_execute_taint_policy = allow;
+        self
     }
 
     /// Also serve `/healthz` and `/readyz` over plain HTTP on `addr`.
@@ -132,6 +141,7 @@ enum Surface {
 struct State {
     metrics: metrics::Metrics,
     max_body_bytes: usize,
+    options: handler::Options,
 }
 
 /// A bound webhook server, not yet accepting connections.
@@ -184,6 +194,7 @@ pub async fn bind(config: Config) -> Result<Server> {
         state: Arc::new(State {
             metrics: metrics::Metrics::new(),
             max_body_bytes: config.max_body_bytes,
+            options: config.options,
         }),
         local_addr,
     })
@@ -374,7 +385,7 @@ async fn review(state: &State, req: Request<Incoming>, path: &str) -> Response<F
     };
     let started = Instant::now();
     let new_id = uuid::Uuid::new_v4().to_string();
-    let answer = handler::handle(path, &body, &new_id);
+    let answer = handler::handle_with(path, &body, &new_id, &state.options);
     let seconds = started.elapsed().as_secs_f64();
     if let Some(outcome) = &answer.outcome {
         state.metrics.observe(outcome, seconds);

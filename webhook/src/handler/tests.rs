@@ -294,7 +294,7 @@ fn deletion_protection() {
 #[test]
 fn kinds_without_rules_are_allowed() {
     // The review is well formed; no rule applies to a ConfigMap here.
-    allowed("/validate-clustertaintpolicy", "delete-unprotected.json");
+    allowed("/validate-multiclusteringress", "delete-unprotected.json");
     allowed("/mutate-resourcebinding", "delete-unprotected.json");
 }
 
@@ -414,4 +414,27 @@ fn unchanged_objects_get_no_patch() {
         None,
         "removals outside manifests are dropped"
     );
+}
+
+#[test]
+fn cluster_taint_policy_no_execute_needs_the_flag() {
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "ctp-1", "operation": "CREATE",
+                    "kind": {"group": "policy.karmada.io", "version": "v1alpha1", "kind": "ClusterTaintPolicy"},
+                    "object": {"apiVersion": "policy.karmada.io/v1alpha1", "kind": "ClusterTaintPolicy",
+                               "metadata": {"name": "evict"},
+                               "spec": {"taints": [{"key": "unhealthy", "effect": "NoExecute"}]}}}});
+    let body = serde_json::to_vec(&review).expect("json");
+    let reply = handle("/validate-clustertaintpolicy", &body, ID);
+    let response = &reply.body["response"];
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(
+        response["status"]["details"]["causes"][0]["field"],
+        "spec.taints[0]"
+    );
+    let allow = Options {
+        allow_no_execute_taint_policy: true,
+    };
+    let reply = handle_with("/validate-clustertaintpolicy", &body, ID, &allow);
+    assert_eq!(reply.body["response"]["allowed"], true, "{}", reply.body);
 }
