@@ -742,13 +742,16 @@ fn webhook_down_fails_closed() {
     let k = system_kubectl();
     let policy = pp("down", "", "");
     let assert_fails_closed = |cause: &str| {
-        let (code, out, err) = up.apply(&k, &policy);
-        assert_ne!(code, 0, "accepted without a webhook: {out}");
-        assert!(
-            err.contains("failed calling webhook \"propagationpolicy.karmada.io\"")
-                && err.contains(cause),
-            "{err:?} should name the webhook and {cause:?}"
-        );
+        for kubectl in kubectls() {
+            let (code, out, err) = up.apply(&kubectl, &policy);
+            assert_ne!(code, 0, "accepted without a webhook: {out}");
+            assert!(
+                err.contains("failed calling webhook \"propagationpolicy.karmada.io\"")
+                    && err.contains(cause),
+                "{err:?} ({}) should name the webhook and {cause:?}",
+                kubectl.display()
+            );
+        }
         assert_eq!(up.names(&k, "propagationpolicies"), Vec::<String>::new());
     };
     assert_fails_closed("no endpoints available for service \"karmada-webhook\"");
