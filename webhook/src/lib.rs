@@ -385,7 +385,21 @@ async fn review(state: &State, req: Request<Incoming>, path: &str) -> Response<F
     };
     let started = Instant::now();
     let new_id = uuid::Uuid::new_v4().to_string();
-    let answer = handler::handle_with(path, &body, &new_id, &state.options);
+    // The handler is written not to panic; should it anyway, the caller gets a
+    // Status instead of a dropped connection.
+    let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handler::handle_with(path, &body, &new_id, &state.options)
+    })) {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::error!(path, "review handler panicked");
+            return status_reply(
+                500,
+                "InternalError",
+                "the webhook failed to handle the review",
+            );
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     if let Some(outcome) = &answer.outcome {
         state.metrics.observe(outcome, seconds);
