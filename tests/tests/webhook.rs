@@ -633,6 +633,52 @@ spec:
     assert_eq!(up.names(&k, "propagationpolicies"), Vec::<String>::new());
 }
 
+/// Bindings get their permanent id on creation and are served as v1alpha1
+/// through the webhook's `/convert`.
+#[test]
+fn bindings_get_ids_and_convert() {
+    let up = Up::start(&[]);
+    let k = system_kubectl();
+    let binding = "apiVersion: work.karmada.io/v1alpha2
+kind: ResourceBinding
+metadata: {name: nginx-deployment, namespace: default}
+spec:
+  resource: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: nginx}
+  replicas: 2
+  clusters: [{name: member1, replicas: 2}]
+";
+    let (code, out, err) = up.apply(&k, binding);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rb = up.get_json(
+        &k,
+        &[
+            "get",
+            "resourcebinding",
+            "nginx-deployment",
+            "-n",
+            "default",
+        ],
+    );
+    assert!(
+        rb["metadata"]["labels"]["resourcebinding.karmada.io/permanent-id"].is_string(),
+        "{rb}"
+    );
+    let raw = up.ok(
+        &k,
+        &[
+            "get",
+            "--raw",
+            "/apis/work.karmada.io/v1alpha1/namespaces/default/resourcebindings/nginx-deployment",
+        ],
+        None,
+    );
+    let old: Value = serde_json::from_str(&raw).expect("JSON");
+    assert_eq!(old["apiVersion"], "work.karmada.io/v1alpha1", "{old}");
+    // v1alpha1 keeps the replica count on the resource reference.
+    assert_eq!(old["spec"]["resource"]["replicas"], 2, "{old}");
+    assert_eq!(old["spec"]["clusters"][0]["name"], "member1", "{old}");
+}
+
 /// The Karmada-API documents of a YAML file, as JSON (other kinds skipped).
 fn karmada_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("sample");
