@@ -7,6 +7,7 @@ use anyhow::Context;
 
 mod clusters;
 mod up;
+mod webhook;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -136,6 +137,10 @@ enum Command {
         /// the detector as a separate `flotilla controller-manager`.
         #[arg(long, value_delimiter = ',', default_value = "*")]
         controllers: Vec<String>,
+        /// Serve the admission webhook in-process; `--webhook=false` only
+        /// registers it (run `flotilla webhook --cert-dir DIR/webhook` yourself).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        webhook: bool,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -216,6 +221,12 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Run the admission webhook (validation and defaulting of the Karmada API,
+    /// binding conversion at /convert) over HTTPS.
+    Webhook {
+        #[command(flatten)]
+        args: webhook::Args,
+    },
     /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
     /// registered on a host API server with an APIService.
     AggregatedApiserver {
@@ -283,6 +294,7 @@ async fn run() -> anyhow::Result<()> {
             members,
             nodes,
             controllers,
+            webhook,
         } => {
             flotilla_controllers::enabled_controllers(&controllers)?;
             up::run(
@@ -292,6 +304,7 @@ async fn run() -> anyhow::Result<()> {
                     members,
                     nodes,
                     controllers,
+                    webhook,
                 },
                 shutdown_signal(),
             )
@@ -362,6 +375,14 @@ async fn run() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             member.stop().await;
+        }
+        Command::Webhook { args } => {
+            let config = args.config()?;
+            let server = flotilla_webhook::bind(config)
+                .await
+                .context("starting the webhook")?;
+            println!("webhook serving at https://{}", server.local_addr);
+            server.serve(shutdown_signal()).await;
         }
         Command::Apiserver { server } => {
             let config = server.config(

@@ -15,6 +15,8 @@ use flotilla_apiserver::registry::store::{Store, WriteOptions};
 use flotilla_apiserver::server::{self, Role};
 use serde_json::{Value, json};
 
+mod webhook;
+
 /// Options of `flotilla up`.
 pub struct Options {
     pub dir: PathBuf,
@@ -25,6 +27,8 @@ pub struct Options {
     pub nodes: usize,
     /// `--controllers` (Karmada syntax) of the in-process controllers.
     pub controllers: Vec<String>,
+    /// Serve the admission webhook in-process (else only register it).
+    pub webhook: bool,
 }
 
 /// The namespace holding member credentials, as in Karmada.
@@ -144,9 +148,22 @@ async fn register_aggregated(store: &Store, addr: SocketAddr, ca_pem: &str) -> R
     Ok(())
 }
 
-/// Installs every Karmada CRD flotilla serves (unchanged when present).
-async fn install_crds(store: &Store) -> Result<()> {
-    for (_, crd) in flotilla_api::crd_values() {
+/// Installs every Karmada CRD flotilla serves (unchanged when present); the
+/// binding CRDs get `conversion` (kept current).
+async fn install_crds(store: &Store, conversion: &Value) -> Result<()> {
+    for (_, mut crd) in flotilla_api::crd_values() {
+        if let Some(c) = crd.pointer_mut("/spec/conversion") {
+            *c = conversion.clone();
+            put(
+                store,
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                crd,
+            )
+            .await?;
+            continue;
+        }
         ensure(
             store,
             "apiextensions.k8s.io",
@@ -218,7 +235,15 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         &read(&opts.dir.join("aggregated-apiserver").join("ca.crt"))?,
     )
     .await?;
-    install_crds(&store).await?;
+    let webhook = webhook::start(&opts.dir.join("webhook"), opts.webhook).await?;
+    install_crds(&store, &webhook.conversion()).await?;
+    webhook.register(&store).await?;
+    match webhook.addr() {
+        Some(addr) => eprintln!("flotilla: admission webhook on https://{addr}"),
+        None => eprintln!(
+            "flotilla: admission webhook registered but not started (--webhook=false); policy writes fail until one serves"
+        ),
+    }
     eprintln!("flotilla: Karmada API installed (CRDs, cluster.karmada.io)");
     // Both API servers serve from here on; everything after talks to them.
     let (stop, _) = tokio::sync::watch::channel(false);
@@ -320,6 +345,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     for m in members {
         m.stop().await;
     }
+    webhook.stop().await;
     let _ = stop.send(true);
     let _ = aggregated_task.await;
     let _ = host_task.await;
