@@ -46,6 +46,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), every_change);
     Controller::new(Api::<B>::all(cp), watcher::Config::default())
         .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
+        .with_config(crate::propagation::status_controller_config())
         .run(
             reconcile::<B>,
             error_policy::<B>,

@@ -294,10 +294,13 @@ async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool)
     // changes of the template: they do not wake the detector
     let writer = reflector::store::Writer::new(resource.clone());
     let store = writer.as_reader();
-    let templates = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(spec_hash::<DynamicObject>, PredicateConfig::default());
+    let templates = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(spec_hash::<DynamicObject>, PredicateConfig::default());
     let controller = Controller::for_stream_with(templates, store.clone(), resource.clone());
     let changes = tokio_stream::wrappers::BroadcastStream::new(shared.changes.subscribe());
     let trigger_resource = resource.clone();

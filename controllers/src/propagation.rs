@@ -206,10 +206,13 @@ where
 {
     use kube::runtime::{WatchStreamExt, reflector, watcher};
     let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(predicate, kube::runtime::PredicateConfig::default());
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicate, kube::runtime::PredicateConfig::default());
     (store, stream)
 }
 
@@ -271,10 +274,13 @@ where
 {
     use kube::runtime::{WatchStreamExt, reflector, watcher};
     let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(spec_hash::<K>, kube::runtime::PredicateConfig::default());
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(spec_hash::<K>, kube::runtime::PredicateConfig::default());
     kube::runtime::Controller::for_stream(stream, store)
 }
 
@@ -320,6 +326,13 @@ where
         .await,
         Ok(Ok(()))
     )
+}
+
+/// The controller configuration of the status controllers: a burst of
+/// status changes of one object (a member rolling out its pods) becomes one
+/// reconcile, and so one write, instead of one per change.
+pub fn status_controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().debounce(std::time::Duration::from_millis(30))
 }
 
 /// Whether `err` is a 404 from the API.

@@ -108,6 +108,7 @@ async fn run(ctx: Context) -> Result<()> {
             works_of_cluster(&cached, c.name())
         })
         .reconcile_on(woken)
+        .with_config(crate::propagation::status_controller_config())
         .run(
             reconcile,
             error_policy,
@@ -158,9 +159,12 @@ async fn member_watch(
     let store = writer.as_reader();
     let wc = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
     let wake = sctx.wake.clone();
-    let stream = reflector(writer, watcher(api, wc))
-        .default_backoff()
-        .touched_objects();
+    let stream = reflector(
+        writer,
+        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
