@@ -61,6 +61,7 @@ fn admin() -> Arc<User> {
         name: "admin".into(),
         uid: String::new(),
         groups: vec!["system:masters".into()],
+        extra: Default::default(),
     })
 }
 

@@ -27,6 +27,7 @@ fn user(name: &str, groups: &[&str]) -> User {
         name: name.into(),
         uid: String::new(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        extra: Default::default(),
     }
 }
 
@@ -70,6 +71,7 @@ fn cluster_role_binding(name: &str, role: &str, subjects: Value) -> (String, Val
 
 fn alice() -> User {
     user("alice", &[])
+    extra: Default::default(),
 }
 
 fn allowed(s: &Snapshot, u: &User, a: &Attributes) -> bool {
@@ -694,6 +696,7 @@ fn impersonation_allowed() {
             name: "bob".into(),
             uid: "1234".into(),
             groups: vec!["dev".into(), "ops".into(), ALL_AUTHENTICATED.into()],
+            extra: Default::default(),
         }
     );
     assert_eq!(
@@ -1027,6 +1030,7 @@ fn self_subject_review_reports_user() {
         name: "alice".into(),
         uid: "u-1".into(),
         groups: vec!["dev".into(), ALL_AUTHENTICATED.into()],
+        extra: Default::default(),
     };
     assert_eq!(
         self_subject_review(&u),
