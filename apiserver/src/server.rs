@@ -378,6 +378,16 @@ impl Server {
                             .as_ref()
                             .map(|u| u.groups.join(","))
                             .unwrap_or_default();
+                        let extra = user
+                            .as_ref()
+                            .map(|u| {
+                                u.extra
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={}", v.join("|")))
+                                    .collect::<Vec<_>>()
+                                    .join(";")
+                            })
+                            .unwrap_or_default();
                         let response = match user {
                             // A front proxy has authorized the request before forwarding it.
                             Some(user) if peer_identity == auth::Peer::FrontProxy => {
@@ -401,7 +411,7 @@ impl Server {
                                 | http::Method::DELETE
                         ) {
                             // The audit trail: who changed what, with what result.
-                            tracing::info!(target: "audit", user = %who, %groups, %method, %path, code, "mutating request");
+                            tracing::info!(target: "audit", user = %who, %groups, %extra, %method, %path, code, "mutating request");
                         }
                         tracing::debug!(%method, %path, code, elapsed_ms, "request");
                         Ok::<_, std::convert::Infallible>(response)

@@ -346,7 +346,10 @@ impl Unified {
         let m = &self.metrics;
         let mut out = String::new();
         out.push_str("# HELP flotilla_unified_list_total Lists answered by the unified view.\n# TYPE flotilla_unified_list_total counter\n");
-        out.push_str(&format!("flotilla_unified_list_total {}\n", m.lists.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "flotilla_unified_list_total {}\n",
+            m.lists.load(Ordering::Relaxed)
+        ));
         out.push_str("# HELP flotilla_unified_list_from_cache_total Member parts of lists answered from caches.\n# TYPE flotilla_unified_list_from_cache_total counter\n");
         out.push_str(&format!(
             "flotilla_unified_list_from_cache_total {}\n",
@@ -358,16 +361,28 @@ impl Unified {
             m.partial_answers.load(Ordering::Relaxed)
         ));
         out.push_str("# HELP flotilla_unified_missing_cluster_total Answers that left a cluster out, by cluster.\n# TYPE flotilla_unified_missing_cluster_total counter\n");
-        for (c, n) in m.missing_by_cluster.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            out.push_str(&format!("flotilla_unified_missing_cluster_total{{cluster=\"{c}\"}} {n}\n"));
+        for (c, n) in m
+            .missing_by_cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            out.push_str(&format!(
+                "flotilla_unified_missing_cluster_total{{cluster=\"{c}\"}} {n}\n"
+            ));
         }
         out.push_str("# HELP flotilla_unified_cache_objects Objects held by the caches.\n# TYPE flotilla_unified_cache_objects gauge\n");
         out.push_str("# HELP flotilla_unified_cache_bytes JSON size of the objects held by the caches.\n# TYPE flotilla_unified_cache_bytes gauge\n");
         for c in self.all_caches() {
             let (n, bytes) = c.size();
-            let labels = format!("cluster=\"{}\",resource=\"{}\"", c.cluster, c.resource.plural);
+            let labels = format!(
+                "cluster=\"{}\",resource=\"{}\"",
+                c.cluster, c.resource.plural
+            );
             out.push_str(&format!("flotilla_unified_cache_objects{{{labels}}} {n}\n"));
-            out.push_str(&format!("flotilla_unified_cache_bytes{{{labels}}} {bytes}\n"));
+            out.push_str(&format!(
+                "flotilla_unified_cache_bytes{{{labels}}} {bytes}\n"
+            ));
         }
         out
     }
@@ -522,10 +537,14 @@ where
         .resolve(&info.group, &info.version, &info.resource)
         .await
         .ok_or_else(|| {
-            ApiError::new(404, "NotFound", format!(
-                "the server could not find the requested resource: no member cluster serves {}",
-                crate::status::qualified(&info.resource, &info.group)
-            ))
+            ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource: no member cluster serves {}",
+                    crate::status::qualified(&info.resource, &info.group)
+                ),
+            )
         })?;
     if info.namespace.is_some() && !gvr.namespaced {
         return Err(ApiError::no_route());
@@ -547,9 +566,29 @@ where
         strict,
     };
     match (info.verb, info.subresource.as_deref()) {
-        (Verb::List, None) => list(u, &gvr, info.namespace.as_deref(), &query, user, &opts, warnings).await,
+        (Verb::List, None) => {
+            list(
+                u,
+                &gvr,
+                info.namespace.as_deref(),
+                &query,
+                user,
+                &opts,
+                warnings,
+            )
+            .await
+        }
         (Verb::Watch, None) => {
-            watch::serve(u, &gvr, info.namespace.as_deref(), &query, user, &opts, warnings).await
+            watch::serve(
+                u,
+                &gvr,
+                info.namespace.as_deref(),
+                &query,
+                user,
+                &opts,
+                warnings,
+            )
+            .await
         }
         (Verb::Get, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             // A watch on one object: the list watch with a name selector.
@@ -562,11 +601,29 @@ where
                 format!("{fs},metadata.name={name}")
             };
             q.insert("fieldSelector".into(), fs);
-            watch::serve(u, &gvr, info.namespace.as_deref(), &q, user, &opts, warnings).await
+            watch::serve(
+                u,
+                &gvr,
+                info.namespace.as_deref(),
+                &q,
+                user,
+                &opts,
+                warnings,
+            )
+            .await
         }
         (Verb::Get, None) => {
             let name = info.name.clone().unwrap_or_default();
-            get(u, &gvr, info.namespace.as_deref(), &name, user, &opts, warnings).await
+            get(
+                u,
+                &gvr,
+                info.namespace.as_deref(),
+                &name,
+                user,
+                &opts,
+                warnings,
+            )
+            .await
         }
         (Verb::Create, _) if info.name.is_none() => Err(ApiError::method_not_allowed(format!(
             "the unified view does not know which cluster to create {} in: create it through the \
@@ -580,8 +637,18 @@ where
         )),
         _ => {
             let name = info.name.clone().unwrap_or_default();
-            forward(u, parts, body, &gvr, info.namespace.as_deref(), &name, rest, user, warnings)
-                .await
+            forward(
+                u,
+                parts,
+                body,
+                &gvr,
+                info.namespace.as_deref(),
+                &name,
+                rest,
+                user,
+                warnings,
+            )
+            .await
         }
     }
 }
@@ -607,7 +674,10 @@ async fn discovery(
     for t in targets {
         match t.member {
             Ok(m) => members.push(m),
-            Err(e) => warnings.push(format!("cluster {} is missing from discovery: {}", t.name, e.0)),
+            Err(e) => warnings.push(format!(
+                "cluster {} is missing from discovery: {}",
+                t.name, e.0
+            )),
         }
     }
     let target = match query {
@@ -649,7 +719,18 @@ fn selectors(gvr: &Gvr, query: &HashMap<String, String>) -> Result<Selectors, Ap
         split_cluster_terms(query.get("fieldSelector").map(String::as_str).unwrap_or(""));
     let info = table::info_for(gvr);
     let mut allowed: Vec<&str> = info.field_selectors.clone();
-    if !(gvr.group.is_empty() && matches!(gvr.plural.as_str(), "pods" | "nodes" | "events" | "secrets" | "services" | "namespaces" | "replicationcontrollers")) {
+    if !(gvr.group.is_empty()
+        && matches!(
+            gvr.plural.as_str(),
+            "pods"
+                | "nodes"
+                | "events"
+                | "secrets"
+                | "services"
+                | "namespaces"
+                | "replicationcontrollers"
+        ))
+    {
         allowed.clear();
     }
     let fields = FieldSelector::parse(&field_text, &allowed).map_err(ApiError::bad_request)?;
@@ -684,7 +765,11 @@ async fn gather(
         let known: Vec<String> = u
             .clusters()
             .iter()
-            .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str).map(String::from))
+            .filter_map(|c| {
+                c.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .collect();
         if let Some(unknown) = map.keys().find(|c| !known.contains(c)) {
             return Err(ApiError::gone(format!(
@@ -704,9 +789,11 @@ async fn gather(
         force_live: opts.live,
         user,
     };
-    let parts = futures::future::join_all(targets.iter().map(|t| async {
-        (t.name.clone(), fanout::list_one(u, t, &req).await)
-    }))
+    let parts = futures::future::join_all(
+        targets
+            .iter()
+            .map(|t| async { (t.name.clone(), fanout::list_one(u, t, &req).await) }),
+    )
     .await;
     u.metrics.lists.fetch_add(1, Ordering::Relaxed);
     let mut items = Vec::new();
@@ -837,7 +924,8 @@ async fn list(
             }
         }
         None => {
-            let requested = resource_version::parse(query.get("resourceVersion").map(String::as_str))?;
+            let requested =
+                resource_version::parse(query.get("resourceVersion").map(String::as_str))?;
             let merged = gather(u, gvr, namespace, &sel, &requested, user, opts, warnings).await?;
             let rv = resource_version::encode(&merged.rv);
             (Arc::new(merged.items), rv)
@@ -878,7 +966,12 @@ async fn list(
 }
 
 /// Encodes a list in the asked representation.
-fn list_response(gvr: &Gvr, items: &[Arc<Value>], meta: &ListMeta, opts: &Options) -> Response<Body> {
+fn list_response(
+    gvr: &Gvr,
+    items: &[Arc<Value>],
+    meta: &ListMeta,
+    opts: &Options,
+) -> Response<Body> {
     match opts.output {
         Output::Table => {
             let t = table::table(&table::info_for(gvr), items, opts.include, meta, true);
@@ -949,7 +1042,13 @@ fn object_response(v: &Value, output: Output, include: IncludeObject, gvr: &Gvr)
                     .to_string(),
                 ..Default::default()
             };
-            let t = table::table(&table::info_for(gvr), &[Arc::new(v.clone())], include, &meta, true);
+            let t = table::table(
+                &table::info_for(gvr),
+                &[Arc::new(v.clone())],
+                include,
+                &meta,
+                true,
+            );
             json_response(
                 StatusCode::OK,
                 "application/json;as=Table;v=v1;g=meta.k8s.io",
@@ -964,8 +1063,10 @@ fn object_response(v: &Value, output: Output, include: IncludeObject, gvr: &Gvr)
         Output::Yaml => {
             let text = serde_saphyr::to_string(v).unwrap_or_default();
             let mut r = Response::new(full(text));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
             r
         }
         Output::Json => json_response(
@@ -1001,8 +1102,7 @@ async fn get(
     warnings: &mut Vec<String>,
 ) -> Result<Response<Body>, ApiError> {
     let targets = u.targets(Some(gvr), &ClusterFilter::default()).await;
-    let (found, missing, forbidden) =
-        fanout::locate(u, &targets, gvr, namespace, name, user).await;
+    let (found, missing, forbidden) = fanout::locate(u, &targets, gvr, namespace, name, user).await;
     u.count_missing(&missing);
     if opts.strict && !missing.is_empty() {
         return Err(strict_failure(&missing));
@@ -1078,7 +1178,10 @@ where
             .await
             .map_err(|e| ApiError::bad_request(format!("failed to read the request body: {e}")))?
             .to_bytes();
-        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let mut object = codec::decode_object(content_type, &bytes)?;
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             if let Some(rv) = meta.get("resourceVersion").and_then(Value::as_str) {
@@ -1103,7 +1206,10 @@ where
             }
         }
         let mut parts = parts.clone();
-        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         parts.headers.remove(header::CONTENT_LENGTH);
         let body = Full::new(Bytes::from(serde_json::to_vec(&object).unwrap_or_default()));
         return crate::cluster_proxy::proxy(
@@ -1152,7 +1258,10 @@ mod tests {
             kind: "Deployment".into(),
             namespaced: true,
         };
-        assert_eq!(g.collection_path(Some("ns")), "/apis/apps/v1/namespaces/ns/deployments");
+        assert_eq!(
+            g.collection_path(Some("ns")),
+            "/apis/apps/v1/namespaces/ns/deployments"
+        );
         assert_eq!(g.collection_path(None), "/apis/apps/v1/deployments");
         assert_eq!(g.api_version(), "apps/v1");
     }

@@ -201,7 +201,14 @@ fn apiservice_proxies_a_remote_group() {
     assert_eq!(code, 0, "{err}");
     let mut create = host.kubectl(&system_kubectl());
     create
-        .args(["--as=alice", "--as-group=devs", "create", "-f", "-"])
+        .args([
+            "--as=alice",
+            "--as-group=devs",
+            "--as-user-extra=team=blue",
+            "create",
+            "-f",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -229,6 +236,11 @@ fn apiservice_proxies_a_remote_group() {
     assert!(
         audit.contains("groups=devs,system:authenticated"),
         "the backend saw other groups: {audit}"
+    );
+    // ...and her extras, sent as X-Remote-Extra-Team.
+    assert!(
+        audit.contains("extra=team=blue"),
+        "the backend did not see the extra: {audit}"
     );
 
     // The backend trusts those headers only from the front proxy's certificate.

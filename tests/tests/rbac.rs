@@ -951,6 +951,38 @@ fn auth_whoami() {
 }
 
 #[test]
+fn auth_whoami_shows_impersonated_extras() {
+    each_kubectl(|s| {
+        let out = s.admin(&[
+            "--as=bob",
+            "--as-user-extra=team=blue",
+            "--as-user-extra=team=green",
+            "--as-user-extra=scopes.example.com/level=high",
+            "auth",
+            "whoami",
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&out).expect("whoami JSON");
+        let extra = &v["status"]["userInfo"]["extra"];
+        assert_eq!(
+            extra["team"],
+            serde_json::json!(["blue", "green"]),
+            "{}: {v}",
+            s.who()
+        );
+        assert_eq!(
+            extra["scopes.example.com/level"],
+            serde_json::json!(["high"]),
+            "{}: {v}",
+            s.who()
+        );
+        let table = norm(&s.admin(&["--as=bob", "--as-user-extra=team=blue", "auth", "whoami"]));
+        assert!(table.contains("Extra: team [blue]"), "{}: {table}", s.who());
+    });
+}
+
+#[test]
 fn auth_whoami_includes_system_authenticated() {
     each_kubectl(|s| {
         let out = norm(&s.ok(ALICE, &["auth", "whoami"]));

@@ -37,8 +37,18 @@ mod tests {
     fn resource_registries_are_cluster_scoped() {
         let info = super::resource();
         assert_eq!(
-            (info.group.as_str(), info.version.as_str(), info.plural.as_str(), info.kind.as_str()),
-            ("search.karmada.io", "v1alpha1", "resourceregistries", "ResourceRegistry")
+            (
+                info.group.as_str(),
+                info.version.as_str(),
+                info.plural.as_str(),
+                info.kind.as_str()
+            ),
+            (
+                "search.karmada.io",
+                "v1alpha1",
+                "resourceregistries",
+                "ResourceRegistry"
+            )
         );
         assert!(!info.namespaced);
     }

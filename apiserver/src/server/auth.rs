@@ -28,7 +28,22 @@ pub fn escape_extra_key(key: &str) -> String {
     let mut out = String::new();
     for b in key.bytes() {
         let plain = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'!' | b'#' | b'$' | b'&' | b'\'' | b'*' | b'+' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+            || matches!(
+                b,
+                b'-' | b'!'
+                    | b'#'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
         if plain {
             out.push(b.to_ascii_lowercase() as char);
         } else {
@@ -40,7 +55,10 @@ pub fn escape_extra_key(key: &str) -> String {
 
 /// The extras named by headers `PREFIX<key>: value` (keys percent-decoded,
 /// lower-cased; repeated headers and comma-free values kept in order).
-pub fn extras_from_headers(headers: &http::HeaderMap, prefix: &str) -> BTreeMap<String, Vec<String>> {
+pub fn extras_from_headers(
+    headers: &http::HeaderMap,
+    prefix: &str,
+) -> BTreeMap<String, Vec<String>> {
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in headers {
         if let Some(key) = name.as_str().strip_prefix(prefix) {

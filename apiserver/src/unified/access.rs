@@ -100,7 +100,8 @@ impl Access {
         if !q.name.is_empty() {
             attrs["name"] = json!(q.name);
         }
-        let mut spec = json!({"user": user.name, "groups": user.groups, "resourceAttributes": attrs});
+        let mut spec =
+            json!({"user": user.name, "groups": user.groups, "resourceAttributes": attrs});
         if !user.uid.is_empty() {
             spec["uid"] = json!(user.uid);
         }

@@ -135,10 +135,7 @@ impl Cache {
     }
 
     /// Starts a cache and its list/watch loop; the task ends when the handle is aborted.
-    pub fn spawn(
-        member: Member,
-        resource: Gvr,
-    ) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
+    pub fn spawn(member: Member, resource: Gvr) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
         let cache = Cache::new(&member.name, resource);
         let task = tokio::spawn(reflect(cache.clone(), member));
         (cache, task)
@@ -172,11 +169,7 @@ impl Cache {
     }
 
     /// Objects in `namespace` (all when None) that pass `filter`, in key order.
-    pub fn snapshot(
-        &self,
-        namespace: Option<&str>,
-        filter: &dyn Fn(&Value) -> bool,
-    ) -> Snapshot {
+    pub fn snapshot(&self, namespace: Option<&str>, filter: &dyn Fn(&Value) -> bool) -> Snapshot {
         let inner = self.read();
         let objects = match namespace {
             Some(ns) => inner
@@ -376,10 +369,16 @@ pub fn annotate(mut object: Value, cluster: &str, resource: &Gvr) -> Value {
     if !object.is_object() {
         return object;
     }
-    if object.get("kind").is_none_or(|k| k.as_str().is_none_or(str::is_empty)) {
+    if object
+        .get("kind")
+        .is_none_or(|k| k.as_str().is_none_or(str::is_empty))
+    {
         object["kind"] = json!(resource.kind);
     }
-    if object.get("apiVersion").is_none_or(|k| k.as_str().is_none_or(str::is_empty)) {
+    if object
+        .get("apiVersion")
+        .is_none_or(|k| k.as_str().is_none_or(str::is_empty))
+    {
         object["apiVersion"] = json!(resource.api_version());
     }
     if !object["metadata"].is_object() {

@@ -24,22 +24,64 @@ pub fn merge(docs: Vec<Value>) -> Option<Value> {
     for doc in iter {
         match out["kind"].as_str().unwrap_or("") {
             "APIGroupDiscoveryList" => {
-                merge_by(&mut out, &doc, "items", |v| v.pointer("/metadata/name").cloned(), |a, b| {
-                    merge_by(a, b, "versions", |v| v.get("version").cloned(), |a, b| {
-                        merge_by(a, b, "resources", |v| v.get("resource").cloned(), |_, _| {});
-                    });
-                });
+                merge_by(
+                    &mut out,
+                    &doc,
+                    "items",
+                    |v| v.pointer("/metadata/name").cloned(),
+                    |a, b| {
+                        merge_by(
+                            a,
+                            b,
+                            "versions",
+                            |v| v.get("version").cloned(),
+                            |a, b| {
+                                merge_by(
+                                    a,
+                                    b,
+                                    "resources",
+                                    |v| v.get("resource").cloned(),
+                                    |_, _| {},
+                                );
+                            },
+                        );
+                    },
+                );
             }
             "APIGroupList" => {
-                merge_by(&mut out, &doc, "groups", |v| v.get("name").cloned(), |a, b| {
-                    merge_by(a, b, "versions", |v| v.get("groupVersion").cloned(), |_, _| {});
-                });
+                merge_by(
+                    &mut out,
+                    &doc,
+                    "groups",
+                    |v| v.get("name").cloned(),
+                    |a, b| {
+                        merge_by(
+                            a,
+                            b,
+                            "versions",
+                            |v| v.get("groupVersion").cloned(),
+                            |_, _| {},
+                        );
+                    },
+                );
             }
             "APIGroup" => {
-                merge_by(&mut out, &doc, "versions", |v| v.get("groupVersion").cloned(), |_, _| {});
+                merge_by(
+                    &mut out,
+                    &doc,
+                    "versions",
+                    |v| v.get("groupVersion").cloned(),
+                    |_, _| {},
+                );
             }
             "APIResourceList" => {
-                merge_by(&mut out, &doc, "resources", |v| v.get("name").cloned(), |_, _| {});
+                merge_by(
+                    &mut out,
+                    &doc,
+                    "resources",
+                    |v| v.get("name").cloned(),
+                    |_, _| {},
+                );
             }
             // APIVersions and anything else: the first member's answer.
             _ => {}
@@ -84,8 +126,16 @@ pub async fn union(
 ) -> (Option<(Value, String)>, Vec<(String, String)>) {
     let asks = members.iter().map(|m| async move {
         let r = tokio::time::timeout(timeout, async {
-            let resp = member::send(m, http::Method::GET, path, accept, Some(user), Vec::new(), None)
-                .await?;
+            let resp = member::send(
+                m,
+                http::Method::GET,
+                path,
+                accept,
+                Some(user),
+                Vec::new(),
+                None,
+            )
+            .await?;
             let (parts, body) = resp.into_parts();
             let bytes = http_body_util::BodyExt::collect(body)
                 .await
@@ -102,7 +152,11 @@ pub async fn union(
     for (name, r) in futures::future::join_all(asks).await {
         match r {
             Ok(Ok((parts, bytes))) if parts.status.is_success() => {
-                if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+                if let Some(ct) = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                {
                     content_type = ct.to_string();
                 }
                 if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
@@ -167,7 +221,15 @@ impl Resources {
             for path in ["/api", "/apis"] {
                 let Ok(resp) = tokio::time::timeout(
                     timeout,
-                    member::send(m, http::Method::GET, path, AGGREGATED, None, Vec::new(), None),
+                    member::send(
+                        m,
+                        http::Method::GET,
+                        path,
+                        AGGREGATED,
+                        None,
+                        Vec::new(),
+                        None,
+                    ),
                 )
                 .await
                 else {
@@ -212,7 +274,10 @@ impl Resources {
 pub fn resources_of(doc: &Value) -> Vec<Gvr> {
     let mut out = Vec::new();
     for group in doc["items"].as_array().into_iter().flatten() {
-        let g = group.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let g = group
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         for version in group["versions"].as_array().into_iter().flatten() {
             let v = version["version"].as_str().unwrap_or("");
             for r in version["resources"].as_array().into_iter().flatten() {
@@ -256,7 +321,8 @@ mod tests {
         assert_eq!(names, ["deployments", "statefulsets", "widgets"]);
         assert!(!gvrs[2].namespaced);
         let l1 = json!({"kind": "APIResourceList", "resources": [{"name": "pods"}]});
-        let l2 = json!({"kind": "APIResourceList", "resources": [{"name": "pods"}, {"name": "nodes"}]});
+        let l2 =
+            json!({"kind": "APIResourceList", "resources": [{"name": "pods"}, {"name": "nodes"}]});
         let merged = merge(vec![l1, l2]).expect("merged");
         assert_eq!(merged["resources"].as_array().map(Vec::len), Some(2));
     }

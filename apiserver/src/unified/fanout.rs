@@ -107,7 +107,11 @@ async fn from_cache(
         name: String::new(),
     };
     let scope = req.namespace.unwrap_or("");
-    let whole = match u.access.allowed(member, req.user, &question(scope), timeout).await {
+    let whole = match u
+        .access
+        .allowed(member, req.user, &question(scope), timeout)
+        .await
+    {
         Ok(a) => a,
         Err(e) => return Part::Missing(format!("cannot check the caller's access: {e}")),
     };
@@ -129,7 +133,11 @@ async fn from_cache(
     let mut namespaces: Vec<&str> = snap
         .objects
         .iter()
-        .map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""))
+        .map(|o| {
+            o.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        })
         .collect();
     namespaces.dedup();
     let checks = namespaces.iter().map(|ns| async move {
@@ -153,7 +161,11 @@ async fn from_cache(
         .objects
         .into_iter()
         .filter(|o| {
-            allowed.contains(o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""))
+            allowed.contains(
+                o.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            )
         })
         .collect();
     Part::Items {
@@ -175,7 +187,10 @@ fn forbidden_message(req: &ListRequest<'_>, namespace: &str) -> String {
     } else {
         format!("in the namespace \"{namespace}\"")
     };
-    format!("User \"{}\" cannot list resource {resource} {scope}", req.user.name)
+    format!(
+        "User \"{}\" cannot list resource {resource} {scope}",
+        req.user.name
+    )
 }
 
 /// The member's path for a list, with the caller's selectors.
@@ -213,7 +228,15 @@ pub fn encode(s: &str) -> String {
 
 async fn live(member: &Member, req: &ListRequest<'_>, timeout: Duration) -> Part {
     let path = list_path(req, "");
-    match member::call(member, http::Method::GET, &path, Some(req.user), Vec::new(), timeout).await
+    match member::call(
+        member,
+        http::Method::GET,
+        &path,
+        Some(req.user),
+        Vec::new(),
+        timeout,
+    )
+    .await
     {
         Ok(a) if a.status.is_success() => {
             let mut list = a.json();
@@ -261,7 +284,11 @@ pub async fn locate(
     namespace: Option<&str>,
     name: &str,
     user: &User,
-) -> (Vec<(String, Arc<Value>)>, Vec<(String, String)>, Vec<String>) {
+) -> (
+    Vec<(String, Arc<Value>)>,
+    Vec<(String, String)>,
+    Vec<String>,
+) {
     let timeout = u.config.member_timeout;
     let asks = targets.iter().map(|t| async move {
         let member = match &t.member {
@@ -289,8 +316,21 @@ pub async fn locate(
                 Err(e) => (t.name.clone(), Err(e)),
             };
         }
-        let path = format!("{}/{}", gvr.collection_path(namespace), encode_segment(name));
-        match member::call(member, http::Method::GET, &path, Some(user), Vec::new(), timeout).await {
+        let path = format!(
+            "{}/{}",
+            gvr.collection_path(namespace),
+            encode_segment(name)
+        );
+        match member::call(
+            member,
+            http::Method::GET,
+            &path,
+            Some(user),
+            Vec::new(),
+            timeout,
+        )
+        .await
+        {
             Ok(a) if a.status.is_success() => (
                 t.name.clone(),
                 Ok(Some(Arc::new(cache::annotate(a.json(), &t.name, gvr)))),

@@ -68,9 +68,10 @@ impl Members {
         if secret_name.is_empty() {
             return Err(Unreachable("the cluster has no spec.secretRef".into()));
         }
-        let source = self.credentials.as_ref().ok_or_else(|| {
-            Unreachable("this server cannot read member credentials".into())
-        })?;
+        let source = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| Unreachable("this server cannot read member credentials".into()))?;
         let creds = source
             .get(secret_ns, secret_name)
             .await

@@ -91,7 +91,13 @@ mod tests {
         };
         let pod = Arc::new(json!({"metadata": {"name": "p", "namespace": "ns",
             "annotations": {CLUSTER_ANNOTATION: "member2"}}, "status": {"phase": "Running"}}));
-        let t = table(&info_for(&gvr), &[pod], IncludeObject::Object, &ListMeta::default(), true);
+        let t = table(
+            &info_for(&gvr),
+            &[pod],
+            IncludeObject::Object,
+            &ListMeta::default(),
+            true,
+        );
         let cols = t["columnDefinitions"].as_array().expect("columns");
         assert_eq!(cols[0]["name"], "Name");
         assert_eq!(cols[0]["format"], "name");
@@ -101,9 +107,25 @@ mod tests {
         assert_eq!(t["rows"][0]["cells"][1], "member2");
         assert_eq!(t["rows"][0]["cells"][3], "Running");
         assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "p");
-        let other = Gvr { group: "example.com".into(), plural: "widgets".into(), kind: "Widget".into(), ..gvr };
-        let t = table(&info_for(&other), &[], IncludeObject::None, &ListMeta::default(), true);
-        let names: Vec<_> = t["columnDefinitions"].as_array().expect("cols").iter().map(|c| c["name"].clone()).collect();
+        let other = Gvr {
+            group: "example.com".into(),
+            plural: "widgets".into(),
+            kind: "Widget".into(),
+            ..gvr
+        };
+        let t = table(
+            &info_for(&other),
+            &[],
+            IncludeObject::None,
+            &ListMeta::default(),
+            true,
+        );
+        let names: Vec<_> = t["columnDefinitions"]
+            .as_array()
+            .expect("cols")
+            .iter()
+            .map(|c| c["name"].clone())
+            .collect();
         assert_eq!(names, [json!("Name"), json!("Cluster"), json!("Age")]);
     }
 }

@@ -59,7 +59,9 @@ pub async fn serve(
     let requested = resource_version::parse(query.get("resourceVersion").map(String::as_str))?;
     let send_initial = query.get("sendInitialEvents").map(String::as_str);
     let initial_end_bookmark = send_initial == Some("true");
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true");
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -72,7 +74,11 @@ pub async fn serve(
             let all: Vec<String> = u
                 .clusters()
                 .iter()
-                .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str).map(String::from))
+                .filter_map(|c| {
+                    c.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
                 .collect();
             if let Some(gone) = map.keys().find(|c| !all.contains(c)) {
                 return Err(ApiError::gone(format!(
@@ -100,7 +106,10 @@ pub async fn serve(
         let member = match member {
             Ok(m) => m,
             Err(e) => {
-                warnings.push(format!("cluster {name} is missing from this watch: {}", e.0));
+                warnings.push(format!(
+                    "cluster {name} is missing from this watch: {}",
+                    e.0
+                ));
                 missing.insert(name, e.0);
                 continue;
             }
@@ -173,7 +182,12 @@ pub async fn serve(
     }
     drop(tx);
     if !missing.is_empty() {
-        u.count_missing(&missing.iter().map(|(a, b)| (a.clone(), b.clone())).collect::<Vec<_>>());
+        u.count_missing(
+            &missing
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect::<Vec<_>>(),
+        );
         if opts.strict {
             return Err(super::strict_failure(
                 &missing.into_iter().collect::<Vec<_>>(),
@@ -314,8 +328,10 @@ impl State {
             }
             Msg::Expired(cluster) => {
                 self.done = true;
-                Some(line(&json!({"type": "ERROR", "object": ApiError::gone(format!(
-                    "the watch fell behind cluster \"{cluster}\"; list again")).to_status()})))
+                Some(line(
+                    &json!({"type": "ERROR", "object": ApiError::gone(format!(
+                    "the watch fell behind cluster \"{cluster}\"; list again")).to_status()}),
+                ))
             }
             Msg::Event(cluster, event) => {
                 if event.revision > 0 {
@@ -345,7 +361,9 @@ impl State {
                     Output::Metadata => crate::endpoints::table::partial_metadata(&object),
                     Output::Json | Output::Yaml => object,
                 };
-                Some(line(&json!({"type": event.kind.as_str(), "object": encoded})))
+                Some(line(
+                    &json!({"type": event.kind.as_str(), "object": encoded}),
+                ))
             }
         }
     }
@@ -399,7 +417,11 @@ async fn from_cache(
         let u = u.clone();
         let member = member.clone();
         let user = user.clone();
-        let q = question(o.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""));
+        let q = question(
+            o.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
         async move {
             whole
                 || u.access
@@ -492,11 +514,25 @@ async fn live(
         if !sel.field_text.is_empty() {
             q.push(format!("fieldSelector={}", fanout::encode(&sel.field_text)));
         }
-        let path = format!("{}?{}", gvr.collection_path(namespace.as_deref()), q.join("&"));
-        let resp = member::send(&member, http::Method::GET, &path, "application/json", Some(&user), Vec::new(), None).await;
+        let path = format!(
+            "{}?{}",
+            gvr.collection_path(namespace.as_deref()),
+            q.join("&")
+        );
+        let resp = member::send(
+            &member,
+            http::Method::GET,
+            &path,
+            "application/json",
+            Some(&user),
+            Vec::new(),
+            None,
+        )
+        .await;
         let why = match resp {
             Ok(r) if r.status().is_success() => {
-                if down.take().is_some() && tx.send(Msg::Down(cluster.clone(), None)).await.is_err() {
+                if down.take().is_some() && tx.send(Msg::Down(cluster.clone(), None)).await.is_err()
+                {
                     return;
                 }
                 if !initial_sent {
@@ -507,14 +543,15 @@ async fn live(
                     }
                 }
                 let body = http_body_util::BodyDataStream::new(r.into_body());
-                let reader = futures::TryStreamExt::into_async_read(futures::TryStreamExt::map_err(
-                    body,
-                    std::io::Error::other,
-                ));
+                let reader = futures::TryStreamExt::into_async_read(
+                    futures::TryStreamExt::map_err(body, std::io::Error::other),
+                );
                 let mut lines = reader.lines();
                 let mut why = None;
                 while let Some(Ok(l)) = lines.next().await {
-                    let Ok(mut ev) = serde_json::from_str::<Value>(&l) else { continue };
+                    let Ok(mut ev) = serde_json::from_str::<Value>(&l) else {
+                        continue;
+                    };
                     let kind = match ev["type"].as_str() {
                         Some("ADDED") => EventType::Added,
                         Some("MODIFIED") => EventType::Modified,
@@ -525,7 +562,12 @@ async fn live(
                                 let _ = tx.send(Msg::Expired(cluster.clone())).await;
                                 return;
                             }
-                            why = Some(ev.pointer("/object/message").and_then(Value::as_str).unwrap_or("watch error").to_string());
+                            why = Some(
+                                ev.pointer("/object/message")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("watch error")
+                                    .to_string(),
+                            );
                             break;
                         }
                         _ => continue,
@@ -560,7 +602,9 @@ async fn live(
                 return;
             }
             Ok(r) if r.status() == StatusCode::FORBIDDEN => {
-                let _ = tx.send(Msg::Down(cluster.clone(), Some("forbidden".into()))).await;
+                let _ = tx
+                    .send(Msg::Down(cluster.clone(), Some("forbidden".into())))
+                    .await;
                 if !initial_sent {
                     let _ = tx.send(Msg::InitialDone(cluster.clone())).await;
                 }
@@ -574,7 +618,11 @@ async fn live(
         if let Some(why) = why {
             if down.is_none() {
                 down = Some(why.clone());
-                if tx.send(Msg::Down(cluster.clone(), Some(why))).await.is_err() {
+                if tx
+                    .send(Msg::Down(cluster.clone(), Some(why)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

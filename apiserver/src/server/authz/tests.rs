@@ -71,7 +71,6 @@ fn cluster_role_binding(name: &str, role: &str, subjects: Value) -> (String, Val
 
 fn alice() -> User {
     user("alice", &[])
-    extra: Default::default(),
 }
 
 fn allowed(s: &Snapshot, u: &User, a: &Attributes) -> bool {
@@ -696,7 +695,12 @@ fn impersonation_allowed() {
             name: "bob".into(),
             uid: "1234".into(),
             groups: vec!["dev".into(), "ops".into(), ALL_AUTHENTICATED.into()],
-            extra: Default::default(),
+            extra: [(
+                "scopes".to_string(),
+                vec!["view".to_string(), "edit".to_string()]
+            )]
+            .into_iter()
+            .collect(),
         }
     );
     assert_eq!(
