@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 mod clusters;
+mod get;
 mod up;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -168,10 +169,26 @@ enum Command {
         #[command(flatten)]
         cp: ControlPlane,
     },
-    /// Show objects of the control plane (`flotilla get clusters`).
+    /// Show member clusters (`flotilla get clusters`), or any resource of every
+    /// member through the unified view, with a CLUSTER column (`flotilla get pods -A`).
     Get {
-        /// What to show: `clusters`.
+        /// What to show: `clusters`, or a member resource (`pods`, `deploy`, ...).
         what: String,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// The namespace (default: `default`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Label selector.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Only these clusters (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+        /// Output: wide, yaml, json or name (default: a table).
+        #[arg(short = 'o', long, default_value = "")]
+        output: String,
         #[command(flatten)]
         cp: ControlPlane,
     },
@@ -308,9 +325,27 @@ async fn run() -> anyhow::Result<()> {
         Command::Uncordon { name, cp } => {
             clusters::cordon(cp.client().await?, &name, false).await?
         }
-        Command::Get { what, cp } => match what.as_str() {
+        Command::Get {
+            what,
+            all_namespaces,
+            namespace,
+            selector,
+            clusters: only,
+            output,
+            cp,
+        } => match what.as_str() {
             "clusters" | "cluster" => clusters::get_clusters(cp.client().await?).await?,
-            other => anyhow::bail!("flotilla get knows `clusters`; use kubectl for \"{other}\""),
+            other => {
+                let opts = get::Options {
+                    resource: other.to_string(),
+                    namespace,
+                    all_namespaces,
+                    selector,
+                    clusters: only,
+                    output,
+                };
+                get::run(cp.client().await?, &opts).await?
+            }
         },
         Command::ControllerManager { cp, flags } => {
             let ctx =
