@@ -605,7 +605,7 @@ fn an_unreachable_member_is_reported_not_hidden() {
         };
         assert!(
             err.contains("Warning: cluster member3 is missing from this answer")
-                && err.contains("connection refused"),
+                && err.to_lowercase().contains("connection refused"),
             "{kubectl:?}: {err}"
         );
         let rows = out.lines().count() - 1;
