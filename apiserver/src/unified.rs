@@ -142,8 +142,12 @@ pub struct Unified {
     pub resources: discovery::Resources,
     pub metrics: Metrics,
     caches: RwLock<HashMap<(String, String, String), CacheEntry>>,
-    snapshots: Mutex<lru::LruCache<String, Arc<Vec<(Key, Arc<Value>)>>>>,
+    /// Merged lists that continue tokens page through, by snapshot.
+    snapshots: Mutex<lru::LruCache<String, Snapshot>>,
 }
+
+/// A merged list in global order, shared by the pages a continue token walks.
+type Snapshot = Arc<Vec<(Key, Arc<Value>)>>;
 
 const CLUSTERS: &str = "/cluster.karmada.io/clusters/";
 const REGISTRIES: &str = "/search.karmada.io/resourceregistries/";
@@ -751,6 +755,7 @@ pub struct Merged {
     pub missing: Vec<(String, String)>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn gather(
     u: &Arc<Unified>,
     gvr: &Gvr,

@@ -477,10 +477,10 @@ async fn from_cache(
         if e.revision <= seen && e.kind != EventType::Bookmark {
             continue;
         }
-        if e.kind != EventType::Bookmark {
-            if !selected(&sel, namespace.as_deref(), &e.object) || !may_read(&e.object).await {
-                continue;
-            }
+        if e.kind != EventType::Bookmark
+            && (!selected(&sel, namespace.as_deref(), &e.object) || !may_read(&e.object).await)
+        {
+            continue;
         }
         if tx.send(Msg::Event(cluster.clone(), e)).await.is_err() {
             return;
