@@ -228,15 +228,27 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
-    /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
-    /// registered on a host API server with an APIService.
+    /// Run Karmada's aggregated API server (cluster.karmada.io Clusters and the
+    /// search.karmada.io unified view), to be registered on a host API server
+    /// with APIServices.
     AggregatedApiserver {
         #[command(flatten)]
         server: ServerArgs,
         /// Kubeconfig of the host control plane, read for member credentials
-        /// (Secrets named by each Cluster's secretRef) by `clusters/NAME/proxy`.
+        /// (Secrets named by each Cluster's secretRef) by `clusters/NAME/proxy`
+        /// and the unified view.
         #[arg(long)]
         host_kubeconfig: Option<PathBuf>,
+        /// Unified view: seconds a member may take before it is reported missing.
+        #[arg(long, default_value_t = 5.0)]
+        member_timeout: f64,
+        /// Unified view: never answer from the caches (every read live).
+        #[arg(long)]
+        force_live_reads: bool,
+        /// Unified view: fail requests (503) when any member is missing, instead
+        /// of answering for the others with a Warning.
+        #[arg(long)]
+        strict_partial: bool,
     },
 }
 
@@ -403,6 +415,9 @@ async fn run() -> anyhow::Result<()> {
         Command::AggregatedApiserver {
             server,
             host_kubeconfig,
+            member_timeout,
+            force_live_reads,
+            strict_partial,
         } => {
             let mut config = server.config(
                 flotilla_apiserver::server::Role::Aggregated,
@@ -412,6 +427,10 @@ async fn run() -> anyhow::Result<()> {
             if let Some(path) = host_kubeconfig {
                 config.member_credentials = Some(host_credentials(&path).await?);
             }
+            config.unified.member_timeout =
+                std::time::Duration::from_secs_f64(member_timeout.clamp(0.1, 300.0));
+            config.unified.force_live = force_live_reads;
+            config.unified.strict = strict_partial;
             flotilla_apiserver::server::run(config, shutdown_signal())
                 .await
                 .context("aggregated apiserver failed")?;
