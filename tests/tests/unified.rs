@@ -524,6 +524,61 @@ fn watches_see_every_member_and_resume_exactly() {
         );
     }
 
+    // Watch-list (client-go's streaming list): initial ADDED events of every member,
+    // then one bookmark marking their end, for a cached kind and a live one.
+    for member in ["member1", "member2", "member3"] {
+        up.ok(member, &["create", "serviceaccount", "robot"]);
+    }
+    for resource in ["pods", "serviceaccounts"] {
+        let (code, out, err) = up.run(
+            Path::new("kubectl"),
+            "flotilla",
+            &[
+                "get",
+                "--raw",
+                &format!("{PREFIX}/api/v1/{resource}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=3"),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let events: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event"))
+            .collect();
+        let end = events
+            .iter()
+            .position(|e| {
+                e["type"] == "BOOKMARK"
+                    && e["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"] == "true"
+            })
+            .unwrap_or_else(|| panic!("{resource}: no initial-events-end bookmark: {out}"));
+        let initial: std::collections::BTreeSet<(String, String, String)> = events[..end]
+            .iter()
+            .filter(|e| e["type"] == "ADDED")
+            .map(|e| {
+                let m = &e["object"]["metadata"];
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                (
+                    s(&m["namespace"]),
+                    s(&m["name"]),
+                    s(&m["annotations"]["resource.karmada.io/cached-from-cluster"]),
+                )
+            })
+            .collect();
+        let listed: std::collections::BTreeSet<(String, String, String)> =
+            keys(&up.ok("flotilla-all", &["get", resource, "-A", "-o", "json"]))
+                .into_iter()
+                .collect();
+        assert_eq!(
+            initial, listed,
+            "{resource}: the initial events are the current state: {out}"
+        );
+        let clusters: std::collections::BTreeSet<&str> =
+            initial.iter().map(|(_, _, c)| c.as_str()).collect();
+        if resource == "serviceaccounts" {
+            assert_eq!(clusters.len(), 3, "every member's robot account: {out}");
+        }
+    }
+
     // Bad and too-old resourceVersions are errors, never ignored.
     let (code, _, err) = up.run(
         Path::new("kubectl"),

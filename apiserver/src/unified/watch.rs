@@ -174,6 +174,7 @@ pub async fn serve(
                     namespace.map(str::to_string),
                     sel.clone(),
                     from,
+                    initial_end_bookmark,
                     user.clone(),
                     tx.clone(),
                 )));
@@ -495,11 +496,14 @@ async fn live(
     namespace: Option<String>,
     sel: Arc<Selectors>,
     from: Option<String>,
+    watch_list: bool,
     user: Arc<User>,
     tx: mpsc::Sender<Msg>,
 ) {
     let cluster = member.name.clone();
     let mut rv = from.unwrap_or_default();
+    // With watch-list, the member marks the end of its initial events itself.
+    let await_marker = watch_list && rv.is_empty();
     let mut initial_sent = false;
     let mut down: Option<String> = None;
     loop {
@@ -513,6 +517,10 @@ async fn live(
         }
         if !sel.field_text.is_empty() {
             q.push(format!("fieldSelector={}", fanout::encode(&sel.field_text)));
+        }
+        if await_marker && !initial_sent {
+            q.push("sendInitialEvents=true".into());
+            q.push("resourceVersionMatch=NotOlderThan".into());
         }
         let path = format!(
             "{}?{}",
@@ -535,9 +543,9 @@ async fn live(
                 {
                     return;
                 }
-                if !initial_sent {
+                if !initial_sent && !await_marker {
                     initial_sent = true;
-                    // A live watch sends its initial state first; no end marker exists for it.
+                    // Initial events were not asked for: nothing to wait for.
                     if tx.send(Msg::InitialDone(cluster.clone())).await.is_err() {
                         return;
                     }
@@ -573,6 +581,16 @@ async fn live(
                         _ => continue,
                     };
                     let object = ev["object"].take();
+                    let end_marker = kind == EventType::Bookmark
+                        && object
+                            .pointer("/metadata/annotations/k8s.io~1initial-events-end")
+                            .is_some_and(|v| v == "true");
+                    if end_marker && !initial_sent {
+                        initial_sent = true;
+                        if tx.send(Msg::InitialDone(cluster.clone())).await.is_err() {
+                            return;
+                        }
+                    }
                     let member_rv = object
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str)
