@@ -632,6 +632,23 @@ fn an_unreachable_member_is_reported_not_hidden() {
         |out| out.lines().count() == total,
     );
     let member3: Vec<String> = member_pods(&up, "member3");
+    let endpoint = up.ok(
+        "flotilla",
+        &[
+            "get",
+            "cluster",
+            "member3",
+            "-o",
+            "jsonpath={.spec.apiEndpoint}",
+        ],
+    );
+    // A watch open while member3 goes away keeps delivering the others' events.
+    let mut w = up.spawn(
+        Path::new("kubectl"),
+        "flotilla-all",
+        &["get", "pods", "-A", "-w", "--output-watch-events"],
+    );
+    w.wait_for("the initial list", |l| l.contains("web-"));
     // member3 unreachable: its Cluster now points at a closed port.
     up.ok(
         "flotilla",
@@ -674,6 +691,69 @@ fn an_unreachable_member_is_reported_not_hidden() {
             "{out}"
         );
     }
+    up.ok(
+        "member1",
+        &["run", "while-member3-is-away", "--image=nginx"],
+    );
+    w.wait_for("a member1 pod created while member3 is away", |l| {
+        l.starts_with("ADDED") && l.contains("while-member3-is-away")
+    });
+    drop(w);
+
+    // Strict mode (request header): the missing cluster fails the request, named in
+    // the Status causes.
+    let host = up.dir.join("apiserver");
+    let config = std::fs::read_to_string(up.kubeconfig()).expect("kubeconfig");
+    let server = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("server")
+        .to_string();
+    let (code, out, err) = run_bounded(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-H",
+                "X-Flotilla-Partial: strict",
+            ])
+            .arg("--cacert")
+            .arg(host.join("ca.crt"))
+            .arg("--cert")
+            .arg(host.join("admin.crt"))
+            .arg("--key")
+            .arg(host.join("admin.key"))
+            .arg(format!("{server}{PREFIX}/api/v1/pods")),
+        None,
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).expect("Status");
+    assert_eq!(status["code"], 503, "{out}");
+    assert_eq!(status["details"]["causes"][0]["field"], "member3", "{out}");
+
+    // member3 back: no warning, its pods again.
+    up.ok(
+        "flotilla",
+        &[
+            "patch",
+            "cluster",
+            "member3",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"apiEndpoint":"{endpoint}"}}}}"#),
+        ],
+    );
+    up.wait_for(
+        "flotilla-all",
+        &["get", "pods", "-A", "-o", "json"],
+        |out| keys(out).iter().filter(|(_, _, c)| c == "member3").count() == member3.len(),
+    );
+    let (code, _, err) = up.run(Path::new("kubectl"), "flotilla-all", &["get", "pods", "-A"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("Warning"), "{err}");
+
     // The default ResourceRegistry is served by the aggregated server.
     let registries = up.ok("flotilla", &["get", "resourceregistries"]);
     assert!(
