@@ -26,7 +26,7 @@ printf '|---|---|---|---|---|---|---|---|\n'
 for n in $members_list; do
   dir=$(mktemp -d)
   log="$dir/up.log"
-  "$bin" up --dir "$dir/state" --bind 127.0.0.1:0 --members "$n" --nodes 1 >"$log" 2>"$dir/err.log" &
+  "$bin" up --dir "$dir/state" --bind 127.0.0.1:0 --members "$n" --nodes 10 >"$log" 2>"$dir/err.log" &
   pid=$!
   trap 'kill -TERM $pid 2>/dev/null || true' EXIT
   for _ in $(seq 1 1200); do
