@@ -657,3 +657,106 @@ async fn live(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        let (_tx, rx) = mpsc::channel(1);
+        State {
+            gvr: Gvr {
+                group: String::new(),
+                version: "v1".into(),
+                plural: "pods".into(),
+                kind: "Pod".into(),
+                namespaced: true,
+            },
+            rx,
+            _tasks: TaskGuard(Vec::new()),
+            rv: RvMap::new(),
+            missing: BTreeMap::new(),
+            pending_initial: ["m1".to_string(), "m2".to_string()].into_iter().collect(),
+            initial_end_bookmark: true,
+            bookmarks: true,
+            output: Output::Json,
+            include: crate::endpoints::table::IncludeObject::Metadata,
+            headers_sent: false,
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(60))),
+            ticker: tokio::time::interval(Duration::from_secs(60)),
+            done: false,
+        }
+    }
+
+    fn decode(b: Option<Bytes>) -> Value {
+        serde_json::from_slice(&b.expect("an event")).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn events_carry_the_full_map_and_bookmarks_name_missing_clusters() {
+        let mut s = state();
+        let pod = |name: &str, cluster: &str| {
+            Arc::new(cache::annotate(
+                json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"}}),
+                cluster,
+                &s_gvr(),
+            ))
+        };
+        fn s_gvr() -> Gvr {
+            Gvr {
+                group: String::new(),
+                version: "v1".into(),
+                plural: "pods".into(),
+                kind: "Pod".into(),
+                namespaced: true,
+            }
+        }
+        let e = decode(s.encode(Msg::Event(
+            "m1".into(),
+            Event {
+                kind: EventType::Added,
+                revision: 7,
+                object: pod("a", "m1"),
+            },
+        )));
+        assert_eq!(e["type"], "ADDED");
+        let e = decode(s.encode(Msg::Event(
+            "m2".into(),
+            Event {
+                kind: EventType::Modified,
+                revision: 3,
+                object: pod("b", "m2"),
+            },
+        )));
+        let rv = e["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv");
+        let mut want = RvMap::new();
+        want.insert("m1".into(), "7".into());
+        want.insert("m2".into(), "3".into());
+        assert_eq!(rv, resource_version::encode(&want));
+        // The end of initial events waits for every member.
+        assert!(s.encode(Msg::InitialDone("m1".into())).is_none());
+        let b = decode(s.encode(Msg::InitialDone("m2".into())));
+        assert_eq!(
+            b["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
+        // A member going away is named on the next bookmark, and cleared.
+        let b = decode(s.encode(Msg::Down("m2".into(), Some("refused".into()))));
+        assert_eq!(b["type"], "BOOKMARK");
+        assert_eq!(
+            b["object"]["metadata"]["annotations"][MISSING_ANNOTATION],
+            "m2"
+        );
+        let b = decode(s.encode(Msg::Down("m2".into(), None)));
+        assert!(b["object"]["metadata"].get("annotations").is_none(), "{b}");
+        // Falling behind ends the watch with 410.
+        let e = decode(s.encode(Msg::Expired("m1".into())));
+        assert_eq!(
+            (e["type"].as_str(), e["object"]["code"].as_u64()),
+            (Some("ERROR"), Some(410))
+        );
+        assert!(s.done);
+    }
+}
