@@ -39,11 +39,13 @@ for n in $members_list; do
   k() { kubectl --request-timeout=300s "$@"; }
   # No caches while the pods are created: the baseline holds the members' own copies.
   k --context flotilla delete resourceregistry default >/dev/null
+  creators=()
   for i in $(seq 1 "$n"); do
     k --context "member$i" create deployment bench --image=nginx --replicas="$pods" >/dev/null &
-    if (( i % 8 == 0 )); then wait; fi
+    creators+=($!)
+    if (( i % 8 == 0 )); then wait "${creators[@]}"; creators=(); fi
   done
-  wait
+  if (( ${#creators[@]} > 0 )); then wait "${creators[@]}"; fi
   want=$((n * pods))
   for _ in $(seq 1 1200); do
     have=0
