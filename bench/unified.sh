@@ -21,8 +21,8 @@ now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-printf '| members | pods | unified `get pods -A` p50 | shell loop p50 | ratio | raw JSON cached | cache memory (RSS delta) | memory / JSON |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+printf '| members | pods | unified `get pods -A` p50 | unified `--chunk-size=0` p50 | shell loop p50 | ratio (default / loop) | ratio (chunk 0 / loop) | raw JSON cached | cache memory (RSS delta) | memory / JSON |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for n in $members_list; do
   dir=$(mktemp -d)
   log="$dir/up.log"
@@ -69,6 +69,7 @@ for n in $members_list; do
   rss1=$(rss_kib "$pid")
   json_bytes=$(k --kubeconfig "$agg" get --raw /metrics | awk '/^flotilla_unified_cache_bytes/ {s+=$2} END {printf "%d", s}')
   unified=()
+  whole=()
   loop=()
   for _ in $(seq 1 "$runs"); do
     t0=$(now)
@@ -77,16 +78,22 @@ for n in $members_list; do
     [ "$rows" -eq "$want" ] || echo "unified view returned $rows of $want pods" >&2
     unified+=("$(echo "$t1 - $t0" | bc)")
     t0=$(now)
+    rows=$(k --context flotilla-all get pods -A --no-headers --chunk-size=0 | wc -l)
+    t1=$(now)
+    [ "$rows" -eq "$want" ] || echo "unified view (one page) returned $rows of $want pods" >&2
+    whole+=("$(echo "$t1 - $t0" | bc)")
+    t0=$(now)
     rows=$(for i in $(seq 1 "$n"); do k --context "member$i" get pods -A --no-headers; done | wc -l)
     t1=$(now)
     [ "$rows" -eq "$want" ] || echo "the loop returned $rows of $want pods" >&2
     loop+=("$(echo "$t1 - $t0" | bc)")
   done
   u=$(printf '%s\n' "${unified[@]}" | median)
+  w=$(printf '%s\n' "${whole[@]}" | median)
   l=$(printf '%s\n' "${loop[@]}" | median)
   delta_kib=$((rss1 - rss0))
-  printf '| %d | %d | %.2f s | %.2f s | %.2f× | %.0f MiB | %.0f MiB | %.2f× |\n' \
-    "$n" "$want" "$u" "$l" "$(echo "$u / $l" | bc -l)" \
+  printf '| %d | %d | %.2f s | %.2f s | %.2f s | %.2f× | %.2f× | %.0f MiB | %.0f MiB | %.2f× |\n' \
+    "$n" "$want" "$u" "$w" "$l" "$(echo "$u / $l" | bc -l)" "$(echo "$w / $l" | bc -l)" \
     "$(echo "$json_bytes / 1048576" | bc -l)" "$(echo "$delta_kib / 1024" | bc -l)" \
     "$(echo "$delta_kib * 1024 / $json_bytes" | bc -l)"
   kill -TERM "$pid" 2>/dev/null || true

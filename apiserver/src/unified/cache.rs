@@ -25,7 +25,7 @@ use super::resource_version::{self, revision};
 pub const CLUSTER_ANNOTATION: &str = "resource.karmada.io/cached-from-cluster";
 
 /// Events kept per cache for watches resuming from the past.
-pub const HISTORY: usize = 10_000;
+pub const HISTORY: usize = 1024;
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ pub const LAG: Duration = Duration::from_secs(90);
 
 impl Cache {
     fn new(cluster: &str, resource: Gvr) -> Arc<Cache> {
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(1024);
         Arc::new(Cache {
             cluster: cluster.to_string(),
             resource,
