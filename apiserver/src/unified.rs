@@ -377,8 +377,9 @@ impl Unified {
         }
         out.push_str("# HELP flotilla_unified_cache_objects Objects held by the caches.\n# TYPE flotilla_unified_cache_objects gauge\n");
         out.push_str("# HELP flotilla_unified_cache_bytes JSON size of the objects held by the caches.\n# TYPE flotilla_unified_cache_bytes gauge\n");
+        out.push_str("# HELP flotilla_unified_cache_heap_bytes Estimated heap of the cached objects as parsed values.\n# TYPE flotilla_unified_cache_heap_bytes gauge\n");
         for c in self.all_caches() {
-            let (n, bytes) = c.size();
+            let (n, bytes, heap) = c.size();
             let labels = format!(
                 "cluster=\"{}\",resource=\"{}\"",
                 c.cluster, c.resource.plural
@@ -386,6 +387,9 @@ impl Unified {
             out.push_str(&format!("flotilla_unified_cache_objects{{{labels}}} {n}\n"));
             out.push_str(&format!(
                 "flotilla_unified_cache_bytes{{{labels}}} {bytes}\n"
+            ));
+            out.push_str(&format!(
+                "flotilla_unified_cache_heap_bytes{{{labels}}} {heap}\n"
             ));
         }
         out

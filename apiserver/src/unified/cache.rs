@@ -201,15 +201,18 @@ impl Cache {
             .cloned()
     }
 
-    /// Number of objects and the size of their JSON (for metrics and the bench).
-    pub fn size(&self) -> (usize, usize) {
+    /// Number of objects, the size of their JSON, and an estimate of the heap
+    /// they take as parsed values (see [`heap_size`]), for metrics and the bench.
+    pub fn size(&self) -> (usize, usize, usize) {
         let inner = self.read();
-        let bytes = inner
-            .objects
-            .values()
-            .map(|v| serde_json::to_vec(v.as_ref()).map(|b| b.len()).unwrap_or(0))
-            .sum();
-        (inner.objects.len(), bytes)
+        let mut bytes = 0;
+        let mut heap = 0;
+        for ((ns, name), v) in &inner.objects {
+            bytes += serde_json::to_vec(v.as_ref()).map(|b| b.len()).unwrap_or(0);
+            // The map entry, its key strings and the Arc around the value.
+            heap += heap_size(v) + ns.capacity() + name.capacity() + 3 * 24 + 16 + 32;
+        }
+        (inner.objects.len(), bytes, heap)
     }
 
     /// Live events, and the history after `from` (exclusive); subscribe first so
@@ -349,6 +352,27 @@ impl Cache {
         };
         drop(inner);
         let _ = self.events.send(event);
+    }
+}
+
+/// An estimate of the heap a parsed JSON value takes (its allocations, not the
+/// allocator's own overhead): strings by capacity, arrays by capacity, objects as
+/// an ordered map (entries of key, value and hash, plus the index table).
+pub fn heap_size(v: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(a) => a.capacity() * VALUE + a.iter().map(heap_size).sum::<usize>(),
+        Value::Object(m) => {
+            let entries = m.len() * (VALUE + std::mem::size_of::<String>() + 8);
+            let index = m.len() * 8 * 8 / 7 + 16;
+            entries
+                + index
+                + m.iter()
+                    .map(|(k, v)| k.capacity() + heap_size(v))
+                    .sum::<usize>()
+        }
     }
 }
 
@@ -599,6 +623,22 @@ mod tests {
         assert_eq!(o["kind"], "Pod");
         assert_eq!(member_rv(&o, "m1").as_deref(), Some("5"));
         assert_eq!(cache.snapshot(Some("b"), &|_| true).objects.len(), 0);
+    }
+
+    #[test]
+    fn parsed_pods_take_several_times_their_json() {
+        // A pod as the simulated members serve it (with managedFields).
+        let pod = json!({"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-7957885594-7sp46","generateName":"web-7957885594-","namespace":"default","uid":"d72ad2d0-bcfa-471c-9613-d3ca3fd147a4","resourceVersion":"86","creationTimestamp":"2026-11-26T08:13:34Z","labels":{"app":"web","pod-template-hash":"7957885594"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-7957885594","uid":"05f46c54-a829-49c8-8563-974dc3606215","controller":true,"blockOwnerDeletion":true}],
+            "managedFields":[{"manager":"kube-controller-manager","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:labels":{"f:app":{},"f:pod-template-hash":{}},"f:ownerReferences":{"k:{\"uid\":\"05f46c54\"}":{".":{},"f:apiVersion":{},"f:blockOwnerDeletion":{},"f:controller":{},"f:kind":{},"f:name":{},"f:uid":{}}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:enableServiceLinks":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}},
+                {"manager":"kube-scheduler","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:nodeName":{}}}},
+                {"manager":"kubelet","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:status":{"f:conditions":{"k:{\"type\":\"Ready\"}":{".":{},"f:lastProbeTime":{},"f:lastTransitionTime":{},"f:status":{},"f:type":{}}},"f:containerStatuses":{},"f:hostIP":{},"f:phase":{},"f:podIP":{},"f:startTime":{}}},"subresource":"status"}]},
+            "spec":{"containers":[{"name":"nginx","image":"nginx","resources":{},"imagePullPolicy":"Always","terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],"restartPolicy":"Always","dnsPolicy":"ClusterFirst","terminationGracePeriodSeconds":30,"schedulerName":"default-scheduler","securityContext":{},"enableServiceLinks":true,"nodeName":"member1-node-0"},
+            "status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastProbeTime":null,"lastTransitionTime":"2026-11-26T08:13:34Z"},{"type":"PodScheduled","status":"True","lastProbeTime":null,"lastTransitionTime":"2026-11-26T08:13:34Z"}],"hostIP":"172.18.0.2","podIP":"10.244.0.3","startTime":"2026-11-26T08:13:34Z","qosClass":"BestEffort","containerStatuses":[{"name":"nginx","image":"nginx","imageID":"nginx@sha256:96e5","containerID":"containerd://284f","ready":true,"started":true,"restartCount":0,"state":{"running":{"startedAt":"2026-11-26T08:13:34Z"}},"lastState":{}}]}});
+        let json = serde_json::to_vec(&pod).expect("json").len();
+        let heap = heap_size(&pod);
+        let ratio = heap as f64 / json as f64;
+        eprintln!("pod: {json} bytes of JSON, about {heap} bytes parsed ({ratio:.1}x)");
+        assert!((2.0..8.0).contains(&ratio), "{ratio}");
     }
 
     #[test]
