@@ -3,6 +3,8 @@
 //! storage, response encoding; TLS and sockets excluded).
 //!
 //! Run: `cargo run --release -p flotilla-bench [-- --quick]`. Prints a Markdown table.
+//! `cargo run --release -p flotilla-bench -- webhook [--quick]` runs only the
+//! admission webhook's round trip (see `webhook.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ use flotilla_apiserver::server::{self, Backend};
 use futures::StreamExt;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
+
+mod webhook;
 
 struct Sizes {
     creates: usize,
@@ -345,9 +349,28 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn print_webhook(f: &webhook::Figures) {
+    println!("| admission webhook round trip (HTTPS, kept-alive) | p50 | p99 | max | goal |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| PropagationPolicy mutate/validate at {} req/s ({} requests) | {} | {} | {} | < 2 ms p99 |",
+        f.rate,
+        f.requests,
+        ms(f.p50),
+        ms(f.p99),
+        ms(f.max)
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let quick = std::env::args().any(|a| a == "--quick");
+    let webhook_seconds = if quick { 2 } else { 20 };
+    if std::env::args().any(|a| a == "webhook") {
+        print_webhook(&webhook::round_trip(500, webhook_seconds).await);
+        return;
+    }
     let sizes = if quick {
         Sizes {
             creates: 2_048,
@@ -430,4 +453,6 @@ async fn main() {
         ms(hooked.0.saturating_sub(plain.0)),
         ms(hooked.1.saturating_sub(plain.1))
     );
+    println!();
+    print_webhook(&webhook::round_trip(500, webhook_seconds).await);
 }

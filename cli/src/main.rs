@@ -8,6 +8,7 @@ use anyhow::Context;
 mod clusters;
 mod get;
 mod up;
+mod webhook;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -132,6 +133,15 @@ enum Command {
         /// Nodes per simulated member.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Controllers to run in process, in Karmada's syntax (`*` for all,
+        /// `name` to enable, `-name` to disable), e.g. `*,-detector` to run
+        /// the detector as a separate `flotilla controller-manager`.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        controllers: Vec<String>,
+        /// Serve the admission webhook in-process; `--webhook=false` only
+        /// registers it (run `flotilla webhook --cert-dir DIR/webhook` yourself).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        webhook: bool,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -192,7 +202,7 @@ enum Command {
         #[command(flatten)]
         cp: ControlPlane,
     },
-    /// Run the controllers (cluster, clusterStatus, namespace) against a control plane.
+    /// Run the controllers (cluster, status, namespace sync, propagation) against a control plane.
     ControllerManager {
         #[command(flatten)]
         cp: ControlPlane,
@@ -227,6 +237,12 @@ enum Command {
         /// Port to listen on (0: a free one; reuse a port to come back at the same address).
         #[arg(long, default_value_t = 0)]
         port: u16,
+    },
+    /// Run the admission webhook (validation and defaulting of the Karmada API,
+    /// binding conversion at /convert) over HTTPS.
+    Webhook {
+        #[command(flatten)]
+        args: webhook::Args,
     },
     /// Run Karmada's aggregated API server (cluster.karmada.io Clusters and the
     /// search.karmada.io unified view), to be registered on a host API server
@@ -306,13 +322,18 @@ async fn run() -> anyhow::Result<()> {
             bind,
             members,
             nodes,
+            controllers,
+            webhook,
         } => {
+            flotilla_controllers::enabled_controllers(&controllers)?;
             up::run(
                 up::Options {
                     dir,
                     bind,
                     members,
                     nodes,
+                    controllers,
+                    webhook,
                 },
                 shutdown_signal(),
             )
@@ -401,6 +422,14 @@ async fn run() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             member.stop().await;
+        }
+        Command::Webhook { args } => {
+            let config = args.config()?;
+            let server = flotilla_webhook::bind(config)
+                .await
+                .context("starting the webhook")?;
+            println!("webhook serving at https://{}", server.local_addr);
+            server.serve(shutdown_signal()).await;
         }
         Command::Apiserver { server } => {
             let config = server.config(

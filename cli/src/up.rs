@@ -15,6 +15,8 @@ use flotilla_apiserver::registry::store::{Store, WriteOptions};
 use flotilla_apiserver::server::{self, Role};
 use serde_json::{Value, json};
 
+mod webhook;
+
 /// Options of `flotilla up`.
 pub struct Options {
     pub dir: PathBuf,
@@ -23,6 +25,10 @@ pub struct Options {
     pub members: usize,
     /// Nodes per simulated member.
     pub nodes: usize,
+    /// `--controllers` (Karmada syntax) of the in-process controllers.
+    pub controllers: Vec<String>,
+    /// Serve the admission webhook in-process (else only register it).
+    pub webhook: bool,
 }
 
 /// The namespace holding member credentials, as in Karmada.
@@ -207,9 +213,22 @@ fn unified_context(
     )
 }
 
-/// Installs every Karmada CRD flotilla serves (unchanged when present).
-async fn install_crds(store: &Store) -> Result<()> {
-    for (_, crd) in flotilla_api::crd_values() {
+/// Installs every Karmada CRD flotilla serves (unchanged when present); the
+/// binding CRDs get `conversion` (kept current).
+async fn install_crds(store: &Store, conversion: &Value) -> Result<()> {
+    for (_, mut crd) in flotilla_api::crd_values() {
+        if let Some(c) = crd.pointer_mut("/spec/conversion") {
+            *c = conversion.clone();
+            put(
+                store,
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                crd,
+            )
+            .await?;
+            continue;
+        }
         ensure(
             store,
             "apiextensions.k8s.io",
@@ -281,7 +300,15 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         &read(&opts.dir.join("aggregated-apiserver").join("ca.crt"))?,
     )
     .await?;
-    install_crds(&store).await?;
+    let webhook = webhook::start(&opts.dir.join("webhook"), opts.webhook).await?;
+    install_crds(&store, &webhook.conversion()).await?;
+    webhook.register(&store).await?;
+    match webhook.addr() {
+        Some(addr) => eprintln!("flotilla: admission webhook on https://{addr}"),
+        None => eprintln!(
+            "flotilla: admission webhook registered but not started (--webhook=false); policy writes fail until one serves"
+        ),
+    }
     let cluster_store = aggregated.api().store.clone();
     register_unified_view(&store, &cluster_store).await?;
     eprintln!("flotilla: Karmada API installed (CRDs, cluster.karmada.io, search.karmada.io)");
@@ -353,10 +380,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let config = flotilla_controllers::context::Config::default()
         .cluster_status_update_frequency(std::time::Duration::from_secs(1))
         .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3));
+    let enabled = opts.controllers.clone();
     let controllers = tokio::spawn(async move {
         if let Err(e) = flotilla_controllers::run(
             flotilla_controllers::context::Context::new(client, config),
-            &["*".to_string()],
+            &enabled,
         )
         .await
         {
@@ -384,6 +412,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     for m in members {
         m.stop().await;
     }
+    webhook.stop().await;
     let _ = stop.send(true);
     let _ = aggregated_task.await;
     let _ = host_task.await;

@@ -54,7 +54,8 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
 #[derive(Clone, Debug, clap::Args)]
 pub struct Flags {
     /// Controllers to run: `*` for all, `name` to enable, `-name` to disable
-    /// (cluster, clusterStatus, namespace).
+    /// (cluster, clusterStatus, namespace, detector, scheduler, binding,
+    /// execution, workStatus, bindingStatus, dependencies).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// How often member status is collected and written.

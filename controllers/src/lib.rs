@@ -11,7 +11,11 @@
 //! - [`cluster_status`] (`clusterStatus`): health, version, API enablements and
 //!   node/resource summaries of Push clusters, through [`member`] clients;
 //! - [`namespace_sync`] (`namespace`): control-plane namespaces mirrored into
-//!   every member.
+//!   every member;
+//! - the propagation pipeline (see [`propagation`]): [`detector`]
+//!   (`detector`), [`scheduler`] (`scheduler`), [`binding`] (`binding`),
+//!   [`execution`] (`execution`), [`work_status`] (`workStatus`),
+//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`).
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -35,13 +39,23 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod binding;
+pub mod binding_status;
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;
+pub mod dependencies;
+pub mod detector;
+pub mod events;
+pub mod execution;
 pub mod flags;
 pub mod member;
 pub mod namespace_sync;
+pub mod objectwatcher;
+pub mod propagation;
 pub mod quantity;
+pub mod scheduler;
+pub mod work_status;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -85,14 +99,22 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 3] = [
+static CONTROLLERS: [(&str, StartFn); 10] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
+    ("detector", detector::start),
+    ("scheduler", scheduler::start),
+    ("binding", binding::start),
+    ("execution", execution::start),
+    ("workStatus", work_status::start),
+    ("bindingStatus", binding_status::start),
+    ("dependencies", dependencies::start),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
-/// `cluster`, `clusterStatus`, `namespace`.
+/// `cluster`, `clusterStatus`, `namespace`, `detector`, `scheduler`,
+/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -168,9 +190,21 @@ mod tests {
 
     #[test]
     fn controllers_flag() {
-        assert_eq!(names(&[]), vec!["cluster", "clusterStatus", "namespace"]);
-        assert_eq!(names(&["*"]), vec!["cluster", "clusterStatus", "namespace"]);
-        assert_eq!(names(&["*,-namespace"]), vec!["cluster", "clusterStatus"]);
+        let all = vec![
+            "cluster",
+            "clusterStatus",
+            "namespace",
+            "detector",
+            "scheduler",
+            "binding",
+            "execution",
+            "workStatus",
+            "bindingStatus",
+            "dependencies",
+        ];
+        assert_eq!(names(&[]), all);
+        assert_eq!(names(&["*"]), all);
+        assert_eq!(names(&["*,-namespace"]).len(), all.len() - 1);
         assert_eq!(names(&["cluster"]), vec!["cluster"]);
         assert_eq!(names(&["-cluster"]), Vec::<&str>::new());
         assert!(enabled_controllers(&["nope".to_string()]).is_err());

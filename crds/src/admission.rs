@@ -74,6 +74,9 @@ pub struct Request<'a> {
     pub old_object: Option<&'a Value>,
     /// A fresh UUID for permanent-id labels, used only when one is needed.
     pub new_id: &'a str,
+    /// Allow ClusterTaintPolicies with `NoExecute` taints (karmada-webhook's
+    /// `--allow-no-execute-taint-policy`, off by default).
+    pub allow_no_execute_taint_policy: bool,
 }
 
 fn decode<T: DeserializeOwned>(v: &Value) -> Result<T> {
@@ -219,6 +222,18 @@ pub fn validate(req: &Request<'_>) -> Result<()> {
                 old(req.old_object).map(|v| decode(&v)).transpose()?;
             denied(validation::validate_multi_cluster_service(&m, o.as_ref()))
         }
+        ("clustertaintpolicies", Create | Update) => {
+            let taints = req.object.pointer("/spec/taints").unwrap_or(&Value::Null);
+            if !(taints.is_null() || taints.is_array()) {
+                return Err(AdmissionError::BadRequest(
+                    "spec.taints: expected an array".into(),
+                ));
+            }
+            denied(validation::validate_cluster_taint_policy_taints(
+                taints.as_array().map(Vec::as_slice).unwrap_or_default(),
+                req.allow_no_execute_taint_policy,
+            ))
+        }
         ("resourcebindings", Create | Update) => {
             let annotations: Option<std::collections::BTreeMap<String, String>> = req
                 .object
@@ -246,6 +261,7 @@ mod tests {
             object,
             old_object: None,
             new_id: "11111111-1111-4111-8111-111111111111",
+            allow_no_execute_taint_policy: false,
         }
     }
 
@@ -396,6 +412,35 @@ mod tests {
                 .unwrap();
             assert_eq!(once, twice, "{resource}");
         }
+    }
+
+    #[test]
+    fn cluster_taint_policy_taints() {
+        let ctp = |taints: Value| {
+            json!({"apiVersion": "policy.karmada.io/v1alpha1", "kind": "ClusterTaintPolicy",
+                   "metadata": {"name": "t"}, "spec": {"taints": taints}})
+        };
+        let ok = ctp(
+            json!([{"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "PreferNoSchedule"}]),
+        );
+        assert!(validate(&req("clustertaintpolicies", Operation::Create, &ok)).is_ok());
+        let dup = ctp(
+            json!([{"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoSchedule", "value": "x"}]),
+        );
+        let err = validate(&req("clustertaintpolicies", Operation::Create, &dup)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.taints[0]: Duplicate value: \"Duplicate taint with the same key(a) and effect(NoSchedule) is not allowed\""
+        );
+        let no_execute = ctp(json!([{"key": "b", "effect": "NoExecute"}]));
+        let mut r = req("clustertaintpolicies", Operation::Update, &no_execute);
+        let err = validate(&r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.taints[0]: Forbidden: Configuring taint with NoExecute effect is not allowed, this capability must be explicitly enabled by administrators through command-line flags"
+        );
+        r.allow_no_execute_taint_policy = true;
+        assert!(validate(&r).is_ok());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod crd;
 pub mod defaults;
+pub mod dependencies;
 pub mod detector;
 pub mod division;
 pub mod estimator;

@@ -1854,6 +1854,53 @@ pub fn validate_binding_dependencies_annotation(
     }
 }
 
+/// ClusterTaintPolicy admission (Karmada `/validate-clustertaintpolicy`) over
+/// the raw `spec.taints`: a `NoExecute` taint is forbidden unless
+/// `allow_no_execute` (the webhook's `--allow-no-execute-taint-policy`), and a
+/// taint whose key and effect repeat a later one is a duplicate. Karmada's
+/// older check against other policies' taints needs the API and is not made.
+pub fn validate_cluster_taint_policy_taints(
+    taints: &[Value],
+    allow_no_execute: bool,
+) -> Vec<FieldError> {
+    let key_effect = |t: &Value| {
+        (
+            t.get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            t.get("effect")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let mut errs = Vec::new();
+    for (i, t) in taints.iter().enumerate() {
+        let path = idx("spec.taints", i);
+        let (key, effect) = key_effect(t);
+        if !allow_no_execute && effect == "NoExecute" {
+            errs.push(FieldError::forbidden(
+                &path,
+                "Configuring taint with NoExecute effect is not allowed, this capability must be explicitly enabled by administrators through command-line flags",
+            ));
+        }
+        if taints[i + 1..]
+            .iter()
+            .any(|o| key_effect(o) == (key.clone(), effect.clone()))
+        {
+            errs.push(FieldError::duplicate(
+                &path,
+                format!(
+                    "Duplicate taint with the same key({key}) and effect({effect}) is not allowed"
+                ),
+                "",
+            ));
+        }
+    }
+    errs
+}
+
 /// Label protecting a resource from deletion.
 pub const DELETION_PROTECTION_LABEL: &str = "resourcetemplate.karmada.io/deletion-protected";
 

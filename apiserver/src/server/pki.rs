@@ -209,6 +209,34 @@ fn covers(cert_pem: &str, hosts: &[String]) -> bool {
     hosts.iter().all(|h| names.contains(h))
 }
 
+/// A CA (`DIR/ca.crt|key`, common name `ca_common_name`) and a serving
+/// certificate it signs (`DIR/<name>.crt|key`) naming `hosts`, each made when
+/// missing; the certificate also when it does not name every host. For servers
+/// other than the API server, such as the admission webhook. Returns the CA PEM.
+pub fn ensure_serving(
+    dir: &Path,
+    ca_common_name: &str,
+    name: &str,
+    hosts: &[String],
+) -> Result<String, Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let (ca_pem, issuer) = load_or_create_ca(dir, "ca", ca_common_name)?;
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    if crt.exists() && key.exists() && covers(&read(&crt)?, hosts) {
+        return Ok(ca_pem);
+    }
+    let (c, k) = serving_cert(&issuer, hosts)?;
+    write_atomic(&key, k.as_bytes())?;
+    write_atomic(&crt, c.as_bytes())?;
+    Ok(ca_pem)
+}
+
 /// Loads the PKI from `dir`, creating whatever is missing.
 pub fn ensure(dir: &Path, bind_host: &str, extra_sans: &[String]) -> Result<Pki, Error> {
     let p = |name: &str| dir.join(name);
@@ -329,6 +357,32 @@ pub fn kubeconfig(pki: &Pki, server_url: &str, context: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serving_pair_is_made_once_and_reissued_for_new_hosts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("webhook");
+        let hosts = vec!["svc.example".to_string(), "127.0.0.1".to_string()];
+        let ca = ensure_serving(&sub, "test-ca", "tls", &hosts).expect("pair");
+        let crt = std::fs::read_to_string(sub.join("tls.crt")).expect("crt");
+        assert!(covers(&crt, &hosts));
+        assert_eq!(
+            ensure_serving(&sub, "test-ca", "tls", &hosts).expect("again"),
+            ca
+        );
+        assert_eq!(
+            std::fs::read_to_string(sub.join("tls.crt")).expect("crt"),
+            crt
+        );
+        let more = vec!["other.example".to_string()];
+        assert_eq!(
+            ensure_serving(&sub, "test-ca", "tls", &more).expect("more"),
+            ca
+        );
+        let reissued = std::fs::read_to_string(sub.join("tls.crt")).expect("crt");
+        assert_ne!(reissued, crt);
+        assert!(covers(&reissued, &more));
+    }
 
     #[test]
     fn made_once_then_reused() {

@@ -1,0 +1,327 @@
+//! Propagation benchmark: latency from a Deployment template's create on the
+//! control plane to its member Deployments being fully Running, for 10 and
+//! 100 simulated members and 1,000 templates, side by side in one run.
+//!
+//! Each run starts `flotilla up --members N` with the propagation controllers
+//! in a separate `flotilla controller-manager` (so their memory is measured
+//! on its own), applies one PropagationPolicy per member (template label
+//! `slot: K` → divided 1:1 over memberK and memberK+1, so the pods spread
+//! evenly) and creates templates of 2 replicas at a steady rate
+//! (open loop); a watch on every member records when each template's
+//! Deployments report all replicas ready. Latency = that moment − the
+//! moment before the template's POST.
+//!
+//! Run: `cargo build --release -p flotilla && cargo run --release -p
+//! flotilla-bench --bin propagation [-- --quick] [--rate N]`. Prints a
+//! Markdown table.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{DynamicObject, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+struct Run {
+    members: usize,
+    templates: usize,
+    dispatch_p50: Duration,
+    dispatch_p99: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    all_done: Duration,
+    up_rss_mib: u64,
+    controllers_rss_mib: u64,
+}
+
+fn flotilla() -> PathBuf {
+    std::env::var_os("FLOTILLA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
+        })
+}
+
+/// A child killed by PID on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+async fn client(kubeconfig: &Path, context: &str) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let opts = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .expect("client config");
+    config.read_timeout = Some(Duration::from_secs(60));
+    Client::try_from(config).expect("client")
+}
+
+fn deployment(name: &str, slot: usize) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default", "labels": {"bench": "yes", "slot": slot.to_string()}},
+        "spec": {"replicas": 2,
+                 "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}
+    }))
+    .expect("deployment")
+}
+
+async fn run(members: usize, templates: usize, rate: f64) -> Run {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = std::fs::File::create(dir.path().join("up.log")).expect("log");
+    let up = Guard(
+        Command::new(flotilla())
+            .args(["up", "--bind", "127.0.0.1:0", "--members"])
+            .arg(members.to_string())
+            .arg("--nodes")
+            .arg("4")
+            .arg("--dir")
+            .arg(dir.path().join("state"))
+            .arg("--controllers=cluster,clusterStatus,namespace")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("flotilla up"),
+    );
+    let kubeconfig = dir.path().join("state/kubeconfig");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&kubeconfig)
+        .is_ok_and(|k| k.contains(&format!("member{members}")))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "flotilla up not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
+    let controllers = Guard(
+        Command::new(flotilla())
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "flotilla"])
+            .arg("--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(cm_log)
+            .spawn()
+            .expect("controller-manager"),
+    );
+    let cp = client(&kubeconfig, "flotilla").await;
+    let pp_resource = kube::api::ApiResource {
+        group: "policy.karmada.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "policy.karmada.io/v1alpha1".into(),
+        kind: "PropagationPolicy".into(),
+        plural: "propagationpolicies".into(),
+    };
+    let pp_api = Api::<DynamicObject>::namespaced_with(cp.clone(), "default", &pp_resource);
+    for k in 1..=members {
+        let next = k % members + 1;
+        let policy: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
+            "metadata": {"name": format!("slot-{k}"), "namespace": "default"},
+            "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "labelSelector": {"matchLabels": {"bench": "yes", "slot": k.to_string()}}}],
+                     "placement": {
+                         "clusterAffinity": {"clusterNames": [format!("member{k}"), format!("member{next}")]},
+                         "replicaScheduling": {"replicaSchedulingType": "Divided",
+                                               "replicaDivisionPreference": "Weighted",
+                                               "weightPreference": {"staticWeightList": [
+                                                   {"targetCluster": {"clusterNames": [format!("member{k}")]}, "weight": 1},
+                                                   {"targetCluster": {"clusterNames": [format!("member{next}")]}, "weight": 1}]}}}}
+        }))
+        .expect("policy");
+        pp_api
+            .create(&PostParams::default(), &policy)
+            .await
+            .expect("policy created");
+    }
+    // ready replicas per template, summed over the members
+    let ready: Arc<Mutex<HashMap<String, HashMap<usize, i32>>>> = Arc::default();
+    let done: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // when every member Deployment of a template exists (control plane's part)
+    let dispatched: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut watches = Vec::new();
+    for m in 1..=members {
+        let member = client(&kubeconfig, &format!("member{m}")).await;
+        let api: Api<Deployment> = Api::namespaced(member, "default");
+        let (ready, done, dispatched) = (ready.clone(), done.clone(), dispatched.clone());
+        watches.push(tokio::spawn(async move {
+            let stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(d)) = stream.next().await {
+                let n = d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0);
+                let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let name = d.name_any();
+                let mut r = ready.lock().expect("lock");
+                let per = r.entry(name.clone()).or_default();
+                per.insert(m, if n >= want { n } else { 0 });
+                if per.len() >= 2 {
+                    dispatched
+                        .lock()
+                        .expect("lock")
+                        .entry(name.clone())
+                        .or_insert_with(Instant::now);
+                }
+                let all_ready = per.values().sum::<i32>() >= 2;
+                drop(r);
+                if all_ready {
+                    done.lock()
+                        .expect("lock")
+                        .entry(name)
+                        .or_insert_with(Instant::now);
+                }
+            }
+        }));
+    }
+    // wait until every member watch has listed
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        cp.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<Deployment>(&()),
+    );
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let t0 = Instant::now();
+    let mut created: HashMap<String, Instant> = HashMap::new();
+    let mut posts = Vec::new();
+    for i in 0..templates {
+        let name = format!("bench-{i:05}");
+        let due = t0 + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        created.insert(name.clone(), Instant::now());
+        let api = api.clone();
+        posts.push(tokio::spawn(async move {
+            api.create(&PostParams::default(), &deployment(&name, i % members + 1))
+                .await
+                .expect("create");
+        }));
+    }
+    for p in posts {
+        p.await.expect("post");
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n = done.lock().expect("lock").len();
+        if n >= templates || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all_done = t0.elapsed();
+    let up_rss_mib = rss_mib(up.0.id());
+    let controllers_rss_mib = rss_mib(controllers.0.id());
+    let done = done.lock().expect("lock").clone();
+    let dispatched = dispatched.lock().expect("lock").clone();
+    let mut dlat: Vec<Duration> = created
+        .iter()
+        .filter_map(|(n, c)| dispatched.get(n).map(|d| d.saturating_duration_since(*c)))
+        .collect();
+    dlat.sort();
+    let mut lat: Vec<Duration> = created
+        .iter()
+        .filter_map(|(n, c)| done.get(n).map(|d| d.saturating_duration_since(*c)))
+        .collect();
+    assert_eq!(
+        lat.len(),
+        templates,
+        "every template propagated within 10 minutes"
+    );
+    lat.sort();
+    for w in watches {
+        w.abort();
+    }
+    drop(controllers);
+    drop(up);
+    Run {
+        members,
+        templates,
+        dispatch_p50: dlat[dlat.len() / 2],
+        dispatch_p99: dlat[(dlat.len() * 99 / 100).min(dlat.len() - 1)],
+        p50: lat[lat.len() / 2],
+        p99: lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
+        max: lat[lat.len() - 1],
+        all_done,
+        up_rss_mib,
+        controllers_rss_mib,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let rate: f64 = args
+        .iter()
+        .position(|a| a == "--rate")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20.0);
+    let templates = if quick { 100 } else { 1_000 };
+    let sizes: &[usize] = if quick { &[10] } else { &[10, 100] };
+    let mut runs = Vec::new();
+    for &members in sizes {
+        eprintln!("propagating {templates} templates to {members} members at {rate}/s ...");
+        runs.push(run(members, templates, rate).await);
+    }
+    println!(
+        "| members | templates | rate | in members p50 | p99 | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        println!(
+            "| {} | {} | {rate}/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} s | {} MiB | {} MiB |",
+            r.members,
+            r.templates,
+            r.dispatch_p50.as_secs_f64() * 1e3,
+            r.dispatch_p99.as_secs_f64() * 1e3,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.max.as_secs_f64() * 1e3,
+            r.all_done.as_secs_f64(),
+            r.up_rss_mib,
+            r.controllers_rss_mib
+        );
+    }
+}
