@@ -19,6 +19,8 @@ use crate::server::auth::User;
 pub struct Ttl {
     pub allowed: Duration,
     pub denied: Duration,
+    /// How long an answer still serves when the member cannot review in time.
+    pub stale: Duration,
 }
 
 impl Default for Ttl {
@@ -26,6 +28,7 @@ impl Default for Ttl {
         Ttl {
             allowed: Duration::from_secs(10),
             denied: Duration::from_secs(2),
+            stale: Duration::from_secs(120),
         }
     }
 }
@@ -77,13 +80,13 @@ impl Access {
         timeout: Duration,
     ) -> Result<bool, String> {
         let key = (user_key(user), q.clone());
-        if let Some((allowed, at)) = self
+        let previous = self
             .answers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .copied()
-        {
+            .copied();
+        if let Some((allowed, at)) = previous {
             let ttl = if allowed {
                 self.ttl.allowed
             } else {
@@ -93,6 +96,32 @@ impl Access {
                 return Ok(allowed);
             }
         }
+        match self.review(member, user, q, timeout).await {
+            Ok(allowed) => {
+                let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+                if answers.len() > 10_000 {
+                    answers.clear();
+                }
+                answers.insert(key, (allowed, Instant::now()));
+                Ok(allowed)
+            }
+            // A member too slow to review keeps its last answer for a while, so an
+            // overloaded member does not drop out of cached reads.
+            Err(_) if previous.is_some_and(|(_, at)| at.elapsed() < self.ttl.stale) => {
+                Ok(previous.is_some_and(|(allowed, _)| allowed))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one SubjectAccessReview to the member.
+    async fn review(
+        &self,
+        member: &Member,
+        user: &User,
+        q: &Question,
+        timeout: Duration,
+    ) -> Result<bool, String> {
         let mut attrs = json!({"verb": q.verb, "group": q.group, "resource": q.resource});
         if !q.namespace.is_empty() {
             attrs["namespace"] = json!(q.namespace);
@@ -124,12 +153,6 @@ impl Access {
         if !answer.status.is_success() {
             return Err(format!("SubjectAccessReview failed: {}", answer.message()));
         }
-        let allowed = answer.json().pointer("/status/allowed") == Some(&Value::Bool(true));
-        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        if answers.len() > 10_000 {
-            answers.clear();
-        }
-        answers.insert(key, (allowed, Instant::now()));
-        Ok(allowed)
+        Ok(answer.json().pointer("/status/allowed") == Some(&Value::Bool(true)))
     }
 }
