@@ -490,6 +490,7 @@ async fn from_cache(
 }
 
 /// A member watched live as the caller, reconnecting from the revision reached.
+#[allow(clippy::too_many_arguments)]
 async fn live(
     member: Member,
     gvr: Gvr,
