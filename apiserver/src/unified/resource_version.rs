@@ -163,6 +163,23 @@ mod tests {
     }
 
     #[test]
+    fn the_map_grows_with_the_clusters() {
+        // Every watch event carries the whole map: its size at 100 and 1,000 clusters
+        // named like `member123` with 7-digit member revisions.
+        let size = |n: usize| {
+            let map: RvMap = (1..=n)
+                .map(|i| (format!("member{i}"), format!("{}", 1_000_000 + i)))
+                .collect();
+            encode(&map).len()
+        };
+        let (hundred, thousand) = (size(100), size(1000));
+        eprintln!("resourceVersion: {hundred} bytes at 100 clusters, {thousand} at 1,000");
+        // base64 of about 21 bytes of JSON per cluster: ~28 bytes each.
+        assert!((2_500..3_500).contains(&hundred), "{hundred}");
+        assert!((25_000..35_000).contains(&thousand), "{thousand}");
+    }
+
+    #[test]
     fn malformed_versions_are_400() {
         for bad in ["12345", "not base64!", &URL_SAFE_NO_PAD.encode(b"[1,2]")] {
             let e = parse(Some(bad)).expect_err(bad);
