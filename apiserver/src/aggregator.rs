@@ -373,6 +373,20 @@ where
             parts.headers.append("x-remote-group", v);
         }
     }
+    for (key, values) in &user.extra {
+        let name = format!(
+            "x-remote-extra-{}",
+            crate::server::auth::escape_extra_key(key)
+        );
+        let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in values {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                parts.headers.append(name.clone(), v);
+            }
+        }
+    }
     parts
         .headers
         .insert(header::HOST, HeaderValue::from_static("localhost"));

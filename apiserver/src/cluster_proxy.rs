@@ -222,16 +222,27 @@ fn unreachable_member(cluster: &str, why: &str) -> ApiError {
 }
 
 /// Sets the member's credentials and the caller's identity on forwarded headers:
-/// `Authorization: Bearer TOKEN`, `Impersonate-User`, and one `Impersonate-Group`
-/// per group (`system:authenticated` is implied and left out, as Karmada does).
+/// `Authorization: Bearer TOKEN` and the caller as impersonation headers
+/// ([`impersonate`]).
 pub fn set_identity(headers: &mut http::HeaderMap, token: &str, user: &User) -> Result<(), String> {
     aggregator::strip_identity_headers(headers);
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| "the cluster's token is not a valid header value".to_string())?;
     headers.insert(header::AUTHORIZATION, bearer);
-    let name = HeaderValue::from_str(&user.name)
+    HeaderValue::from_str(&user.name)
         .map_err(|_| format!("user name \"{}\" is not a valid header value", user.name))?;
-    headers.insert("impersonate-user", name);
+    impersonate(headers, user);
+    Ok(())
+}
+
+/// Adds the caller's identity as impersonation headers: `Impersonate-User`, one
+/// `Impersonate-Group` per group (`system:authenticated` and
+/// `system:unauthenticated` are implied and left out, as Karmada does),
+/// `Impersonate-Uid`, and `Impersonate-Extra-KEY` per extra value.
+pub fn impersonate(headers: &mut http::HeaderMap, user: &User) {
+    if let Ok(v) = HeaderValue::from_str(&user.name) {
+        headers.insert("impersonate-user", v);
+    }
     for g in &user.groups {
         if g == "system:authenticated" || g == "system:unauthenticated" {
             continue;
@@ -240,7 +251,25 @@ pub fn set_identity(headers: &mut http::HeaderMap, token: &str, user: &User) -> 
             headers.append("impersonate-group", v);
         }
     }
-    Ok(())
+    if !user.uid.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&user.uid)
+    {
+        headers.insert("impersonate-uid", v);
+    }
+    for (key, values) in &user.extra {
+        let name = format!(
+            "impersonate-extra-{}",
+            crate::server::auth::escape_extra_key(key)
+        );
+        let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in values {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.append(name.clone(), v);
+            }
+        }
+    }
 }
 
 /// Forwards a `clusters/NAME/proxy/...` request to the member `cluster` describes,
@@ -376,6 +405,7 @@ mod tests {
             name: "alice".into(),
             uid: String::new(),
             groups: vec!["dev".into(), "system:authenticated".into()],
+            extra: Default::default(),
         };
         set_identity(&mut headers, "tok", &user).expect("identity");
         assert_eq!(headers["authorization"], "Bearer tok");

@@ -59,6 +59,8 @@ pub struct Api {
     pub authenticator: Arc<Authenticator>,
     /// Reads member credentials for `clusters/NAME/proxy` (aggregated server only).
     pub member_credentials: Option<crate::cluster_proxy::CredentialsSource>,
+    /// The unified multi-cluster view (aggregated server only).
+    pub unified: Option<Arc<crate::unified::Unified>>,
 }
 
 impl Api {
@@ -81,6 +83,7 @@ impl Api {
             remote_discovery: Default::default(),
             authenticator: Arc::new(Authenticator::default()),
             member_credentials: None,
+            unified: None,
         }
     }
 
@@ -229,6 +232,16 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if let Some(unified) = &api.unified
+        && (parts.uri.path() == crate::unified::PREFIX
+            || parts
+                .uri
+                .path()
+                .starts_with(&format!("{}/", crate::unified::PREFIX)))
+    {
+        let user = user.unwrap_or_else(|| Arc::new(aggregator_user()));
+        return Ok(crate::unified::handle(unified, parts.clone(), body, user).await);
+    }
     let path = parts.uri.path().trim_end_matches('/');
     let accept = header_str(parts, header::ACCEPT).unwrap_or("");
     let get_only = |r: Response<Body>| {
@@ -242,6 +255,19 @@ where
     };
     match path {
         "/version" => return get_only(value_response(StatusCode::OK, &discovery::version())),
+        "/metrics" if api.unified.is_some() => {
+            let text = api
+                .unified
+                .as_ref()
+                .map(|u| u.metrics_text())
+                .unwrap_or_default();
+            let mut r = Response::new(full(text));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return get_only(r);
+        }
         "/healthz" | "/livez" | "/readyz" => return get_only(text_response(StatusCode::OK, "ok")),
         "/.well-known/openid-configuration" | "/openid/v1/jwks" => {
             let Some(signer) = api.authenticator.service_accounts.as_ref() else {
@@ -418,6 +444,7 @@ fn aggregator_user() -> User {
         name: "system:kube-aggregator".into(),
         uid: String::new(),
         groups: vec![authz::SYSTEM_MASTERS.into()],
+        extra: Default::default(),
     }
 }
 
@@ -1023,6 +1050,7 @@ fn review_response(
             name: "system:apiserver".into(),
             uid: String::new(),
             groups: vec![authz::SYSTEM_MASTERS.into()],
+            extra: Default::default(),
         })
     });
     let snapshot = api.store.storage.snapshot();

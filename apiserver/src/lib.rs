@@ -14,4 +14,5 @@ pub mod registry;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod unified;
 pub mod webhook_client;

@@ -17,6 +17,7 @@ pub mod meta;
 pub mod openapi_schemas;
 pub mod patch;
 pub mod schema;
+pub mod search;
 pub mod selector;
 pub mod store;
 pub mod typed;
@@ -142,10 +143,12 @@ impl Catalog {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The catalog of the aggregated API server: Karmada's Cluster resource.
+    /// The catalog of the aggregated API server: Karmada's Cluster and
+    /// ResourceRegistry resources.
     pub fn aggregated() -> Self {
         let catalog = Catalog::default();
         catalog.add(cluster::resource());
+        catalog.add(search::resource());
         catalog
     }
 

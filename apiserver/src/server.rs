@@ -52,6 +52,8 @@ pub struct Config {
     /// Reads member credentials Secrets from the host control plane, for the
     /// `clusters/NAME/proxy` subresource of [`Role::Aggregated`].
     pub member_credentials: Option<crate::cluster_proxy::CredentialsSource>,
+    /// The unified view's settings ([`Role::Aggregated`]).
+    pub unified: crate::unified::Config,
 }
 
 /// The kinds of API server flotilla runs.
@@ -77,6 +79,7 @@ impl Config {
             role: Role::Host,
             context: "flotilla".into(),
             member_credentials: None,
+            unified: crate::unified::Config::default(),
         }
     }
 
@@ -276,6 +279,15 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
     });
     api.authenticator = authenticator;
     api.member_credentials = config.member_credentials.clone();
+    if config.role == Role::Aggregated {
+        let unified = crate::unified::Unified::new(
+            api.store.clone(),
+            config.member_credentials.clone(),
+            config.unified.clone(),
+        );
+        tokio::spawn(unified.clone().run());
+        api.unified = Some(unified);
+    }
     let api = Arc::new(api);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
         &pki,
@@ -366,6 +378,16 @@ impl Server {
                             .as_ref()
                             .map(|u| u.groups.join(","))
                             .unwrap_or_default();
+                        let extra = user
+                            .as_ref()
+                            .map(|u| {
+                                u.extra
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={}", v.join("|")))
+                                    .collect::<Vec<_>>()
+                                    .join(";")
+                            })
+                            .unwrap_or_default();
                         let response = match user {
                             // A front proxy has authorized the request before forwarding it.
                             Some(user) if peer_identity == auth::Peer::FrontProxy => {
@@ -389,7 +411,7 @@ impl Server {
                                 | http::Method::DELETE
                         ) {
                             // The audit trail: who changed what, with what result.
-                            tracing::info!(target: "audit", user = %who, %groups, %method, %path, code, "mutating request");
+                            tracing::info!(target: "audit", user = %who, %groups, %extra, %method, %path, code, "mutating request");
                         }
                         tracing::debug!(%method, %path, code, elapsed_ms, "request");
                         Ok::<_, std::convert::Infallible>(response)

@@ -65,6 +65,7 @@ fn admin() -> Arc<User> {
         name: "admin".into(),
         uid: String::new(),
         groups: vec!["system:masters".into()],
+        extra: Default::default(),
     })
 }
 

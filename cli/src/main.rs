@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 mod clusters;
+mod get;
 mod up;
 mod webhook;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -178,10 +179,26 @@ enum Command {
         #[command(flatten)]
         cp: ControlPlane,
     },
-    /// Show objects of the control plane (`flotilla get clusters`).
+    /// Show member clusters (`flotilla get clusters`), or any resource of every
+    /// member through the unified view, with a CLUSTER column (`flotilla get pods -A`).
     Get {
-        /// What to show: `clusters`.
+        /// What to show: `clusters`, or a member resource (`pods`, `deploy`, ...).
         what: String,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// The namespace (default: `default`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Label selector.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Only these clusters (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+        /// Output: wide, yaml, json or name (default: a table).
+        #[arg(short = 'o', long, default_value = "")]
+        output: String,
         #[command(flatten)]
         cp: ControlPlane,
     },
@@ -227,15 +244,27 @@ enum Command {
         #[command(flatten)]
         args: webhook::Args,
     },
-    /// Run Karmada's aggregated API server (cluster.karmada.io Clusters), to be
-    /// registered on a host API server with an APIService.
+    /// Run Karmada's aggregated API server (cluster.karmada.io Clusters and the
+    /// search.karmada.io unified view), to be registered on a host API server
+    /// with APIServices.
     AggregatedApiserver {
         #[command(flatten)]
         server: ServerArgs,
         /// Kubeconfig of the host control plane, read for member credentials
-        /// (Secrets named by each Cluster's secretRef) by `clusters/NAME/proxy`.
+        /// (Secrets named by each Cluster's secretRef) by `clusters/NAME/proxy`
+        /// and the unified view.
         #[arg(long)]
         host_kubeconfig: Option<PathBuf>,
+        /// Unified view: seconds a member may take before it is reported missing.
+        #[arg(long, default_value_t = 5.0)]
+        member_timeout: f64,
+        /// Unified view: never answer from the caches (every read live).
+        #[arg(long)]
+        force_live_reads: bool,
+        /// Unified view: fail requests (503) when any member is missing, instead
+        /// of answering for the others with a Warning.
+        #[arg(long)]
+        strict_partial: bool,
     },
 }
 
@@ -329,9 +358,27 @@ async fn run() -> anyhow::Result<()> {
         Command::Uncordon { name, cp } => {
             clusters::cordon(cp.client().await?, &name, false).await?
         }
-        Command::Get { what, cp } => match what.as_str() {
+        Command::Get {
+            what,
+            all_namespaces,
+            namespace,
+            selector,
+            clusters: only,
+            output,
+            cp,
+        } => match what.as_str() {
             "clusters" | "cluster" => clusters::get_clusters(cp.client().await?).await?,
-            other => anyhow::bail!("flotilla get knows `clusters`; use kubectl for \"{other}\""),
+            other => {
+                let opts = get::Options {
+                    resource: other.to_string(),
+                    namespace,
+                    all_namespaces,
+                    selector,
+                    clusters: only,
+                    output,
+                };
+                get::run(cp.client().await?, &opts).await?
+            }
         },
         Command::ControllerManager { cp, flags } => {
             let ctx =
@@ -397,6 +444,9 @@ async fn run() -> anyhow::Result<()> {
         Command::AggregatedApiserver {
             server,
             host_kubeconfig,
+            member_timeout,
+            force_live_reads,
+            strict_partial,
         } => {
             let mut config = server.config(
                 flotilla_apiserver::server::Role::Aggregated,
@@ -406,6 +456,10 @@ async fn run() -> anyhow::Result<()> {
             if let Some(path) = host_kubeconfig {
                 config.member_credentials = Some(host_credentials(&path).await?);
             }
+            config.unified.member_timeout =
+                std::time::Duration::from_secs_f64(member_timeout.clamp(0.1, 300.0));
+            config.unified.force_live = force_live_reads;
+            config.unified.strict = strict_partial;
             flotilla_apiserver::server::run(config, shutdown_signal())
                 .await
                 .context("aggregated apiserver failed")?;

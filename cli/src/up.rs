@@ -148,6 +148,71 @@ async fn register_aggregated(store: &Store, addr: SocketAddr, ca_pem: &str) -> R
     Ok(())
 }
 
+/// The unified view's registration on the host: the APIService for
+/// search.karmada.io (same Service as cluster.karmada.io: one aggregated server
+/// serves both), and the default ResourceRegistry in the aggregated server.
+async fn register_unified_view(host: &Store, aggregated: &Store) -> Result<()> {
+    let cluster_api = host
+        .catalog
+        .get("apiregistration.k8s.io", "v1", "apiservices")
+        .context("the control plane does not serve apiservices")?;
+    let existing = host
+        .get(&cluster_api, None, "v1alpha1.cluster.karmada.io")
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the cluster.karmada.io APIService: {e}"))?;
+    let mut search = json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1alpha1.search.karmada.io", "labels": {"app": AGGREGATED_SERVICE, "apiserver": "true"}},
+        "spec": existing["spec"].clone(),
+    });
+    search["spec"]["group"] = json!("search.karmada.io");
+    put(host, "apiregistration.k8s.io", "v1", "apiservices", search).await?;
+    let kinds = [
+        ("v1", "Pod"),
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "ReplicaSet"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("batch/v1", "Job"),
+        ("v1", "Service"),
+        ("discovery.k8s.io/v1", "EndpointSlice"),
+        ("v1", "ConfigMap"),
+        ("v1", "Node"),
+        ("v1", "Event"),
+    ];
+    let selectors: Vec<Value> = kinds
+        .iter()
+        .map(|(api_version, kind)| json!({"apiVersion": api_version, "kind": kind}))
+        .collect();
+    ensure(
+        aggregated,
+        "search.karmada.io",
+        "v1alpha1",
+        "resourceregistries",
+        json!({
+            "apiVersion": "search.karmada.io/v1alpha1", "kind": "ResourceRegistry",
+            "metadata": {"name": "default"},
+            "spec": {"targetCluster": {}, "resourceSelectors": selectors},
+        }),
+    )
+    .await
+}
+
+/// The `flotilla-all` context: the control plane's credentials, its URL plus
+/// Karmada's unified-view prefix.
+fn unified_context(
+    host: &(String, String, String, String, String),
+) -> (String, String, String, String, String) {
+    let (_, url, ca, cert, key) = host;
+    (
+        "flotilla-all".to_string(),
+        format!("{url}{}", flotilla_apiserver::unified::PREFIX),
+        ca.clone(),
+        cert.clone(),
+        key.clone(),
+    )
+}
+
 /// Installs every Karmada CRD flotilla serves (unchanged when present); the
 /// binding CRDs get `conversion` (kept current).
 async fn install_crds(store: &Store, conversion: &Value) -> Result<()> {
@@ -244,12 +309,13 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
             "flotilla: admission webhook registered but not started (--webhook=false); policy writes fail until one serves"
         ),
     }
-    eprintln!("flotilla: Karmada API installed (CRDs, cluster.karmada.io)");
+    let cluster_store = aggregated.api().store.clone();
+    register_unified_view(&store, &cluster_store).await?;
+    eprintln!("flotilla: Karmada API installed (CRDs, cluster.karmada.io, search.karmada.io)");
     // Both API servers serve from here on; everything after talks to them.
     let (stop, _) = tokio::sync::watch::channel(false);
     let mut aggregated_stop = stop.subscribe();
     let mut host_stop = stop.subscribe();
-    let cluster_store = aggregated.api().store.clone();
     let aggregated_task = tokio::spawn(aggregated.serve(async move {
         let _ = aggregated_stop.changed().await;
     }));
@@ -265,6 +331,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         read(&host_dir.join("admin.crt"))?,
         read(&host_dir.join("admin.key"))?,
     )];
+    contexts.push(unified_context(&contexts[0]));
 
     // Simulated members, registered as Push clusters with their credentials.
     ensure(

@@ -199,9 +199,24 @@ fn apiservice_proxies_a_remote_group() {
         subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]\n";
     let (code, _, err) = apply(&host, rbac);
     assert_eq!(code, 0, "{err}");
+    // Impersonation from the kubeconfig (kubectl 1.33 has no --as-user-extra flag).
+    let admin = std::fs::read_to_string(&host.kubeconfig).expect("kubeconfig");
+    let mut as_alice = String::new();
+    for line in admin.lines() {
+        as_alice.push_str(line);
+        as_alice.push('\n');
+        if line.starts_with("    client-key-data:") {
+            as_alice.push_str(
+                "    as: alice\n    as-groups: [devs]\n    as-user-extra:\n      team: [blue]\n",
+            );
+        }
+    }
+    let as_alice_path = host.dir.join("as-alice-kubeconfig");
+    std::fs::write(&as_alice_path, as_alice).expect("write kubeconfig");
     let mut create = host.kubectl(&system_kubectl());
     create
-        .args(["--as=alice", "--as-group=devs", "create", "-f", "-"])
+        .env("KUBECONFIG", &as_alice_path)
+        .args(["create", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -229,6 +244,11 @@ fn apiservice_proxies_a_remote_group() {
     assert!(
         audit.contains("groups=devs,system:authenticated"),
         "the backend saw other groups: {audit}"
+    );
+    // ...and her extras, sent as X-Remote-Extra-Team.
+    assert!(
+        audit.contains("extra=team=blue"),
+        "the backend did not see the extra: {audit}"
     );
 
     // The backend trusts those headers only from the front proxy's certificate.

@@ -212,7 +212,10 @@ fn up_three_members_ready_nodes_and_namespace_sync() {
     let contexts = up.k_ok(&["config", "get-contexts", "-o", "name"]);
     let mut names: Vec<&str> = contexts.lines().collect();
     names.sort_unstable();
-    assert_eq!(names, ["flotilla", "member1", "member2", "member3"]);
+    assert_eq!(
+        names,
+        ["flotilla", "flotilla-all", "member1", "member2", "member3"]
+    );
     assert_eq!(up.k_ok(&["config", "current-context"]).trim(), "flotilla");
 
     // every member is Ready when the kubeconfig appears
@@ -706,7 +709,7 @@ fn up_with_no_members() {
         up.ready_after, up.reported
     );
     let contexts = up.k_ok(&["config", "get-contexts", "-o", "name"]);
-    assert_eq!(contexts.trim(), "flotilla");
+    assert_eq!(contexts.trim(), "flotilla\nflotilla-all");
     let (code, out, err) = up.flotilla(&["get", "clusters"]);
     assert_eq!(code, 0, "flotilla get clusters: {err}");
     assert!(

@@ -950,6 +950,85 @@ fn auth_whoami() {
     });
 }
 
+/// The admin's kubeconfig with impersonation in it (`as`, `as-user-extra`), which
+/// every kubectl honours (the `--as-user-extra` flag is newer than kubectl 1.33).
+fn impersonating_kubeconfig(s: &Session, user: &str, extra: &[(&str, &[&str])]) -> PathBuf {
+    let admin = std::fs::read_to_string(&s.srv.kubeconfig).expect("kubeconfig");
+    let mut out = String::new();
+    for line in admin.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("    client-key-data:") {
+            out.push_str(&format!("    as: {user}\n    as-user-extra:\n"));
+            for (k, values) in extra {
+                out.push_str(&format!("      {k}: [{}]\n", values.join(", ")));
+            }
+        }
+    }
+    let path = s.srv.dir.join(format!("as-{user}-kubeconfig"));
+    std::fs::write(&path, out).expect("write kubeconfig");
+    path
+}
+
+#[test]
+fn auth_whoami_shows_impersonated_extras() {
+    each_kubectl(|s| {
+        let kubeconfig = impersonating_kubeconfig(
+            s,
+            "bob",
+            &[
+                ("team", &["blue", "green"]),
+                ("scopes.example.com/level", &["high"]),
+            ],
+        );
+        let (code, out, err) = run_bounded(
+            s.cmd(As::Admin, &["auth", "whoami", "-o", "json"])
+                .env("KUBECONFIG", &kubeconfig),
+            None,
+            CMD_TIMEOUT,
+        );
+        assert_eq!(code, 0, "{}: {err}", s.who());
+        let v: Value = serde_json::from_str(&out).expect("whoami JSON");
+        assert_eq!(
+            v["status"]["userInfo"]["username"],
+            "bob",
+            "{}: {v}",
+            s.who()
+        );
+        let extra = &v["status"]["userInfo"]["extra"];
+        assert_eq!(
+            extra["team"],
+            serde_json::json!(["blue", "green"]),
+            "{}: {v}",
+            s.who()
+        );
+        assert_eq!(
+            extra["scopes.example.com/level"],
+            serde_json::json!(["high"]),
+            "{}: {v}",
+            s.who()
+        );
+        // Newer kubectls have the flag too.
+        if s.minor >= 35 {
+            let out = s.admin(&[
+                "--as=bob",
+                "--as-user-extra=team=red",
+                "auth",
+                "whoami",
+                "-o",
+                "json",
+            ]);
+            let v: Value = serde_json::from_str(&out).expect("whoami JSON");
+            assert_eq!(
+                v["status"]["userInfo"]["extra"]["team"],
+                serde_json::json!(["red"]),
+                "{}: {v}",
+                s.who()
+            );
+        }
+    });
+}
+
 #[test]
 fn auth_whoami_includes_system_authenticated() {
     each_kubectl(|s| {

@@ -71,6 +71,12 @@ pub fn request(
     if !attrs.user.groups.is_empty() {
         user.insert("groups".into(), attrs.user.groups.clone().into());
     }
+    if !attrs.user.extra.is_empty() {
+        user.insert(
+            "extra".into(),
+            serde_json::to_value(&attrs.user.extra).unwrap_or_default(),
+        );
+    }
     req.insert("userInfo".into(), Value::Object(user));
     req.insert("object".into(), object.cloned().unwrap_or(Value::Null));
     req.insert(

@@ -42,6 +42,7 @@ fn alice() -> User {
         name: "alice".into(),
         uid: "u-1".into(),
         groups: vec!["dev".into(), "system:authenticated".into()],
+        extra: Default::default(),
     }
 }
 

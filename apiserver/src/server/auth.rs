@@ -5,18 +5,74 @@
 //! [`super::service_account`]). Start at [`authenticate`]; [`Authenticator`] holds
 //! what bearer tokens are checked against.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::service_account::{self, Signer};
 use crate::storage::Snapshot;
 
 /// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// Extra attributes (`user.extra` in reviews): key → values.
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// An extra key as a header-name suffix (`X-Remote-Extra-KEY`,
+/// `Impersonate-Extra-KEY`): lower-cased, and every byte a header name cannot
+/// hold percent-encoded, as kube-apiserver encodes it.
+pub fn escape_extra_key(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        let plain = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'!'
+                    | b'#'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        if plain {
+            out.push(b.to_ascii_lowercase() as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The extras named by headers `PREFIX<key>: value` (keys percent-decoded,
+/// lower-cased; repeated headers and comma-free values kept in order).
+pub fn extras_from_headers(
+    headers: &http::HeaderMap,
+    prefix: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix(prefix) {
+            let key = crate::endpoints::request_info::percent_decode(key, false).to_lowercase();
+            if key.is_empty() {
+                continue;
+            }
+            extra
+                .entry(key)
+                .or_default()
+                .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        }
+    }
+    extra
 }
 
 /// Bearer tokens known to the server.
@@ -62,6 +118,7 @@ impl Tokens {
                     name: name.to_string(),
                     uid,
                     groups,
+                    extra: Default::default(),
                 },
             );
         }
@@ -91,6 +148,7 @@ pub fn user_from_certificate(der: &[u8]) -> Option<User> {
         name,
         uid: String::new(),
         groups,
+        extra: Default::default(),
     })
 }
 
@@ -162,6 +220,7 @@ pub fn user_from_headers(headers: &http::HeaderMap) -> Option<User> {
         name,
         uid: String::new(),
         groups,
+        extra: extras_from_headers(headers, "x-remote-extra-"),
     })
 }
 
@@ -288,6 +347,9 @@ pub fn token_review(
             let mut user_info = json!({"username": user.name, "groups": user.groups});
             if !user.uid.is_empty() {
                 user_info["uid"] = user.uid.into();
+            }
+            if !user.extra.is_empty() {
+                user_info["extra"] = json!(user.extra);
             }
             json!({"authenticated": true, "user": user_info, "audiences": accepted})
         }

@@ -840,6 +840,7 @@ pub fn service_account_user(namespace: &str, name: &str, uid: &str) -> User {
         name: service_account_username(namespace, name),
         uid: uid.to_string(),
         groups,
+        extra: Default::default(),
     }
 }
 
@@ -973,6 +974,7 @@ pub fn impersonate_with_extra(
             name: requested_user,
             uid: requested_uid,
             groups,
+            extra: extra.clone(),
         },
         extra,
     }))
@@ -1275,6 +1277,7 @@ pub fn subject_access_review(
         name: str_field(spec, "user").to_string(),
         uid: str_field(spec, "uid").to_string(),
         groups: strings(spec, "groups"),
+        extra: Default::default(),
     };
     if user.name.is_empty() && user.groups.is_empty() {
         return Err(ApiError::invalid(
@@ -1437,6 +1440,9 @@ pub fn self_subject_review(user: &User) -> Value {
     }
     if !user.groups.is_empty() {
         user_info["groups"] = json!(user.groups);
+    }
+    if !user.extra.is_empty() {
+        user_info["extra"] = json!(user.extra);
     }
     json!({
         "apiVersion": "authentication.k8s.io/v1",

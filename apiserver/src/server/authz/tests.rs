@@ -27,6 +27,7 @@ fn user(name: &str, groups: &[&str]) -> User {
         name: name.into(),
         uid: String::new(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        extra: Default::default(),
     }
 }
 
@@ -694,6 +695,12 @@ fn impersonation_allowed() {
             name: "bob".into(),
             uid: "1234".into(),
             groups: vec!["dev".into(), "ops".into(), ALL_AUTHENTICATED.into()],
+            extra: [(
+                "scopes".to_string(),
+                vec!["view".to_string(), "edit".to_string()]
+            )]
+            .into_iter()
+            .collect(),
         }
     );
     assert_eq!(
@@ -1027,6 +1034,7 @@ fn self_subject_review_reports_user() {
         name: "alice".into(),
         uid: "u-1".into(),
         groups: vec!["dev".into(), ALL_AUTHENTICATED.into()],
+        extra: Default::default(),
     };
     assert_eq!(
         self_subject_review(&u),

@@ -1,0 +1,663 @@
+//! Per-cluster watch caches: one [`Cache`] per (member, resource) that a
+//! ResourceRegistry selects, filled by a list-then-watch loop with the control
+//! plane's credentials for that member. It keeps the member's current objects
+//! (annotated with their cluster, resourceVersion rewritten to the one-entry
+//! multi-cluster form), the member's revision, a bounded history of events for
+//! watches resuming from the past, and a broadcast of live events. Start at
+//! [`Cache::spawn`].
+//!
+//! A cache is *current* while its watch is connected and has heard from the
+//! member recently; requests read live from members whose cache is not.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::{AsyncBufReadExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::Gvr;
+use super::member::{self, Member};
+use super::resource_version::{self, revision};
+
+/// Annotation naming the cluster an object came from (Karmada's).
+pub const CLUSTER_ANNOTATION: &str = "resource.karmada.io/cached-from-cluster";
+
+/// Events kept per cache for watches resuming from the past.
+pub const HISTORY: usize = 1024;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+    /// Progress: the member reached `revision` (object is Null).
+    Bookmark,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+            EventType::Bookmark => "BOOKMARK",
+        }
+    }
+}
+
+/// One change of a member object (already annotated).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventType,
+    /// The member's revision after the change.
+    pub revision: u64,
+    pub object: Arc<Value>,
+}
+
+/// The cache's view of its member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Listing for the first time (or again after a 410).
+    Syncing,
+    /// Watch connected.
+    Current,
+    /// The member could not be read: why.
+    Down(String),
+}
+
+#[derive(Debug)]
+struct Inner {
+    objects: BTreeMap<(String, String), Arc<Value>>,
+    revision: u64,
+    history: VecDeque<Event>,
+    /// History is complete for revisions above this.
+    floor: u64,
+    health: Health,
+    last_contact: Instant,
+    synced_once: bool,
+}
+
+/// A member's objects of one resource.
+#[derive(Debug)]
+pub struct Cache {
+    pub cluster: String,
+    pub resource: Gvr,
+    inner: RwLock<Inner>,
+    events: broadcast::Sender<Event>,
+}
+
+/// A consistent read of a cache.
+pub struct Snapshot {
+    pub objects: Vec<Arc<Value>>,
+    pub revision: u64,
+}
+
+/// Why a watch cannot start from a revision.
+#[derive(Debug)]
+pub enum ResumeError {
+    /// Older than the history kept.
+    TooOld { oldest: u64 },
+    /// Not synced yet.
+    NotReady,
+}
+
+/// Longest a connected watch may be silent before the cache counts as lagging.
+pub const LAG: Duration = Duration::from_secs(90);
+
+impl Cache {
+    fn new(cluster: &str, resource: Gvr) -> Arc<Cache> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(Cache {
+            cluster: cluster.to_string(),
+            resource,
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                revision: 0,
+                history: VecDeque::new(),
+                floor: 0,
+                health: Health::Syncing,
+                last_contact: Instant::now(),
+                synced_once: false,
+            }),
+            events,
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a cache and its list/watch loop; the task ends when the handle is aborted.
+    pub fn spawn(member: Member, resource: Gvr) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
+        let cache = Cache::new(&member.name, resource);
+        let task = tokio::spawn(reflect(cache.clone(), member));
+        (cache, task)
+    }
+
+    /// The health, with a connected but silent watch reported as lagging.
+    pub fn health(&self) -> Health {
+        let inner = self.read();
+        match &inner.health {
+            Health::Current if inner.last_contact.elapsed() > LAG => Health::Down(format!(
+                "its watch has been silent for {}s",
+                inner.last_contact.elapsed().as_secs()
+            )),
+            h => h.clone(),
+        }
+    }
+
+    /// Whether requests may be answered from this cache.
+    pub fn is_current(&self) -> bool {
+        self.health() == Health::Current
+    }
+
+    /// Whether the cache has ever been filled (it may be stale now).
+    pub fn has_data(&self) -> bool {
+        self.read().synced_once
+    }
+
+    /// The member revision the cache has reached.
+    pub fn revision(&self) -> u64 {
+        self.read().revision
+    }
+
+    /// Objects in `namespace` (all when None) that pass `filter`, in key order.
+    pub fn snapshot(&self, namespace: Option<&str>, filter: &dyn Fn(&Value) -> bool) -> Snapshot {
+        let inner = self.read();
+        let objects = match namespace {
+            Some(ns) => inner
+                .objects
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v)
+                .filter(|v| filter(v))
+                .cloned()
+                .collect(),
+            None => inner
+                .objects
+                .values()
+                .filter(|v| filter(v))
+                .cloned()
+                .collect(),
+        };
+        Snapshot {
+            objects,
+            revision: inner.revision,
+        }
+    }
+
+    /// One object.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        self.read()
+            .objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Number of objects, the size of their JSON, and an estimate of the heap
+    /// they take as parsed values (see [`heap_size`]), for metrics and the bench.
+    pub fn size(&self) -> (usize, usize, usize) {
+        let inner = self.read();
+        let mut bytes = 0;
+        let mut heap = 0;
+        for ((ns, name), v) in &inner.objects {
+            bytes += serde_json::to_vec(v.as_ref()).map(|b| b.len()).unwrap_or(0);
+            // The map entry, its key strings and the Arc around the value.
+            heap += heap_size(v) + ns.capacity() + name.capacity() + 3 * 24 + 16 + 32;
+        }
+        (inner.objects.len(), bytes, heap)
+    }
+
+    /// Live events, and the history after `from` (exclusive); subscribe first so
+    /// nothing falls between the two (repeats are dropped by revision).
+    pub fn resume(
+        &self,
+        from: u64,
+    ) -> Result<(Vec<Event>, broadcast::Receiver<Event>), ResumeError> {
+        let rx = self.events.subscribe();
+        let inner = self.read();
+        if !inner.synced_once {
+            return Err(ResumeError::NotReady);
+        }
+        if from < inner.floor {
+            return Err(ResumeError::TooOld {
+                oldest: inner.floor,
+            });
+        }
+        let replay = inner
+            .history
+            .iter()
+            .filter(|e| e.revision > from)
+            .cloned()
+            .collect();
+        Ok((replay, rx))
+    }
+
+    /// Live events and the current objects as synthetic ADDED events.
+    pub fn subscribe_with_state(&self) -> (Vec<Event>, u64, broadcast::Receiver<Event>) {
+        let rx = self.events.subscribe();
+        let inner = self.read();
+        let state = inner
+            .objects
+            .values()
+            .map(|o| Event {
+                kind: EventType::Added,
+                revision: inner.revision,
+                object: o.clone(),
+            })
+            .collect();
+        (state, inner.revision, rx)
+    }
+
+    fn set_health(&self, health: Health) {
+        let mut inner = self.write();
+        if let Health::Down(why) = &health
+            && inner.health != health
+        {
+            tracing::warn!(cluster = %self.cluster, resource = %self.resource.plural, reason = %why, "cache watch down");
+        }
+        inner.health = health;
+    }
+
+    /// Replaces the contents with a fresh list, emitting the difference.
+    fn replace(&self, items: Vec<Value>, rv: u64) {
+        let mut inner = self.write();
+        let mut fresh = BTreeMap::new();
+        for item in items {
+            let obj = annotate(item, &self.cluster, &self.resource);
+            fresh.insert(key_of(&obj), Arc::new(obj));
+        }
+        let mut diff = Vec::new();
+        for (k, old) in &inner.objects {
+            if !fresh.contains_key(k) {
+                diff.push(Event {
+                    kind: EventType::Deleted,
+                    revision: rv,
+                    object: old.clone(),
+                });
+            }
+        }
+        for (k, new) in &fresh {
+            match inner.objects.get(k) {
+                None => diff.push(Event {
+                    kind: EventType::Added,
+                    revision: rv,
+                    object: new.clone(),
+                }),
+                Some(old) if old != new => diff.push(Event {
+                    kind: EventType::Modified,
+                    revision: rv,
+                    object: new.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        inner.objects = fresh;
+        inner.revision = rv;
+        // Events before a relist are unknown: resuming from before it is 410.
+        inner.history.clear();
+        inner.floor = rv;
+        inner.synced_once = true;
+        inner.last_contact = Instant::now();
+        drop(inner);
+        for e in diff {
+            let _ = self.events.send(e);
+        }
+        let _ = self.events.send(Event {
+            kind: EventType::Bookmark,
+            revision: rv,
+            object: Arc::new(Value::Null),
+        });
+    }
+
+    fn apply(&self, kind: EventType, object: Value, rv: u64) {
+        let mut inner = self.write();
+        inner.last_contact = Instant::now();
+        if rv > inner.revision {
+            inner.revision = rv;
+        }
+        let event = if kind == EventType::Bookmark {
+            Event {
+                kind,
+                revision: rv,
+                object: Arc::new(Value::Null),
+            }
+        } else {
+            let obj = Arc::new(annotate(object, &self.cluster, &self.resource));
+            let key = key_of(&obj);
+            if kind == EventType::Deleted {
+                inner.objects.remove(&key);
+            } else {
+                inner.objects.insert(key, obj.clone());
+            }
+            let e = Event {
+                kind,
+                revision: rv,
+                object: obj,
+            };
+            inner.history.push_back(e.clone());
+            while inner.history.len() > HISTORY {
+                if let Some(old) = inner.history.pop_front() {
+                    inner.floor = old.revision;
+                }
+            }
+            e
+        };
+        drop(inner);
+        let _ = self.events.send(event);
+    }
+}
+
+/// An estimate of the heap a parsed JSON value takes (its allocations, not the
+/// allocator's own overhead): strings by capacity, arrays by capacity, objects as
+/// an ordered map (entries of key, value and hash, plus the index table).
+pub fn heap_size(v: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(a) => a.capacity() * VALUE + a.iter().map(heap_size).sum::<usize>(),
+        Value::Object(m) => {
+            let entries = m.len() * (VALUE + std::mem::size_of::<String>() + 8);
+            let index = m.len() * 8 * 8 / 7 + 16;
+            entries
+                + index
+                + m.iter()
+                    .map(|(k, v)| k.capacity() + heap_size(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
+/// (namespace, name) of an object.
+pub fn key_of(v: &Value) -> (String, String) {
+    let m = |f: &str| {
+        v.pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    (m("namespace"), m("name"))
+}
+
+/// Marks an object with its cluster: the annotation, kind/apiVersion, and a
+/// one-entry multi-cluster resourceVersion.
+pub fn annotate(mut object: Value, cluster: &str, resource: &Gvr) -> Value {
+    if !object.is_object() {
+        return object;
+    }
+    if object
+        .get("kind")
+        .is_none_or(|k| k.as_str().is_none_or(str::is_empty))
+    {
+        object["kind"] = json!(resource.kind);
+    }
+    if object
+        .get("apiVersion")
+        .is_none_or(|k| k.as_str().is_none_or(str::is_empty))
+    {
+        object["apiVersion"] = json!(resource.api_version());
+    }
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    let meta = &mut object["metadata"];
+    let rv = meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !rv.is_empty() {
+        meta["resourceVersion"] = json!(resource_version::single(cluster, &rv));
+    }
+    if !meta["annotations"].is_object() {
+        meta["annotations"] = json!({});
+    }
+    meta["annotations"][CLUSTER_ANNOTATION] = json!(cluster);
+    object
+}
+
+/// The member's own resourceVersion of an annotated object.
+pub fn member_rv(object: &Value, cluster: &str) -> Option<String> {
+    let rv = object.pointer("/metadata/resourceVersion")?.as_str()?;
+    match resource_version::parse(Some(rv)).ok()? {
+        resource_version::Requested::Exact(map) => map.get(cluster).cloned(),
+        _ => None,
+    }
+}
+
+/// The list-then-watch loop.
+async fn reflect(cache: Arc<Cache>, member: Member) {
+    let mut backoff = Duration::from_millis(200);
+    let path = cache.resource.collection_path(None);
+    loop {
+        // List.
+        let listed = member::call(
+            &member,
+            http::Method::GET,
+            &path,
+            None,
+            Vec::new(),
+            Duration::from_secs(30),
+        )
+        .await;
+        let answer = match listed {
+            Ok(a) if a.status.is_success() => a,
+            Ok(a) => {
+                cache.set_health(Health::Down(format!("listing: {}", a.message())));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(e) => {
+                cache.set_health(Health::Down(e.0));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut list = answer.json();
+        let rv = list
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(revision)
+            .unwrap_or(0);
+        let items = match list.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        cache.replace(items, rv);
+        // Watch until it ends; re-watch from where it got, relist after a 410.
+        loop {
+            match watch(&cache, &member, &path).await {
+                WatchEnd::Closed => {
+                    backoff = Duration::from_millis(200);
+                    continue;
+                }
+                WatchEnd::Expired => {
+                    cache.set_health(Health::Syncing);
+                    break;
+                }
+                WatchEnd::Failed(why) => {
+                    cache.set_health(Health::Down(why));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // Resume from the revision reached; a 410 then relists.
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+enum WatchEnd {
+    /// The member ended it (timeout): resume.
+    Closed,
+    /// 410: relist.
+    Expired,
+    /// Could not connect or broke: why.
+    Failed(String),
+}
+
+async fn watch(cache: &Cache, member: &Member, path: &str) -> WatchEnd {
+    let from = cache.revision();
+    let url = format!(
+        "{path}?watch=1&allowWatchBookmarks=true&resourceVersion={from}&timeoutSeconds=300"
+    );
+    let resp = match member::send(
+        member,
+        http::Method::GET,
+        &url,
+        "application/json",
+        None,
+        Vec::new(),
+        None,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return WatchEnd::Failed(e.0),
+    };
+    if resp.status() == http::StatusCode::GONE {
+        return WatchEnd::Expired;
+    }
+    if !resp.status().is_success() {
+        return WatchEnd::Failed(format!("watch answered HTTP {}", resp.status()));
+    }
+    cache.set_health(Health::Current);
+    {
+        cache.write().last_contact = Instant::now();
+    }
+    let body = http_body_util::BodyDataStream::new(resp.into_body());
+    let reader = futures::TryStreamExt::into_async_read(futures::TryStreamExt::map_err(
+        body,
+        std::io::Error::other,
+    ));
+    let mut lines = reader.lines();
+    while let Some(line) = lines.next().await {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return WatchEnd::Failed(format!("watch broke: {e}")),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(mut event) = serde_json::from_str::<Value>(&line) else {
+            return WatchEnd::Failed("watch sent an undecodable event".into());
+        };
+        let kind = match event["type"].as_str() {
+            Some("ADDED") => EventType::Added,
+            Some("MODIFIED") => EventType::Modified,
+            Some("DELETED") => EventType::Deleted,
+            Some("BOOKMARK") => EventType::Bookmark,
+            Some("ERROR") => {
+                if event.pointer("/object/code").and_then(Value::as_u64) == Some(410) {
+                    return WatchEnd::Expired;
+                }
+                let msg = event
+                    .pointer("/object/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("watch error")
+                    .to_string();
+                return WatchEnd::Failed(msg);
+            }
+            _ => continue,
+        };
+        let object = event["object"].take();
+        let rv = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(revision)
+            .unwrap_or(0);
+        cache.apply(kind, object, rv);
+    }
+    WatchEnd::Closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods() -> Gvr {
+        Gvr {
+            group: String::new(),
+            version: "v1".into(),
+            plural: "pods".into(),
+            kind: "Pod".into(),
+            namespaced: true,
+        }
+    }
+
+    fn pod(ns: &str, name: &str, rv: u64) -> Value {
+        json!({"metadata": {"namespace": ns, "name": name, "resourceVersion": rv.to_string()}})
+    }
+
+    #[test]
+    fn replace_apply_resume() {
+        let cache = Cache::new("m1", pods());
+        assert!(matches!(cache.resume(0), Err(ResumeError::NotReady)));
+        cache.replace(vec![pod("a", "p1", 5), pod("b", "p2", 6)], 10);
+        let (replay, _rx) = cache.resume(10).expect("resumable");
+        assert!(replay.is_empty());
+        cache.apply(EventType::Added, pod("a", "p0", 11), 11);
+        cache.apply(EventType::Deleted, pod("b", "p2", 12), 12);
+        let (replay, _rx) = cache.resume(10).expect("resumable");
+        assert_eq!(
+            replay.iter().map(|e| e.revision).collect::<Vec<_>>(),
+            [11, 12]
+        );
+        assert!(matches!(cache.resume(9), Err(ResumeError::TooOld { .. })));
+        let snap = cache.snapshot(None, &|_| true);
+        let names: Vec<_> = snap.objects.iter().map(|o| key_of(o).1).collect();
+        assert_eq!(names, ["p0", "p1"]);
+        assert_eq!(snap.revision, 12);
+        let o = cache.get("a", "p1").expect("cached");
+        assert_eq!(o["metadata"]["annotations"][CLUSTER_ANNOTATION], "m1");
+        assert_eq!(o["kind"], "Pod");
+        assert_eq!(member_rv(&o, "m1").as_deref(), Some("5"));
+        assert_eq!(cache.snapshot(Some("b"), &|_| true).objects.len(), 0);
+    }
+
+    #[test]
+    fn parsed_pods_take_several_times_their_json() {
+        // A pod as the simulated members serve it (with managedFields).
+        let pod = json!({"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-7957885594-7sp46","generateName":"web-7957885594-","namespace":"default","uid":"d72ad2d0-bcfa-471c-9613-d3ca3fd147a4","resourceVersion":"86","creationTimestamp":"2026-11-26T08:13:34Z","labels":{"app":"web","pod-template-hash":"7957885594"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-7957885594","uid":"05f46c54-a829-49c8-8563-974dc3606215","controller":true,"blockOwnerDeletion":true}],
+            "managedFields":[{"manager":"kube-controller-manager","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:labels":{"f:app":{},"f:pod-template-hash":{}},"f:ownerReferences":{"k:{\"uid\":\"05f46c54\"}":{".":{},"f:apiVersion":{},"f:blockOwnerDeletion":{},"f:controller":{},"f:kind":{},"f:name":{},"f:uid":{}}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:enableServiceLinks":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}},
+                {"manager":"kube-scheduler","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:nodeName":{}}}},
+                {"manager":"kubelet","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:status":{"f:conditions":{"k:{\"type\":\"Ready\"}":{".":{},"f:lastProbeTime":{},"f:lastTransitionTime":{},"f:status":{},"f:type":{}}},"f:containerStatuses":{},"f:hostIP":{},"f:phase":{},"f:podIP":{},"f:startTime":{}}},"subresource":"status"}]},
+            "spec":{"containers":[{"name":"nginx","image":"nginx","resources":{},"imagePullPolicy":"Always","terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}],"restartPolicy":"Always","dnsPolicy":"ClusterFirst","terminationGracePeriodSeconds":30,"schedulerName":"default-scheduler","securityContext":{},"enableServiceLinks":true,"nodeName":"member1-node-0"},
+            "status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastProbeTime":null,"lastTransitionTime":"2026-11-26T08:13:34Z"},{"type":"PodScheduled","status":"True","lastProbeTime":null,"lastTransitionTime":"2026-11-26T08:13:34Z"}],"hostIP":"172.18.0.2","podIP":"10.244.0.3","startTime":"2026-11-26T08:13:34Z","qosClass":"BestEffort","containerStatuses":[{"name":"nginx","image":"nginx","imageID":"nginx@sha256:96e5","containerID":"containerd://284f","ready":true,"started":true,"restartCount":0,"state":{"running":{"startedAt":"2026-11-26T08:13:34Z"}},"lastState":{}}]}});
+        let json = serde_json::to_vec(&pod).expect("json").len();
+        let heap = heap_size(&pod);
+        let ratio = heap as f64 / json as f64;
+        eprintln!("pod: {json} bytes of JSON, about {heap} bytes parsed ({ratio:.1}x)");
+        assert!((2.0..8.0).contains(&ratio), "{ratio}");
+    }
+
+    #[test]
+    fn relist_emits_the_difference() {
+        let cache = Cache::new("m1", pods());
+        cache.replace(vec![pod("a", "p1", 5), pod("a", "p2", 6)], 10);
+        let mut rx = cache.events.subscribe();
+        cache.replace(vec![pod("a", "p2", 6), pod("a", "p3", 20)], 20);
+        let mut got = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            got.push((e.kind, key_of(&e.object).1));
+        }
+        assert_eq!(
+            got,
+            [
+                (EventType::Deleted, "p1".to_string()),
+                (EventType::Added, "p3".to_string()),
+                (EventType::Bookmark, String::new()),
+            ]
+        );
+    }
+}
