@@ -19,6 +19,17 @@ use crate::cluster_status::reconcile::ThresholdState;
 use crate::namespace_sync::reconcile::SkipRules;
 use crate::{Config, Error, Result};
 
+/// Aborts the task when dropped (the agent's Work controllers end with it).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// Options of [`run_agent`].
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
@@ -28,9 +39,11 @@ pub struct AgentOptions {
     /// empty leaves it unset).
     pub api_endpoint: String,
     /// Mirror the control plane's namespaces into the member (what the
-    /// namespace sync controller's Works would do; a stand-in until the agent
-    /// applies Works). On by default.
+    /// namespace sync controller does for Push members). On by default.
     pub sync_namespaces: bool,
+    /// Apply this cluster's Works to the member and report their status (the
+    /// execution and work-status controllers, as in karmada-agent). On by default.
+    pub apply_works: bool,
 }
 
 impl AgentOptions {
@@ -40,7 +53,14 @@ impl AgentOptions {
             config,
             api_endpoint: String::new(),
             sync_namespaces: true,
+            apply_works: true,
         }
+    }
+
+    /// Turns applying Works on or off.
+    pub fn apply_works(mut self, on: bool) -> Self {
+        self.apply_works = on;
+        self
     }
 
     /// Turns namespace mirroring on or off.
@@ -217,6 +237,24 @@ pub async fn run_agent(
         None
     };
     register(&control_plane, &member, cluster_name, &opts).await?;
+    // Works of this cluster: applied and watched from here, as karmada-agent does
+    let works = if opts.apply_works {
+        let ctx = crate::Context::new(control_plane.clone(), opts.config.clone());
+        let served = crate::propagation::Served::Pull {
+            cluster: cluster_name.to_string(),
+            member: member.clone(),
+        };
+        let execution = crate::execution::run(ctx.clone(), served.clone());
+        let status = crate::work_status::run(ctx, served);
+        Some(tokio::spawn(async move {
+            if let Err(e) = futures::try_join!(execution, status) {
+                tracing::error!(error = %e, "applying works stopped");
+            }
+        }))
+    } else {
+        None
+    };
+    let _stop_works = AbortOnDrop(works);
     let api: Api<Cluster> = Api::all(control_plane.clone());
     let config = opts.config.clone();
     let mut state: Option<ThresholdState> = None;

@@ -17,7 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_api::cluster::{Cluster, SYNC_MODE_PULL};
+use flotilla_api::cluster::Cluster;
 use flotilla_api::names::cluster_of_execution_space;
 use flotilla_api::work::{CONDITION_APPLIED, EXECUTION_CONTROLLER_FINALIZER, Work};
 use futures::StreamExt;
@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::cluster::reconcile::ready_condition;
 use crate::objectwatcher::{self, ApplyError};
 use crate::propagation::{
-    Resolver, cache_ready, cluster_connection_hash, condition, is_not_found, set_condition,
+    Resolver, Served, cache_ready, cluster_connection_hash, condition, is_not_found, set_condition,
     set_finalizer, watch_cached, works_of_cluster,
 };
 use crate::{Context, ControllerFuture, Error, Result};
@@ -40,13 +40,14 @@ pub const CONDITION_DISPATCHING: &str = "Dispatching";
 
 /// Starts the execution controller (the `execution` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
-    Box::pin(run(ctx))
+    Box::pin(run(ctx, Served::Push))
 }
 
 pub(crate) struct ExecCtx {
     pub ctx: Context,
     pub clusters: Store<Cluster>,
     pub resolver: Resolver,
+    pub served: Served,
 }
 
 /// What of a Work the execution controller acts on.
@@ -58,11 +59,13 @@ fn work_spec_hash(w: &Work) -> Option<u64> {
     Some(h.finish())
 }
 
-async fn run(ctx: Context) -> Result<()> {
+/// Runs the controller for the Works of `served` (the agent passes its Pull
+/// cluster).
+pub async fn run(ctx: Context, served: Served) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let (clusters, cluster_changes) =
         watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
-    let (works, work_stream) = watch_cached(Api::<Work>::all(cp), work_spec_hash);
+    let (works, work_stream) = watch_cached(served.works(cp), work_spec_hash);
     let cached = works.clone();
     Controller::for_stream(work_stream, works)
         .watches_stream(cluster_changes, move |c: Cluster| {
@@ -75,6 +78,7 @@ async fn run(ctx: Context) -> Result<()> {
                 ctx,
                 clusters,
                 resolver: Resolver::default(),
+                served,
             }),
         )
         .for_each(|r| async move {
@@ -91,9 +95,9 @@ fn error_policy(w: Arc<Work>, err: &Error, _ctx: Arc<ExecCtx>) -> Action {
     Action::requeue(Duration::from_millis(500))
 }
 
-/// The cluster a Work is for, if it is a Push cluster this controller serves.
+/// The cluster a Work is for, if this controller serves it.
 pub(crate) enum Target {
-    /// Not a Work of an execution namespace, or of a Pull cluster.
+    /// Not a Work of an execution namespace, or of a cluster served elsewhere.
     NotOurs,
     /// The Cluster object does not exist (any more).
     Gone,
@@ -101,7 +105,7 @@ pub(crate) enum Target {
     Cluster(Arc<Cluster>),
 }
 
-pub(crate) fn target(clusters: &Store<Cluster>, w: &Work) -> Target {
+pub(crate) fn target(clusters: &Store<Cluster>, served: &Served, w: &Work) -> Target {
     let Some(name) = w
         .namespace()
         .as_deref()
@@ -112,7 +116,7 @@ pub(crate) fn target(clusters: &Store<Cluster>, w: &Work) -> Target {
     };
     match clusters.get(&ObjectRef::new(&name)) {
         None => Target::Gone,
-        Some(c) if c.spec.sync_mode == SYNC_MODE_PULL => Target::NotOurs,
+        Some(c) if !served.serves(&c) => Target::NotOurs,
         Some(c) => Target::Cluster(c),
     }
 }
@@ -128,7 +132,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
     }
     let cp = ectx.ctx.control_plane.clone();
     let api: Api<Work> = Api::namespaced(cp, &w.namespace().unwrap_or_default());
-    let found = target(&ectx.clusters, &w);
+    let found = target(&ectx.clusters, &ectx.served, &w);
     tracing::debug!(
         target = match &found {
             Target::NotOurs => "not ours",
@@ -161,7 +165,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
             if !is_ready(&cluster) {
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
-            let member = ectx.ctx.members.get(&cluster).await?;
+            let member = ectx.served.member(&ectx.ctx, &cluster).await?;
             let preserve = w.spec.preserve_resources_on_deletion.unwrap_or(false);
             for manifest in &w.spec.workload.manifests {
                 objectwatcher::remove(&member, &ectx.resolver, cluster.name(), manifest, preserve)
@@ -206,7 +210,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
             None,
         ),
     );
-    let member = ectx.ctx.members.get(&cluster).await?;
+    let member = ectx.served.member(&ectx.ctx, &cluster).await?;
     tracing::debug!(endpoint = %cluster.spec.api_endpoint, "applying");
     let total = w.spec.workload.manifests.len();
     let mut errors = Vec::new();

@@ -284,6 +284,51 @@ where
     kube::runtime::Controller::for_stream(stream, store)
 }
 
+/// Which member clusters a Work controller serves: every Push cluster (the
+/// controller manager), or the one Pull cluster an agent runs next to, through
+/// the agent's own client.
+#[derive(Clone)]
+pub enum Served {
+    /// Push clusters, reached with the clients of [`crate::member::MemberClients`].
+    Push,
+    /// One Pull cluster (`flotilla agent`).
+    Pull {
+        /// The cluster's name.
+        cluster: String,
+        /// The agent's client to its member.
+        member: Client,
+    },
+}
+
+impl Served {
+    /// The Works this controller watches: all, or the agent's execution namespace.
+    pub fn works(&self, control_plane: Client) -> Api<Work> {
+        match self {
+            Served::Push => Api::all(control_plane),
+            Served::Pull { cluster, .. } => Api::namespaced(
+                control_plane,
+                &flotilla_api::names::execution_space_name(cluster),
+            ),
+        }
+    }
+
+    /// Whether a cluster is one this controller applies to.
+    pub fn serves(&self, cluster: &Cluster) -> bool {
+        match self {
+            Served::Push => cluster.spec.sync_mode != flotilla_api::cluster::SYNC_MODE_PULL,
+            Served::Pull { cluster: name, .. } => cluster.name() == name,
+        }
+    }
+
+    /// The client to `cluster`.
+    pub async fn member(&self, ctx: &crate::Context, cluster: &Cluster) -> Result<Client> {
+        match self {
+            Served::Push => ctx.members.get(cluster).await,
+            Served::Pull { member, .. } => Ok(member.clone()),
+        }
+    }
+}
+
 /// A hash of what applying to a Cluster depends on: endpoint, secret,
 /// readiness, sync mode and deletion. Works of a cluster are looked at again
 /// when it changes (e.g. the member came back, at a new address).

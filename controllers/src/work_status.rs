@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 use crate::execution::{Target, is_ready, target};
 use crate::objectwatcher::{self, needs_update, retain};
 use crate::propagation::{
-    Resolver, cache_ready, cluster_connection_hash, is_not_found, manifest_key, watch_cached,
-    works_of_cluster,
+    Resolver, Served, cache_ready, cluster_connection_hash, is_not_found, manifest_key,
+    watch_cached, works_of_cluster,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -53,7 +53,7 @@ pub fn drift_reverted_total() -> u64 {
 
 /// Starts the controller (the `workStatus` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
-    Box::pin(run(ctx))
+    Box::pin(run(ctx, Served::Push))
 }
 
 /// A watch of one kind in one member.
@@ -80,6 +80,7 @@ struct StatusCtx {
     resolver: Resolver,
     watches: Mutex<HashMap<WatchKey, Arc<MemberWatch>>>,
     wake: mpsc::UnboundedSender<ObjectRef<Work>>,
+    served: Served,
 }
 
 fn work_hash(w: &Work) -> Option<u64> {
@@ -95,11 +96,13 @@ fn work_hash(w: &Work) -> Option<u64> {
     Some(h.finish())
 }
 
-async fn run(ctx: Context) -> Result<()> {
+/// Runs the controller for the Works of `served` (the agent passes its Pull
+/// cluster).
+pub async fn run(ctx: Context, served: Served) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let (clusters, cluster_changes) =
         watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
-    let (works, work_stream) = watch_cached(Api::<Work>::all(cp), work_hash);
+    let (works, work_stream) = watch_cached(served.works(cp), work_hash);
     let (wake, woken) = mpsc::unbounded_channel();
     let woken = tokio_stream::wrappers::UnboundedReceiverStream::new(woken);
     let cached = works.clone();
@@ -118,6 +121,7 @@ async fn run(ctx: Context) -> Result<()> {
                 resolver: Resolver::default(),
                 watches: Mutex::default(),
                 wake,
+                served,
             }),
         )
         .for_each(|_| async {})
@@ -149,7 +153,7 @@ async fn member_watch(
     {
         return Ok(w);
     }
-    let member = sctx.ctx.members.get(cluster).await?;
+    let member = sctx.served.member(&sctx.ctx, cluster).await?;
     let resolved = sctx
         .resolver
         .resolve(cluster.name(), &member, api_version, kind)
@@ -199,7 +203,7 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
     if w.metadata.deletion_timestamp.is_some() || w.spec.suspend_dispatching.unwrap_or(false) {
         return Ok(Action::await_change());
     }
-    let Target::Cluster(cluster) = target(&sctx.clusters, &w) else {
+    let Target::Cluster(cluster) = target(&sctx.clusters, &sctx.served, &w) else {
         return Ok(Action::await_change());
     };
     if !is_ready(&cluster) {
@@ -291,7 +295,7 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
 }
 
 async fn revert(sctx: &StatusCtx, cluster: &Cluster, manifest: &Value, how: &str) -> Result<()> {
-    let member = sctx.ctx.members.get(cluster).await?;
+    let member = sctx.served.member(&sctx.ctx, cluster).await?;
     let (_, kind, namespace, name) = manifest_key(manifest);
     match objectwatcher::apply(&member, &sctx.resolver, cluster.name(), manifest).await {
         Ok(objectwatcher::Applied::Unchanged) => Ok(()),

@@ -751,3 +751,88 @@ fn cluster_proxy_reaches_the_member() {
         "the member's own nodes: {out}"
     );
 }
+
+/// Pull mode applies Works too: a Deployment propagated to an agent-managed
+/// member is created there by the agent (the control plane never talks to the
+/// member), its status comes back to the template, and deleting the template
+/// removes it.
+#[test]
+fn pull_member_agent_applies_works_and_reports_status() {
+    let up = Up::start(0);
+    let base = up.dir.parent().expect("tmp").to_path_buf();
+    let sim = Sim::start("pull2", &base);
+    let _agent = agent(&up, &sim);
+    up.wait_cluster("pull2", WAIT, "Pull and Ready=True", |c| {
+        c["spec"]["syncMode"] == "Pull" && is_ready(c) && !has_taint_key(c, TAINT_NOT_READY)
+    });
+    let manifest = base.join("pull-app.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pulled, labels: {app: pulled}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: pulled}}
+  template:
+    metadata: {labels: {app: pulled}}
+    spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: pulled}
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: pulled}]
+  placement: {clusterAffinity: {clusterNames: [pull2]}}
+"#,
+    )
+    .expect("write manifest");
+    up.k_ok(&["apply", "-f", manifest.to_str().expect("path")]);
+    let member_replicas = || -> Result<Option<String>, String> {
+        let (code, out, err) = run(up.kubectl().env("KUBECONFIG", sim.kubeconfig()).args([
+            "get",
+            "deploy",
+            "pulled",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ]));
+        if code == 0 {
+            Ok(Some(out))
+        } else if err.contains("NotFound") || err.contains("not found") {
+            Ok(None)
+        } else {
+            Err(err)
+        }
+    };
+    wait_for(
+        WAIT,
+        "the agent creates the Deployment in pull2",
+        || match member_replicas()? {
+            Some(r) if r == "2" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    wait_for(WAIT, "the template's status from the pull member", || {
+        let out = up.k_ok(&[
+            "get",
+            "deploy",
+            "pulled",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
+        if out == "2" {
+            Ok(())
+        } else {
+            Err(format!("readyReplicas {out:?}"))
+        }
+    });
+    up.k_ok(&["delete", "deploy", "pulled"]);
+    wait_for(
+        WAIT,
+        "the Deployment gone from pull2",
+        || match member_replicas()? {
+            None => Ok(()),
+            Some(r) => Err(format!("still there with {r} replicas")),
+        },
+    );
+}
