@@ -4,71 +4,36 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use flotilla_tests::{flotilla_bin, run_bounded, system_kubectl};
+use flotilla_tests::{run_bounded, system_kubectl};
 use serde_json::Value;
 
 const PROXY: &str = "/apis/cluster.karmada.io/v1alpha1/clusters";
 
-/// A running `flotilla up`, killed by PID when dropped.
+/// A running `flotilla up` (the shared harness), killed by PID when dropped.
 struct Up {
-    child: Child,
+    inner: flotilla_tests::up::Up,
     dir: PathBuf,
-    _tmp: tempfile::TempDir,
 }
 
 impl Up {
     fn start(members: usize) -> Up {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
-        let log = std::fs::File::create(dir.join("up.log")).expect("log file");
-        let mut child = Command::new(flotilla_bin())
-            .args(["up", "--dir"])
-            .arg(&dir)
-            .args(["--bind", "127.0.0.1:0", "--members", &members.to_string()])
-            .args(["--nodes", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start flotilla up");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut up = Up {
-            child,
-            dir,
-            _tmp: tmp,
-        };
-        let ready = (0..600).any(|_| {
-            rx.recv_timeout(Duration::from_millis(100))
-                .is_ok_and(|l| l.starts_with("flotilla is up"))
-        });
-        if !ready {
-            let log = std::fs::read_to_string(up.dir.join("up.log")).unwrap_or_default();
-            up.stop();
-            panic!("flotilla up did not become ready within 60s: {log}");
-        }
-        assert!(up.kubeconfig().exists(), "no kubeconfig after ready");
-        up
+        let inner = flotilla_tests::up::Up::start_with(members, &["--nodes", "2"]);
+        let dir = inner.dir.clone();
+        Up { inner, dir }
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.dir.join("kubeconfig")
+        self.inner.kubeconfig()
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(p) = self.inner.proc.as_mut() {
+            p.kill();
+        }
     }
 
     fn kubectl(&self, context: &str, args: &[&str]) -> (i32, String, String) {

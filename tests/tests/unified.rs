@@ -12,61 +12,26 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use flotilla_tests::{flotilla_bin, kubectls, norm_spaces, run_bounded};
+use flotilla_tests::{kubectls, norm_spaces, run_bounded};
 use serde_json::Value;
 
 const PREFIX: &str = "/apis/search.karmada.io/v1alpha1/proxying/karmada/proxy";
 
-/// A running `flotilla up`, killed by PID when dropped.
+/// A running `flotilla up` (the shared harness), killed by PID when dropped.
 struct Up {
-    child: Child,
+    inner: flotilla_tests::up::Up,
     dir: PathBuf,
-    _tmp: tempfile::TempDir,
 }
 
 impl Up {
     fn start(members: usize) -> Up {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
-        let log = std::fs::File::create(dir.join("up.log")).expect("log file");
-        let mut child = Command::new(flotilla_bin())
-            .args(["up", "--dir"])
-            .arg(&dir)
-            .args(["--bind", "127.0.0.1:0", "--members", &members.to_string()])
-            .args(["--nodes", "1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start flotilla up");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let up = Up {
-            child,
-            dir,
-            _tmp: tmp,
-        };
-        let ready = (0..600).any(|_| {
-            rx.recv_timeout(Duration::from_millis(100))
-                .is_ok_and(|l| l.starts_with("flotilla is up"))
-        });
-        assert!(ready, "flotilla up did not become ready: {}", up.log());
-        up
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("up.log")).unwrap_or_default()
+        let inner = flotilla_tests::up::Up::start_with(members, &["--nodes", "1"]);
+        let dir = inner.dir.clone();
+        Up { inner, dir }
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.dir.join("kubeconfig")
+        self.inner.kubeconfig()
     }
 
     fn cmd(&self, kubectl: &Path, context: &str) -> Command {
@@ -144,13 +109,6 @@ impl Up {
             rx,
             seen: Vec::new(),
         }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
