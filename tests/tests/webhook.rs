@@ -10,10 +10,9 @@
 //! by kubectl (the machine's and, when installed, the newest). Processes are
 //! killed by PID when their guards drop; every wait is bounded.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use flotilla_tests::{flotilla_bin, kubectls, run_bounded, system_kubectl};
 use serde_json::Value;
@@ -21,104 +20,17 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 const KUBECTL: Duration = Duration::from_secs(30);
 
-/// A child process killed (SIGKILL, by PID) and reaped when dropped.
-struct Proc {
-    child: Option<Child>,
-    what: String,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Proc {
-    fn spawn(what: &str, cmd: &mut Command, log_dir: &Path) -> Proc {
-        std::fs::create_dir_all(log_dir).expect("log dir");
-        let n = std::fs::read_dir(log_dir).map(|d| d.count()).unwrap_or(0);
-        let stdout = log_dir.join(format!("{what}-{n}.out"));
-        let stderr = log_dir.join(format!("{what}-{n}.err"));
-        let child = cmd
-            .env_remove("HTTPS_PROXY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        Proc {
-            child: Some(child),
-            what: what.to_string(),
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits (bounded) until stdout has a line starting with `prefix`; returns that line.
-    fn wait_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
-            if let Some(line) = out.lines().find(|l| l.starts_with(prefix)) {
-                return line.to_string();
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "{} exited early ({status}):\n{out}\n{}",
-                    self.what,
-                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not print {prefix:?} in time: {out}",
-                self.what
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// `flotilla up --members 0` on a temporary directory.
 struct Up {
-    _proc: Proc,
+    _inner: flotilla_tests::up::Up,
     dir: PathBuf,
-    _tmp: tempfile::TempDir,
 }
 
 impl Up {
     fn start(extra: &[&str]) -> Up {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().join("flotilla");
-        let mut proc = Proc::spawn(
-            "flotilla-up",
-            Command::new(flotilla_bin())
-                .args(["up", "--bind", "127.0.0.1:0", "--members", "0", "--dir"])
-                .arg(&dir)
-                .args(extra),
-            &tmp.path().join("logs"),
-        );
-        proc.wait_line("  export KUBECONFIG=");
-        Up {
-            _proc: proc,
-            dir,
-            _tmp: tmp,
-        }
+        let inner = flotilla_tests::up::Up::start_with(0, extra);
+        let dir = inner.dir.clone();
+        Up { _inner: inner, dir }
     }
 
     fn kubectl(&self, kubectl: &Path) -> Command {
@@ -803,14 +715,19 @@ fn webhook_down_fails_closed() {
     );
 
     // A webhook process with the certificate `flotilla up` made for it.
-    let mut webhook = Proc::spawn(
+    let mut webhook = flotilla_tests::up::Proc::spawn(
         "flotilla-webhook",
         Command::new(flotilla_bin())
             .args(["webhook", "--bind", "127.0.0.1:0", "--cert-dir"])
             .arg(up.dir.join("webhook")),
         &up.dir.join("logs"),
     );
-    let line = webhook.wait_line("webhook serving at https://");
+    let out = webhook.wait_stdout("webhook serving at https://", WAIT);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("webhook serving at https://"))
+        .unwrap_or_default()
+        .to_string();
     let port: u16 = line
         .rsplit(':')
         .next()
