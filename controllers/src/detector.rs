@@ -43,7 +43,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::namespace_sync::reconcile::SkipRules;
-use crate::propagation::{BindingResource, Resolver, is_conflict, is_not_found, spec_hash};
+use crate::propagation::{
+    BindingResource, Resolver, every_change, is_conflict, is_not_found, spec_hash, watch_cached,
+};
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// API groups whose objects are never resource templates (Karmada always
@@ -93,8 +95,13 @@ struct Shared {
 async fn run(ctx: Context) -> Result<()> {
     let client = ctx.control_plane.clone();
     let (changes, _) = broadcast::channel(1024);
-    let (pps, pp_writer) = reflector::store();
-    let (cpps, cpp_writer) = reflector::store();
+    // Policy watches: fill the stores, tell the per-kind controllers.
+    let (pps, pp_stream) =
+        watch_cached(Api::<PropagationPolicy>::all(client.clone()), every_change);
+    let (cpps, cpp_stream) = watch_cached(
+        Api::<ClusterPropagationPolicy>::all(client.clone()),
+        every_change,
+    );
     let shared = Arc::new(Shared {
         skip: SkipRules::new(&ctx.config.skipped_propagating_namespaces)?,
         ctx,
@@ -104,25 +111,6 @@ async fn run(ctx: Context) -> Result<()> {
         resolver: Resolver::default(),
     });
 
-    // Policy watches: fill the stores, tell the per-kind controllers.
-    let pp_stream = reflector(
-        pp_writer,
-        watcher(
-            Api::<PropagationPolicy>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let cpp_stream = reflector(
-        cpp_writer,
-        watcher(
-            Api::<ClusterPropagationPolicy>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
     let tx = shared.changes.clone();
     let forward_pp = tokio::spawn(forward(pp_stream, tx.clone(), |p: &PropagationPolicy| {
         PolicyChange {
