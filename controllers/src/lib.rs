@@ -50,6 +50,7 @@ pub mod events;
 pub mod execution;
 pub mod flags;
 pub mod member;
+pub mod metrics;
 pub mod namespace_sync;
 pub mod objectwatcher;
 pub mod propagation;
