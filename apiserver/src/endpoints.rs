@@ -61,6 +61,10 @@ pub struct Api {
     pub member_credentials: Option<crate::cluster_proxy::CredentialsSource>,
     /// The unified multi-cluster view (aggregated server only).
     pub unified: Option<Arc<crate::unified::Unified>>,
+    /// The server's Prometheus metrics, served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The storage file, for its size in the metrics (none in memory).
+    pub storage_file: Option<std::path::PathBuf>,
 }
 
 impl Api {
@@ -84,6 +88,8 @@ impl Api {
             authenticator: Arc::new(Authenticator::default()),
             member_credentials: None,
             unified: None,
+            metrics: Arc::new(crate::metrics::Metrics::new("apiserver")),
+            storage_file: None,
         }
     }
 
@@ -255,12 +261,16 @@ where
     };
     match path {
         "/version" => return get_only(value_response(StatusCode::OK, &discovery::version())),
-        "/metrics" if api.unified.is_some() => {
-            let text = api
-                .unified
+        "/metrics" => {
+            let size = api
+                .storage_file
                 .as_ref()
-                .map(|u| u.metrics_text())
-                .unwrap_or_default();
+                .and_then(|f| std::fs::metadata(f).ok())
+                .map_or(0, |m| m.len());
+            let mut text = api.metrics.encode(&api.store.storage.snapshot(), size);
+            if let Some(unified) = &api.unified {
+                text.push_str(&unified.metrics_text());
+            }
             let mut r = Response::new(full(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

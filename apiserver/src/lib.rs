@@ -10,6 +10,7 @@ pub mod admission;
 pub mod aggregator;
 pub mod cluster_proxy;
 pub mod endpoints;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod status;

@@ -12,6 +12,7 @@
 
 pub mod kv;
 pub mod memory;
+pub mod metered;
 pub mod redb;
 
 #[cfg(test)]
@@ -80,6 +81,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of an empty store at revision 0.
+    pub fn empty() -> Self {
+        Snapshot {
+            map: imbl::OrdMap::new(),
+            revision: 0,
+        }
+    }
+
     /// The object at `key`, if any.
     pub fn get(&self, key: &str) -> Option<&KeyValue> {
         self.map.get(key)

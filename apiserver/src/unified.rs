@@ -18,12 +18,12 @@ pub mod cache;
 pub mod discovery;
 pub mod fanout;
 pub mod member;
+pub mod metrics;
 pub mod resource_version;
 pub mod table;
 pub mod watch;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -110,15 +110,6 @@ impl Default for Config {
     }
 }
 
-/// Counters of the unified view (Prometheus text at the server's `/metrics`).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub lists: AtomicU64,
-    pub lists_from_cache: AtomicU64,
-    pub partial_answers: AtomicU64,
-    pub missing_by_cluster: Mutex<BTreeMap<String, u64>>,
-}
-
 struct CacheEntry {
     cache: Arc<Cache>,
     task: tokio::task::JoinHandle<()>,
@@ -140,7 +131,7 @@ pub struct Unified {
     pub config: Config,
     pub access: access::Access,
     pub resources: discovery::Resources,
-    pub metrics: Metrics,
+    pub metrics: metrics::Metrics,
     caches: RwLock<HashMap<(String, String, String), CacheEntry>>,
     /// Merged lists that continue tokens page through, by snapshot.
     snapshots: Mutex<lru::LruCache<String, Snapshot>>,
@@ -166,7 +157,7 @@ impl Unified {
             config,
             access: access::Access::new(access::Ttl::default()),
             resources: discovery::Resources::default(),
-            metrics: Metrics::default(),
+            metrics: metrics::Metrics::default(),
             caches: RwLock::new(HashMap::new()),
             snapshots: Mutex::new(lru::LruCache::new(size)),
         })
@@ -331,68 +322,15 @@ impl Unified {
     }
 
     fn count_missing(&self, missing: &[(String, String)]) {
-        if missing.is_empty() {
-            return;
-        }
-        self.metrics.partial_answers.fetch_add(1, Ordering::Relaxed);
-        let mut by = self
-            .metrics
-            .missing_by_cluster
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for (c, _) in missing {
-            *by.entry(c.clone()).or_default() += 1;
+        if !missing.is_empty() {
+            self.metrics
+                .partial(missing.iter().map(|(c, _)| c.as_str()));
         }
     }
 
     /// Prometheus text of the unified view's metrics.
     pub fn metrics_text(&self) -> String {
-        let m = &self.metrics;
-        let mut out = String::new();
-        out.push_str("# HELP flotilla_unified_list_total Lists answered by the unified view.\n# TYPE flotilla_unified_list_total counter\n");
-        out.push_str(&format!(
-            "flotilla_unified_list_total {}\n",
-            m.lists.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP flotilla_unified_list_from_cache_total Member parts of lists answered from caches.\n# TYPE flotilla_unified_list_from_cache_total counter\n");
-        out.push_str(&format!(
-            "flotilla_unified_list_from_cache_total {}\n",
-            m.lists_from_cache.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP flotilla_unified_partial_answers_total Answers missing at least one cluster.\n# TYPE flotilla_unified_partial_answers_total counter\n");
-        out.push_str(&format!(
-            "flotilla_unified_partial_answers_total {}\n",
-            m.partial_answers.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP flotilla_unified_missing_cluster_total Answers that left a cluster out, by cluster.\n# TYPE flotilla_unified_missing_cluster_total counter\n");
-        for (c, n) in m
-            .missing_by_cluster
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            out.push_str(&format!(
-                "flotilla_unified_missing_cluster_total{{cluster=\"{c}\"}} {n}\n"
-            ));
-        }
-        out.push_str("# HELP flotilla_unified_cache_objects Objects held by the caches.\n# TYPE flotilla_unified_cache_objects gauge\n");
-        out.push_str("# HELP flotilla_unified_cache_bytes JSON size of the objects held by the caches.\n# TYPE flotilla_unified_cache_bytes gauge\n");
-        out.push_str("# HELP flotilla_unified_cache_heap_bytes Estimated heap of the cached objects as parsed values.\n# TYPE flotilla_unified_cache_heap_bytes gauge\n");
-        for c in self.all_caches() {
-            let (n, bytes, heap) = c.size();
-            let labels = format!(
-                "cluster=\"{}\",resource=\"{}\"",
-                c.cluster, c.resource.plural
-            );
-            out.push_str(&format!("flotilla_unified_cache_objects{{{labels}}} {n}\n"));
-            out.push_str(&format!(
-                "flotilla_unified_cache_bytes{{{labels}}} {bytes}\n"
-            ));
-            out.push_str(&format!(
-                "flotilla_unified_cache_heap_bytes{{{labels}}} {heap}\n"
-            ));
-        }
-        out
+        self.metrics.encode(&self.all_caches())
     }
 }
 
@@ -798,13 +736,14 @@ async fn gather(
         force_live: opts.live,
         user,
     };
+    let started = std::time::Instant::now();
     let parts = futures::future::join_all(
         targets
             .iter()
             .map(|t| async { (t.name.clone(), fanout::list_one(u, t, &req).await) }),
     )
     .await;
-    u.metrics.lists.fetch_add(1, Ordering::Relaxed);
+    u.metrics.list(started.elapsed());
     let mut items = Vec::new();
     let mut rv = RvMap::new();
     let mut missing = Vec::new();
@@ -818,9 +757,7 @@ async fn gather(
                 from_cache,
                 warning,
             } => {
-                if from_cache {
-                    u.metrics.lists_from_cache.fetch_add(1, Ordering::Relaxed);
-                }
+                u.metrics.member_list(from_cache);
                 if let Some(w) = warning {
                     warnings.push(w);
                 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 
 mod clusters;
 mod get;
+mod status;
 mod up;
 mod webhook;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -142,6 +143,18 @@ enum Command {
         /// registers it (run `flotilla webhook --cert-dir DIR/webhook` yourself).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         webhook: bool,
+        /// Print every component's metrics URL and write a Prometheus
+        /// configuration scraping them to DIR/prometheus/prometheus.yml.
+        #[arg(long)]
+        metrics: bool,
+    },
+    /// One-screen health of a running `flotilla up`: components answering,
+    /// clusters Ready, bindings scheduled, Works applied (exit status 1 when
+    /// a component is down).
+    Status {
+        /// The directory `flotilla up` runs in.
+        #[arg(long, env = "FLOTILLA_HOME", default_value = ".flotilla")]
+        dir: PathBuf,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -208,6 +221,10 @@ enum Command {
         cp: ControlPlane,
         #[command(flatten)]
         flags: flotilla_controllers::flags::Flags,
+        /// Where `/metrics`, `/healthz` and `/readyz` are served over HTTP
+        /// (Karmada's flag): `host:port`, `:port` for every interface, `0` for off.
+        #[arg(long, default_value = ":8080", value_parser = flotilla_controllers::metrics::parse_bind_address)]
+        metrics_bind_address: Option<SocketAddr>,
     },
     /// Pull mode: run next to a member, register it and report its status and Lease.
     Agent {
@@ -222,6 +239,10 @@ enum Command {
         member: PathBuf,
         #[command(flatten)]
         flags: flotilla_controllers::flags::Flags,
+        /// Where `/metrics`, `/healthz` and `/readyz` are served over HTTP
+        /// (Karmada's flag): `host:port`, `:port` for every interface, `0` for off.
+        #[arg(long, default_value = ":8080", value_parser = flotilla_controllers::metrics::parse_bind_address)]
+        metrics_bind_address: Option<SocketAddr>,
     },
     /// Run one simulated member cluster (an API server with fake workload controllers).
     Sim {
@@ -280,6 +301,17 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Serves the controllers' metrics when asked to, saying where on stderr.
+async fn serve_metrics(addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    if let Some(addr) = addr {
+        let bound = flotilla_controllers::metrics::serve(addr)
+            .await
+            .with_context(|| format!("serving metrics on {addr} (--metrics-bind-address)"))?;
+        eprintln!("flotilla: metrics on http://{bound}/metrics");
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -324,6 +356,7 @@ async fn run() -> anyhow::Result<()> {
             nodes,
             controllers,
             webhook,
+            metrics,
         } => {
             flotilla_controllers::enabled_controllers(&controllers)?;
             up::run(
@@ -334,6 +367,7 @@ async fn run() -> anyhow::Result<()> {
                     nodes,
                     controllers,
                     webhook,
+                    metrics,
                 },
                 shutdown_signal(),
             )
@@ -380,7 +414,13 @@ async fn run() -> anyhow::Result<()> {
                 get::run(cp.client().await?, &opts).await?
             }
         },
-        Command::ControllerManager { cp, flags } => {
+        Command::Status { dir } => print!("{}", status::run(&dir).await?),
+        Command::ControllerManager {
+            cp,
+            flags,
+            metrics_bind_address,
+        } => {
+            serve_metrics(metrics_bind_address).await?;
             let ctx =
                 flotilla_controllers::context::Context::new(cp.client().await?, flags.config());
             tokio::select! {
@@ -393,7 +433,9 @@ async fn run() -> anyhow::Result<()> {
             control_plane,
             member,
             flags,
+            metrics_bind_address,
         } => {
+            serve_metrics(metrics_bind_address).await?;
             let cp = clusters::control_plane(Some(&control_plane), None).await?;
             let member = clusters::control_plane(Some(&member), None).await?;
             let options = flotilla_controllers::agent::AgentOptions::new(flags.config());

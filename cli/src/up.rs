@@ -15,6 +15,7 @@ use flotilla_apiserver::registry::store::{Store, WriteOptions};
 use flotilla_apiserver::server::{self, Role};
 use serde_json::{Value, json};
 
+pub mod monitoring;
 mod webhook;
 
 /// Options of `flotilla up`.
@@ -29,6 +30,8 @@ pub struct Options {
     pub controllers: Vec<String>,
     /// Serve the admission webhook in-process (else only register it).
     pub webhook: bool,
+    /// Write a Prometheus configuration for every component and print the targets.
+    pub metrics: bool,
 }
 
 /// The namespace holding member credentials, as in Karmada.
@@ -316,6 +319,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let (stop, _) = tokio::sync::watch::channel(false);
     let mut aggregated_stop = stop.subscribe();
     let mut host_stop = stop.subscribe();
+    let (host_addr, aggregated_addr) = (host.local_addr, aggregated.local_addr);
     let aggregated_task = tokio::spawn(aggregated.serve(async move {
         let _ = aggregated_stop.changed().await;
     }));
@@ -391,6 +395,17 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
             tracing::error!(error = %e, "controllers stopped");
         }
     });
+    let controllers_metrics =
+        flotilla_controllers::metrics::serve(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("serving the controllers' metrics")?;
+    let components = monitoring::components(
+        host_addr,
+        aggregated_addr,
+        webhook.addr(),
+        controllers_metrics,
+    );
+    monitoring::write_components(&opts.dir, &components)?;
     let names: Vec<String> = members.iter().map(|m| m.name().to_string()).collect();
     wait_ready(&cluster_store, &names).await;
     let kubeconfig = opts.dir.join("kubeconfig");
@@ -404,6 +419,15 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     println!("  kubectl --context flotilla get clusters");
     if opts.members > 0 {
         println!("  kubectl --context member1 get nodes");
+    }
+    if opts.metrics {
+        let config = monitoring::write_prometheus(&opts.dir, &components)?;
+        println!("Metrics (Prometheus text format):");
+        for c in &components {
+            println!("  {:<22} {}/metrics", c.name, c.url());
+        }
+        let shown = std::path::absolute(&config).unwrap_or(config);
+        println!("  prometheus --config.file={}", shown.display());
     }
     println!("Press Ctrl-C to stop.");
 

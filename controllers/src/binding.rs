@@ -91,7 +91,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
             all_refs(&b3)
         })
         .run(
-            reconcile::<B>,
+            crate::metrics::reconciled("binding", reconcile::<B>),
             error_policy::<B>,
             Arc::new(BindingCtx {
                 ctx,
@@ -199,6 +199,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     let namespace = b.namespace().unwrap_or_default();
     let name = b.name_any();
     let existing = works_of(&bctx.works, B::ID_LABEL, &id);
+    let syncing = std::time::Instant::now();
     let mut errors = Vec::new();
     for target in &targets {
         let Some(cluster) = bctx.clusters.get(&ObjectRef::new(&target.name)) else {
@@ -259,6 +260,9 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             delete_work(&cp, w).await?;
         }
     }
+    SYNC_DURATION
+        .with_label_values(&[crate::metrics::result(errors.is_empty())])
+        .observe(syncing.elapsed().as_secs_f64());
     if !errors.is_empty() {
         return Err(Error::InvalidConfig(format!(
             "rendering works failed: {}",
@@ -267,6 +271,17 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     }
     Ok(Action::await_change())
 }
+
+/// Karmada's `binding_sync_work_duration_seconds{result}`.
+static SYNC_DURATION: std::sync::LazyLock<prometheus::HistogramVec> =
+    std::sync::LazyLock::new(|| {
+        crate::metrics::histogram_vec(
+            "binding_sync_work_duration_seconds",
+            "Duration in seconds to sync the Works of a binding, by result.",
+            &["result"],
+            crate::metrics::LATENCY_BUCKETS,
+        )
+    });
 
 /// Creates the Work, or updates it when its spec, labels or annotations differ.
 async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<()> {

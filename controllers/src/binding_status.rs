@@ -48,7 +48,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
         .with_config(crate::propagation::status_controller_config())
         .run(
-            reconcile::<B>,
+            crate::metrics::reconciled("bindingStatus", reconcile::<B>),
             error_policy::<B>,
             Arc::new(StatusCtx {
                 ctx,

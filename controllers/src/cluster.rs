@@ -7,6 +7,7 @@
 //! marks Pull clusters whose Lease expired as Ready=Unknown.
 
 pub mod controller;
+pub mod metrics;
 pub mod reconcile;
 
 pub use controller::start;

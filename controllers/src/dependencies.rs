@@ -54,7 +54,7 @@ async fn run(ctx: Context) -> Result<()> {
     let api = Api::<ResourceBinding>::all(ctx.control_plane.clone());
     spec_controller(api)
         .run(
-            reconcile,
+            crate::metrics::reconciled("dependencies", reconcile),
             error_policy,
             Arc::new(DepsCtx {
                 ctx,

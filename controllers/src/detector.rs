@@ -298,7 +298,11 @@ async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool)
     let kctx = Arc::new(KindCtx { shared, resource });
     controller
         .reconcile_on(trigger)
-        .run(reconcile_template, error_policy, kctx)
+        .run(
+            crate::metrics::reconciled("detector", reconcile_template),
+            error_policy,
+            kctx,
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -391,8 +395,10 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
         .collect();
     let cpps: Vec<ClusterPropagationPolicy> =
         shared.cpps.state().iter().map(|p| (**p).clone()).collect();
+    let matching = std::time::Instant::now();
     let (kept, was_claimed) = current_claim(&obj, &template, &pps, &cpps);
     let claim = kept.or_else(|| select_propagation_policy(&template, &pps, &cpps));
+    METRICS.matched(matching.elapsed());
     let api = Api::<DynamicObject>::all_with(shared.ctx.control_plane.clone(), &kctx.resource);
     let api = if namespace.is_empty() {
         api
@@ -421,22 +427,72 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
         // the policy has no permanent id yet; the policy controller adds one
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
-    let value = match claim_patch(&obj, &labels, &annotations) {
-        Some(patch) => {
-            let updated = api
-                .patch(
-                    &obj.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await?;
-            template_value(&updated, &kctx.resource)?
+    let applying = std::time::Instant::now();
+    let applied = async {
+        let value = match claim_patch(&obj, &labels, &annotations) {
+            Some(patch) => {
+                let updated = api
+                    .patch(
+                        &obj.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await?;
+                template_value(&updated, &kctx.resource)?
+            }
+            None => value,
+        };
+        match build_binding(&value, &claim) {
+            Binding::Namespaced(rb) => upsert_binding(&shared.ctx.control_plane, rb).await,
+            Binding::Cluster(crb) => upsert_binding(&shared.ctx.control_plane, crb).await,
         }
-        None => value,
-    };
-    match build_binding(&value, &claim) {
-        Binding::Namespaced(rb) => upsert_binding(&shared.ctx.control_plane, rb).await,
-        Binding::Cluster(crb) => upsert_binding(&shared.ctx.control_plane, crb).await,
+    }
+    .await;
+    METRICS.applied(applied.is_ok(), applying.elapsed());
+    applied
+}
+
+/// Karmada's detector metrics.
+struct DetectorMetrics {
+    match_duration: prometheus::HistogramVec,
+    apply_duration: prometheus::HistogramVec,
+    apply_attempts: prometheus::IntCounterVec,
+}
+
+static METRICS: std::sync::LazyLock<DetectorMetrics> =
+    std::sync::LazyLock::new(|| DetectorMetrics {
+        match_duration: crate::metrics::histogram_vec(
+            "resource_match_policy_duration_seconds",
+            "Duration in seconds to find a matched propagation policy for a resource template.",
+            &[],
+            crate::metrics::LATENCY_BUCKETS,
+        ),
+        apply_duration: crate::metrics::histogram_vec(
+            "resource_apply_policy_duration_seconds",
+            "Duration in seconds to apply a propagation policy to a resource template, by result.",
+            &["result"],
+            crate::metrics::LATENCY_BUCKETS,
+        ),
+        apply_attempts: crate::metrics::counter_vec(
+            "policy_apply_attempts_total",
+            "Number of attempts to apply a propagation policy to a resource template, by result.",
+            &["result"],
+        ),
+    });
+
+impl DetectorMetrics {
+    fn matched(&self, elapsed: Duration) {
+        self.match_duration
+            .with_label_values(&[] as &[&str])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn applied(&self, ok: bool, elapsed: Duration) {
+        let result = crate::metrics::result(ok);
+        self.apply_duration
+            .with_label_values(&[result])
+            .observe(elapsed.as_secs_f64());
+        self.apply_attempts.with_label_values(&[result]).inc();
     }
 }
 

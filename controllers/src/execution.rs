@@ -72,7 +72,7 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
             works_of_cluster(&cached, c.name())
         })
         .run(
-            reconcile,
+            crate::metrics::reconciled("execution", reconcile),
             error_policy,
             Arc::new(ExecCtx {
                 ctx,
@@ -213,6 +213,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
     let member = ectx.served.member(&ectx.ctx, &cluster).await?;
     tracing::debug!(endpoint = %cluster.spec.api_endpoint, "applying");
     let total = w.spec.workload.manifests.len();
+    let syncing = std::time::Instant::now();
     let mut errors = Vec::new();
     for manifest in &w.spec.workload.manifests {
         if let Err(e) =
@@ -242,6 +243,9 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
             None,
         )
     };
+    SYNC_DURATION
+        .with_label_values(&[crate::metrics::result(errors.is_empty())])
+        .observe(syncing.elapsed().as_secs_f64());
     set_condition(&mut conditions, applied);
     write_conditions(&api, &w, conditions).await?;
     if errors.is_empty() {
@@ -252,6 +256,17 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
         Ok(Action::requeue(Duration::from_millis(500)))
     }
 }
+
+/// Karmada's `work_sync_workload_duration_seconds{result}`.
+static SYNC_DURATION: std::sync::LazyLock<prometheus::HistogramVec> =
+    std::sync::LazyLock::new(|| {
+        crate::metrics::histogram_vec(
+            "work_sync_workload_duration_seconds",
+            "Duration in seconds to sync the workload of a Work to its member cluster, by result.",
+            &["result"],
+            crate::metrics::LATENCY_BUCKETS,
+        )
+    });
 
 fn apply_error(e: ApplyError) -> Error {
     match e {

@@ -100,6 +100,9 @@ static RECONCILES: LazyLock<Reconciles> = LazyLock::new(|| Reconciles {
     ),
 });
 
+/// The future a [`reconciled`] reconcile function returns.
+pub type ReconcileFuture<E> = std::pin::Pin<Box<dyn Future<Output = Result<Action, E>> + Send>>;
+
 /// Wraps a reconcile function so that every call is counted and timed under
 /// `controller`:
 ///
@@ -109,7 +112,7 @@ static RECONCILES: LazyLock<Reconciles> = LazyLock::new(|| Reconciles {
 pub fn reconciled<K, C, E, F, Fut>(
     controller: &'static str,
     reconcile: F,
-) -> impl FnMut(Arc<K>, Arc<C>) -> std::pin::Pin<Box<dyn Future<Output = Result<Action, E>> + Send>>
+) -> impl FnMut(Arc<K>, Arc<C>) -> ReconcileFuture<E>
 where
     F: Fn(Arc<K>, Arc<C>) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
@@ -142,6 +145,11 @@ where
     }
 }
 
+/// Karmada's `result` label value: `success` or `error`.
+pub fn result(ok: bool) -> &'static str {
+    if ok { "success" } else { "error" }
+}
+
 /// The registry's metrics in Prometheus's text format.
 pub fn encode() -> String {
     let mut out = Vec::new();
@@ -149,6 +157,63 @@ pub fn encode() -> String {
         .encode(&REGISTRY.gather(), &mut out)
         .expect("text encoding cannot fail");
     String::from_utf8(out).expect("the text format is UTF-8")
+}
+
+/// Parses a bind address as Karmada's flags write it: `:8080` is every
+/// interface, `host:port` as usual, and `0` turns the server off (`None`).
+pub fn parse_bind_address(s: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    let s = s.trim();
+    if s == "0" || s.is_empty() {
+        return Ok(None);
+    }
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse()
+        .map(Some)
+        .map_err(|_| format!("invalid bind address {s:?} (want host:port, :port, or 0 for off)"))
+}
+
+/// Serves `/metrics` (this registry, plain HTTP as Karmada's controller
+/// manager serves it), `/healthz` and `/readyz` on `addr`; answers the bound
+/// address (a port of 0 picks a free one).
+pub async fn serve(addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let (status, content_type, body) = match req.uri().path() {
+                    "/metrics" => (200, "text/plain; version=0.0.4", encode()),
+                    "/healthz" | "/readyz" | "/livez" => (200, "text/plain", "ok".to_string()),
+                    _ => (404, "text/plain", "404 page not found\n".to_string()),
+                };
+                let mut response =
+                    hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                *response.status_mut() =
+                    hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(content_type),
+                );
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
 }
 
 #[cfg(test)]
@@ -180,5 +245,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# HELP controller_runtime_reconcile_time_seconds"));
+    }
+
+    #[test]
+    fn bind_addresses_as_karmada_writes_them() {
+        assert_eq!(parse_bind_address("0"), Ok(None));
+        assert_eq!(
+            parse_bind_address(":8080").unwrap().unwrap().to_string(),
+            "0.0.0.0:8080"
+        );
+        assert_eq!(
+            parse_bind_address("127.0.0.1:0")
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:0"
+        );
+        assert!(parse_bind_address("localhost").is_err());
     }
 }

@@ -96,7 +96,9 @@ pub async fn apply(
     let Some(existing) = existing else {
         let obj: DynamicObject = serde_json::from_value(manifest.clone())
             .map_err(|e| ApplyError::Invalid(e.to_string()))?;
-        return match api.create(&PostParams::default(), &obj).await {
+        let created = api.create(&PostParams::default(), &obj).await;
+        METRICS.count(&METRICS.create, &created, &api_version, &kind, cluster);
+        return match created {
             Ok(_) => Ok(Applied::Created),
             Err(e) if crate::propagation::is_conflict(&e) => {
                 // created concurrently: the next pass compares and updates
@@ -131,7 +133,9 @@ pub async fn apply(
     }
     let obj: DynamicObject =
         serde_json::from_value(desired).map_err(|e| ApplyError::Invalid(e.to_string()))?;
-    api.replace(&name, &PostParams::default(), &obj).await?;
+    let updated = api.replace(&name, &PostParams::default(), &obj).await;
+    METRICS.count(&METRICS.update, &updated, &api_version, &kind, cluster);
+    updated?;
     Ok(Applied::Updated)
 }
 
@@ -168,10 +172,60 @@ pub async fn remove(
             .await?;
         return Ok(());
     }
-    match api.delete(&name, &DeleteParams::background()).await {
+    let deleted = api.delete(&name, &DeleteParams::background()).await;
+    METRICS.count(&METRICS.delete, &deleted, &api_version, &kind, cluster);
+    match deleted {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Karmada's member-write counters, by result, apiversion, kind and member cluster.
+struct WriteMetrics {
+    create: prometheus::IntCounterVec,
+    update: prometheus::IntCounterVec,
+    delete: prometheus::IntCounterVec,
+}
+
+static METRICS: std::sync::LazyLock<WriteMetrics> = std::sync::LazyLock::new(|| {
+    let labels = &["result", "apiversion", "kind", "member_cluster"];
+    WriteMetrics {
+        create: crate::metrics::counter_vec(
+            "create_resource_to_cluster_total",
+            "Number of resources created in member clusters.",
+            labels,
+        ),
+        update: crate::metrics::counter_vec(
+            "update_resource_to_cluster_total",
+            "Number of resources updated in member clusters.",
+            labels,
+        ),
+        delete: crate::metrics::counter_vec(
+            "delete_resource_from_cluster_total",
+            "Number of resources deleted from member clusters.",
+            labels,
+        ),
+    }
+});
+
+impl WriteMetrics {
+    fn count<T>(
+        &self,
+        family: &prometheus::IntCounterVec,
+        outcome: &Result<T, kube::Error>,
+        api_version: &str,
+        kind: &str,
+        cluster: &str,
+    ) {
+        family
+            .with_label_values(&[
+                crate::metrics::result(outcome.is_ok()),
+                api_version,
+                kind,
+                cluster,
+            ])
+            .inc();
     }
 }
 

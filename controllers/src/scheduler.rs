@@ -69,7 +69,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                 .collect::<Vec<_>>()
         })
         .run(
-            reconcile::<B>,
+            crate::metrics::reconciled("scheduler", reconcile::<B>),
             error_policy::<B>,
             Arc::new(SchedCtx { ctx, clusters }),
         )
@@ -127,6 +127,7 @@ fn schedule_reason(
 
 #[tracing::instrument(skip_all, fields(binding = %b.name_any()))]
 async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result<Action> {
+    let started = std::time::Instant::now();
     let spec = b.spec();
     if b.meta().deletion_timestamp.is_some()
         || !is_claimed(b.labels())
@@ -170,6 +171,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
         return Ok(Action::await_change());
     };
     let fresh = reschedule_required(spec, b.status());
+    let algorithm = std::time::Instant::now();
     let result = schedule(&ScheduleInput {
         spec,
         status: b.status(),
@@ -177,6 +179,8 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
         estimates: None,
         fresh,
     });
+    METRICS.algorithm(algorithm.elapsed());
+    let scheduled = result.is_ok();
     let placement = serde_json::to_string(&spec.placement.clone().unwrap_or_default())?;
     let mut new_status = status.clone();
     let mut resource_version = b.meta().resource_version.clone();
@@ -252,6 +256,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
             }
         }
     }
+    METRICS.attempt(why, scheduled, started.elapsed());
     if new_status != status {
         let action = patch_status(&api, &name, resource_version.as_deref(), &new_status).await?;
         if action != Action::await_change() {
@@ -296,6 +301,59 @@ async fn patch_status<B: BindingResource>(
         Err(e) if is_not_found(&e) => Ok(Action::await_change()),
         Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Karmada's scheduler metrics.
+struct SchedulerMetrics {
+    attempts: prometheus::IntCounterVec,
+    e2e: prometheus::HistogramVec,
+    algorithm: prometheus::HistogramVec,
+}
+
+static METRICS: std::sync::LazyLock<SchedulerMetrics> = std::sync::LazyLock::new(|| {
+    SchedulerMetrics {
+        attempts: crate::metrics::counter_vec(
+            "karmada_scheduler_schedule_attempts_total",
+            "Number of attempts to schedule a binding, by result and schedule type.",
+            &["result", "schedule_type"],
+        ),
+        e2e: crate::metrics::histogram_vec(
+            "karmada_scheduler_e2e_scheduling_duration_seconds",
+            "End-to-end scheduling latency in seconds (algorithm and binding writes), by result and schedule type.",
+            &["result", "schedule_type"],
+            crate::metrics::LATENCY_BUCKETS,
+        ),
+        algorithm: crate::metrics::histogram_vec(
+            "karmada_scheduler_scheduling_algorithm_duration_seconds",
+            "Scheduling algorithm latency in seconds, by step.",
+            &["schedule_step"],
+            crate::metrics::LATENCY_BUCKETS,
+        ),
+    }
+});
+
+impl SchedulerMetrics {
+    fn algorithm(&self, elapsed: Duration) {
+        self.algorithm
+            .with_label_values(&["Schedule"])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One scheduling pass, for the reason [`schedule_reason`] gave.
+    fn attempt(&self, why: &str, scheduled: bool, elapsed: Duration) {
+        let schedule_type = match why {
+            "first schedule" => "FirstSchedule",
+            "replicas changed" => "ScaleSchedule",
+            _ => "ReconcileSchedule",
+        };
+        let result = if scheduled { "scheduled" } else { "error" };
+        self.attempts
+            .with_label_values(&[result, schedule_type])
+            .inc();
+        self.e2e
+            .with_label_values(&[result, schedule_type])
+            .observe(elapsed.as_secs_f64());
     }
 }
 

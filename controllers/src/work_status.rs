@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,12 +42,27 @@ use crate::propagation::{
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
-static DRIFT_REVERTED: AtomicU64 = AtomicU64::new(0);
+/// `flotilla_drift_reverted_total{member_cluster}`.
+static DRIFT_REVERTED: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(
+    || {
+        crate::metrics::counter_vec(
+            "flotilla_drift_reverted_total",
+            "Member objects put back as their Work says after a hand edit or deletion, by member cluster.",
+            &["member_cluster"],
+        )
+    },
+);
 
 /// How many member objects were put back after a hand edit or deletion,
 /// since the process started.
 pub fn drift_reverted_total() -> u64 {
-    DRIFT_REVERTED.load(Ordering::Relaxed)
+    use prometheus::core::Collector;
+    DRIFT_REVERTED
+        .collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
 }
 
 /// Starts the controller (the `workStatus` entry of [`crate::controllers`]).
@@ -113,7 +127,7 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
         .reconcile_on(woken)
         .with_config(crate::propagation::status_controller_config())
         .run(
-            reconcile,
+            crate::metrics::reconciled("workStatus", reconcile),
             error_policy,
             Arc::new(StatusCtx {
                 ctx,
@@ -300,7 +314,7 @@ async fn revert(sctx: &StatusCtx, cluster: &Cluster, manifest: &Value, how: &str
     match objectwatcher::apply(&member, &sctx.resolver, cluster.name(), manifest).await {
         Ok(objectwatcher::Applied::Unchanged) => Ok(()),
         Ok(_) => {
-            DRIFT_REVERTED.fetch_add(1, Ordering::Relaxed);
+            DRIFT_REVERTED.with_label_values(&[cluster.name()]).inc();
             tracing::info!(
                 cluster = cluster.name(),
                 kind,

@@ -506,6 +506,7 @@ fn agent(up: &Up, sim: &Sim) -> Proc {
             .arg(up.kubeconfig())
             .arg("--member")
             .arg(sim.kubeconfig())
+            .arg("--metrics-bind-address=127.0.0.1:0")
             .args(["--cluster-status-update-frequency", "1s"])
             .args(["--cluster-success-threshold", "0s"])
             .args(["--cluster-failure-threshold", "3s"])

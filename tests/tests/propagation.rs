@@ -644,6 +644,7 @@ fn controllers_killed_mid_propagation_converge_after_restart() {
                 .arg(up.kubeconfig())
                 .arg("--context")
                 .arg("flotilla")
+                .arg("--metrics-bind-address=127.0.0.1:0")
                 .arg(format!("--controllers={propagation}")),
             &up.logs(),
         )

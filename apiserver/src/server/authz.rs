@@ -648,6 +648,27 @@ pub fn aggregated_rules(snapshot: &Snapshot, cluster_role: &Value) -> Option<Vec
 /// when a rule of a Role or ClusterRole bound to the user (by name, group — every
 /// user is in `system:authenticated` — or service account) matches it.
 /// ClusterRoleBindings apply everywhere; RoleBindings only in their namespace.
+/// kube-apiserver's bootstrap policy as a read-only snapshot, for servers
+/// that store no RBAC objects of their own (the aggregated API server):
+/// their callers get what the bootstrap roles grant — `system:monitoring`
+/// may read `/metrics`, everyone `/healthz` and `/version` — and
+/// `system:masters` everything.
+pub fn bootstrap_snapshot() -> &'static Snapshot {
+    static SNAPSHOT: std::sync::LazyLock<Snapshot> = std::sync::LazyLock::new(|| {
+        let mut snapshot = Snapshot::empty();
+        for (key, value) in bootstrap_policy() {
+            let key: std::sync::Arc<str> = key.into();
+            snapshot.map.insert(
+                key.clone(),
+                crate::storage::KeyValue::new(key, std::sync::Arc::new(value), 1),
+            );
+        }
+        snapshot.revision = 1;
+        snapshot
+    });
+    &SNAPSHOT
+}
+
 pub fn authorize(snapshot: &Snapshot, user: &User, attrs: &Attributes) -> Decision {
     let groups = effective_groups(user);
     if has(&groups, SYSTEM_MASTERS) {

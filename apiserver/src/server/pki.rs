@@ -99,6 +99,22 @@ fn load_or_issue_client(
     Ok((c, k))
 }
 
+/// A client certificate `DIR/<name>.crt|key` for `user` in `groups`, signed
+/// by the CA of the API server whose PKI is in `dir` (made by [`ensure`]);
+/// issued when missing. For scrapers and other clients of a running server.
+pub fn ensure_client(
+    dir: &Path,
+    name: &str,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String), Error> {
+    let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    let keypair = KeyPair::from_pem(&read(&key)?).map_err(|_| Error::Pem { path: key })?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&read(&crt)?, keypair).map_err(|_| Error::Pem { path: crt })?;
+    load_or_issue_client(dir, name, &issuer, user, groups)
+}
+
 fn read(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.into(),

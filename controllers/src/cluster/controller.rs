@@ -35,7 +35,11 @@ async fn run(ctx: Context) -> Result<()> {
     let api: Api<Cluster> = Api::all(ctx.control_plane.clone());
     let monitor = tokio::spawn(monitor_loop(ctx.clone()));
     Controller::new(api, watcher::Config::default())
-        .run(reconcile_cluster, error_policy, Arc::new(ctx))
+        .run(
+            crate::metrics::reconciled("cluster", reconcile_cluster),
+            error_policy,
+            Arc::new(ctx),
+        )
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "cluster reconcile failed");
@@ -64,6 +68,7 @@ async fn reconcile_cluster(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<A
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::all(ctx.control_plane.clone());
     if cluster.metadata.deletion_timestamp.is_some() {
+        super::metrics::forget(&name);
         if !cluster
             .finalizers()
             .iter()
@@ -92,6 +97,7 @@ async fn reconcile_cluster(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<A
             Err(e) => Err(e.into()),
         };
     }
+    super::metrics::record(&cluster);
     let requeue = ensure_execution_space(&ctx.control_plane, &name).await?;
     if let Some(taints) =
         reconcile::desired_taints(&cluster.spec.taints, reconcile::ready_condition(&cluster))
