@@ -181,6 +181,18 @@ fn prometheus_scrapes_every_component() {
             "{} serves Prometheus text:\n{text}",
             field(c, "name")
         );
+        let docs = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring.md"),
+        )
+        .expect("docs/monitoring.md");
+        for family in text.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+            let name = family.split(' ').next().unwrap_or_default();
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "docs/monitoring.md lists {name} (served by {})",
+                field(c, "name")
+            );
+        }
         let (code, said) = promtool(&text);
         assert_eq!(
             code,
@@ -284,6 +296,33 @@ fn prometheus_scrapes_every_component() {
             other => Err(format!("before {before}, now {other:?}")),
         },
     );
+
+    // Every query of the shipped Grafana dashboard is valid PromQL.
+    let dashboard: Value = serde_json::from_slice(
+        &std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy/monitoring/grafana-dashboard.json"),
+        )
+        .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() > 30, "{exprs:?}");
+    for expr in &exprs {
+        let out = curl(&[
+            &format!("{prom}/api/v1/query"),
+            "--data-urlencode",
+            &format!("query={expr}"),
+        ]);
+        let v: Value = serde_json::from_str(&out).expect("query answer");
+        assert_eq!(v["status"], "success", "dashboard query {expr}: {out}");
+    }
 
     // `flotilla status` sums up the same control plane.
     let (code, out, err) = run(Command::new(flotilla_tests::flotilla_bin())
