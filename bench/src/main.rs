@@ -2,9 +2,19 @@
 //! run, through the HTTP endpoint layer in process (request decoding, registry,
 //! storage, response encoding; TLS and sockets excluded).
 //!
-//! Run: `cargo run --release -p flotilla-bench [-- --quick]`. Prints a Markdown table.
-//! `cargo run --release -p flotilla-bench -- webhook [--quick]` runs only the
-//! admission webhook's round trip (see `webhook.rs`).
+//! Run: `cargo run --release -p flotilla-bench [-- SCENARIO] [--quick] [--record]`.
+//! Scenarios:
+//!
+//! - `apiserver` (the default): this file — storage backends and admission;
+//! - `webhook`: the admission webhook's round trip (`webhook.rs`);
+//! - `propagation`: template → member latency against a single API write
+//!   (`propagation.rs`, needs the release `flotilla` binary);
+//! - `unified`: a unified list over M members against one API server holding
+//!   the same objects (`unified.rs`, needs the release binary).
+//!
+//! Each prints a Markdown table; `--record` also writes
+//! `bench/results/SCENARIO.json` and the table into `docs/benchmarks.md`
+//! (see [`harness::record`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +27,9 @@ use futures::StreamExt;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 
+mod harness;
+mod propagation;
+mod unified;
 mod webhook;
 
 struct Sizes {
@@ -367,9 +380,24 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let quick = std::env::args().any(|a| a == "--quick");
     let webhook_seconds = if quick { 2 } else { 20 };
-    if std::env::args().any(|a| a == "webhook") {
-        print_webhook(&webhook::round_trip(500, webhook_seconds).await);
-        return;
+    let scenario = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--") && a.parse::<f64>().is_err())
+        .unwrap_or_else(|| "apiserver".to_string());
+    match scenario.as_str() {
+        "apiserver" => {}
+        "webhook" => {
+            print_webhook(&webhook::round_trip(500, webhook_seconds).await);
+            return;
+        }
+        "propagation" => return propagation::scenario().await,
+        "unified" => return unified::scenario().await,
+        other => {
+            eprintln!(
+                "unknown scenario {other:?}: want apiserver, webhook, propagation or unified"
+            );
+            std::process::exit(2);
+        }
     }
     let sizes = if quick {
         Sizes {

@@ -253,7 +253,7 @@ fn prometheus_scrapes_every_component() {
         Duration::from_secs(30),
         "three clusters ready",
         || match series("sum(cluster_ready_state)") {
-            Some(n) if n == 3.0 => Ok(()),
+            Some(3.0) => Ok(()),
             other => Err(format!("{other:?}")),
         },
     );

@@ -11,13 +11,16 @@
 //! Deployments report all replicas ready. Latency = that moment − the
 //! moment before the template's POST.
 //!
+//! In the same run, before the templates, the latency of a single API write
+//! (sequential ConfigMap creates on the same control plane) is measured, so
+//! that propagation is compared with the limit of the machine: template to
+//! member p99 against write p99 (goal: at most 10 writes' worth).
+//!
 //! Run: `cargo build --release -p flotilla && cargo run --release -p
-//! flotilla-bench --bin propagation [-- --quick] [--rate N]`. Prints a
-//! Markdown table.
+//! flotilla-bench -- propagation [--quick] [--rate N] [--record]`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,8 @@ use kube::api::{DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+
+use crate::harness::{self, Guard, client, flotilla, ms, percentile, rss_mib};
 
 struct Run {
     members: usize,
@@ -39,51 +44,8 @@ struct Run {
     all_done: Duration,
     up_rss_mib: u64,
     controllers_rss_mib: u64,
-}
-
-fn flotilla() -> PathBuf {
-    std::env::var_os("FLOTILLA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
-        })
-}
-
-/// A child killed by PID on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .unwrap_or(0)
-        / 1024
-}
-
-async fn client(kubeconfig: &Path, context: &str) -> Client {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let opts = kube::config::KubeConfigOptions {
-        context: Some(context.to_string()),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
-        .await
-        .expect("client config");
-    config.read_timeout = Some(Duration::from_secs(60));
-    Client::try_from(config).expect("client")
+    write_p50: Duration,
+    write_p99: Duration,
 }
 
 fn deployment(name: &str, slot: usize) -> DynamicObject {
@@ -99,34 +61,8 @@ fn deployment(name: &str, slot: usize) -> DynamicObject {
 }
 
 async fn run(members: usize, templates: usize, rate: f64) -> Run {
-    let dir = tempfile::tempdir().expect("tmp");
-    let log = std::fs::File::create(dir.path().join("up.log")).expect("log");
-    let up = Guard(
-        Command::new(flotilla())
-            .args(["up", "--bind", "127.0.0.1:0", "--members"])
-            .arg(members.to_string())
-            .arg("--nodes")
-            .arg("4")
-            .arg("--dir")
-            .arg(dir.path().join("state"))
-            .arg("--controllers=cluster,clusterStatus,namespace")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("flotilla up"),
-    );
-    let kubeconfig = dir.path().join("state/kubeconfig");
-    let started = Instant::now();
-    while !std::fs::read_to_string(&kubeconfig)
-        .is_ok_and(|k| k.contains(&format!("member{members}")))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "flotilla up not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let running = harness::up(members, 4, &["--controllers=cluster,clusterStatus,namespace"]).await;
+    let (dir, kubeconfig, up) = (&running.dir, running.kubeconfig.clone(), &running.process);
     let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
     let controllers = Guard(
         Command::new(flotilla())
@@ -217,6 +153,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     }
     // wait until every member watch has listed
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let (write_p50, write_p99) = write_latency(&cp, 500).await;
     let api: Api<DynamicObject> = Api::namespaced_with(
         cp.clone(),
         "default",
@@ -226,7 +163,9 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     let t0 = Instant::now();
     let mut created: HashMap<String, Instant> = HashMap::new();
     let mut posts = Vec::new();
+    let bar = harness::progress(templates, &format!("templates to {members} members"));
     for i in 0..templates {
+        bar.inc(1);
         let name = format!("bench-{i:05}");
         let due = t0 + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
@@ -241,6 +180,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     for p in posts {
         p.await.expect("post");
     }
+    bar.finish_and_clear();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let n = done.lock().expect("lock").len();
@@ -273,7 +213,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         w.abort();
     }
     drop(controllers);
-    drop(up);
+    drop(running);
     Run {
         members,
         templates,
@@ -285,11 +225,40 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         all_done,
         up_rss_mib,
         controllers_rss_mib,
+        write_p50,
+        write_p99,
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// p50 and p99 of `n` sequential ConfigMap creates on the control plane:
+/// the latency of one API write, the unit propagation is compared with.
+async fn write_latency(cp: &Client, n: usize) -> (Duration, Duration) {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        cp.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+    );
+    let bar = harness::progress(n, "single API writes");
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let cm: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("write-{i:05}"), "namespace": "default"},
+            "data": {"k": "v"}
+        }))
+        .expect("configmap");
+        let started = Instant::now();
+        api.create(&PostParams::default(), &cm).await.expect("create");
+        samples.push(started.elapsed());
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    samples.sort();
+    (percentile(&samples, 50.0), percentile(&samples, 99.0))
+}
+
+/// The `propagation` scenario.
+pub async fn scenario() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let rate: f64 = args
@@ -305,23 +274,36 @@ async fn main() {
         eprintln!("propagating {templates} templates to {members} members at {rate}/s ...");
         runs.push(run(members, templates, rate).await);
     }
-    println!(
-        "| members | templates | rate | in members p50 | p99 | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS |"
+    let mut table = String::from(
+        "| members | templates | rate | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in runs {
-        println!(
-            "| {} | {} | {rate}/s | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} s | {} MiB | {} MiB |",
+    let mut results = Vec::new();
+    for r in &runs {
+        let ratio = r.dispatch_p99.as_secs_f64() / r.write_p99.as_secs_f64().max(1e-9);
+        table.push_str(&format!(
+            "\n| {} | {} | {rate}/s | {} ms | {} ms | {} ms | {} ms | {ratio:.1} | {} ms | {} ms | {} ms | {:.1} s | {} MiB | {} MiB |",
             r.members,
             r.templates,
-            r.dispatch_p50.as_secs_f64() * 1e3,
-            r.dispatch_p99.as_secs_f64() * 1e3,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-            r.max.as_secs_f64() * 1e3,
+            ms(r.write_p50),
+            ms(r.write_p99),
+            ms(r.dispatch_p50),
+            ms(r.dispatch_p99),
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max),
             r.all_done.as_secs_f64(),
             r.up_rss_mib,
             r.controllers_rss_mib
-        );
+        ));
+        results.push(json!({
+            "members": r.members, "templates": r.templates, "rate_per_s": rate,
+            "write_ms": {"p50": ms(r.write_p50), "p99": ms(r.write_p99)},
+            "in_members_ms": {"p50": ms(r.dispatch_p50), "p99": ms(r.dispatch_p99)},
+            "in_members_p99_over_write_p99": ratio,
+            "running_ms": {"p50": ms(r.p50), "p99": ms(r.p99), "max": ms(r.max)},
+            "all_running_s": r.all_done.as_secs_f64(),
+            "up_rss_mib": r.up_rss_mib, "controllers_rss_mib": r.controllers_rss_mib,
+        }));
     }
+    harness::record("propagation", &json!(results), &table);
 }
