@@ -295,15 +295,16 @@ impl Metrics {
         ]
     }
 
-    /// Counts a request as in flight until the guard is dropped.
-    pub fn in_flight(&self, labels: &RequestLabels) -> prometheus::IntGauge {
+    /// Counts a request as in flight until the guard is dropped (also when
+    /// the client goes away and the request's future with it).
+    pub fn in_flight(&self, labels: &RequestLabels) -> LongRunning {
         let gauge = self.inflight.with_label_values(&[if labels.mutating() {
             "mutating"
         } else {
             "readOnly"
         }]);
         gauge.inc();
-        gauge
+        LongRunning(gauge)
     }
 
     /// Records a finished request (for a watch: one that started).
@@ -369,7 +370,8 @@ impl Metrics {
     }
 }
 
-/// An open long-running request; dropping it closes it in the gauge.
+/// A request counted in a gauge (in flight, or an open long-running
+/// request); dropping it takes it out.
 #[derive(Debug)]
 pub struct LongRunning(prometheus::IntGauge);
 

@@ -425,7 +425,7 @@ impl Server {
                             },
                             None => endpoints::error_response(&ApiError::unauthorized()),
                         };
-                        in_flight.dec();
+                        drop(in_flight);
                         let code = response.status().as_u16();
                         api.metrics.observe(&labels, code, started.elapsed());
                         let response = if labels.long_running() && code < 300 {
