@@ -142,6 +142,14 @@ enum Command {
         /// registers it (run `flotilla webhook --cert-dir DIR/webhook` yourself).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         webhook: bool,
+        /// Let the embedded webhook accept ClusterTaintPolicies with NoExecute
+        /// taints (Karmada's webhook `--allow-no-execute-taint-policy`).
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        allow_no_execute_taint_policy: bool,
+        /// Cluster failover: `--feature-gates=Failover=true
+        /// --enable-no-execute-taint-eviction` (both off by default, as in Karmada).
+        #[command(flatten)]
+        failover: flotilla_controllers::flags::FailoverFlags,
     },
     /// Run the Kubernetes-compatible API server.
     Apiserver {
@@ -237,6 +245,10 @@ enum Command {
         /// Port to listen on (0: a free one; reuse a port to come back at the same address).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Storage backend: memory (the default; a restart starts empty) or
+        /// redb (objects survive a restart, like a real cluster that was cut off).
+        #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
+        storage: StorageKind,
     },
     /// Run the admission webhook (validation and defaulting of the Karmada API,
     /// binding conversion at /convert) over HTTPS.
@@ -324,6 +336,8 @@ async fn run() -> anyhow::Result<()> {
             nodes,
             controllers,
             webhook,
+            allow_no_execute_taint_policy,
+            failover,
         } => {
             flotilla_controllers::enabled_controllers(&controllers)?;
             up::run(
@@ -334,6 +348,8 @@ async fn run() -> anyhow::Result<()> {
                     nodes,
                     controllers,
                     webhook,
+                    allow_no_execute_taint_policy,
+                    failover,
                 },
                 shutdown_signal(),
             )
@@ -407,11 +423,16 @@ async fn run() -> anyhow::Result<()> {
             data_dir,
             nodes,
             port,
+            storage,
         } => {
             let member = flotilla_sim::start(
                 flotilla_sim::Config::new(&name, &data_dir)
                     .nodes(nodes)
-                    .port(port),
+                    .port(port)
+                    .backend(match storage {
+                        StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
+                        StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
+                    }),
             )
             .await
             .context("starting the simulated member")?;

@@ -6,7 +6,8 @@
 //! manifest is the template as unstructured JSON, so every field reaches the
 //! member.
 //!
-//! Works of clusters no longer targeted are deleted. On deletion of the
+//! Works of clusters no longer targeted are deleted, unless a graceful
+//! eviction task (purge mode other than `Directly`) keeps them. On deletion of the
 //! binding its finalizer holds it until every Work with its permanent id is
 //! gone (the execution controller removes the member objects first).
 //!
@@ -247,7 +248,9 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             errors.push(format!("cluster {}: {e}", target.name));
         }
     }
-    // Works for clusters no longer targeted
+    // Works for clusters no longer targeted, except those a graceful
+    // eviction keeps until the replacement is healthy
+    let retained = flotilla_api::failover::retained_clusters(spec);
     for w in &existing {
         let cluster = w
             .namespace()
@@ -255,7 +258,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             .and_then(cluster_of_execution_space)
             .map(str::to_string)
             .unwrap_or_default();
-        if !targets.iter().any(|t| t.name == cluster) && w.metadata.deletion_timestamp.is_none() {
+        if !targets.iter().any(|t| t.name == cluster)
+            && !retained.contains(&cluster.as_str())
+            && w.metadata.deletion_timestamp.is_none()
+        {
             delete_work(&cp, w).await?;
         }
     }
