@@ -678,7 +678,7 @@ taints: [{key: fail, effect: NoExecute}]
         }
     }
 
-    fn eviction(cluster: &str, mode: &'static str) -> Eviction<'_> {
+    fn eviction<'a>(cluster: &'a str, mode: &'static str) -> Eviction<'a> {
         Eviction {
             cluster,
             purge_mode: mode,
