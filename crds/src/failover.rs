@@ -60,12 +60,9 @@ pub const DEFAULT_APPLICATION_TOLERATION_SECONDS: i32 = 300;
 /// flotilla's containment extension, an annotation on a PropagationPolicy or
 /// ClusterPropagationPolicy (Karmada ignores it): `"true"` asks that a
 /// template change be rolled out to the first cluster of the scheduling
-/// result alone, and reach the other clusters only once it is healthy there.
+/// result alone, and reach the other clusters only once the workload is
+/// healthy there at the template's new generation.
 pub const CONTAINMENT_ANNOTATION: &str = "flotilla.io/contain-template-changes";
-/// Annotation the detector copies onto bindings of a containing policy.
-pub const BINDING_CONTAINMENT_ANNOTATION: &str = "flotilla.io/contain-template-changes";
-/// Annotation on a Work: the template resourceVersion it was rendered from.
-pub const WORK_TEMPLATE_VERSION_ANNOTATION: &str = "flotilla.io/template-resource-version";
 
 /// Spec of a ClusterTaintPolicy (Karmada `ClusterTaintPolicySpec`).
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -474,24 +471,47 @@ pub fn preserved_label_state(
     out
 }
 
-/// The containment decision for one Work of a binding whose policy asks for
-/// containment ([`CONTAINMENT_ANNOTATION`]): a cluster other than the first
-/// of the scheduling result keeps its current rendering (`true` = hold) while
-/// the first cluster has not yet been shown healthy at the template's current
-/// resourceVersion. `first_version` is the template resourceVersion the first
-/// cluster's Work was rendered from; `first_healthy` its aggregated health.
+/// Whether a policy's annotations ask for containment ([`CONTAINMENT_ANNOTATION`] = `"true"`).
+pub fn containment_requested(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    annotations
+        .and_then(|a| a.get(CONTAINMENT_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// Whether the first cluster runs the template's current generation and is
+/// healthy with it: its aggregated status item is `Healthy` and its
+/// reflected `resourceTemplateGeneration` (the template generation the member
+/// object was rendered from) is `template_generation`.
+pub fn first_cluster_proven(
+    item: Option<&crate::work::AggregatedStatusItem>,
+    template_generation: i64,
+) -> bool {
+    item.is_some_and(|i| {
+        i.applied
+            && i.health == "Healthy"
+            && i.status
+                .as_ref()
+                .and_then(|s| s.get("resourceTemplateGeneration"))
+                .and_then(serde_json::Value::as_i64)
+                == Some(template_generation)
+    })
+}
+
+/// The containment decision for one cluster of a binding whose policy asks
+/// for it: a cluster other than `first_cluster` (the first of the scheduling
+/// result) that already has a Work keeps it unchanged (`true` = hold) until
+/// the first cluster is proven healthy at the template's current generation
+/// (`first_proven`, see [`first_cluster_proven`]). The first cluster, and
+/// clusters without a Work yet, are always written.
 pub fn containment_holds(
     cluster: &str,
     first_cluster: &str,
-    template_version: &str,
-    first_version: Option<&str>,
-    first_healthy: bool,
+    first_proven: bool,
     has_current_work: bool,
 ) -> bool {
-    if cluster == first_cluster || !has_current_work {
-        return false;
-    }
-    !(first_version == Some(template_version) && first_healthy)
+    cluster != first_cluster && has_current_work && !first_proven
 }
 
 /// The names of clusters whose `Ready` condition exists and is not `True`.
@@ -637,7 +657,7 @@ taints: [{key: fail, effect: NoExecute}]
             yaml("{key: fail, effect: NoExecute, timeAdded: \"2026-01-01T00:00:00Z\"}");
         let soft: Taint = yaml("{key: x, effect: NoSchedule}");
         assert_eq!(
-            no_execute_decision(&[soft.clone()], &[], now),
+            no_execute_decision(std::slice::from_ref(&soft), &[], now),
             TaintDecision::Stay
         );
         assert_eq!(
@@ -833,12 +853,32 @@ taints: [{key: fail, effect: NoExecute}]
 
     #[test]
     fn containment_waits_for_the_first_cluster() {
-        assert!(!containment_holds("m1", "m1", "7", Some("5"), false, true));
-        assert!(containment_holds("m2", "m1", "7", Some("5"), true, true));
-        assert!(containment_holds("m2", "m1", "7", Some("7"), false, true));
-        assert!(!containment_holds("m2", "m1", "7", Some("7"), true, true));
+        let mut a = std::collections::BTreeMap::new();
+        assert!(!containment_requested(Some(&a)));
+        a.insert(CONTAINMENT_ANNOTATION.to_string(), "true".to_string());
+        assert!(containment_requested(Some(&a)));
+        let at = |health: &str, tg: i64| AggregatedStatusItem {
+            cluster_name: "m1".into(),
+            status: Some(json!({"resourceTemplateGeneration": tg})),
+            applied: true,
+            health: health.into(),
+            ..Default::default()
+        };
+        assert!(first_cluster_proven(Some(&at("Healthy", 7)), 7));
         assert!(
-            !containment_holds("m2", "m1", "7", None, false, false),
+            !first_cluster_proven(Some(&at("Healthy", 6)), 7),
+            "an older rendering"
+        );
+        assert!(!first_cluster_proven(Some(&at("Unhealthy", 7)), 7));
+        assert!(!first_cluster_proven(None, 7));
+        assert!(
+            !containment_holds("m1", "m1", false, true),
+            "the first is written"
+        );
+        assert!(containment_holds("m2", "m1", false, true));
+        assert!(!containment_holds("m2", "m1", true, true));
+        assert!(
+            !containment_holds("m2", "m1", false, false),
             "new Works are written"
         );
     }

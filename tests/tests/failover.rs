@@ -461,6 +461,50 @@ fn failover_off_keeps_the_assignment_and_shows_the_degraded_member() {
     assert!(err.contains("spec.taints[0]"), "{err}");
 }
 
+/// What the Works and members say about `template`, for failure messages.
+fn diagnose(up: &Up, sim: &Sim, template: &str) -> String {
+    let mut out = Vec::new();
+    if let Ok(Some(works)) = get(up, "flotilla", &["work", "-A"]) {
+        for w in works["items"].as_array().cloned().unwrap_or_default() {
+            if w.pointer("/spec/workload/manifests/0/metadata/name") != Some(&Value::from(template))
+            {
+                continue;
+            }
+            let applied = w
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Applied"))
+                .map(|c| format!("{}/{}", c["status"], c["message"]))
+                .unwrap_or_default();
+            out.push(format!(
+                "work {} replicas={} deleting={} applied={applied} manifestStatus={}",
+                w.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                int(&w, "/spec/workload/manifests/0/spec/replicas"),
+                w.pointer("/metadata/deletionTimestamp").is_some(),
+                w.pointer("/status/manifestStatuses/0/status")
+                    .unwrap_or(&Value::Null),
+            ));
+        }
+    }
+    for m in ["member1", "member2"] {
+        let d = get(up, m, &["deploy", template]).ok().flatten();
+        out.push(format!(
+            "{m}: {:?} {}",
+            replicas_ready(&d),
+            d.as_ref()
+                .and_then(|d| d.pointer("/status"))
+                .unwrap_or(&Value::Null)
+        ));
+    }
+    if sim.running() {
+        let d = get_sim(up, sim, &["deploy", template]).ok().flatten();
+        out.push(format!("member3: {:?}", replicas_ready(&d)));
+    }
+    out.join("; ")
+}
+
 /// Whether the system has converged on `expected` (template → replicas) and
 /// `deleted` templates: every template has a binding whose assignment adds up
 /// to its replicas with no pending eviction; each reachable member runs
@@ -501,7 +545,32 @@ fn converged(
             continue;
         }
         if !eviction_tasks(&b).is_empty() {
-            return Err(format!("{template}: eviction pending"));
+            let items: Vec<String> = b
+                .pointer("/status/aggregatedStatus")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{}:applied={} health={} ready={} {}",
+                                i["clusterName"].as_str().unwrap_or(""),
+                                i["applied"],
+                                i["health"].as_str().unwrap_or(""),
+                                int(i, "/status/readyReplicas"),
+                                i["appliedMessage"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "{template}: eviction pending; clusters {:?}, generation {} observed {}, items {items:?}; {}",
+                assignment(&b),
+                int(&b, "/metadata/generation"),
+                int(&b, "/status/schedulerObservedGeneration"),
+                diagnose(up, sim, &template)
+            ));
         }
         assignments.insert(template, assignment(&b));
     }
@@ -656,5 +725,298 @@ fn sigkill_during_propagation_and_failover_converges_every_round() {
             .copied()
             .unwrap_or_default()
             .as_secs_f64()
+    );
+}
+
+/// Application failover (`failover.application`, with the `Failover` gate):
+/// an OverridePolicy gives the workload, in the one cluster it was packed
+/// into (Aggregated), a node selector no node matches, so it stays
+/// Unhealthy there; after `tolerationSeconds` the binding is evicted from
+/// that cluster with reason ApplicationFailure and the replicas run
+/// elsewhere. Purge mode `Never` keeps the old copy (`suppressDeletion:
+/// true`) with the preserved state, until the user sets `suppressDeletion`
+/// to false.
+#[test]
+fn application_failover_moves_a_workload_that_stays_unhealthy() {
+    let up = Up::start_with(3, &["--feature-gates=Failover=true"]);
+    apply(
+        &up,
+        "api",
+        &format!(
+            "{}---\n{}",
+            deployment("api", 4),
+            r#"apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata: {name: api}
+spec:
+  propagateDeps: true
+  resourceSelectors:
+    - {apiVersion: apps/v1, kind: Deployment, name: api}
+  failover:
+    application:
+      decisionConditions: {tolerationSeconds: 3}
+      purgeMode: Never
+      statePreservation:
+        rules:
+          - {aliasLabelName: failover.example.io/replicas, jsonPath: "{.replicas}"}
+  placement:
+    clusterAffinity:
+      clusterNames: [member1, member2, member3]
+    replicaScheduling:
+      replicaSchedulingType: Divided
+      replicaDivisionPreference: Aggregated
+"#
+        ),
+    );
+    let first = wait_for(WAIT, "api packed into one cluster and ready", || {
+        let a = assignment(&binding(&up, "api")?);
+        let (cluster, _) = a.iter().find(|(_, r)| **r == 4).ok_or(format!("{a:?}"))?;
+        let d = get(&up, cluster, &["deploy", "api"])?;
+        if replicas_ready(&d) == Some((4, 4)) {
+            Ok(cluster.clone())
+        } else {
+            Err(format!("{cluster}: {:?}", replicas_ready(&d)))
+        }
+    });
+    // the workload turns unhealthy in that cluster only
+    apply(
+        &up,
+        "api-override",
+        &format!(
+            r#"apiVersion: policy.karmada.io/v1alpha1
+kind: OverridePolicy
+metadata: {{name: api-unschedulable}}
+spec:
+  resourceSelectors:
+    - {{apiVersion: apps/v1, kind: Deployment, name: api}}
+  overrideRules:
+    - targetCluster: {{clusterNames: [{first}]}}
+      overriders:
+        plaintext:
+          - {{path: /spec/template/spec/nodeSelector, operator: add, value: {{failover.example.io/nowhere: "true"}}}}
+"#
+        ),
+    );
+    let broken = Instant::now();
+    let b = wait_for(
+        Duration::from_secs(60),
+        "api evicted from the unhealthy cluster",
+        || {
+            let b = binding(&up, "api")?;
+            let a = assignment(&b);
+            let tasks = eviction_tasks(&b);
+            if !a.contains_key(&first) && a.values().sum::<i64>() == 4 && !tasks.is_empty() {
+                Ok(b)
+            } else {
+                Err(format!("assignment {a:?}, tasks {tasks:?}"))
+            }
+        },
+    );
+    eprintln!(
+        "application failover: evicted from {first} {:.1}s after it turned unhealthy (tolerationSeconds 3)",
+        broken.elapsed().as_secs_f64()
+    );
+    let task = &eviction_tasks(&b)[0];
+    assert_eq!(task["fromCluster"], Value::from(first.clone()), "{task}");
+    assert_eq!(task["reason"], "ApplicationFailure", "{task}");
+    assert_eq!(task["purgeMode"], "Never", "{task}");
+    assert_eq!(task["suppressDeletion"], true, "{task}");
+    assert_eq!(
+        task["producer"], "resource-binding-application-failover-controller",
+        "{task}"
+    );
+    // the old cluster's status.replicas (4, or more while its rollout is stuck)
+    let preserved = task
+        .pointer("/preservedLabelState/failover.example.io~1replicas")
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse::<i64>().ok());
+    assert!(
+        preserved.is_some_and(|r| r >= 4),
+        "the old cluster's status.replicas is preserved: {task}"
+    );
+    let target = assignment(&b).into_keys().next().expect("a new cluster");
+    wait_for(WAIT, "api ready in the new cluster", || {
+        let d = get(&up, &target, &["deploy", "api"])?;
+        if replicas_ready(&d) == Some((4, 4)) {
+            Ok(())
+        } else {
+            Err(format!("{target}: {:?}", replicas_ready(&d)))
+        }
+    });
+    // purge mode Never: the old copy stays, even once the new one is healthy
+    assert!(
+        get(&up, &first, &["deploy", "api"]).expect("get").is_some(),
+        "Never keeps the copy in {first}"
+    );
+    assert_eq!(eviction_tasks(&binding(&up, "api").expect("rb")).len(), 1);
+    // the user lets it go
+    let patch = r#"[{"op": "replace", "path": "/spec/gracefulEvictionTasks/0/suppressDeletion", "value": false}]"#;
+    up.k_ok(&["patch", "rb", "api-deployment", "--type=json", "-p", patch]);
+    wait_for(WAIT, "the old copy removed", || {
+        let b = binding(&up, "api")?;
+        let d = get(&up, &first, &["deploy", "api"])?;
+        if eviction_tasks(&b).is_empty() && d.is_none() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tasks {:?}, {first} api {:?}",
+                eviction_tasks(&b),
+                replicas_ready(&d)
+            ))
+        }
+    });
+}
+
+fn deployment_with(name: &str, replicas: i64, image: &str, node_selector: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{app: {name}}}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      nodeSelector: {node_selector}
+      containers:
+        - name: main
+          image: {image}
+"#
+    )
+}
+
+/// `(image, nodeSelector)` of Deployment `name` in `context`.
+fn rendering(up: &Up, context: &str, name: &str) -> Result<(String, Value), String> {
+    let d = get(up, context, &["deploy", name])?.ok_or_else(|| format!("{context}: absent"))?;
+    Ok((
+        d.pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        d.pointer("/spec/template/spec/nodeSelector")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ))
+}
+
+/// Containment (flotilla's extension, `flotilla.io/contain-template-changes`
+/// on the policy): a template change that leaves the workload unhealthy in
+/// the first cluster is not pushed to the others; the next change, healthy
+/// in the first cluster, reaches everyone. Without the annotation the same
+/// bad change reaches every cluster.
+#[test]
+fn containment_keeps_a_bad_change_in_the_first_cluster() {
+    let up = Up::start(3);
+    let policy = |name: &str, contain: bool| {
+        format!(
+            r#"apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: {name}
+  annotations: {{flotilla.io/contain-template-changes: "{contain}"}}
+spec:
+  resourceSelectors:
+    - {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  placement:
+    clusterAffinity:
+      clusterNames: [member1, member2, member3]
+"#
+        )
+    };
+    let good = "{}";
+    let bad = "{failover.example.io/nowhere: \"true\"}";
+    for (name, contain) in [("careful", true), ("careless", false)] {
+        apply(
+            &up,
+            name,
+            &format!(
+                "{}---\n{}",
+                deployment_with(name, 2, "registry.example/app:1.0", good),
+                policy(name, contain)
+            ),
+        );
+    }
+    for name in ["careful", "careless"] {
+        wait_for(WAIT, &format!("{name} 1.0 ready everywhere"), || {
+            for m in ["member1", "member2", "member3"] {
+                let d = get(&up, m, &["deploy", name])?;
+                if replicas_ready(&d) != Some((2, 2)) {
+                    return Err(format!("{m}: {:?}", replicas_ready(&d)));
+                }
+            }
+            Ok(())
+        });
+    }
+    // a bad change: no node matches, the pods stay Pending
+    for name in ["careful", "careless"] {
+        apply(
+            &up,
+            &format!("{name}-bad"),
+            &deployment_with(name, 2, "registry.example/app:1.1", bad),
+        );
+    }
+    let bad_value: Value =
+        serde_json::from_str(r#"{"failover.example.io/nowhere": "true"}"#).expect("json");
+    wait_for(
+        WAIT,
+        "the bad change in every member without containment",
+        || {
+            for m in ["member1", "member2", "member3"] {
+                let (image, _) = rendering(&up, m, "careless")?;
+                if image != "registry.example/app:1.1" {
+                    return Err(format!("{m}: {image}"));
+                }
+            }
+            Ok(())
+        },
+    );
+    wait_for(WAIT, "the bad change in member1 with containment", || {
+        let (image, selector) = rendering(&up, "member1", "careful")?;
+        if image == "registry.example/app:1.1" && selector == bad_value {
+            Ok(())
+        } else {
+            Err(format!("{image} {selector}"))
+        }
+    });
+    // it stays there: member2 and member3 keep 1.0, watched for a while
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(6) {
+        for m in ["member2", "member3"] {
+            let (image, selector) = rendering(&up, m, "careful").expect("get");
+            assert_eq!(image, "registry.example/app:1.0", "{m} is contained");
+            assert!(
+                selector.is_null() || selector == serde_json::json!({}),
+                "{m}: {selector}"
+            );
+            let d = get(&up, m, &["deploy", "careful"]).expect("get");
+            assert_eq!(replicas_ready(&d), Some((2, 2)), "{m} keeps running");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // a good change goes to the first cluster, then to the others
+    apply(
+        &up,
+        "careful-fixed",
+        &deployment_with("careful", 2, "registry.example/app:1.2", good),
+    );
+    let fixed = Instant::now();
+    wait_for(WAIT, "1.2 everywhere", || {
+        for m in ["member1", "member2", "member3"] {
+            let (image, _) = rendering(&up, m, "careful")?;
+            let d = get(&up, m, &["deploy", "careful"])?;
+            if image != "registry.example/app:1.2" || replicas_ready(&d) != Some((2, 2)) {
+                return Err(format!("{m}: {image} {:?}", replicas_ready(&d)));
+            }
+        }
+        Ok(())
+    });
+    eprintln!(
+        "containment: a healthy change reached all members {:.1}s after it was applied",
+        fixed.elapsed().as_secs_f64()
     );
 }
