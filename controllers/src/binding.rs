@@ -302,6 +302,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
         template_generation,
     );
     let mut held = Vec::new();
+    let mut stale = false;
     for target in &targets {
         let Some(cluster) = bctx.clusters.get(&ObjectRef::new(&target.name)) else {
             continue;
@@ -349,8 +350,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
                 continue;
             }
         };
-        if let Err(e) = write_work(&cp, current.as_deref(), work).await {
-            errors.push(format!("cluster {}: {e}", target.name));
+        match write_work(&cp, current.as_deref(), work).await {
+            Ok(Written::Done) => {}
+            Ok(Written::Stale) => stale = true,
+            Err(e) => errors.push(format!("cluster {}: {e}", target.name)),
         }
     }
     // Works for clusters no longer targeted, except those a graceful
@@ -376,6 +379,11 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             errors.join("; ")
         )));
     }
+    if stale {
+        // a Work changed under us (often only its status, which does not wake
+        // this controller): render again shortly
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     if !held.is_empty() {
         // the first cluster's status does not wake this controller: look again
         tracing::debug!(first = %first, held = ?held, generation = template_generation, "template change contained to the first cluster");
@@ -384,15 +392,23 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     Ok(Action::await_change())
 }
 
+/// What became of a Work write.
+enum Written {
+    /// Created, updated, or nothing to change.
+    Done,
+    /// The cached copy was stale (conflict): to be written again.
+    Stale,
+}
+
 /// Creates the Work, or updates it when its spec, labels or annotations differ.
-async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<()> {
+async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<Written> {
     let ns = work.namespace().unwrap_or_default();
     let api: Api<Work> = Api::namespaced(cp.clone(), &ns);
     let Some(current) = current else {
         return match api.create(&PostParams::default(), &work).await {
-            Ok(_) => Ok(()),
-            // created meanwhile (the cache lags): the Work event brings us back
-            Err(e) if is_conflict(&e) => Ok(()),
+            Ok(_) => Ok(Written::Done),
+            // created meanwhile (the cache lags)
+            Err(e) if is_conflict(&e) => Ok(Written::Stale),
             Err(e) => Err(e.into()),
         };
     };
@@ -407,7 +423,7 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         && current.labels() == &labels
         && current.annotations() == &annotations
     {
-        return Ok(());
+        return Ok(Written::Done);
     }
     let mut finalizers = current.finalizers().to_vec();
     for f in work.finalizers() {
@@ -425,9 +441,9 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         .replace(&current.name_any(), &PostParams::default(), &work)
         .await
     {
-        Ok(_) => Ok(()),
-        // stale cache: the Work event brings us back with the new version
-        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
+        Ok(_) => Ok(Written::Done),
+        // stale cache: try again with the new version
+        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(Written::Stale),
         Err(e) => Err(e.into()),
     }
 }

@@ -232,13 +232,13 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
         let Some(observed) = observed else {
             if applied {
                 // deleted by hand: put it back
-                revert(&sctx, &cluster, manifest, "deleted").await?;
+                revert(&sctx, &cluster, &w, ordinal, manifest, "deleted").await?;
             }
             continue;
         };
         let observed = serde_json::to_value(&*observed)?;
         if applied && needs_update(&retain(manifest, &observed), &observed) {
-            revert(&sctx, &cluster, manifest, "changed").await?;
+            revert(&sctx, &cluster, &w, ordinal, manifest, "changed").await?;
         }
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
@@ -294,7 +294,28 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
     })
 }
 
-async fn revert(sctx: &StatusCtx, cluster: &Cluster, manifest: &Value, how: &str) -> Result<()> {
+async fn revert(
+    sctx: &StatusCtx,
+    cluster: &Cluster,
+    w: &Work,
+    ordinal: usize,
+    manifest: &Value,
+    how: &str,
+) -> Result<()> {
+    // the cached Work may be older than what the execution controller just
+    // applied: restoring it would undo a legitimate update
+    let api: Api<Work> = Api::namespaced(
+        sctx.ctx.control_plane.clone(),
+        &w.namespace().unwrap_or_default(),
+    );
+    let fresh = api.get_opt(&w.name_any()).await?;
+    if fresh
+        .as_ref()
+        .and_then(|f| f.spec.workload.manifests.get(ordinal))
+        != Some(manifest)
+    {
+        return Ok(());
+    }
     let member = sctx.served.member(&sctx.ctx, cluster).await?;
     let (_, kind, namespace, name) = manifest_key(manifest);
     match objectwatcher::apply(&member, &sctx.resolver, cluster.name(), manifest).await {
