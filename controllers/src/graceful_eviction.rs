@@ -101,7 +101,22 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, ctx: Arc<Context>) -> Result<A
         .await
     {
         Ok(_) => {
-            tracing::info!(clusters = ?assessment.done, "graceful eviction done");
+            let items: Vec<String> = b
+                .status()
+                .map(|s| {
+                    s.aggregated_status
+                        .iter()
+                        .map(|i| format!("{}:{}:{:?}", i.cluster_name, i.health, i.status))
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::info!(
+                clusters = ?assessment.done,
+                targets = ?spec.clusters.iter().map(|c| (&c.name, c.replicas)).collect::<Vec<_>>(),
+                generation,
+                ?items,
+                "graceful eviction done"
+            );
             Ok(next)
         }
         Err(e) if is_not_found(&e) => Ok(Action::await_change()),

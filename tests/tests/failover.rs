@@ -227,6 +227,27 @@ fn ready_status(c: &Value) -> String {
         .to_string()
 }
 
+/// The failover lines of `flotilla up`'s log, for failure messages.
+fn failover_log(up: &Up) -> String {
+    let err = up.proc.as_ref().map(|p| p.err()).unwrap_or_default();
+    err.lines()
+        .filter(|l| {
+            [
+                "evict",
+                "graceful",
+                "scheduled",
+                "taint",
+                "deleting work",
+                "Ready",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
+        })
+        .map(|l| l.chars().take(1500).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Starts `flotilla up --members 2` with `extra`, joins a durable `member3`
 /// sim and waits until the three are Ready.
 fn three_members(extra: &[&str]) -> (Up, Sim) {
@@ -272,7 +293,8 @@ fn spread_web(up: &Up, sim: &Sim, purge_mode: &str) {
 /// three replicas each → once they run, the task ends and member3's Work is
 /// deleted; member3's Deployment goes when member3 is back. Never fewer than
 /// six replicas are running or kept: the ready replicas of member1 and
-/// member2 plus member3's two while its Work is kept.
+/// member2 plus member3's two while its Work is kept (once member3's Work is
+/// seen gone, member1 and member2 must run all six).
 #[test]
 fn cluster_failover_moves_replicas_and_cleans_up_when_the_member_returns() {
     let (up, mut sim) = three_members(&FAILOVER_ON);
@@ -299,17 +321,20 @@ fn cluster_failover_moves_replicas_and_cleans_up_when_the_member_returns() {
                 marks.entry("eviction task").or_insert(cut.elapsed());
             }
             let a = assignment(&b);
-            let m1 = replicas_ready(&get(&up, "member1", &["deploy", "web"])?).unwrap_or((0, 0));
-            let m2 = replicas_ready(&get(&up, "member2", &["deploy", "web"])?).unwrap_or((0, 0));
+            // member3's Work first: ready counts only grow during the move, so
+            // reading the members after it never understates them
             let work3_live = web_work(&up, "member3")?
                 .is_some_and(|w| w.pointer("/metadata/deletionTimestamp").is_none());
+            let m1 = replicas_ready(&get(&up, "member1", &["deploy", "web"])?).unwrap_or((0, 0));
+            let m2 = replicas_ready(&get(&up, "member2", &["deploy", "web"])?).unwrap_or((0, 0));
             // member3's two keep running there while its Work is kept
             let kept3 = if work3_live { 2 } else { 0 };
             let total = m1.1 + m2.1 + kept3;
             lowest = lowest.min(total);
             assert!(
                 total >= 6,
-                "fewer than 6 replicas: m1={m1:?} m2={m2:?} member3 kept={kept3} assignment={a:?} tasks={tasks:?}"
+                "fewer than 6 replicas: m1={m1:?} m2={m2:?} member3 kept={kept3} assignment={a:?} tasks={tasks:?}\n{}",
+                failover_log(&up)
             );
             if m1 == (3, 3) && m2 == (3, 3) {
                 marks.entry("3+3 ready").or_insert(cut.elapsed());
@@ -501,6 +526,14 @@ fn diagnose(up: &Up, sim: &Sim, template: &str) -> String {
     if sim.running() {
         let d = get_sim(up, sim, &["deploy", template]).ok().flatten();
         out.push(format!("member3: {:?}", replicas_ready(&d)));
+    }
+    let log = up.proc.as_ref().map(|p| p.err()).unwrap_or_default();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed, retrying") || l.contains("WARN"))
+        .collect();
+    for l in failures.iter().rev().take(5) {
+        out.push(l.chars().take(600).collect());
     }
     out.join("; ")
 }
