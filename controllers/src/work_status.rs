@@ -129,6 +129,9 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
     Ok(())
 }
 
+/// How often an applied Work's member status is looked at again without an event.
+const RESYNC_PERIOD: Duration = Duration::from_secs(20);
+
 fn error_policy(w: Arc<Work>, err: &Error, _ctx: Arc<StatusCtx>) -> Action {
     tracing::warn!(work = %w.name_any(), error = %err, "work status failed, retrying");
     Action::requeue(Duration::from_secs(1))
@@ -290,7 +293,10 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
     Ok(if retry {
         Action::requeue(Duration::from_millis(200))
     } else {
-        Action::await_change()
+        // a safety net, like an informer resync: after a control-plane
+        // restart a member's status change was seen to go unreflected (the
+        // SIGKILL rounds of tests/tests/failover.rs); look again now and then
+        Action::requeue(RESYNC_PERIOD)
     })
 }
 
@@ -302,18 +308,19 @@ async fn revert(
     manifest: &Value,
     how: &str,
 ) -> Result<()> {
-    // the cached Work may be older than what the execution controller just
-    // applied: restoring it would undo a legitimate update
+    // the cached Work may be older than the server's: restoring from it
+    // would undo a legitimate update, or bring back an object the execution
+    // controller just removed for a Work being deleted
     let api: Api<Work> = Api::namespaced(
         sctx.ctx.control_plane.clone(),
         &w.namespace().unwrap_or_default(),
     );
     let fresh = api.get_opt(&w.name_any()).await?;
-    if fresh
+    let current = fresh
         .as_ref()
-        .and_then(|f| f.spec.workload.manifests.get(ordinal))
-        != Some(manifest)
-    {
+        .filter(|f| f.metadata.deletion_timestamp.is_none())
+        .and_then(|f| f.spec.workload.manifests.get(ordinal));
+    if current != Some(manifest) {
         return Ok(());
     }
     let member = sctx.served.member(&sctx.ctx, cluster).await?;
