@@ -181,7 +181,9 @@ pub fn record(scenario: &str, results: &serde_json::Value, table: &str) {
 }
 
 fn jiff_now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 /// Cores, memory and the load when the run ended.

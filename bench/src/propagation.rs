@@ -61,7 +61,12 @@ fn deployment(name: &str, slot: usize) -> DynamicObject {
 }
 
 async fn run(members: usize, templates: usize, rate: f64) -> Run {
-    let running = harness::up(members, 4, &["--controllers=cluster,clusterStatus,namespace"]).await;
+    let running = harness::up(
+        members,
+        4,
+        &["--controllers=cluster,clusterStatus,namespace"],
+    )
+    .await;
     let (dir, kubeconfig, up) = (&running.dir, running.kubeconfig.clone(), &running.process);
     let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
     let controllers = Guard(
@@ -70,6 +75,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["--context", "flotilla"])
+            .arg("--metrics-bind-address=127.0.0.1:0")
             .arg("--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -248,7 +254,9 @@ async fn write_latency(cp: &Client, n: usize) -> (Duration, Duration) {
         }))
         .expect("configmap");
         let started = Instant::now();
-        api.create(&PostParams::default(), &cm).await.expect("create");
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
         samples.push(started.elapsed());
         bar.inc(1);
     }

@@ -143,6 +143,14 @@ enum Command {
         /// registers it (run `flotilla webhook --cert-dir DIR/webhook` yourself).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         webhook: bool,
+        /// Let the embedded webhook accept ClusterTaintPolicies with NoExecute
+        /// taints (Karmada's webhook `--allow-no-execute-taint-policy`).
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        allow_no_execute_taint_policy: bool,
+        /// Cluster failover: `--feature-gates=Failover=true
+        /// --enable-no-execute-taint-eviction` (both off by default, as in Karmada).
+        #[command(flatten)]
+        failover: flotilla_controllers::flags::FailoverFlags,
         /// Print every component's metrics URL and write a Prometheus
         /// configuration scraping them to DIR/prometheus/prometheus.yml.
         #[arg(long)]
@@ -223,8 +231,8 @@ enum Command {
         flags: flotilla_controllers::flags::Flags,
         /// Where `/metrics`, `/healthz` and `/readyz` are served over HTTP
         /// (Karmada's flag): `host:port`, `:port` for every interface, `0` for off.
-        #[arg(long, default_value = ":8080", value_parser = flotilla_controllers::metrics::parse_bind_address)]
-        metrics_bind_address: Option<SocketAddr>,
+        #[arg(long, default_value = ":8080")]
+        metrics_bind_address: String,
     },
     /// Pull mode: run next to a member, register it and report its status and Lease.
     Agent {
@@ -241,8 +249,8 @@ enum Command {
         flags: flotilla_controllers::flags::Flags,
         /// Where `/metrics`, `/healthz` and `/readyz` are served over HTTP
         /// (Karmada's flag): `host:port`, `:port` for every interface, `0` for off.
-        #[arg(long, default_value = ":8080", value_parser = flotilla_controllers::metrics::parse_bind_address)]
-        metrics_bind_address: Option<SocketAddr>,
+        #[arg(long, default_value = ":8080")]
+        metrics_bind_address: String,
     },
     /// Run one simulated member cluster (an API server with fake workload controllers).
     Sim {
@@ -258,6 +266,10 @@ enum Command {
         /// Port to listen on (0: a free one; reuse a port to come back at the same address).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Storage backend: memory (the default; a restart starts empty) or
+        /// redb (objects survive a restart, like a real cluster that was cut off).
+        #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
+        storage: StorageKind,
     },
     /// Run the admission webhook (validation and defaulting of the Karmada API,
     /// binding conversion at /convert) over HTTPS.
@@ -301,8 +313,11 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Serves the controllers' metrics when asked to, saying where on stderr.
-async fn serve_metrics(addr: Option<SocketAddr>) -> anyhow::Result<()> {
+/// Serves the controllers' metrics at `--metrics-bind-address` unless it is
+/// `0`, saying where on stderr.
+async fn serve_metrics(flag: String) -> anyhow::Result<()> {
+    let addr = flotilla_controllers::metrics::parse_bind_address(&flag)
+        .map_err(|e| anyhow::anyhow!("--metrics-bind-address: {e}"))?;
     if let Some(addr) = addr {
         let bound = flotilla_controllers::metrics::serve(addr)
             .await
@@ -357,6 +372,8 @@ async fn run() -> anyhow::Result<()> {
             controllers,
             webhook,
             metrics,
+            allow_no_execute_taint_policy,
+            failover,
         } => {
             flotilla_controllers::enabled_controllers(&controllers)?;
             up::run(
@@ -368,6 +385,8 @@ async fn run() -> anyhow::Result<()> {
                     controllers,
                     webhook,
                     metrics,
+                    allow_no_execute_taint_policy,
+                    failover,
                 },
                 shutdown_signal(),
             )
@@ -449,11 +468,16 @@ async fn run() -> anyhow::Result<()> {
             data_dir,
             nodes,
             port,
+            storage,
         } => {
             let member = flotilla_sim::start(
                 flotilla_sim::Config::new(&name, &data_dir)
                     .nodes(nodes)
-                    .port(port),
+                    .port(port)
+                    .backend(match storage {
+                        StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
+                        StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
+                    }),
             )
             .await
             .context("starting the simulated member")?;

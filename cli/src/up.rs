@@ -32,6 +32,10 @@ pub struct Options {
     pub webhook: bool,
     /// Write a Prometheus configuration for every component and print the targets.
     pub metrics: bool,
+    /// The webhook's `--allow-no-execute-taint-policy`.
+    pub allow_no_execute_taint_policy: bool,
+    /// Failover flags of the in-process controllers.
+    pub failover: flotilla_controllers::flags::FailoverFlags,
 }
 
 /// The namespace holding member credentials, as in Karmada.
@@ -303,7 +307,12 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         &read(&opts.dir.join("aggregated-apiserver").join("ca.crt"))?,
     )
     .await?;
-    let webhook = webhook::start(&opts.dir.join("webhook"), opts.webhook).await?;
+    let webhook = webhook::start(
+        &opts.dir.join("webhook"),
+        opts.webhook,
+        opts.allow_no_execute_taint_policy,
+    )
+    .await?;
     install_crds(&store, &webhook.conversion()).await?;
     webhook.register(&store).await?;
     match webhook.addr() {
@@ -384,6 +393,13 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let config = flotilla_controllers::context::Config::default()
         .cluster_status_update_frequency(std::time::Duration::from_secs(1))
         .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3));
+    let config = opts.failover.apply(config);
+    if config.taint_eviction_enabled() {
+        eprintln!(
+            "flotilla: cluster failover on (--feature-gates={}, NoExecute eviction purge mode {})",
+            config.feature_gates, config.no_execute_taint_eviction_purge_mode
+        );
+    }
     let enabled = opts.controllers.clone();
     let controllers = tokio::spawn(async move {
         if let Err(e) = flotilla_controllers::run(

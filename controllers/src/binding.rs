@@ -6,9 +6,16 @@
 //! manifest is the template as unstructured JSON, so every field reaches the
 //! member.
 //!
-//! Works of clusters no longer targeted are deleted. On deletion of the
+//! Works of clusters no longer targeted are deleted, unless a graceful
+//! eviction task (purge mode other than `Directly`) keeps them. On deletion of the
 //! binding its finalizer holds it until every Work with its permanent id is
 //! gone (the execution controller removes the member objects first).
+//!
+//! Containment (flotilla's extension): when the binding's policy carries
+//! `flotilla.io/contain-template-changes: "true"`, a template change is
+//! written to the first cluster of `spec.clusters` only; the other clusters'
+//! Works keep the previous rendering until the first cluster reports the
+//! workload healthy at the template's new generation.
 //!
 //! Triggers: the binding itself (a template change reaches it through the
 //! detector's update of `spec.resource.resourceVersion`), its Works, any
@@ -23,8 +30,13 @@ use flotilla_api::cluster::Cluster;
 use flotilla_api::division::{
     divide_job_completions, merge_target_clusters, need_revise_job_completions,
 };
+use flotilla_api::failover::{containment_holds, containment_requested, first_cluster_proven};
 use flotilla_api::names::{cluster_of_execution_space, execution_space_name};
-use flotilla_api::policy::{ClusterOverridePolicy, OverridePolicy};
+use flotilla_api::policy::{
+    CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION, ClusterOverridePolicy, ClusterPropagationPolicy,
+    OverridePolicy, PROPAGATION_POLICY_NAME_ANNOTATION, PROPAGATION_POLICY_NAMESPACE_ANNOTATION,
+    PropagationPolicy,
+};
 use flotilla_api::render::{BindingRef, RenderInput, render_work};
 use flotilla_api::work::{TargetCluster, WORK_PERMANENT_ID_LABEL, Work};
 use futures::StreamExt;
@@ -52,7 +64,50 @@ struct BindingCtx {
     works: Store<Work>,
     overrides: Store<OverridePolicy>,
     cluster_overrides: Store<ClusterOverridePolicy>,
+    policies: Store<PropagationPolicy>,
+    cluster_policies: Store<ClusterPropagationPolicy>,
     resolver: Resolver,
+}
+
+/// Whether the binding's (Cluster)PropagationPolicy asks for containment of
+/// template changes (flotilla's annotation, see [`flotilla_api::failover`]).
+fn containment<B: BindingResource>(bctx: &BindingCtx, b: &B) -> bool {
+    let a = b.annotations();
+    if let (Some(name), Some(ns)) = (
+        a.get(PROPAGATION_POLICY_NAME_ANNOTATION),
+        a.get(PROPAGATION_POLICY_NAMESPACE_ANNOTATION),
+    ) {
+        return bctx
+            .policies
+            .get(&ObjectRef::new(name).within(ns))
+            .is_some_and(|p| containment_requested(p.metadata.annotations.as_ref()));
+    }
+    a.get(CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION)
+        .and_then(|name| bctx.cluster_policies.get(&ObjectRef::new(name)))
+        .is_some_and(|p| containment_requested(p.metadata.annotations.as_ref()))
+}
+
+/// Bindings that name `policy` (by the claim annotations).
+fn bindings_of_policy<B: BindingResource>(
+    store: &Store<B>,
+    name_key: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> Vec<ObjectRef<B>> {
+    store
+        .state()
+        .iter()
+        .filter(|b| {
+            let a = b.annotations();
+            a.get(name_key).map(String::as_str) == Some(name)
+                && namespace.is_none_or(|ns| {
+                    a.get(PROPAGATION_POLICY_NAMESPACE_ANNOTATION)
+                        .map(String::as_str)
+                        == Some(ns)
+                })
+        })
+        .map(|b| ObjectRef::from_obj(&**b))
+        .collect()
 }
 
 fn all_refs<B: BindingResource>(store: &Store<B>) -> Vec<ObjectRef<B>> {
@@ -74,8 +129,17 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let (cluster_overrides, cluster_override_changes) =
         watch_cached(Api::<ClusterOverridePolicy>::all(cp.clone()), every_change);
 
+    // the containment annotation of flotilla's extension
+    let (policies, policy_changes) =
+        watch_cached(Api::<PropagationPolicy>::all(cp.clone()), every_change);
+    let (cluster_policies, cluster_policy_changes) = watch_cached(
+        Api::<ClusterPropagationPolicy>::all(cp.clone()),
+        every_change,
+    );
+
     let controller = spec_controller(Api::<B>::all(cp));
     let (b1, b2, b3) = (controller.store(), controller.store(), controller.store());
+    let (b4, b5) = (controller.store(), controller.store());
     controller
         .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
         .watches_stream(cluster_changes, move |_: Cluster| all_refs(&b1))
@@ -90,6 +154,26 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         .watches_stream(cluster_override_changes, move |_: ClusterOverridePolicy| {
             all_refs(&b3)
         })
+        .watches_stream(policy_changes, move |p: PropagationPolicy| {
+            let ns = p.namespace().unwrap_or_default();
+            bindings_of_policy(
+                &b4,
+                PROPAGATION_POLICY_NAME_ANNOTATION,
+                &p.name_any(),
+                Some(&ns),
+            )
+        })
+        .watches_stream(
+            cluster_policy_changes,
+            move |p: ClusterPropagationPolicy| {
+                bindings_of_policy(
+                    &b5,
+                    CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION,
+                    &p.name_any(),
+                    None,
+                )
+            },
+        )
         .run(
             crate::metrics::reconciled("binding", reconcile::<B>),
             error_policy::<B>,
@@ -99,6 +183,8 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                 works,
                 overrides,
                 cluster_overrides,
+                policies,
+                cluster_policies,
                 resolver: Resolver::default(),
             }),
         )
@@ -134,7 +220,9 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     let ready = cache_ready(&bctx.clusters).await
         && cache_ready(&bctx.works).await
         && cache_ready(&bctx.overrides).await
-        && cache_ready(&bctx.cluster_overrides).await;
+        && cache_ready(&bctx.cluster_overrides).await
+        && cache_ready(&bctx.policies).await
+        && cache_ready(&bctx.cluster_policies).await;
     if !ready {
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
@@ -162,6 +250,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     if template.metadata.uid.as_deref() != Some(r.uid.as_str()) && !r.uid.is_empty() {
         return Ok(Action::await_change());
     }
+    let template_generation = template.metadata.generation.unwrap_or_default();
     let mut template = serde_json::to_value(&template)?;
     if let Some(m) = template.as_object_mut() {
         m.insert("apiVersion".into(), json!(r.api_version));
@@ -201,6 +290,20 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     let existing = works_of(&bctx.works, B::ID_LABEL, &id);
     let syncing = std::time::Instant::now();
     let mut errors = Vec::new();
+    // containment: the other clusters wait for the first to prove the change
+    let contain = containment(&bctx, &*b);
+    let first = spec
+        .clusters
+        .first()
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    let first_proven = first_cluster_proven(
+        b.status()
+            .and_then(|s| s.aggregated_status.iter().find(|i| i.cluster_name == first)),
+        template_generation,
+    );
+    let mut held = Vec::new();
+    let mut stale = false;
     for target in &targets {
         let Some(cluster) = bctx.clusters.get(&ObjectRef::new(&target.name)) else {
             continue;
@@ -214,6 +317,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
         let ws = execution_space_name(&target.name);
         let wname = flotilla_api::names::work_name(&r.kind, &r.name, &r.namespace);
         let current = bctx.works.get(&ObjectRef::new(&wname).within(&ws));
+        if contain && containment_holds(&target.name, &first, first_proven, current.is_some()) {
+            held.push(target.name.clone());
+            continue;
+        }
         let fresh_id: BTreeMap<String, String> = BTreeMap::from([(
             WORK_PERMANENT_ID_LABEL.to_string(),
             uuid::Uuid::new_v4().to_string(),
@@ -244,11 +351,15 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
                 continue;
             }
         };
-        if let Err(e) = write_work(&cp, current.as_deref(), work).await {
-            errors.push(format!("cluster {}: {e}", target.name));
+        match write_work(&cp, current.as_deref(), work).await {
+            Ok(Written::Done) => {}
+            Ok(Written::Stale) => stale = true,
+            Err(e) => errors.push(format!("cluster {}: {e}", target.name)),
         }
     }
-    // Works for clusters no longer targeted
+    // Works for clusters no longer targeted, except those a graceful
+    // eviction keeps until the replacement is healthy
+    let retained = flotilla_api::failover::retained_clusters(spec);
     for w in &existing {
         let cluster = w
             .namespace()
@@ -256,7 +367,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             .and_then(cluster_of_execution_space)
             .map(str::to_string)
             .unwrap_or_default();
-        if !targets.iter().any(|t| t.name == cluster) && w.metadata.deletion_timestamp.is_none() {
+        if !targets.iter().any(|t| t.name == cluster)
+            && !retained.contains(&cluster.as_str())
+            && w.metadata.deletion_timestamp.is_none()
+        {
             delete_work(&cp, w).await?;
         }
     }
@@ -268,6 +382,16 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             "rendering works failed: {}",
             errors.join("; ")
         )));
+    }
+    if stale {
+        // a Work changed under us (often only its status, which does not wake
+        // this controller): render again shortly
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    if !held.is_empty() {
+        // the first cluster's status does not wake this controller: look again
+        tracing::debug!(first = %first, held = ?held, generation = template_generation, "template change contained to the first cluster");
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
     Ok(Action::await_change())
 }
@@ -282,16 +406,23 @@ static SYNC_DURATION: std::sync::LazyLock<prometheus::HistogramVec> =
             crate::metrics::LATENCY_BUCKETS,
         )
     });
+/// What became of a Work write.
+enum Written {
+    /// Created, updated, or nothing to change.
+    Done,
+    /// The cached copy was stale (conflict): to be written again.
+    Stale,
+}
 
 /// Creates the Work, or updates it when its spec, labels or annotations differ.
-async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<()> {
+async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<Written> {
     let ns = work.namespace().unwrap_or_default();
     let api: Api<Work> = Api::namespaced(cp.clone(), &ns);
     let Some(current) = current else {
         return match api.create(&PostParams::default(), &work).await {
-            Ok(_) => Ok(()),
-            // created meanwhile (the cache lags): the Work event brings us back
-            Err(e) if is_conflict(&e) => Ok(()),
+            Ok(_) => Ok(Written::Done),
+            // created meanwhile (the cache lags)
+            Err(e) if is_conflict(&e) => Ok(Written::Stale),
             Err(e) => Err(e.into()),
         };
     };
@@ -306,7 +437,7 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         && current.labels() == &labels
         && current.annotations() == &annotations
     {
-        return Ok(());
+        return Ok(Written::Done);
     }
     let mut finalizers = current.finalizers().to_vec();
     for f in work.finalizers() {
@@ -324,9 +455,9 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         .replace(&current.name_any(), &PostParams::default(), &work)
         .await
     {
-        Ok(_) => Ok(()),
-        // stale cache: the Work event brings us back with the new version
-        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
+        Ok(_) => Ok(Written::Done),
+        // stale cache: try again with the new version
+        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(Written::Stale),
         Err(e) => Err(e.into()),
     }
 }

@@ -8,18 +8,22 @@
 //! plane shows the replicas running across the members. As in Karmada,
 //! the template is written only after the binding was scheduled, only
 //! through `/status`, only when it changes, and only for kinds with an
-//! aggregation.
+//! aggregation. A member whose Ready condition is not True has its item
+//! marked `health: Unknown` and is left out of the template's status, so the
+//! template shows what is known to run ([`flotilla_api::failover::degrade_unready`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use flotilla_api::cluster::Cluster;
+use flotilla_api::failover::{degrade_unready, unready_clusters};
 use flotilla_api::interpreter::{aggregate, aggregated_status_item, fully_applied};
 use flotilla_api::names::cluster_of_execution_space;
 use flotilla_api::work::{CONDITION_APPLIED, CONDITION_FULLY_APPLIED, Work};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -38,14 +42,39 @@ pub fn start(ctx: Context) -> ControllerFuture {
 struct StatusCtx {
     ctx: Context,
     works: Store<Work>,
+    clusters: Store<Cluster>,
     resolver: Resolver,
+}
+
+/// Changes only when a cluster's Ready status does.
+fn ready_hash(c: &Cluster) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    unready_clusters([c]).hash(&mut h);
+    Some(h.finish())
 }
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), every_change);
-    Controller::new(Api::<B>::all(cp), watcher::Config::default())
+    // a member that stops answering (or comes back) changes what is known
+    let (clusters, cluster_changes) = watch_cached(Api::<Cluster>::all(cp.clone()), ready_hash);
+    let controller = Controller::new(Api::<B>::all(cp), watcher::Config::default());
+    let bindings = controller.store();
+    controller
         .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
+        .watches_stream(cluster_changes, move |c: Cluster| {
+            let name = c.name_any();
+            bindings
+                .state()
+                .iter()
+                .filter(|b| {
+                    b.status()
+                        .is_some_and(|s| s.aggregated_status.iter().any(|i| i.cluster_name == name))
+                })
+                .map(|b| ObjectRef::from_obj(&**b))
+                .collect::<Vec<_>>()
+        })
         .with_config(crate::propagation::status_controller_config())
         .run(
             crate::metrics::reconciled("bindingStatus", reconcile::<B>),
@@ -53,6 +82,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
             Arc::new(StatusCtx {
                 ctx,
                 works,
+                clusters,
                 resolver: Resolver::default(),
             }),
         )
@@ -101,6 +131,8 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Resul
         })
         .collect();
     items.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    let unready = unready_clusters(sctx.clusters.state().iter().map(|c| &**c));
+    let reachable = degrade_unready(&mut items, &unready);
     let mut expected: Vec<String> = spec.clusters.iter().map(|c| c.name.clone()).collect();
     for s in &spec.required_by {
         for c in &s.clusters {
@@ -145,7 +177,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Resul
     if old.last_scheduled_time.is_none() {
         return Ok(Action::await_change());
     }
-    aggregate_into_template(&sctx, r, &items).await?;
+    aggregate_into_template(&sctx, r, &reachable).await?;
     Ok(Action::await_change())
 }
 

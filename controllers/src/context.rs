@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kube::Client;
 
+use crate::features::{self, FeatureGates};
 use crate::member::MemberClients;
 
 /// Timings and switches, named after Karmada's controller-manager / agent
@@ -41,6 +42,19 @@ pub struct Config {
     /// `--skipped-propagating-namespaces` (`kube-.*`): regular expressions
     /// (anchored) of namespaces the namespace-sync controller skips.
     pub skipped_propagating_namespaces: Vec<String>,
+    /// `--feature-gates`: `Failover` (off) and `GracefulEviction` (on).
+    pub feature_gates: FeatureGates,
+    /// `--enable-no-execute-taint-eviction` (false): the taint manager evicts
+    /// bindings from clusters with NoExecute taints they do not tolerate
+    /// (needs the `Failover` gate too).
+    pub enable_no_execute_taint_eviction: bool,
+    /// `--no-execute-taint-eviction-purge-mode` (`Gracefully`): the purge mode
+    /// of taint evictions when the binding's policy names none.
+    pub no_execute_taint_eviction_purge_mode: String,
+    /// `--graceful-eviction-timeout` (10m): how long a graceful eviction task
+    /// waits for the replacement to be healthy before the old cluster's
+    /// workload is removed anyway.
+    pub graceful_eviction_timeout: Duration,
 }
 
 impl Default for Config {
@@ -56,6 +70,10 @@ impl Default for Config {
             cluster_lease_renew_interval_fraction: 0.25,
             member_request_timeout: Duration::from_secs(5),
             skipped_propagating_namespaces: vec!["kube-.*".to_string()],
+            feature_gates: FeatureGates::default(),
+            enable_no_execute_taint_eviction: false,
+            no_execute_taint_eviction_purge_mode: "Gracefully".to_string(),
+            graceful_eviction_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -98,6 +116,28 @@ impl Config {
     pub fn skipped_propagating_namespaces(mut self, v: Vec<String>) -> Self {
         self.skipped_propagating_namespaces = v;
         self
+    }
+    /// Sets `--feature-gates`.
+    pub fn feature_gates(mut self, gates: FeatureGates) -> Self {
+        self.feature_gates = gates;
+        self
+    }
+    /// Sets `--enable-no-execute-taint-eviction` and
+    /// `--no-execute-taint-eviction-purge-mode`.
+    pub fn no_execute_taint_eviction(mut self, enabled: bool, purge_mode: &str) -> Self {
+        self.enable_no_execute_taint_eviction = enabled;
+        self.no_execute_taint_eviction_purge_mode = purge_mode.to_string();
+        self
+    }
+    /// Sets `--graceful-eviction-timeout`.
+    pub fn graceful_eviction_timeout(mut self, d: Duration) -> Self {
+        self.graceful_eviction_timeout = d;
+        self
+    }
+    /// Whether the taint manager runs: the `Failover` gate and
+    /// `--enable-no-execute-taint-eviction`, as in Karmada.
+    pub fn taint_eviction_enabled(&self) -> bool {
+        self.feature_gates.enabled(features::FAILOVER) && self.enable_no_execute_taint_eviction
     }
     /// The agent's lease renew interval (duration × fraction, at least 100 ms).
     pub fn lease_renew_interval(&self) -> Duration {

@@ -13,14 +13,16 @@
 //! Only changes of a Work's spec, finalizers or deletion wake this
 //! controller; status writes by the work-status controller do not.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_api::cluster::Cluster;
 use flotilla_api::names::cluster_of_execution_space;
 use flotilla_api::work::{CONDITION_APPLIED, EXECUTION_CONTROLLER_FINALIZER, Work};
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -48,6 +50,10 @@ pub(crate) struct ExecCtx {
     pub clusters: Store<Cluster>,
     pub resolver: Resolver,
     pub served: Served,
+    /// The conditions this controller last wrote per Work (`namespace/name`):
+    /// the cache may not have seen its own last write yet, and comparing with
+    /// a stale copy would skip turning `Applied` back to True after a failure.
+    pub written: Mutex<HashMap<String, Vec<Condition>>>,
 }
 
 /// What of a Work the execution controller acts on.
@@ -79,6 +85,7 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
                 clusters,
                 resolver: Resolver::default(),
                 served,
+                written: Mutex::new(HashMap::new()),
             }),
         )
         .for_each(|r| async move {
@@ -158,6 +165,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
         .iter()
         .any(|f| f == EXECUTION_CONTROLLER_FINALIZER);
     if w.metadata.deletion_timestamp.is_some() {
+        forget(&ectx, &w);
         if !has_finalizer {
             return Ok(Action::await_change());
         }
@@ -194,7 +202,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
                 None,
             ),
         );
-        write_conditions(&api, &w, conditions).await?;
+        write_conditions(&ectx, &api, &w, conditions).await?;
         return Ok(Action::await_change());
     }
     if !is_ready(&cluster) {
@@ -247,7 +255,7 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
         .with_label_values(&[crate::metrics::result(errors.is_empty())])
         .observe(syncing.elapsed().as_secs_f64());
     set_condition(&mut conditions, applied);
-    write_conditions(&api, &w, conditions).await?;
+    write_conditions(&ectx, &api, &w, conditions).await?;
     if errors.is_empty() {
         Ok(Action::await_change())
     } else {
@@ -276,11 +284,20 @@ fn apply_error(e: ApplyError) -> Error {
 }
 
 async fn write_conditions(
+    ectx: &ExecCtx,
     api: &Api<Work>,
     w: &Work,
-    conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    conditions: Vec<Condition>,
 ) -> Result<()> {
-    if w.status.as_ref().map(|s| &s.conditions) == Some(&conditions) {
+    let key = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
+    let last = ectx
+        .written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    let known = last.or_else(|| w.status.as_ref().map(|s| s.conditions.clone()));
+    if known.as_ref() == Some(&conditions) {
         return Ok(());
     }
     let patch = json!({"status": {"conditions": conditions}});
@@ -292,7 +309,13 @@ async fn write_conditions(
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            ectx.written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, conditions);
+            Ok(())
+        }
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -300,4 +323,13 @@ async fn write_conditions(
 
 async fn remove_finalizer(api: &Api<Work>, w: &Work) -> Result<Action> {
     set_finalizer(api, w, EXECUTION_CONTROLLER_FINALIZER, false).await
+}
+
+/// Forgets what was written for a Work that is going away.
+fn forget(ectx: &ExecCtx, w: &Work) {
+    let key = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
+    ectx.written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
 }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::features::FeatureGates;
 use crate::{Config, Error, Result};
 
 /// Parses a Go-style duration: a sequence of `<number><unit>` with units
@@ -50,12 +51,53 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
+fn feature_gates_arg(s: &str) -> Result<FeatureGates, String> {
+    FeatureGates::parse(s).map_err(|e| e.to_string())
+}
+
+/// Failover flags (Karmada's names and defaults), shared by
+/// `flotilla controller-manager` and `flotilla up`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FailoverFlags {
+    /// Feature gates, `Name=true|false,...`: Failover (default false),
+    /// GracefulEviction (default true).
+    #[arg(long, value_parser = feature_gates_arg, default_value = "")]
+    pub feature_gates: FeatureGates,
+    /// Evict workloads from clusters with NoExecute taints they do not
+    /// tolerate (needs --feature-gates=Failover=true).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_no_execute_taint_eviction: bool,
+    /// Purge mode of NoExecute evictions when the policy names none:
+    /// Gracefully (remove the old workload once the new one is healthy) or
+    /// Directly (remove it at once).
+    #[arg(long, default_value = "Gracefully", value_parser = ["Gracefully", "Directly"])]
+    pub no_execute_taint_eviction_purge_mode: String,
+    /// How long a graceful eviction waits for the replacement before the old
+    /// workload is removed anyway.
+    #[arg(long, value_parser = duration_arg, default_value = "10m")]
+    pub graceful_eviction_timeout: Duration,
+}
+
+impl FailoverFlags {
+    /// Applies these flags to `config`.
+    pub fn apply(&self, config: Config) -> Config {
+        config
+            .feature_gates(self.feature_gates.clone())
+            .no_execute_taint_eviction(
+                self.enable_no_execute_taint_eviction,
+                &self.no_execute_taint_eviction_purge_mode,
+            )
+            .graceful_eviction_timeout(self.graceful_eviction_timeout)
+    }
+}
+
 /// Controller flags (Karmada's names and defaults).
 #[derive(Clone, Debug, clap::Args)]
 pub struct Flags {
     /// Controllers to run: `*` for all, `name` to enable, `-name` to disable
     /// (cluster, clusterStatus, namespace, detector, scheduler, binding,
-    /// execution, workStatus, bindingStatus, dependencies).
+    /// execution, workStatus, bindingStatus, dependencies, clusterTaintPolicy,
+    /// gracefulEviction, applicationFailover).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// How often member status is collected and written.
@@ -88,12 +130,15 @@ pub struct Flags {
     /// Timeout of each request to a member cluster.
     #[arg(long, value_parser = duration_arg, default_value = "5s")]
     pub member_request_timeout: Duration,
+    /// Failover flags.
+    #[command(flatten)]
+    pub failover: FailoverFlags,
 }
 
 impl Flags {
     /// The [`Config`] these flags describe.
     pub fn config(&self) -> Config {
-        Config {
+        let config = Config {
             cluster_status_update_frequency: self.cluster_status_update_frequency,
             cluster_success_threshold: self.cluster_success_threshold,
             cluster_failure_threshold: self.cluster_failure_threshold,
@@ -104,7 +149,9 @@ impl Flags {
             cluster_lease_renew_interval_fraction: self.cluster_lease_renew_interval_fraction,
             member_request_timeout: self.member_request_timeout,
             skipped_propagating_namespaces: self.skipped_propagating_namespaces.clone(),
-        }
+            ..Config::default()
+        };
+        self.failover.apply(config)
     }
 }
 
@@ -166,5 +213,37 @@ mod tests {
             cmd.flags.config().cluster_status_update_frequency,
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn failover_flags() {
+        let c = Cmd::try_parse_from(["x"]).unwrap().flags.config();
+        assert!(!c.taint_eviction_enabled(), "failover is off by default");
+        assert_eq!(c.no_execute_taint_eviction_purge_mode, "Gracefully");
+        assert_eq!(c.graceful_eviction_timeout, Duration::from_secs(600));
+        let only_flag = Cmd::try_parse_from(["x", "--enable-no-execute-taint-eviction"]).unwrap();
+        assert!(
+            !only_flag.flags.config().taint_eviction_enabled(),
+            "the gate is needed too"
+        );
+        let on = Cmd::try_parse_from([
+            "x",
+            "--feature-gates=Failover=true",
+            "--enable-no-execute-taint-eviction=true",
+            "--no-execute-taint-eviction-purge-mode=Directly",
+            "--graceful-eviction-timeout=30s",
+        ])
+        .unwrap()
+        .flags
+        .config();
+        assert!(on.taint_eviction_enabled());
+        assert_eq!(on.no_execute_taint_eviction_purge_mode, "Directly");
+        assert_eq!(on.graceful_eviction_timeout, Duration::from_secs(30));
+        for bad in [
+            "--feature-gates=Nope=true",
+            "--no-execute-taint-eviction-purge-mode=Never",
+        ] {
+            assert!(Cmd::try_parse_from(["x", bad]).is_err(), "{bad}");
+        }
     }
 }

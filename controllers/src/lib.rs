@@ -15,7 +15,12 @@
 //! - the propagation pipeline (see [`propagation`]): [`detector`]
 //!   (`detector`), [`scheduler`] (`scheduler`), [`binding`] (`binding`),
 //!   [`execution`] (`execution`), [`work_status`] (`workStatus`),
-//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`).
+//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`);
+//! - failover: [`cluster_taint_policy`] (`clusterTaintPolicy`),
+//!   [`taint_manager`] (started by `cluster` when the `Failover` gate and
+//!   `--enable-no-execute-taint-eviction` are on), [`graceful_eviction`]
+//!   (`gracefulEviction`) and [`application_failover`] (`applicationFailover`);
+//!   gates in [`features`].
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -39,16 +44,20 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod agent;
+pub mod application_failover;
 pub mod binding;
 pub mod binding_status;
 pub mod cluster;
 pub mod cluster_status;
+pub mod cluster_taint_policy;
 pub mod context;
 pub mod dependencies;
 pub mod detector;
 pub mod events;
 pub mod execution;
+pub mod features;
 pub mod flags;
+pub mod graceful_eviction;
 pub mod member;
 pub mod metrics;
 pub mod namespace_sync;
@@ -56,6 +65,7 @@ pub mod objectwatcher;
 pub mod propagation;
 pub mod quantity;
 pub mod scheduler;
+pub mod taint_manager;
 pub mod work_status;
 
 use std::future::Future;
@@ -100,7 +110,7 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 10] = [
+static CONTROLLERS: [(&str, StartFn); 13] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
@@ -111,11 +121,15 @@ static CONTROLLERS: [(&str, StartFn); 10] = [
     ("workStatus", work_status::start),
     ("bindingStatus", binding_status::start),
     ("dependencies", dependencies::start),
+    ("clusterTaintPolicy", cluster_taint_policy::start),
+    ("gracefulEviction", graceful_eviction::start),
+    ("applicationFailover", application_failover::start),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
 /// `cluster`, `clusterStatus`, `namespace`, `detector`, `scheduler`,
-/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`.
+/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`,
+/// `clusterTaintPolicy`, `gracefulEviction`, `applicationFailover`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -202,6 +216,9 @@ mod tests {
             "workStatus",
             "bindingStatus",
             "dependencies",
+            "clusterTaintPolicy",
+            "gracefulEviction",
+            "applicationFailover",
         ];
         assert_eq!(names(&[]), all);
         assert_eq!(names(&["*"]), all);

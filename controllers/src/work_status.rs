@@ -143,6 +143,9 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
     Ok(())
 }
 
+/// How often an applied Work's member status is looked at again without an event.
+const RESYNC_PERIOD: Duration = Duration::from_secs(20);
+
 fn error_policy(w: Arc<Work>, err: &Error, _ctx: Arc<StatusCtx>) -> Action {
     tracing::warn!(work = %w.name_any(), error = %err, "work status failed, retrying");
     Action::requeue(Duration::from_secs(1))
@@ -246,13 +249,13 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
         let Some(observed) = observed else {
             if applied {
                 // deleted by hand: put it back
-                revert(&sctx, &cluster, manifest, "deleted").await?;
+                revert(&sctx, &cluster, &w, ordinal, manifest, "deleted").await?;
             }
             continue;
         };
         let observed = serde_json::to_value(&*observed)?;
         if applied && needs_update(&retain(manifest, &observed), &observed) {
-            revert(&sctx, &cluster, manifest, "changed").await?;
+            revert(&sctx, &cluster, &w, ordinal, manifest, "changed").await?;
         }
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
@@ -304,11 +307,36 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
     Ok(if retry {
         Action::requeue(Duration::from_millis(200))
     } else {
-        Action::await_change()
+        // a safety net, like an informer resync: after a control-plane
+        // restart a member's status change was seen to go unreflected (the
+        // SIGKILL rounds of tests/tests/failover.rs); look again now and then
+        Action::requeue(RESYNC_PERIOD)
     })
 }
 
-async fn revert(sctx: &StatusCtx, cluster: &Cluster, manifest: &Value, how: &str) -> Result<()> {
+async fn revert(
+    sctx: &StatusCtx,
+    cluster: &Cluster,
+    w: &Work,
+    ordinal: usize,
+    manifest: &Value,
+    how: &str,
+) -> Result<()> {
+    // the cached Work may be older than the server's: restoring from it
+    // would undo a legitimate update, or bring back an object the execution
+    // controller just removed for a Work being deleted
+    let api: Api<Work> = Api::namespaced(
+        sctx.ctx.control_plane.clone(),
+        &w.namespace().unwrap_or_default(),
+    );
+    let fresh = api.get_opt(&w.name_any()).await?;
+    let current = fresh
+        .as_ref()
+        .filter(|f| f.metadata.deletion_timestamp.is_none())
+        .and_then(|f| f.spec.workload.manifests.get(ordinal));
+    if current != Some(manifest) {
+        return Ok(());
+    }
     let member = sctx.served.member(&sctx.ctx, cluster).await?;
     let (_, kind, namespace, name) = manifest_key(manifest);
     match objectwatcher::apply(&member, &sctx.resolver, cluster.name(), manifest).await {

@@ -13,7 +13,7 @@
 use kube::core::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
-use crate::{autoscaling, config, mcs, networking, policy, work};
+use crate::{autoscaling, config, failover, mcs, networking, policy, work};
 
 /// Where the conversion webhook of the binding CRDs is reached by default:
 /// Karmada's chart names the webhook Service `karmada-webhook` in `karmada-system`.
@@ -49,6 +49,7 @@ pub fn crd_values() -> Vec<(String, Value)> {
         finish(crd_value::<policy::ClusterPropagationPolicy>()),
         finish(crd_value::<policy::OverridePolicy>()),
         finish(crd_value::<policy::ClusterOverridePolicy>()),
+        finish(crd_value::<failover::ClusterTaintPolicy>()),
         finish(binding_crd(
             crd_value::<work::v1alpha1::ResourceBinding>(),
             crd_value::<work::ResourceBinding>(),
@@ -494,9 +495,9 @@ mod tests {
     }
 
     #[test]
-    fn fourteen_crds_without_cluster_and_registry() {
+    fn fifteen_crds_without_cluster_and_registry() {
         let names: Vec<String> = crd_values().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
         assert!(
             !names
                 .iter()

@@ -14,7 +14,9 @@
 //! - [`render`]: the Work a binding produces for one cluster;
 //! - [`interpreter`]: replicas/requirements, health, status reflection and
 //!   aggregation of the built-in workloads;
-//! - [`names`]: binding, Work and execution-namespace names.
+//! - [`names`]: binding, Work and execution-namespace names;
+//! - [`failover`]: ClusterTaintPolicy, taint eviction and graceful eviction
+//!   decisions.
 //!
 //! Admission: [`admission`] routes AdmissionReview objects to [`defaults`]
 //! and [`validation`] (Kubernetes-style [`FieldError`]s with Karmada's
@@ -37,6 +39,7 @@ pub mod dependencies;
 pub mod detector;
 pub mod division;
 pub mod estimator;
+pub mod failover;
 pub mod image;
 pub mod interpreter;
 pub mod labels;

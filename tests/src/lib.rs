@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod session;
+pub mod sim;
 pub mod up;
 pub mod webhook;
 

@@ -30,7 +30,11 @@ pub struct Embedded {
 }
 
 /// Makes the certificates in `dir` and, when `enabled`, starts serving.
-pub async fn start(dir: &Path, enabled: bool) -> Result<Embedded> {
+pub async fn start(
+    dir: &Path,
+    enabled: bool,
+    allow_no_execute_taint_policy: bool,
+) -> Result<Embedded> {
     let ca_pem = crate::webhook::ensure_pki(dir)?;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     if !enabled {
@@ -45,7 +49,8 @@ pub async fn start(dir: &Path, enabled: bool) -> Result<Embedded> {
         SocketAddr::from(([127, 0, 0, 1], 0)),
         dir.join("tls.crt"),
         dir.join("tls.key"),
-    );
+    )
+    .allow_no_execute_taint_policy(allow_no_execute_taint_policy);
     let server = flotilla_webhook::bind(config)
         .await
         .context("starting the admission webhook")?;

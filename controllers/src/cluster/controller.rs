@@ -34,6 +34,11 @@ pub fn start(ctx: Context) -> ControllerFuture {
 async fn run(ctx: Context) -> Result<()> {
     let api: Api<Cluster> = Api::all(ctx.control_plane.clone());
     let monitor = tokio::spawn(monitor_loop(ctx.clone()));
+    // Karmada starts its NoExecute taint manager with the cluster controller
+    let taint_manager = ctx.config.taint_eviction_enabled().then(|| {
+        tracing::info!("failover on: starting the NoExecute taint manager");
+        tokio::spawn(crate::taint_manager::start(ctx.clone()))
+    });
     Controller::new(api, watcher::Config::default())
         .run(
             crate::metrics::reconciled("cluster", reconcile_cluster),
@@ -47,6 +52,9 @@ async fn run(ctx: Context) -> Result<()> {
         })
         .await;
     monitor.abort();
+    if let Some(t) = taint_manager {
+        t.abort();
+    }
     Ok(())
 }
 
