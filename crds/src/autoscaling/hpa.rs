@@ -9,7 +9,13 @@
 //! and returns the new count with the `AbleToScale` / `ScalingActive` /
 //! `ScalingLimited` conditions Kubernetes sets.
 
-use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscalerBehavior};
+use k8s_openapi::api::autoscaling::v2::{
+    HPAScalingRules, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerCondition, MetricSpec,
+    MetricStatus, MetricValueStatus, ResourceMetricStatus,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::Value;
 
 /// Kubernetes' `--horizontal-pod-autoscaler-tolerance` default: ratios
 /// within 10% of 1.0 do not scale.
@@ -712,6 +718,177 @@ pub fn scale_down_limit(
         });
     }
     out.unwrap_or(current)
+}
+
+/// The resource and target of a metric, or why it is not computed: only
+/// `Resource` metrics are (`Pods`, `Object`, `External` and
+/// `ContainerResource` are reported as unsupported).
+pub fn resource_target(m: &MetricSpec) -> Result<(String, Target), String> {
+    let Some(r) = m.resource.as_ref().filter(|_| m.type_ == "Resource") else {
+        return Err(format!("metric type {} is not supported", m.type_));
+    };
+    match r.target.type_.as_str() {
+        "Utilization" => r
+            .target
+            .average_utilization
+            .map(|u| (r.name.clone(), Target::Utilization(u)))
+            .ok_or_else(|| format!("{} target has no averageUtilization", r.name)),
+        "AverageValue" => r
+            .target
+            .average_value
+            .as_ref()
+            .and_then(crate::quantity::of)
+            .map(|q| (r.name.clone(), Target::AverageValue(q.milli_value() as i64)))
+            .ok_or_else(|| format!("{} target has no valid averageValue", r.name)),
+        t => Err(format!(
+            "{} target type {t} is not supported for Resource metrics",
+            r.name
+        )),
+    }
+}
+
+/// How Kubernetes names a metric in conditions and events.
+pub fn metric_name(resource: &str, target: Target) -> String {
+    match target {
+        Target::Utilization(_) => {
+            format!("{resource} resource utilization (percentage of request)")
+        }
+        Target::AverageValue(_) => format!("{resource} resource"),
+    }
+}
+
+fn quantity_milli(v: &Value) -> Option<i64> {
+    v.as_str()
+        .and_then(crate::quantity::parse)
+        .map(|q| q.milli_value() as i64)
+        .or_else(|| v.as_i64().map(|n| n * 1000))
+}
+
+/// A [`PodSample`] for `resource` from a Pod and its PodMetrics
+/// (`metrics.k8s.io`), both as JSON; `key` names the pod.
+pub fn pod_sample(key: String, pod: &Value, metrics: Option<&Value>, resource: &str) -> PodSample {
+    let mut request = Some(0i64);
+    for c in pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let r = c
+            .pointer("/resources/requests")
+            .and_then(|r| r.get(resource))
+            .and_then(quantity_milli);
+        request = match (request, r) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+    let usage = metrics.map(|m| {
+        m.get("containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                c.pointer("/usage")
+                    .and_then(|u| u.get(resource))
+                    .and_then(quantity_milli)
+            })
+            .sum()
+    });
+    let ready = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    PodSample {
+        key,
+        phase: pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        ready,
+        deleting: pod.pointer("/metadata/deletionTimestamp").is_some(),
+        request_milli: request,
+        usage_milli: usage,
+    }
+}
+
+fn format_milli(resource: &str, milli: i64) -> Quantity {
+    if milli % 1000 == 0 {
+        Quantity((milli / 1000).to_string())
+    } else if resource == "cpu" || milli < 1_000_000 {
+        Quantity(format!("{milli}m"))
+    } else {
+        Quantity((milli / 1000).to_string())
+    }
+}
+
+/// The `currentMetrics` entry of a computed Resource metric.
+pub fn metric_status(resource: &str, p: &Proposal) -> MetricStatus {
+    MetricStatus {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricStatus {
+            name: resource.to_string(),
+            current: MetricValueStatus {
+                average_utilization: p.utilization,
+                average_value: Some(format_milli(resource, p.average_milli)),
+                value: None,
+            },
+        }),
+        ..Default::default()
+    }
+}
+
+/// Status conditions from a [`Plan`]'s, keeping `lastTransitionTime` of
+/// those whose status did not change.
+pub fn status_conditions(
+    old: &[HorizontalPodAutoscalerCondition],
+    new: &[Condition],
+    now: &Time,
+) -> Vec<HorizontalPodAutoscalerCondition> {
+    new.iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let since = old
+                .iter()
+                .find(|o| o.type_ == c.type_ && o.status == status)
+                .and_then(|o| o.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            HorizontalPodAutoscalerCondition {
+                type_: c.type_.to_string(),
+                status: status.to_string(),
+                reason: Some(c.reason.to_string()),
+                message: Some(c.message.clone()),
+                last_transition_time: Some(since),
+            }
+        })
+        .collect()
+}
+
+/// The `AbleToScale` condition after the target was (or could not be)
+/// updated, replacing the plan's.
+pub fn rescaled(conditions: &mut [Condition], desired: i32, error: Option<&str>) {
+    for c in conditions.iter_mut().filter(|c| c.type_ == "AbleToScale") {
+        *c = match error {
+            None => Condition::new(
+                "AbleToScale",
+                true,
+                "SucceededRescale",
+                format!("the HPA controller was able to update the target scale to {desired}"),
+            ),
+            Some(e) => Condition::new(
+                "AbleToScale",
+                false,
+                "FailedUpdateScale",
+                format!("the HPA controller was unable to update the target scale: {e}"),
+            ),
+        };
+    }
 }
 
 #[cfg(test)]

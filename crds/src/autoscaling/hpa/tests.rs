@@ -307,3 +307,85 @@ fn all_metrics_failing_keeps_the_count() {
         c.message
     );
 }
+
+#[test]
+fn samples_from_pod_json() {
+    let pod = serde_json::json!({
+        "metadata": {"name": "p"},
+        "spec": {"containers": [
+            {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+            {"name": "b", "resources": {"requests": {"cpu": "0.2"}}},
+        ]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    });
+    let m = serde_json::json!({"containers": [
+        {"name": "a", "usage": {"cpu": "150m", "memory": "10Mi"}},
+        {"name": "b", "usage": {"cpu": "50m", "memory": "1Mi"}},
+    ]});
+    let s = pod_sample("c/p".into(), &pod, Some(&m), "cpu");
+    assert_eq!(
+        (s.request_milli, s.usage_milli, s.ready),
+        (Some(300), Some(200), true)
+    );
+    // b has no memory request
+    let s = pod_sample("c/p".into(), &pod, None, "memory");
+    assert_eq!((s.request_milli, s.usage_milli), (None, None));
+    let p = Proposal {
+        replicas: 2,
+        utilization: Some(66),
+        average_milli: 200,
+    };
+    let st = metric_status("cpu", &p);
+    let cur = st.resource.unwrap().current;
+    assert_eq!(cur.average_utilization, Some(66));
+    assert_eq!(cur.average_value.unwrap().0, "200m");
+}
+
+#[test]
+fn metric_targets() {
+    use k8s_openapi::api::autoscaling::v2::{MetricTarget, ResourceMetricSource};
+    let m = |t: &str, u: Option<i32>, v: Option<&str>| MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: "cpu".into(),
+            target: MetricTarget {
+                type_: t.into(),
+                average_utilization: u,
+                average_value: v.map(|v| Quantity(v.into())),
+                value: None,
+            },
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        resource_target(&m("Utilization", Some(50), None))
+            .unwrap()
+            .1,
+        Target::Utilization(50)
+    );
+    assert_eq!(
+        resource_target(&m("AverageValue", None, Some("250m")))
+            .unwrap()
+            .1,
+        Target::AverageValue(250)
+    );
+    let pods = MetricSpec {
+        type_: "Pods".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        resource_target(&pods).unwrap_err(),
+        "metric type Pods is not supported"
+    );
+    let now = Time(jiff::Timestamp::UNIX_EPOCH);
+    let later = Time(jiff::Timestamp::from_second(60).unwrap());
+    let c = vec![Condition::new(
+        "ScalingActive",
+        true,
+        "ValidMetricFound",
+        "ok".into(),
+    )];
+    let first = status_conditions(&[], &c, &now);
+    let again = status_conditions(&first, &c, &later);
+    assert_eq!(again[0].last_transition_time, Some(now));
+}
