@@ -41,6 +41,11 @@ pub struct Config {
     /// `--skipped-propagating-namespaces` (`kube-.*`): regular expressions
     /// (anchored) of namespaces the namespace-sync controller skips.
     pub skipped_propagating_namespaces: Vec<String>,
+    /// `--horizontal-pod-autoscaler-sync-period` (15 s): how often each
+    /// FederatedHPA gathers metrics and rescales. `flotilla up` uses 2 s.
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// `--horizontal-pod-autoscaler-tolerance` (0.1).
+    pub horizontal_pod_autoscaler_tolerance: f64,
 }
 
 impl Default for Config {
@@ -56,6 +61,8 @@ impl Default for Config {
             cluster_lease_renew_interval_fraction: 0.25,
             member_request_timeout: Duration::from_secs(5),
             skipped_propagating_namespaces: vec!["kube-.*".to_string()],
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+            horizontal_pod_autoscaler_tolerance: flotilla_api::autoscaling::hpa::DEFAULT_TOLERANCE,
         }
     }
 }
@@ -97,6 +104,11 @@ impl Config {
     /// Sets `--skipped-propagating-namespaces`.
     pub fn skipped_propagating_namespaces(mut self, v: Vec<String>) -> Self {
         self.skipped_propagating_namespaces = v;
+        self
+    }
+    /// Sets `--horizontal-pod-autoscaler-sync-period`.
+    pub fn horizontal_pod_autoscaler_sync_period(mut self, d: Duration) -> Self {
+        self.horizontal_pod_autoscaler_sync_period = d;
         self
     }
     /// The agent's lease renew interval (duration × fraction, at least 100 ms).

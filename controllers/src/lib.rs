@@ -15,7 +15,11 @@
 //! - the propagation pipeline (see [`propagation`]): [`detector`]
 //!   (`detector`), [`scheduler`] (`scheduler`), [`binding`] (`binding`),
 //!   [`execution`] (`execution`), [`work_status`] (`workStatus`),
-//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`).
+//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`);
+//! - autoscaling: [`federated_hpa`] (`federatedHorizontalPodAutoscaler`),
+//!   [`cron_federated_hpa`] (`cronFederatedHorizontalPodAutoscaler`),
+//!   [`hpa_scale_target_marker`] (`hpaScaleTargetMarker`) and
+//!   [`deployment_replicas_syncer`] (`deploymentReplicasSyncer`).
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -44,11 +48,15 @@ pub mod binding_status;
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;
+pub mod cron_federated_hpa;
 pub mod dependencies;
+pub mod deployment_replicas_syncer;
 pub mod detector;
 pub mod events;
 pub mod execution;
+pub mod federated_hpa;
 pub mod flags;
+pub mod hpa_scale_target_marker;
 pub mod member;
 pub mod metrics;
 pub mod namespace_sync;
@@ -100,7 +108,7 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 10] = [
+static CONTROLLERS: [(&str, StartFn); 14] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
@@ -111,11 +119,23 @@ static CONTROLLERS: [(&str, StartFn); 10] = [
     ("workStatus", work_status::start),
     ("bindingStatus", binding_status::start),
     ("dependencies", dependencies::start),
+    ("federatedHorizontalPodAutoscaler", federated_hpa::start),
+    (
+        "cronFederatedHorizontalPodAutoscaler",
+        cron_federated_hpa::start,
+    ),
+    ("hpaScaleTargetMarker", hpa_scale_target_marker::start),
+    (
+        "deploymentReplicasSyncer",
+        deployment_replicas_syncer::start,
+    ),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
 /// `cluster`, `clusterStatus`, `namespace`, `detector`, `scheduler`,
-/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`.
+/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`,
+/// `federatedHorizontalPodAutoscaler`, `cronFederatedHorizontalPodAutoscaler`,
+/// `hpaScaleTargetMarker`, `deploymentReplicasSyncer`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -202,6 +222,10 @@ mod tests {
             "workStatus",
             "bindingStatus",
             "dependencies",
+            "federatedHorizontalPodAutoscaler",
+            "cronFederatedHorizontalPodAutoscaler",
+            "hpaScaleTargetMarker",
+            "deploymentReplicasSyncer",
         ];
         assert_eq!(names(&[]), all);
         assert_eq!(names(&["*"]), all);
