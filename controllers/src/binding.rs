@@ -200,6 +200,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     let name = b.name_any();
     let existing = works_of(&bctx.works, B::ID_LABEL, &id);
     let mut errors = Vec::new();
+    let mut stale = false;
     for target in &targets {
         let Some(cluster) = bctx.clusters.get(&ObjectRef::new(&target.name)) else {
             continue;
@@ -243,8 +244,9 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
                 continue;
             }
         };
-        if let Err(e) = write_work(&cp, current.as_deref(), work).await {
-            errors.push(format!("cluster {}: {e}", target.name));
+        match write_work(&cp, current.as_deref(), work).await {
+            Ok(written) => stale |= !written,
+            Err(e) => errors.push(format!("cluster {}: {e}", target.name)),
         }
     }
     // Works for clusters no longer targeted
@@ -265,18 +267,25 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             errors.join("; ")
         )));
     }
+    if stale {
+        // a Work changed under us, perhaps only in status, which the Work
+        // watch's spec predicate does not pass on: look again shortly
+        return Ok(Action::requeue(Duration::from_millis(50)));
+    }
     Ok(Action::await_change())
 }
 
-/// Creates the Work, or updates it when its spec, labels or annotations differ.
-async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<()> {
+/// Creates the Work, or updates it when its spec, labels or annotations
+/// differ. `Ok(false)` when the cached Work was stale (a conflict), so the
+/// caller tries again.
+async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<bool> {
     let ns = work.namespace().unwrap_or_default();
     let api: Api<Work> = Api::namespaced(cp.clone(), &ns);
     let Some(current) = current else {
         return match api.create(&PostParams::default(), &work).await {
-            Ok(_) => Ok(()),
-            // created meanwhile (the cache lags): the Work event brings us back
-            Err(e) if is_conflict(&e) => Ok(()),
+            Ok(_) => Ok(true),
+            // created meanwhile (the cache lags)
+            Err(e) if is_conflict(&e) => Ok(false),
             Err(e) => Err(e.into()),
         };
     };
@@ -291,7 +300,7 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         && current.labels() == &labels
         && current.annotations() == &annotations
     {
-        return Ok(());
+        return Ok(true);
     }
     let mut finalizers = current.finalizers().to_vec();
     for f in work.finalizers() {
@@ -309,9 +318,10 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         .replace(&current.name_any(), &PostParams::default(), &work)
         .await
     {
-        Ok(_) => Ok(()),
-        // stale cache: the Work event brings us back with the new version
-        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
+        Ok(_) => Ok(true),
+        // stale cache
+        Err(e) if is_conflict(&e) => Ok(false),
+        Err(e) if is_not_found(&e) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }
