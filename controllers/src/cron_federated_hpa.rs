@@ -237,9 +237,9 @@ async fn reconcile(c: Arc<CronFederatedHPA>, cctx: Arc<CronCtx>) -> Result<Actio
     }
     Ok(match wake {
         Some(w) => {
-            let secs = (w.as_millisecond() - Timestamp::now().as_millisecond()).max(0) as u64;
+            let millis = (w.as_millisecond() - Timestamp::now().as_millisecond()).max(0) as u64;
             // a little after the minute, so the run is due when we wake
-            Action::requeue(Duration::from_millis(secs + 50).min(Duration::from_secs(3600)))
+            Action::requeue(Duration::from_millis(millis + 50).min(Duration::from_secs(3600)))
         }
         None => Action::await_change(),
     })

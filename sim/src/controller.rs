@@ -110,6 +110,8 @@ pub struct Controller {
     deadlines: HashMap<String, Instant>,
     /// The HPAs' recommendations and scale events.
     histories: autoscaler::Histories,
+    /// When each HPA's periodic sync is due.
+    hpa_next_sync: HashMap<(String, String), Instant>,
 }
 
 type Failure = flotilla_apiserver::status::ApiError;
@@ -138,6 +140,7 @@ impl Controller {
             delayed: BTreeMap::new(),
             deadlines: HashMap::new(),
             histories: HashMap::new(),
+            hpa_next_sync: HashMap::new(),
         })
     }
 
@@ -974,17 +977,28 @@ impl Controller {
         let key = (ns.to_string(), n.to_string());
         let Some(h) = self.get(&self.infos.hpas, ns, n) else {
             self.histories.remove(&key);
+            self.hpa_next_sync.remove(&key);
             return Ok(());
         };
         if object::deleting(&h) {
             self.histories.remove(&key);
+            self.hpa_next_sync.remove(&key);
             return Ok(());
         }
-        // the queue de-duplicates, so a watch event and the timer do not stack
-        self.later(
-            self.settings.hpa_sync_period,
-            Work::Autoscaler(key.0.clone(), key.1.clone()),
-        );
+        // one timer per HPA: a sync woken by a watch event does not start another
+        let now_instant = Instant::now();
+        if self
+            .hpa_next_sync
+            .get(&key)
+            .is_none_or(|due| *due <= now_instant)
+        {
+            self.hpa_next_sync
+                .insert(key.clone(), now_instant + self.settings.hpa_sync_period);
+            self.later(
+                self.settings.hpa_sync_period,
+                Work::Autoscaler(key.0.clone(), key.1.clone()),
+            );
+        }
         let api_version = str_at(&h, "/spec/scaleTargetRef/apiVersion");
         let kind = str_at(&h, "/spec/scaleTargetRef/kind");
         let Some(info) = autoscaler::target_resource(api_version, kind).map(|r| match r {

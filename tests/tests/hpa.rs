@@ -186,7 +186,9 @@ spec:
     annotate_usage(&up, "web", "100m");
     wait_for(WAIT, "template scaled to maxReplicas 6", || {
         let r = template_replicas(&up, "web")?;
-        (r == 6).then_some(()).ok_or(format!("{r}"))
+        (r == 6)
+            .then_some(())
+            .ok_or(format!("{r}; {}", fhpa(&up)?["status"]))
     });
     wait_for(WAIT, "members at 3:3", || {
         let got = member_replicas(&up, "web")?;
@@ -233,9 +235,11 @@ spec:
             .ok_or(h["status"].to_string())
     });
     assert_eq!(template_replicas(&up, "web"), Ok(6));
-    wait_for(Duration::from_secs(60), "template scaled down to 4", || {
+    wait_for(Duration::from_secs(90), "template scaled down to 4", || {
         let r = template_replicas(&up, "web")?;
-        (r == 4).then_some(()).ok_or(format!("{r}"))
+        (r == 4)
+            .then_some(())
+            .ok_or(format!("{r}; {}", fhpa(&up)?["status"]))
     });
     assert!(
         lowered.elapsed() >= Duration::from_secs(10),
