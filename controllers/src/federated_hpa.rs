@@ -107,9 +107,7 @@ async fn run(ctx: Context) -> Result<()> {
         if let Ok(watcher::Event::Delete(h)) = ev {
             let ns = h.namespace().unwrap_or_default();
             let name = h.name_any();
-            let f = &*FAMILIES;
-            let _ = f.current.remove_label_values(&[&ns, &name]);
-            let _ = f.desired.remove_label_values(&[&ns, &name]);
+            forget_replicas(&ns, &name);
             if let Ok(mut m) = forget.histories.lock() {
                 m.remove(&(ns, name));
             }
@@ -455,14 +453,31 @@ async fn sync(h: &FederatedHPA, hctx: &HpaCtx) -> Result<()> {
         last_scale_time,
         observed_generation: h.metadata.generation,
     };
+    record_replicas(
+        &ns,
+        &name,
+        status.current_replicas.unwrap_or(0),
+        status.desired_replicas,
+    );
+    write_status(&cp, &ns, &name, &old, status).await
+}
+
+/// Sets the replica gauges of one FederatedHPA.
+fn record_replicas(ns: &str, name: &str, current: i32, desired: i32) {
     let f = &*FAMILIES;
     f.current
-        .with_label_values(&[&ns, &name])
-        .set(i64::from(status.current_replicas.unwrap_or(0)));
+        .with_label_values(&[ns, name])
+        .set(i64::from(current));
     f.desired
-        .with_label_values(&[&ns, &name])
-        .set(i64::from(status.desired_replicas));
-    write_status(&cp, &ns, &name, &old, status).await
+        .with_label_values(&[ns, name])
+        .set(i64::from(desired));
+}
+
+/// Drops the replica gauges of a deleted FederatedHPA.
+fn forget_replicas(ns: &str, name: &str) {
+    let f = &*FAMILIES;
+    let _ = f.current.remove_label_values(&[ns, name]);
+    let _ = f.desired.remove_label_values(&[ns, name]);
 }
 
 fn hpa_condition(
@@ -529,5 +544,21 @@ mod tests {
         ]});
         assert_eq!(selector_query(&s), "app=web,tier in (a,b),x,!y,z notin (c)");
         assert_eq!(selector_query(&json!({})), "");
+    }
+
+    #[test]
+    fn replica_gauges_per_federated_hpa() {
+        record_replicas("team", "web", 4, 6);
+        let text = metrics::encode();
+        assert!(
+            text.contains(r#"federatedhpa_current_replicas{name="web",namespace="team"} 4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"federatedhpa_desired_replicas{name="web",namespace="team"} 6"#),
+            "{text}"
+        );
+        forget_replicas("team", "web");
+        assert!(!metrics::encode().contains(r#"namespace="team""#));
     }
 }

@@ -259,8 +259,9 @@ fn cron_federated_hpa_rule_sets_min_replicas_and_records_history() {
         &up,
         "cron",
         &format!(
-            "{}---\n{}---\n{}",
+            "{}---\n{}---\n{}---\n{}",
             deployment("web", 2, "50m"),
+            deployment("batch", 1, "10m"),
             divided_policy("web"),
             r#"apiVersion: autoscaling.karmada.io/v1alpha1
 kind: FederatedHPA
@@ -288,6 +289,28 @@ spec:
       timeZone: Asia/Shanghai
       targetMinReplicas: 4
       successfulHistoryLimit: 2
+---
+apiVersion: autoscaling.karmada.io/v1alpha1
+kind: CronFederatedHPA
+metadata:
+  name: batch-cron
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: batch}
+  rules:
+    - name: every-minute
+      schedule: "*/1 * * * *"
+      targetReplicas: 3
+---
+apiVersion: autoscaling.karmada.io/v1alpha1
+kind: CronFederatedHPA
+metadata:
+  name: ghost-cron
+spec:
+  scaleTargetRef: {apiVersion: autoscaling.karmada.io/v1alpha1, kind: FederatedHPA, name: ghost}
+  rules:
+    - name: every-minute
+      schedule: "@always"
+      targetMaxReplicas: 3
 "#
         ),
     );
@@ -330,6 +353,34 @@ spec:
         "json",
     ]);
     assert!(events.contains("ScaleSucceeded"), "{events}");
+
+    // a rule aimed at a workload sets its replicas
+    let batch = wait_for(WAIT, "the batch rule's run", || {
+        let c = get(&up, "flotilla", &["cronfederatedhpa", "batch-cron"])?;
+        let h = c["status"]["executionHistories"][0].clone();
+        h["successfulExecutions"][0]
+            .is_object()
+            .then_some(h)
+            .ok_or(c["status"].to_string())
+    });
+    assert_eq!(
+        batch["successfulExecutions"][0]["appliedReplicas"], 3,
+        "{batch}"
+    );
+    assert_eq!(template_replicas(&up, "batch"), Ok(3));
+    // a missing target is a failed run with the reason
+    let ghost = wait_for(WAIT, "the ghost rule's failed run", || {
+        let c = get(&up, "flotilla", &["cronfederatedhpa", "ghost-cron"])?;
+        let h = c["status"]["executionHistories"][0].clone();
+        h["failedExecutions"][0]
+            .is_object()
+            .then_some(h)
+            .ok_or(c["status"].to_string())
+    });
+    assert_eq!(
+        ghost["failedExecutions"][0]["message"], "FederatedHPA ghost not found",
+        "{ghost}"
+    );
 }
 
 #[test]
