@@ -392,7 +392,8 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     // The embedded default reacts in seconds, not Karmada's production half-minutes.
     let config = flotilla_controllers::context::Config::default()
         .cluster_status_update_frequency(std::time::Duration::from_secs(1))
-        .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3));
+        .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3))
+        .horizontal_pod_autoscaler_sync_period(std::time::Duration::from_secs(2));
     let config = opts.failover.apply(config);
     if config.taint_eviction_enabled() {
         eprintln!(

@@ -55,6 +55,11 @@ pub struct Config {
     /// waits for the replacement to be healthy before the old cluster's
     /// workload is removed anyway.
     pub graceful_eviction_timeout: Duration,
+    /// `--horizontal-pod-autoscaler-sync-period` (15 s): how often each
+    /// FederatedHPA gathers metrics and rescales. `flotilla up` uses 2 s.
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// `--horizontal-pod-autoscaler-tolerance` (0.1).
+    pub horizontal_pod_autoscaler_tolerance: f64,
 }
 
 impl Default for Config {
@@ -74,6 +79,8 @@ impl Default for Config {
             enable_no_execute_taint_eviction: false,
             no_execute_taint_eviction_purge_mode: "Gracefully".to_string(),
             graceful_eviction_timeout: Duration::from_secs(600),
+            horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
+            horizontal_pod_autoscaler_tolerance: flotilla_api::autoscaling::hpa::DEFAULT_TOLERANCE,
         }
     }
 }
@@ -138,6 +145,11 @@ impl Config {
     /// `--enable-no-execute-taint-eviction`, as in Karmada.
     pub fn taint_eviction_enabled(&self) -> bool {
         self.feature_gates.enabled(features::FAILOVER) && self.enable_no_execute_taint_eviction
+    }
+    /// Sets `--horizontal-pod-autoscaler-sync-period`.
+    pub fn horizontal_pod_autoscaler_sync_period(mut self, d: Duration) -> Self {
+        self.horizontal_pod_autoscaler_sync_period = d;
+        self
     }
     /// The agent's lease renew interval (duration × fraction, at least 100 ms).
     pub fn lease_renew_interval(&self) -> Duration {

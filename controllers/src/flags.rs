@@ -133,6 +133,14 @@ pub struct Flags {
     /// Failover flags.
     #[command(flatten)]
     pub failover: FailoverFlags,
+    /// `--horizontal-pod-autoscaler-sync-period`: how often each
+    /// FederatedHPA is synced.
+    #[arg(long, value_parser = duration_arg, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// `--horizontal-pod-autoscaler-tolerance`: the minimum change (from
+    /// 1.0) in the desired-to-actual metrics ratio that scales.
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
 }
 
 impl Flags {
@@ -149,6 +157,8 @@ impl Flags {
             cluster_lease_renew_interval_fraction: self.cluster_lease_renew_interval_fraction,
             member_request_timeout: self.member_request_timeout,
             skipped_propagating_namespaces: self.skipped_propagating_namespaces.clone(),
+            horizontal_pod_autoscaler_sync_period: self.horizontal_pod_autoscaler_sync_period,
+            horizontal_pod_autoscaler_tolerance: self.horizontal_pod_autoscaler_tolerance,
             ..Config::default()
         };
         self.failover.apply(config)
@@ -199,6 +209,11 @@ mod tests {
             vec!["kube-.*".to_string()]
         );
         assert_eq!(cmd.flags.controllers, vec!["*".to_string()]);
+        assert_eq!(
+            c.horizontal_pod_autoscaler_sync_period,
+            d.horizontal_pod_autoscaler_sync_period
+        );
+        assert_eq!(c.horizontal_pod_autoscaler_tolerance, 0.1);
         let cmd = Cmd::try_parse_from([
             "x",
             "--controllers=*,-namespace",

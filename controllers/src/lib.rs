@@ -20,7 +20,11 @@
 //!   [`taint_manager`] (started by `cluster` when the `Failover` gate and
 //!   `--enable-no-execute-taint-eviction` are on), [`graceful_eviction`]
 //!   (`gracefulEviction`) and [`application_failover`] (`applicationFailover`);
-//!   gates in [`features`].
+//!   gates in [`features`];
+//! - autoscaling: [`federated_hpa`] (`federatedHorizontalPodAutoscaler`),
+//!   [`cron_federated_hpa`] (`cronFederatedHorizontalPodAutoscaler`),
+//!   [`hpa_scale_target_marker`] (`hpaScaleTargetMarker`) and
+//!   [`deployment_replicas_syncer`] (`deploymentReplicasSyncer`).
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -51,13 +55,17 @@ pub mod cluster;
 pub mod cluster_status;
 pub mod cluster_taint_policy;
 pub mod context;
+pub mod cron_federated_hpa;
 pub mod dependencies;
+pub mod deployment_replicas_syncer;
 pub mod detector;
 pub mod events;
 pub mod execution;
 pub mod features;
+pub mod federated_hpa;
 pub mod flags;
 pub mod graceful_eviction;
+pub mod hpa_scale_target_marker;
 pub mod member;
 pub mod metrics;
 pub mod namespace_sync;
@@ -110,7 +118,7 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 13] = [
+static CONTROLLERS: [(&str, StartFn); 17] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
@@ -124,12 +132,24 @@ static CONTROLLERS: [(&str, StartFn); 13] = [
     ("clusterTaintPolicy", cluster_taint_policy::start),
     ("gracefulEviction", graceful_eviction::start),
     ("applicationFailover", application_failover::start),
+    ("federatedHorizontalPodAutoscaler", federated_hpa::start),
+    (
+        "cronFederatedHorizontalPodAutoscaler",
+        cron_federated_hpa::start,
+    ),
+    ("hpaScaleTargetMarker", hpa_scale_target_marker::start),
+    (
+        "deploymentReplicasSyncer",
+        deployment_replicas_syncer::start,
+    ),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
 /// `cluster`, `clusterStatus`, `namespace`, `detector`, `scheduler`,
 /// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`,
-/// `clusterTaintPolicy`, `gracefulEviction`, `applicationFailover`.
+/// `clusterTaintPolicy`, `gracefulEviction`, `applicationFailover`,
+/// `federatedHorizontalPodAutoscaler`, `cronFederatedHorizontalPodAutoscaler`,
+/// `hpaScaleTargetMarker`, `deploymentReplicasSyncer`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -219,6 +239,10 @@ mod tests {
             "clusterTaintPolicy",
             "gracefulEviction",
             "applicationFailover",
+            "federatedHorizontalPodAutoscaler",
+            "cronFederatedHorizontalPodAutoscaler",
+            "hpaScaleTargetMarker",
+            "deploymentReplicasSyncer",
         ];
         assert_eq!(names(&[]), all);
         assert_eq!(names(&["*"]), all);

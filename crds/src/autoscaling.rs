@@ -3,6 +3,9 @@
 //! and `cronfederatedhpa_types.go`; metric, behaviour and status types are the
 //! standard `autoscaling/v2` ones.
 
+pub mod cron;
+pub mod hpa;
+
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerStatus,
     MetricSpec,

@@ -1,8 +1,8 @@
 //! The fake controllers' wiring: one loop per member that follows the store's
 //! watch, keeps a de-duplicated queue of work (one item per object to reconcile),
 //! reads a fresh snapshot for each item, asks the pure logic in [`crate::workload`],
-//! [`crate::schedule`], [`crate::kubelet`], [`crate::endpoints`] and
-//! [`crate::metrics`] what to do, and writes the result through the registry store
+//! [`crate::schedule`], [`crate::kubelet`], [`crate::endpoints`],
+//! [`crate::metrics`] and [`crate::autoscaler`] what to do, and writes the result through the registry store
 //! (so defaulting, validation, generation and managedFields apply as to any client).
 //!
 //! Level-triggered: an item is reconciled from current state, so a lost or
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::metrics::{self, Usage, UsageTable};
 use crate::object::{self, controller_uid, name, str_at};
 use crate::schedule::{self, NodeView};
-use crate::{endpoints, kubelet, workload};
+use crate::{autoscaler, endpoints, kubelet, workload};
 
 /// One thing to reconcile. Variants are in processing order: owners before the
 /// objects they create, scheduling before the kubelet, pods before endpoints.
@@ -40,6 +40,7 @@ pub enum Work {
     Pod(String, String),
     Service(String, String),
     Metrics,
+    Autoscaler(String, String),
 }
 
 /// What the loop needs to know besides the store.
@@ -49,6 +50,8 @@ pub struct Settings {
     pub ready_delay: (Duration, Duration),
     /// How long a Job's pod runs before it succeeds.
     pub job_duration: Duration,
+    /// How often each HorizontalPodAutoscaler is synced.
+    pub hpa_sync_period: Duration,
 }
 
 /// The resources the controllers touch.
@@ -63,6 +66,7 @@ struct Infos {
     endpoints: Arc<ResourceInfo>,
     slices: Arc<ResourceInfo>,
     nodes: Arc<ResourceInfo>,
+    hpas: Arc<ResourceInfo>,
 }
 
 /// A resource the catalogue should have and does not.
@@ -89,6 +93,7 @@ impl Infos {
             endpoints: get("", "v1", "endpoints")?,
             slices: get("discovery.k8s.io", "v1", "endpointslices")?,
             nodes: get("", "v1", "nodes")?,
+            hpas: get("autoscaling", "v2", "horizontalpodautoscalers")?,
         })
     }
 }
@@ -103,6 +108,10 @@ pub struct Controller {
     delayed: BTreeMap<Instant, Vec<Work>>,
     /// When a bound pod starts (or a job pod finishes), by storage key.
     deadlines: HashMap<String, Instant>,
+    /// The HPAs' recommendations and scale events.
+    histories: autoscaler::Histories,
+    /// When each HPA's periodic sync is due.
+    hpa_next_sync: HashMap<(String, String), Instant>,
 }
 
 type Failure = flotilla_apiserver::status::ApiError;
@@ -130,6 +139,8 @@ impl Controller {
             queue: BTreeSet::new(),
             delayed: BTreeMap::new(),
             deadlines: HashMap::new(),
+            histories: HashMap::new(),
+            hpa_next_sync: HashMap::new(),
         })
     }
 
@@ -253,7 +264,14 @@ impl Controller {
                 })
                 .map(|r| str_at(r, "/name").to_string())
         };
+        if parts.first() == Some(&"apps") && metrics::usage_annotations_changed(object, prev) {
+            self.queue.insert(Work::Metrics);
+        }
         match (parts.first().copied(), parts.get(1).copied()) {
+            (Some("autoscaling"), Some("horizontalpodautoscalers")) => {
+                let (ns, n) = ns_name();
+                self.queue.insert(Work::Autoscaler(ns, n));
+            }
             (Some("apps"), Some("deployments")) => {
                 let (ns, n) = ns_name();
                 self.queue.insert(Work::Deployment(ns, n));
@@ -364,6 +382,7 @@ impl Controller {
             Work::Pod(ns, n) => self.pod(ns, n).await,
             Work::Service(ns, n) => self.service(ns, n).await,
             Work::Metrics => self.metrics().await,
+            Work::Autoscaler(ns, n) => self.autoscaler(ns, n).await,
         };
         if let Err(e) = result {
             if e.code == 404 {
@@ -917,6 +936,136 @@ impl Controller {
         Ok(())
     }
 
+    /// A pod's controlling owners, nearest first (ReplicaSet, then its
+    /// Deployment; or the StatefulSet, DaemonSet or Job).
+    fn owner_chain(&self, snapshot: &Snapshot, pod: &Value) -> Vec<Arc<Value>> {
+        let ns = object::namespace(pod);
+        let mut out = Vec::new();
+        let mut current = pod.clone();
+        for _ in 0..2 {
+            let Some(owner) = current
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| {
+                    refs.iter()
+                        .find(|r| r.get("controller") == Some(&Value::Bool(true)))
+                })
+                .cloned()
+            else {
+                break;
+            };
+            let info = match str_at(&owner, "/kind") {
+                "ReplicaSet" => &self.infos.replicasets,
+                "Deployment" => &self.infos.deployments,
+                "StatefulSet" => &self.infos.statefulsets,
+                "DaemonSet" => &self.infos.daemonsets,
+                "Job" => &self.infos.jobs,
+                _ => break,
+            };
+            let Some(kv) = snapshot.get(&info.key(Some(ns), str_at(&owner, "/name"))) else {
+                break;
+            };
+            current = kv.value.as_ref().clone();
+            out.push(kv.value.clone());
+        }
+        out
+    }
+
+    /// One sync of a HorizontalPodAutoscaler, then the next in
+    /// `hpa_sync_period`.
+    async fn autoscaler(&mut self, ns: &str, n: &str) -> Result<(), Failure> {
+        let key = (ns.to_string(), n.to_string());
+        let Some(h) = self.get(&self.infos.hpas, ns, n) else {
+            self.histories.remove(&key);
+            self.hpa_next_sync.remove(&key);
+            return Ok(());
+        };
+        if object::deleting(&h) {
+            self.histories.remove(&key);
+            self.hpa_next_sync.remove(&key);
+            return Ok(());
+        }
+        // one timer per HPA: a sync woken by a watch event does not start another
+        let now_instant = Instant::now();
+        if self
+            .hpa_next_sync
+            .get(&key)
+            .is_none_or(|due| *due <= now_instant)
+        {
+            self.hpa_next_sync
+                .insert(key.clone(), now_instant + self.settings.hpa_sync_period);
+            self.later(
+                self.settings.hpa_sync_period,
+                Work::Autoscaler(key.0.clone(), key.1.clone()),
+            );
+        }
+        let api_version = str_at(&h, "/spec/scaleTargetRef/apiVersion");
+        let kind = str_at(&h, "/spec/scaleTargetRef/kind");
+        let Some(info) = autoscaler::target_resource(api_version, kind).map(|r| match r {
+            "deployments" => self.infos.deployments.clone(),
+            "statefulsets" => self.infos.statefulsets.clone(),
+            _ => self.infos.replicasets.clone(),
+        }) else {
+            return Ok(());
+        };
+        let Some(target) = self.get(&info, ns, str_at(&h, "/spec/scaleTargetRef/name")) else {
+            return Ok(());
+        };
+        let snapshot = self.store.storage.snapshot();
+        let pm_info = self
+            .store
+            .catalog
+            .get(metrics::GROUP, metrics::VERSION, "pods");
+        let selector = target.pointer("/spec/selector");
+        let pods: Vec<Arc<Value>> = snapshot
+            .range(&self.infos.pods.prefix(Some(ns)), None)
+            .filter(|kv| object::selector_matches(selector, &object::labels(&kv.value)))
+            .map(|kv| kv.value.clone())
+            .collect();
+        let pod_metrics: Vec<Option<Arc<Value>>> = pods
+            .iter()
+            .map(|p| {
+                let info = pm_info.as_ref()?;
+                snapshot
+                    .get(&info.key(Some(ns), name(p)))
+                    .map(|kv| kv.value.clone())
+            })
+            .collect();
+        let pairs: Vec<(&Value, Option<&Value>)> = pods
+            .iter()
+            .zip(&pod_metrics)
+            .map(|(p, m)| (p.as_ref(), m.as_deref()))
+            .collect();
+        let now = jiff::Timestamp::now();
+        let history = self.histories.entry(key).or_default();
+        let Ok(mut outcome) = autoscaler::sync(&h, &target, &pairs, history, now) else {
+            return Ok(());
+        };
+        let old_conditions: Vec<_> = h
+            .pointer("/status/conditions")
+            .cloned()
+            .and_then(|c| serde_json::from_value(c).ok())
+            .unwrap_or_default();
+        if let Some(replicas) = outcome.scale_to {
+            let scaled = self
+                .patch(
+                    &info,
+                    ns,
+                    name(&target),
+                    json!({"spec": {"replicas": replicas}}),
+                    Part::Main,
+                    "horizontal-pod-autoscaler",
+                )
+                .await;
+            let error = scaled.as_ref().err().map(|e| e.message.clone());
+            autoscaler::finish(&mut outcome, &old_conditions, error.as_deref(), now);
+        }
+        let status = serde_json::to_value(&outcome.status).unwrap_or_default();
+        let h = self.get(&self.infos.hpas, ns, n).unwrap_or(h);
+        self.write_status(&self.infos.hpas, &h, status, "horizontal-pod-autoscaler")
+            .await
+    }
+
     /// Keeps PodMetrics and NodeMetrics current.
     async fn metrics(&mut self) -> Result<(), Failure> {
         let Some(pm_info) = self
@@ -942,7 +1091,17 @@ impl Controller {
             if str_at(pod, "/status/phase") != "Running" || object::deleting(pod) {
                 continue;
             }
-            let usage = table.for_pod(pod);
+            let usage = if table
+                .pods
+                .contains_key(&(object::namespace(pod).to_string(), name(pod).to_string()))
+            {
+                table.for_pod(pod)
+            } else {
+                let owners = self.owner_chain(&snapshot, pod);
+                let mut annotated: Vec<&Value> = vec![pod];
+                annotated.extend(owners.iter().map(|o| o.as_ref()));
+                metrics::annotated_usage(&annotated, table.for_pod(pod))
+            };
             let node = per_node
                 .entry(str_at(pod, "/spec/nodeName").to_string())
                 .or_default();

@@ -18,7 +18,10 @@
 //!   after a delay with IPs and container statuses ([`kubelet`]).
 //! - Services get Endpoints and EndpointSlices from their ready pods ([`endpoints`]).
 //! - `metrics.k8s.io/v1beta1` pods and nodes are served as CRD-backed objects kept
-//!   current from configurable usage ([`metrics`]).
+//!   current from configurable usage ([`metrics`]; settable per workload with the
+//!   `sim.flotilla.io/cpu-usage` / `memory-usage` annotations).
+//! - `autoscaling/v2` HorizontalPodAutoscalers scale their Deployments,
+//!   StatefulSets and ReplicaSets from those metrics ([`autoscaler`]).
 //!
 //! Start at [`start`] and [`Member`]:
 //!
@@ -44,6 +47,7 @@
 //! # }
 //! ```
 
+pub mod autoscaler;
 pub mod controller;
 pub mod endpoints;
 pub mod kubelet;
@@ -98,6 +102,9 @@ pub struct Config {
     pub default_usage: Usage,
     /// Usage of each node besides its pods.
     pub node_base_usage: Usage,
+    /// How often each HorizontalPodAutoscaler is synced (Kubernetes'
+    /// `--horizontal-pod-autoscaler-sync-period` is 15 s; the simulation's 2 s).
+    pub hpa_sync_period: Duration,
 }
 
 impl Config {
@@ -122,6 +129,7 @@ impl Config {
             job_duration: Duration::from_millis(200),
             default_usage: Usage::new(10, 32 << 20),
             node_base_usage: Usage::new(100, 512 << 20),
+            hpa_sync_period: Duration::from_secs(2),
         }
     }
 
@@ -176,6 +184,12 @@ impl Config {
     /// Sets how long Job pods run.
     pub fn job_duration(mut self, duration: Duration) -> Self {
         self.job_duration = duration;
+        self
+    }
+
+    /// Sets how often HorizontalPodAutoscalers are synced.
+    pub fn hpa_sync_period(mut self, period: Duration) -> Self {
+        self.hpa_sync_period = period;
         self
     }
 
@@ -369,6 +383,7 @@ async fn run(
         controller::Settings {
             ready_delay: config.ready_delay,
             job_duration: config.job_duration,
+            hpa_sync_period: config.hpa_sync_period,
         },
         usage.clone(),
     )?;

@@ -11,9 +11,14 @@
 //! ordinary GETs. Objects are rewritten only when a value changes, so `timestamp` is
 //! the time of the last change, not of the last scrape.
 //!
-//! Usage is per pod, split evenly over its containers, and resolved by
-//! [`UsageTable::for_pod`]: a per-pod setting, else the last matching label rule,
-//! else the default.
+//! Usage is per pod, split evenly over its containers: a per-pod setting made
+//! in process, else the annotations [`CPU_USAGE_ANNOTATION`] /
+//! [`MEMORY_USAGE_ANNOTATION`] of the pod or of its controlling workload
+//! (ReplicaSet, then Deployment; StatefulSet, DaemonSet, Job), else the last
+//! matching label rule, else the default ([`UsageTable::for_pod`],
+//! [`annotated_usage`]). The annotations let a client of the member (or the
+//! control plane, through propagation) set usage with kubectl:
+//! `kubectl annotate deploy web sim.flotilla.io/cpu-usage=80m`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,6 +52,42 @@ pub const GROUP: &str = "metrics.k8s.io";
 pub const VERSION: &str = "v1beta1";
 /// How long a sample is said to cover.
 const WINDOW: &str = "15s";
+
+/// Per-pod CPU usage (a quantity, `80m`) the simulated metrics-server
+/// reports for the pods of the annotated pod or workload.
+pub const CPU_USAGE_ANNOTATION: &str = "sim.flotilla.io/cpu-usage";
+/// Per-pod memory usage (a quantity, `64Mi`), like [`CPU_USAGE_ANNOTATION`].
+pub const MEMORY_USAGE_ANNOTATION: &str = "sim.flotilla.io/memory-usage";
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+/// `fallback` with cpu and memory replaced by the first of `objects` (the
+/// pod, then its owners) annotated with a valid quantity.
+pub fn annotated_usage(objects: &[&Value], fallback: Usage) -> Usage {
+    let first = |key: &str, parse: fn(&str) -> Option<i64>| {
+        objects
+            .iter()
+            .find_map(|o| annotation(o, key).and_then(parse))
+    };
+    Usage {
+        cpu_millis: first(CPU_USAGE_ANNOTATION, quantity::cpu_millis)
+            .unwrap_or(fallback.cpu_millis),
+        memory_bytes: first(MEMORY_USAGE_ANNOTATION, quantity::bytes)
+            .unwrap_or(fallback.memory_bytes),
+    }
+}
+
+/// Whether a workload's usage annotations differ from its previous version.
+pub fn usage_annotations_changed(object: &Value, prev: Option<&Value>) -> bool {
+    [CPU_USAGE_ANNOTATION, MEMORY_USAGE_ANNOTATION]
+        .iter()
+        .any(|k| annotation(object, k) != prev.and_then(|p| annotation(p, k)))
+}
 
 /// Where pod usage comes from; see the module docs.
 #[derive(Debug, Clone, Default)]
@@ -199,5 +240,22 @@ mod tests {
         assert_eq!(m["containers"][1]["usage"]["memory"], json!("1Mi"));
         assert_eq!(m["metadata"]["labels"]["app"], json!("web"));
         assert!(parse_selector("=x").is_none());
+    }
+
+    #[test]
+    fn usage_annotations() {
+        let pod = json!({"metadata": {"name": "p"}});
+        let rs = json!({"metadata": {"name": "rs"}});
+        let d = json!({"metadata": {"name": "d", "annotations": {CPU_USAGE_ANNOTATION: "250m", MEMORY_USAGE_ANNOTATION: "bad"}}});
+        let u = annotated_usage(&[&pod, &rs, &d], Usage::new(1, 2));
+        assert_eq!(u, Usage::new(250, 2));
+        let pod = json!({"metadata": {"name": "p", "annotations": {CPU_USAGE_ANNOTATION: "1"}}});
+        assert_eq!(
+            annotated_usage(&[&pod, &d], Usage::new(1, 2)).cpu_millis,
+            1000
+        );
+        assert!(usage_annotations_changed(&d, None));
+        assert!(!usage_annotations_changed(&d, Some(&d)));
+        assert!(!usage_annotations_changed(&rs, None));
     }
 }
