@@ -55,7 +55,9 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
 pub struct Flags {
     /// Controllers to run: `*` for all, `name` to enable, `-name` to disable
     /// (cluster, clusterStatus, namespace, detector, scheduler, binding,
-    /// execution, workStatus, bindingStatus, dependencies).
+    /// execution, workStatus, bindingStatus, dependencies, serviceExport,
+    /// endpointsliceCollect, serviceImport, endpointsliceDispatch,
+    /// multiclusterservice).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// How often member status is collected and written.

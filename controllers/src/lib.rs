@@ -15,7 +15,12 @@
 //! - the propagation pipeline (see [`propagation`]): [`detector`]
 //!   (`detector`), [`scheduler`] (`scheduler`), [`binding`] (`binding`),
 //!   [`execution`] (`execution`), [`work_status`] (`workStatus`),
-//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`).
+//!   [`binding_status`] (`bindingStatus`) and [`dependencies`] (`dependencies`);
+//! - multi-cluster services (see [`multicluster`]): [`service_export`]
+//!   (`serviceExport`), [`endpointslice_collect`] (`endpointsliceCollect`),
+//!   [`service_import`] (`serviceImport`), [`endpointslice_dispatch`]
+//!   (`endpointsliceDispatch`) and [`multicluster_service`]
+//!   (`multiclusterservice`).
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -46,16 +51,22 @@ pub mod cluster_status;
 pub mod context;
 pub mod dependencies;
 pub mod detector;
+pub mod endpointslice_collect;
+pub mod endpointslice_dispatch;
 pub mod events;
 pub mod execution;
 pub mod flags;
 pub mod member;
 pub mod metrics;
+pub mod multicluster;
+pub mod multicluster_service;
 pub mod namespace_sync;
 pub mod objectwatcher;
 pub mod propagation;
 pub mod quantity;
 pub mod scheduler;
+pub mod service_export;
+pub mod service_import;
 pub mod work_status;
 
 use std::future::Future;
@@ -100,7 +111,7 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 10] = [
+static CONTROLLERS: [(&str, StartFn); 15] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
@@ -111,11 +122,18 @@ static CONTROLLERS: [(&str, StartFn); 10] = [
     ("workStatus", work_status::start),
     ("bindingStatus", binding_status::start),
     ("dependencies", dependencies::start),
+    ("serviceExport", service_export::start),
+    ("endpointsliceCollect", endpointslice_collect::start),
+    ("serviceImport", service_import::start),
+    ("endpointsliceDispatch", endpointslice_dispatch::start),
+    ("multiclusterservice", multicluster_service::start),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
 /// `cluster`, `clusterStatus`, `namespace`, `detector`, `scheduler`,
-/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`.
+/// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`,
+/// `serviceExport`, `endpointsliceCollect`, `serviceImport`,
+/// `endpointsliceDispatch`, `multiclusterservice`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -202,6 +220,11 @@ mod tests {
             "workStatus",
             "bindingStatus",
             "dependencies",
+            "serviceExport",
+            "endpointsliceCollect",
+            "serviceImport",
+            "endpointsliceDispatch",
+            "multiclusterservice",
         ];
         assert_eq!(names(&[]), all);
         assert_eq!(names(&["*"]), all);
