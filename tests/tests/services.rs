@@ -374,6 +374,10 @@ fn exported_service_is_imported_kept_current_and_cleaned_up() {
     up.k_ok(&["scale", "deploy", "web", "--replicas", "5"]);
     let five = wait_imported(&up, "member2", "derived-web", "web", &["member1"], 5);
     assert!(three.is_subset(&five), "{three:?} ⊄ {five:?}");
+    // and scaling down removes the endpoints of the deleted pods
+    up.k_ok(&["scale", "deploy", "web", "--replicas", "2"]);
+    let two = wait_imported(&up, "member2", "derived-web", "web", &["member1"], 2);
+    assert!(two.is_subset(&five), "{two:?} ⊄ {five:?}");
 
     // deleting the ServiceExport removes everything that was collected and dispatched
     up.k_ok(&["delete", "serviceexport", "web"]);
