@@ -259,11 +259,21 @@ pub struct Written {
     pub deleted: usize,
 }
 
+/// How many writes [`converge`] keeps in flight.
+pub const WRITE_CONCURRENCY: usize = 16;
+
+enum Op {
+    Create(String, DynamicObject),
+    Patch(Key, Value),
+    Delete(Key),
+}
+
 /// Makes the objects of `kind` that `owner` owns (label
 /// `endpointslice.karmada.io/managed-by`) exactly `desired`: creates the
-/// missing ones, patches those that differ, deletes those no longer desired.
-/// `stored` is every cached object of the kind that may clash (an object of
-/// the same namespace and name owned by someone else is left alone).
+/// missing ones, patches those that differ, deletes those no longer desired,
+/// [`WRITE_CONCURRENCY`] writes at a time. `stored` is every cached object of
+/// the kind that may clash (an object of the same namespace and name owned
+/// by someone else is left alone).
 pub async fn converge(
     client: &Client,
     kind: &Kind,
@@ -271,16 +281,9 @@ pub async fn converge(
     stored: &[Value],
     desired: Vec<Value>,
 ) -> Result<Written> {
-    let mut written = Written::default();
     let stored: HashMap<Key, &Value> = stored.iter().map(|v| (key_of(v), v)).collect();
     let mut wanted: HashSet<Key> = HashSet::new();
-    let api = |ns: &str| -> Api<DynamicObject> {
-        if ns.is_empty() {
-            Api::all_with(client.clone(), &kind.resource)
-        } else {
-            Api::namespaced_with(client.clone(), ns, &kind.resource)
-        }
-    };
+    let mut ops = Vec::new();
     for mut d in desired {
         let key = key_of(&d);
         if !wanted.insert(key.clone()) {
@@ -292,15 +295,7 @@ pub async fn converge(
             }
             Some(s) => {
                 if !(kind.up_to_date)(s, &d) {
-                    let patch = (kind.patch)(&d);
-                    match api(&key.0)
-                        .patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
-                        Ok(_) => written.updated += 1,
-                        Err(e) if is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    ops.push(Op::Patch(key, (kind.patch)(&d)));
                 }
             }
             None => {
@@ -308,27 +303,59 @@ pub async fn converge(
                     m.insert("apiVersion".into(), json!(kind.resource.api_version));
                     m.insert("kind".into(), json!(kind.resource.kind));
                 }
-                let obj: DynamicObject = serde_json::from_value(d)?;
-                match api(&key.0).create(&PostParams::default(), &obj).await {
-                    Ok(_) => written.created += 1,
-                    // there already (not cached yet, or someone else's): next pass
-                    Err(e) if is_conflict(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                ops.push(Op::Create(key.0, serde_json::from_value(d)?));
             }
         }
     }
     for (key, s) in &stored {
         if owner_of(s) == owner && !wanted.contains(key) {
-            match api(&key.0)
-                .delete(&key.1, &DeleteParams::background())
-                .await
-            {
-                Ok(_) => written.deleted += 1,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            ops.push(Op::Delete(key.clone()));
         }
+    }
+    let api = |ns: &str| -> Api<DynamicObject> {
+        if ns.is_empty() {
+            Api::all_with(client.clone(), &kind.resource)
+        } else {
+            Api::namespaced_with(client.clone(), ns, &kind.resource)
+        }
+    };
+    let results: Vec<Result<Written>> = futures::stream::iter(ops)
+        .map(|op| {
+            let api = &api;
+            async move {
+                let mut w = Written::default();
+                let res = match op {
+                    Op::Create(ns, obj) => api(&ns)
+                        .create(&PostParams::default(), &obj)
+                        .await
+                        .map(|_| w.created = 1),
+                    Op::Patch((ns, name), patch) => api(&ns)
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map(|_| w.updated = 1),
+                    Op::Delete((ns, name)) => api(&ns)
+                        .delete(&name, &DeleteParams::background())
+                        .await
+                        .map(|_| w.deleted = 1),
+                };
+                match res {
+                    Ok(()) => Ok(w),
+                    // gone already, or there already (not cached yet, or
+                    // someone else's): the next pass sees it
+                    Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(w),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut written = Written::default();
+    for r in results {
+        let w = r?;
+        written.created += w.created;
+        written.updated += w.updated;
+        written.deleted += w.deleted;
     }
     Ok(written)
 }

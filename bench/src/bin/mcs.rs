@@ -1,0 +1,352 @@
+//! Multi-cluster services benchmark: latency from an endpoint change in the
+//! exporting member to the updated EndpointSlices in every importing member,
+//! for 1 and 10 importing members side by side in one run.
+//!
+//! Each run starts `flotilla up --members N+1` (every controller in
+//! process), exports Service `web` from member1 (Deployment, Service and
+//! ServiceExport propagated there) and imports it into member2..member(N+1)
+//! (ServiceImport propagated there). Then it scales the Deployment template
+//! between 1 and 2 replicas, over and over; watches on every member record
+//! when member1's own EndpointSlices show the new number of ready endpoints
+//! (t0) and when each importing member's `derived-web` slices show it (t1).
+//! Latency = t1 − t0, one sample per importing member and change.
+//!
+//! Run: `cargo build --release -p flotilla && cargo run --release -p
+//! flotilla-bench --bin mcs [-- --quick]`. Prints a Markdown table.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+fn flotilla() -> PathBuf {
+    std::env::var_os("FLOTILLA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/flotilla")
+        })
+}
+
+/// A child killed by PID on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn client(kubeconfig: &Path, context: &str) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let opts = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .expect("client config");
+    config.read_timeout = Some(Duration::from_secs(60));
+    Client::try_from(config).expect("client")
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+async fn create(cp: &Client, r: &ApiResource, obj: Value) {
+    let api = Api::<DynamicObject>::namespaced_with(cp.clone(), "default", r);
+    let obj: DynamicObject = serde_json::from_value(obj).expect("object");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("created");
+}
+
+fn policy(name: &str, selectors: Value, clusters: Vec<String>) -> Value {
+    json!({
+        "apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"resourceSelectors": selectors,
+                 "placement": {"clusterAffinity": {"clusterNames": clusters},
+                               "replicaScheduling": {"replicaSchedulingType": "Duplicated"}}}
+    })
+}
+
+/// Ready endpoints over the slices of a cache.
+fn ready_endpoints(store: &reflector::Store<EndpointSlice>) -> usize {
+    store
+        .state()
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+        .count()
+}
+
+/// Per member: every change of its ready-endpoint count, with its time.
+type History = Arc<Mutex<HashMap<usize, Vec<(usize, Instant)>>>>;
+
+fn watch(
+    member: usize,
+    client: Client,
+    service: &str,
+    history: History,
+) -> tokio::task::JoinHandle<()> {
+    let api: Api<EndpointSlice> = Api::namespaced(client, "default");
+    let cfg = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
+    tokio::spawn(async move {
+        let (store, writer) = reflector::store();
+        let stream = reflector(writer, watcher(api, cfg))
+            .default_backoff()
+            .touched_objects();
+        let mut stream = std::pin::pin!(stream);
+        let mut last = usize::MAX;
+        while let Some(ev) = stream.next().await {
+            if ev.is_err() {
+                continue;
+            }
+            let n = ready_endpoints(&store);
+            if n != last {
+                last = n;
+                history
+                    .lock()
+                    .expect("lock")
+                    .entry(member)
+                    .or_default()
+                    .push((n, Instant::now()));
+            }
+        }
+    })
+}
+
+/// The first time at or after `after` that `member` showed `count`.
+fn seen(history: &History, member: usize, count: usize, after: Instant) -> Option<Instant> {
+    history
+        .lock()
+        .expect("lock")
+        .get(&member)?
+        .iter()
+        .find(|(n, t)| *n == count && *t >= after)
+        .map(|(_, t)| *t)
+}
+
+struct Run {
+    importers: usize,
+    changes: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    all_p99: Duration,
+}
+
+fn pct(v: &[Duration], p: usize) -> Duration {
+    v[(v.len() * p / 100).min(v.len() - 1)]
+}
+
+async fn run(importers: usize, changes: usize) -> Run {
+    let members = importers + 1;
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = std::fs::File::create(dir.path().join("up.log")).expect("log");
+    let _up = Guard(
+        Command::new(flotilla())
+            .args(["up", "--bind", "127.0.0.1:0", "--members"])
+            .arg(members.to_string())
+            .arg("--dir")
+            .arg(dir.path().join("state"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("flotilla up"),
+    );
+    let kubeconfig = dir.path().join("state/kubeconfig");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&kubeconfig)
+        .is_ok_and(|k| k.contains(&format!("member{members}")))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "flotilla up not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cp = client(&kubeconfig, "flotilla").await;
+    let history: History = Arc::default();
+    let mut watches = vec![watch(
+        1,
+        client(&kubeconfig, "member1").await,
+        "web",
+        history.clone(),
+    )];
+    for m in 2..=members {
+        watches.push(watch(
+            m,
+            client(&kubeconfig, &format!("member{m}")).await,
+            "derived-web",
+            history.clone(),
+        ));
+    }
+    let deploy = resource("apps", "v1", "Deployment", "deployments");
+    let pp = resource(
+        "policy.karmada.io",
+        "v1alpha1",
+        "PropagationPolicy",
+        "propagationpolicies",
+    );
+    create(&cp, &deploy, json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"containerPort": 8080}]}]}}}
+    })).await;
+    create(&cp, &resource("", "v1", "Service", "services"), json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    })).await;
+    let mcs =
+        |kind: &str, plural: &str| resource("multicluster.x-k8s.io", "v1alpha1", kind, plural);
+    create(
+        &cp,
+        &mcs("ServiceExport", "serviceexports"),
+        json!({
+            "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
+            "metadata": {"name": "web", "namespace": "default"}
+        }),
+    )
+    .await;
+    create(&cp, &mcs("ServiceImport", "serviceimports"), json!({
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "ClusterSetIP", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+    })).await;
+    create(&cp, &pp, policy("web-export", json!([
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        {"apiVersion": "v1", "kind": "Service", "name": "web"},
+        {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport", "name": "web"}
+    ]), vec!["member1".into()])).await;
+    create(&cp, &pp, policy("web-import", json!([
+        {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport", "name": "web"}
+    ]), (2..=members).map(|m| format!("member{m}")).collect())).await;
+
+    // every importer shows the first endpoint
+    let setup = Instant::now();
+    let wait_all = |count: usize, after: Instant| {
+        let history = history.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let times: Vec<Option<Instant>> = (2..=members)
+                    .map(|m| seen(&history, m, count, after))
+                    .collect();
+                if times.iter().all(Option::is_some) {
+                    return times.into_iter().flatten().collect::<Vec<_>>();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "importers did not reach {count} endpoints"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    wait_all(1, setup).await;
+
+    let api = Api::<DynamicObject>::namespaced_with(cp.clone(), "default", &deploy);
+    let mut samples = Vec::new();
+    let mut per_change = Vec::new();
+    let mut replicas = 1;
+    for _ in 0..changes {
+        replicas = if replicas == 1 { 2 } else { 1 };
+        let patched = Instant::now();
+        api.patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .expect("scaled");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let t0 = loop {
+            if let Some(t) = seen(&history, 1, replicas, patched) {
+                break t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member1 did not reach {replicas} endpoints: {:?}",
+                history.lock().expect("lock").get(&1).map(|h| h
+                    .iter()
+                    .map(|(n, t)| (*n, t.saturating_duration_since(patched)))
+                    .collect::<Vec<_>>())
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let times = wait_all(replicas, patched).await;
+        let lat: Vec<Duration> = times
+            .iter()
+            .map(|t| t.saturating_duration_since(t0))
+            .collect();
+        per_change.push(lat.iter().max().copied().unwrap_or_default());
+        samples.extend(lat);
+        // let the member settle before the next change
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for w in watches {
+        w.abort();
+    }
+    samples.sort();
+    per_change.sort();
+    Run {
+        importers,
+        changes,
+        p50: pct(&samples, 50),
+        p99: pct(&samples, 99),
+        max: samples[samples.len() - 1],
+        all_p99: pct(&per_change, 99),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let changes = if quick { 10 } else { 50 };
+    let mut runs = Vec::new();
+    for importers in [1, 10] {
+        eprintln!("{changes} endpoint changes exported to {importers} importing members ...");
+        runs.push(run(importers, changes).await);
+    }
+    println!(
+        "| importing members | changes | samples | p50 | p99 | max | slowest importer per change, p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in runs {
+        println!(
+            "| {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            r.importers,
+            r.changes,
+            r.changes * r.importers,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.max.as_secs_f64() * 1e3,
+            r.all_p99.as_secs_f64() * 1e3,
+        );
+    }
+}
