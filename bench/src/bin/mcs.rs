@@ -4,9 +4,10 @@
 //!
 //! Each run starts `flotilla up --members N+1` (every controller in
 //! process), exports Service `web` from member1 (Deployment, Service and
-//! ServiceExport propagated there) and imports it into member2..member(N+1)
-//! (ServiceImport propagated there). Then it scales the Deployment template
-//! between 1 and 2 replicas, over and over; watches on every member record
+//! ServiceExport created in member1) and imports it into member2..member(N+1)
+//! (ServiceImport propagated there from the control plane). Then it scales
+//! member1's Deployment between 1 and 2 replicas, over and over; watches on
+//! every member record
 //! when member1's own EndpointSlices show the new number of ready endpoints
 //! (t0) and when each importing member's `derived-web` slices show it (t1).
 //! Latency = t1 − t0, one sample per importing member and change.
@@ -188,13 +189,9 @@ async fn run(importers: usize, changes: usize) -> Run {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cp = client(&kubeconfig, "flotilla").await;
+    let member1 = client(&kubeconfig, "member1").await;
     let history: History = Arc::default();
-    let mut watches = vec![watch(
-        1,
-        client(&kubeconfig, "member1").await,
-        "web",
-        history.clone(),
-    )];
+    let mut watches = vec![watch(1, member1.clone(), "web", history.clone())];
     for m in 2..=members {
         watches.push(watch(
             m,
@@ -210,14 +207,17 @@ async fn run(importers: usize, changes: usize) -> Run {
         "PropagationPolicy",
         "propagationpolicies",
     );
-    create(&cp, &deploy, json!({
+    // the exported workload lives in member1 itself, so that the
+    // measurement starts at its endpoint change (not at the propagation of a
+    // template change)
+    create(&member1, &deploy, json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"containerPort": 8080}]}]}}}
     })).await;
-    create(&cp, &resource("", "v1", "Service", "services"), json!({
+    create(&member1, &resource("", "v1", "Service", "services"), json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
@@ -225,7 +225,7 @@ async fn run(importers: usize, changes: usize) -> Run {
     let mcs =
         |kind: &str, plural: &str| resource("multicluster.x-k8s.io", "v1alpha1", kind, plural);
     create(
-        &cp,
+        &member1,
         &mcs("ServiceExport", "serviceexports"),
         json!({
             "apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
@@ -238,11 +238,6 @@ async fn run(importers: usize, changes: usize) -> Run {
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"type": "ClusterSetIP", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
     })).await;
-    create(&cp, &pp, policy("web-export", json!([
-        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-        {"apiVersion": "v1", "kind": "Service", "name": "web"},
-        {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport", "name": "web"}
-    ]), vec!["member1".into()])).await;
     create(&cp, &pp, policy("web-import", json!([
         {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport", "name": "web"}
     ]), (2..=members).map(|m| format!("member{m}")).collect())).await;
@@ -270,7 +265,7 @@ async fn run(importers: usize, changes: usize) -> Run {
     };
     wait_all(1, setup).await;
 
-    let api = Api::<DynamicObject>::namespaced_with(cp.clone(), "default", &deploy);
+    let api = Api::<DynamicObject>::namespaced_with(member1.clone(), "default", &deploy);
     let mut samples = Vec::new();
     let mut per_change = Vec::new();
     let mut replicas = 1;
