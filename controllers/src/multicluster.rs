@@ -263,7 +263,7 @@ pub struct Written {
 pub const WRITE_CONCURRENCY: usize = 16;
 
 enum Op {
-    Create(String, DynamicObject),
+    Create(String, Box<DynamicObject>),
     Patch(Key, Value),
     Delete(Key),
 }
@@ -303,7 +303,7 @@ pub async fn converge(
                     m.insert("apiVersion".into(), json!(kind.resource.api_version));
                     m.insert("kind".into(), json!(kind.resource.kind));
                 }
-                ops.push(Op::Create(key.0, serde_json::from_value(d)?));
+                ops.push(Op::Create(key.0, Box::new(serde_json::from_value(d)?)));
             }
         }
     }
