@@ -10,7 +10,9 @@
 //! - `propagation`: template → member latency against a single API write
 //!   (`propagation.rs`, needs the release `flotilla` binary);
 //! - `unified`: a unified list over M members against one API server holding
-//!   the same objects (`unified.rs`, needs the release binary).
+//!   the same objects (`unified.rs`, needs the release binary);
+//! - `mcs`: an endpoint change in an exporting member to the importing
+//!   members' slices (`mcs.rs`, needs the release binary).
 //!
 //! Each prints a Markdown table; `--record` also writes
 //! `bench/results/SCENARIO.json` and the table into `docs/benchmarks.md`
@@ -28,6 +30,7 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 
 mod harness;
+mod mcs;
 mod propagation;
 mod unified;
 mod webhook;
@@ -392,9 +395,10 @@ async fn main() {
         }
         "propagation" => return propagation::scenario().await,
         "unified" => return unified::scenario().await,
+        "mcs" => return mcs::scenario().await,
         other => {
             eprintln!(
-                "unknown scenario {other:?}: want apiserver, webhook, propagation or unified"
+                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified or mcs"
             );
             std::process::exit(2);
         }

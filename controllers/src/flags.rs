@@ -97,7 +97,10 @@ pub struct Flags {
     /// Controllers to run: `*` for all, `name` to enable, `-name` to disable
     /// (cluster, clusterStatus, namespace, detector, scheduler, binding,
     /// execution, workStatus, bindingStatus, dependencies, clusterTaintPolicy,
-    /// gracefulEviction, applicationFailover).
+    /// gracefulEviction, applicationFailover, federatedHorizontalPodAutoscaler,
+    /// cronFederatedHorizontalPodAutoscaler, hpaScaleTargetMarker,
+    /// deploymentReplicasSyncer, serviceExport, endpointsliceCollect,
+    /// serviceImport, endpointsliceDispatch, multiclusterservice).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
     /// How often member status is collected and written.

@@ -24,7 +24,12 @@
 //! - autoscaling: [`federated_hpa`] (`federatedHorizontalPodAutoscaler`),
 //!   [`cron_federated_hpa`] (`cronFederatedHorizontalPodAutoscaler`),
 //!   [`hpa_scale_target_marker`] (`hpaScaleTargetMarker`) and
-//!   [`deployment_replicas_syncer`] (`deploymentReplicasSyncer`).
+//!   [`deployment_replicas_syncer`] (`deploymentReplicasSyncer`);
+//! - multi-cluster services (see [`multicluster`]): [`service_export`]
+//!   (`serviceExport`), [`endpointslice_collect`] (`endpointsliceCollect`),
+//!   [`service_import`] (`serviceImport`), [`endpointslice_dispatch`]
+//!   (`endpointsliceDispatch`) and [`multicluster_service`]
+//!   (`multiclusterservice`).
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
@@ -59,6 +64,8 @@ pub mod cron_federated_hpa;
 pub mod dependencies;
 pub mod deployment_replicas_syncer;
 pub mod detector;
+pub mod endpointslice_collect;
+pub mod endpointslice_dispatch;
 pub mod events;
 pub mod execution;
 pub mod features;
@@ -68,11 +75,15 @@ pub mod graceful_eviction;
 pub mod hpa_scale_target_marker;
 pub mod member;
 pub mod metrics;
+pub mod multicluster;
+pub mod multicluster_service;
 pub mod namespace_sync;
 pub mod objectwatcher;
 pub mod propagation;
 pub mod quantity;
 pub mod scheduler;
+pub mod service_export;
+pub mod service_import;
 pub mod taint_manager;
 pub mod work_status;
 
@@ -118,7 +129,7 @@ pub type ControllerFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// Starts one controller; the future runs until the controller stops.
 pub type StartFn = fn(Context) -> ControllerFuture;
 
-static CONTROLLERS: [(&str, StartFn); 17] = [
+static CONTROLLERS: [(&str, StartFn); 22] = [
     ("cluster", cluster::start),
     ("clusterStatus", cluster_status::start),
     ("namespace", namespace_sync::start),
@@ -142,6 +153,11 @@ static CONTROLLERS: [(&str, StartFn); 17] = [
         "deploymentReplicasSyncer",
         deployment_replicas_syncer::start,
     ),
+    ("serviceExport", service_export::start),
+    ("endpointsliceCollect", endpointslice_collect::start),
+    ("serviceImport", service_import::start),
+    ("endpointsliceDispatch", endpointslice_dispatch::start),
+    ("multiclusterservice", multicluster_service::start),
 ];
 
 /// The controllers by name, as Karmada names them for `--controllers`:
@@ -149,7 +165,9 @@ static CONTROLLERS: [(&str, StartFn); 17] = [
 /// `binding`, `execution`, `workStatus`, `bindingStatus`, `dependencies`,
 /// `clusterTaintPolicy`, `gracefulEviction`, `applicationFailover`,
 /// `federatedHorizontalPodAutoscaler`, `cronFederatedHorizontalPodAutoscaler`,
-/// `hpaScaleTargetMarker`, `deploymentReplicasSyncer`.
+/// `hpaScaleTargetMarker`, `deploymentReplicasSyncer`,
+/// `serviceExport`, `endpointsliceCollect`, `serviceImport`,
+/// `endpointsliceDispatch`, `multiclusterservice`.
 pub fn controllers() -> &'static [(&'static str, StartFn)] {
     &CONTROLLERS
 }
@@ -243,6 +261,11 @@ mod tests {
             "cronFederatedHorizontalPodAutoscaler",
             "hpaScaleTargetMarker",
             "deploymentReplicasSyncer",
+            "serviceExport",
+            "endpointsliceCollect",
+            "serviceImport",
+            "endpointsliceDispatch",
+            "multiclusterservice",
         ];
         assert_eq!(names(&[]), all);
         assert_eq!(names(&["*"]), all);

@@ -45,6 +45,7 @@ pub mod interpreter;
 pub mod labels;
 pub mod matching;
 pub mod mcs;
+pub mod multicluster;
 pub mod names;
 pub mod networking;
 pub mod overrides;

@@ -238,8 +238,11 @@ impl Controller {
         if event.kind == EventKind::Deleted {
             self.deadlines.remove(event.key.as_ref());
             if event.key.starts_with("/core/pods/") {
-                // Room on a node may let a pending pod in.
+                // Room on a node may let a pending pod in; and the pod leaves
+                // its Services' endpoints (as a new pod would join them).
                 self.queue.insert(Work::Schedule);
+                self.enqueue_for(&event.key, &event.object, None);
+                return;
             }
         }
         self.enqueue_for(&event.key, &event.object, prev);

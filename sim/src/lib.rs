@@ -428,7 +428,13 @@ async fn ensure_metrics_crds(store: &Arc<Store>) -> Result<()> {
     else {
         return Err(controller::MissingResource("customresourcedefinitions".into()).into());
     };
-    for crd in metrics::crds() {
+    // metrics.k8s.io, and the multi-cluster services API (ServiceExport,
+    // ServiceImport) that clusters joined to Karmada have installed
+    let mcs = flotilla_api::crd_values()
+        .into_iter()
+        .map(|(_, crd)| crd)
+        .filter(|crd| object::str_at(crd, "/spec/group") == "multicluster.x-k8s.io");
+    for crd in metrics::crds().into_iter().chain(mcs) {
         let name = object::name(&crd).to_string();
         if store
             .storage

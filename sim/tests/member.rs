@@ -315,6 +315,23 @@ async fn service_gets_endpoints_and_slices() {
         (list.items.len() == 1 && list.items[0].endpoints.len() == 3).then_some(())
     })
     .await;
+    // and scaled down, the deleted pod leaves the slice
+    deployments
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .expect("scale down");
+    eventually("1 endpoint", || async {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=api"))
+            .await
+            .ok()?;
+        (list.items.len() == 1 && list.items[0].endpoints.len() == 1).then_some(())
+    })
+    .await;
     member.stop().await;
 }
 
