@@ -54,7 +54,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     Controller::new(Api::<B>::all(cp), watcher::Config::default())
         .with_config(crate::propagation::status_controller_config())
         .run(
-            metrics::reconciled("application-failover", reconcile::<B>),
+            metrics::reconciled("applicationFailover", reconcile::<B>),
             error_policy::<B>,
             Arc::new(FailoverCtx {
                 ctx,

@@ -45,7 +45,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     Controller::new(Api::<B>::all(cp), watcher::Config::default())
         .with_config(crate::propagation::status_controller_config())
         .run(
-            metrics::reconciled("graceful-eviction", reconcile::<B>),
+            metrics::reconciled("gracefulEviction", reconcile::<B>),
             error_policy::<B>,
             Arc::new(ctx),
         )
