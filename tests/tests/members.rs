@@ -8,10 +8,10 @@
 //! its guard drops, and every wait is bounded.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use flotilla_tests::sim::Sim;
 use flotilla_tests::up::{Proc, Up, WAIT, wait_for};
 use flotilla_tests::{flotilla_bin, run};
 use serde_json::Value;
@@ -20,76 +20,6 @@ use serde_json::Value;
 const TAINT_NOT_READY: &str = "cluster.karmada.io/not-ready";
 const TAINT_UNREACHABLE: &str = "cluster.karmada.io/unreachable";
 const TAINT_UNSCHEDULABLE: &str = "cluster.karmada.io/unschedulable";
-
-/// A `flotilla sim` member outside `flotilla up`.
-struct Sim {
-    proc: Option<Proc>,
-    name: String,
-    data_dir: PathBuf,
-    logs: PathBuf,
-    port: u16,
-}
-
-impl Sim {
-    fn start(name: &str, base: &Path) -> Sim {
-        let mut s = Sim {
-            proc: None,
-            name: name.to_string(),
-            data_dir: base.join(format!("sim-{name}")),
-            logs: base.join("logs"),
-            port: 0,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new(flotilla_bin());
-        cmd.arg("sim")
-            .arg("--name")
-            .arg(&self.name)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--nodes")
-            .arg("2");
-        if self.port != 0 {
-            cmd.arg("--port").arg(self.port.to_string());
-        }
-        let mut p = Proc::spawn(&format!("sim-{}", self.name), &mut cmd, &self.logs);
-        let out = p.wait_stdout("https://127.0.0.1:", WAIT);
-        let port: u16 = out
-            .split("https://127.0.0.1:")
-            .nth(1)
-            .and_then(|r| {
-                r.split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .and_then(|p| p.parse().ok())
-            })
-            .unwrap_or_else(|| panic!("no port in {out:?}"));
-        if self.port != 0 {
-            assert_eq!(port, self.port, "the sim comes back at the same port");
-        }
-        self.port = port;
-        assert!(self.kubeconfig().exists(), "sim writes its kubeconfig");
-        self.proc = Some(p);
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.data_dir.join("kubeconfig")
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    /// Starts it again with the same `--port` and `--data-dir`.
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-}
 
 /// A free loopback port nobody listens on (a listener bound and dropped).
 fn dead_port() -> u16 {
