@@ -21,14 +21,12 @@ use flotilla_api::failover::{
 };
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::events::{EventType, record, reference};
-use crate::propagation::{BindingResource, is_conflict, is_not_found};
+use crate::propagation::BindingResource;
 use crate::{Context, ControllerFuture, Error, Result, metrics};
 
 /// Starts the controller (the `applicationFailover` entry of
@@ -167,29 +165,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, fctx: Arc<FailoverCtx>) -> Res
     if new_spec == *spec {
         return Ok(next_action);
     }
-    let api = B::api(
-        fctx.ctx.control_plane.clone(),
-        &b.namespace().unwrap_or_default(),
-    );
-    let patch = json!({
-        "metadata": {"resourceVersion": b.meta().resource_version},
-        "spec": {
-            "clusters": new_spec.clusters,
-            "gracefulEvictionTasks": new_spec.graceful_eviction_tasks,
-        },
-    });
-    match api
-        .patch(
-            &b.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
+    if let Some(action) =
+        crate::propagation::write_eviction(&fctx.ctx.control_plane, &*b, &new_spec).await?
     {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(100))),
-        Err(e) => return Err(e.into()),
+        return Ok(action);
     }
     {
         let mut map = fctx.unhealthy.lock().unwrap_or_else(|e| e.into_inner());

@@ -536,3 +536,38 @@ pub fn condition(
         ),
     }
 }
+
+/// Writes an eviction's outcome — `spec.clusters` and
+/// `spec.gracefulEvictionTasks` of `spec` — to the binding `b`, guarded by
+/// its resourceVersion. `None` when written; otherwise what the reconcile
+/// answers instead: the binding is gone, or changed meanwhile (try again).
+pub async fn write_eviction<B: BindingResource>(
+    client: &Client,
+    b: &B,
+    spec: &ResourceBindingSpec,
+) -> Result<Option<kube::runtime::controller::Action>> {
+    use kube::runtime::controller::Action;
+    let api = B::api(client.clone(), &b.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": b.meta().resource_version},
+        "spec": {
+            "clusters": spec.clusters,
+            "gracefulEvictionTasks": spec.graceful_eviction_tasks,
+        },
+    });
+    match api
+        .patch(
+            &b.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(e) if is_not_found(&e) => Ok(Some(Action::await_change())),
+        Err(e) if is_conflict(&e) => {
+            Ok(Some(Action::requeue(std::time::Duration::from_millis(100))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

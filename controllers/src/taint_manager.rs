@@ -21,17 +21,14 @@ use flotilla_api::failover::{
 };
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use crate::events::{EventType, record, reference};
 use crate::features::GRACEFUL_EVICTION;
 use crate::propagation::{
-    BindingResource, cache_ready, cluster_placement_hash, is_claimed, is_conflict, is_not_found,
-    spec_controller, watch_cached,
+    BindingResource, cache_ready, cluster_placement_hash, is_claimed, spec_controller, watch_cached,
 };
 use crate::{Context, ControllerFuture, Error, Result, metrics};
 
@@ -152,29 +149,10 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, tctx: Arc<TaintCtx>) -> Result
             Action::requeue(d + Duration::from_millis(100))
         }));
     }
-    let api = B::api(
-        tctx.ctx.control_plane.clone(),
-        &b.namespace().unwrap_or_default(),
-    );
-    let patch = json!({
-        "metadata": {"resourceVersion": b.meta().resource_version},
-        "spec": {
-            "clusters": new_spec.clusters,
-            "gracefulEvictionTasks": new_spec.graceful_eviction_tasks,
-        },
-    });
-    match api
-        .patch(
-            &b.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
+    if let Some(action) =
+        crate::propagation::write_eviction(&tctx.ctx.control_plane, &*b, &new_spec).await?
     {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
-        Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(100))),
-        Err(e) => return Err(e.into()),
+        return Ok(action);
     }
     tracing::info!(clusters = ?evicted, purge_mode = %purge_mode, graceful, "evicted binding from clusters with untolerated NoExecute taints");
     let r = &spec.resource;
