@@ -17,7 +17,7 @@
 //! member p99 against write p99 (goal: at most 10 writes' worth).
 //!
 //! Run: `cargo build --release -p flotilla && cargo run --release -p
-//! flotilla-bench -- propagation [--quick] [--rate N] [--record]`.
+//! flotilla-bench -- propagation [--quick] [--rate N] [--members N] [--record]`.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -276,9 +276,18 @@ pub async fn scenario() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(20.0);
     let templates = if quick { 100 } else { 1_000 };
-    let sizes: &[usize] = if quick { &[10] } else { &[10, 100] };
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--members")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    let sizes: Vec<usize> = match only {
+        Some(n) => vec![n],
+        None if quick => vec![10],
+        None => vec![10, 100],
+    };
     let mut runs = Vec::new();
-    for &members in sizes {
+    for &members in &sizes {
         eprintln!("propagating {templates} templates to {members} members at {rate}/s ...");
         runs.push(run(members, templates, rate).await);
     }
