@@ -21,7 +21,6 @@
 //! counted as `""`), so label values stay bounded.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -380,9 +379,6 @@ impl Drop for LongRunning {
         self.0.dec();
     }
 }
-
-/// Shared handle.
-pub type SharedMetrics = Arc<Metrics>;
 
 #[cfg(test)]
 mod tests {

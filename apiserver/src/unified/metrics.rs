@@ -149,11 +149,6 @@ impl Metrics {
         }
     }
 
-    /// Lists answered so far.
-    pub fn lists(&self) -> u64 {
-        self.lists.get()
-    }
-
     /// The families as Prometheus text, with the cache gauges read from `caches`.
     pub fn encode(&self, caches: &[std::sync::Arc<Cache>]) -> String {
         for g in [&self.cache_objects, &self.cache_bytes, &self.cache_heap] {
