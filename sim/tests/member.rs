@@ -399,8 +399,12 @@ async fn a_full_member_leaves_pods_pending() {
             .and_then(|s| s.node_name.as_ref())
             .is_none()
     );
-    let d = deployments.get("big").await.expect("get");
-    assert_eq!(d.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
+    // The Deployment's status follows its pods a moment later.
+    eventually("deployment reports 2 ready", || async {
+        let d = deployments.get("big").await.ok()?;
+        (d.status.as_ref().and_then(|s| s.ready_replicas) == Some(2)).then_some(())
+    })
+    .await;
     // Room made: the pending pod is scheduled.
     deployments
         .patch(
