@@ -44,6 +44,9 @@ struct Run {
     all_done: Duration,
     up_rss_mib: u64,
     controllers_rss_mib: u64,
+    /// Host API writes (and of them 409s) per template while propagating.
+    writes_per_template: f64,
+    conflicts_per_template: f64,
     write_p50: Duration,
     write_p99: Duration,
 }
@@ -160,6 +163,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     // wait until every member watch has listed
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (write_p50, write_p99) = write_latency(&cp, 500).await;
+    let writes_before = host_writes(&cp).await;
     let api: Api<DynamicObject> = Api::namespaced_with(
         cp.clone(),
         "default",
@@ -196,6 +200,10 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let all_done = t0.elapsed();
+    // the status writes settle after the last pod runs
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes_after = host_writes(&cp).await;
+    let per_template = |a: u64, b: u64| a.saturating_sub(b) as f64 / templates as f64;
     let up_rss_mib = rss_mib(up.0.id());
     let controllers_rss_mib = rss_mib(controllers.0.id());
     let done = done.lock().expect("lock").clone();
@@ -231,9 +239,43 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         all_done,
         up_rss_mib,
         controllers_rss_mib,
+        writes_per_template: per_template(writes_after.0, writes_before.0),
+        conflicts_per_template: per_template(writes_after.1, writes_before.1),
         write_p50,
         write_p99,
     }
+}
+
+/// The host API server's write requests so far, and how many of them were
+/// refused with 409 (from its `apiserver_request_total`): the work the
+/// controllers cause, which does not depend on how loaded the machine is.
+async fn host_writes(cp: &Client) -> (u64, u64) {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = cp.request_text(request).await.expect("host metrics");
+    let (mut writes, mut conflicts) = (0, 0);
+    for line in text.lines() {
+        let Some(labels) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let write = ["POST", "PUT", "PATCH", "DELETE"]
+            .iter()
+            .any(|v| labels.contains(&format!("verb=\"{v}\"")));
+        if !write {
+            continue;
+        }
+        let n: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        writes += n as u64;
+        if labels.contains("code=\"409\"") {
+            conflicts += n as u64;
+        }
+    }
+    (writes, conflicts)
 }
 
 /// p50 and p99 of `n` sequential ConfigMap creates on the control plane:
@@ -292,13 +334,13 @@ pub async fn scenario() {
         runs.push(run(members, templates, rate).await);
     }
     let mut table = String::from(
-        "| members | templates | rate | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| members | templates | rate | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS | host writes per template | of them 409 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     let mut results = Vec::new();
     for r in &runs {
         let ratio = r.dispatch_p99.as_secs_f64() / r.write_p99.as_secs_f64().max(1e-9);
         table.push_str(&format!(
-            "\n| {} | {} | {rate}/s | {} ms | {} ms | {} ms | {} ms | {ratio:.1} | {} ms | {} ms | {} ms | {:.1} s | {} MiB | {} MiB |",
+            "\n| {} | {} | {rate}/s | {} ms | {} ms | {} ms | {} ms | {ratio:.1} | {} ms | {} ms | {} ms | {:.1} s | {} MiB | {} MiB | {:.1} | {:.1} |",
             r.members,
             r.templates,
             ms(r.write_p50),
@@ -310,7 +352,9 @@ pub async fn scenario() {
             ms(r.max),
             r.all_done.as_secs_f64(),
             r.up_rss_mib,
-            r.controllers_rss_mib
+            r.controllers_rss_mib,
+            r.writes_per_template,
+            r.conflicts_per_template
         ));
         results.push(json!({
             "members": r.members, "templates": r.templates, "rate_per_s": rate,
@@ -320,6 +364,8 @@ pub async fn scenario() {
             "running_ms": {"p50": ms(r.p50), "p99": ms(r.p99), "max": ms(r.max)},
             "all_running_s": r.all_done.as_secs_f64(),
             "up_rss_mib": r.up_rss_mib, "controllers_rss_mib": r.controllers_rss_mib,
+            "host_writes_per_template": r.writes_per_template,
+            "host_409s_per_template": r.conflicts_per_template,
         }));
     }
     harness::record("propagation", &json!(results), &table);

@@ -46,6 +46,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, cluster_placement_hash, every_change,
     is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller, spec_hash,
@@ -67,6 +68,8 @@ struct BindingCtx {
     policies: Store<PropagationPolicy>,
     cluster_policies: Store<ClusterPropagationPolicy>,
     resolver: Resolver,
+    /// Works as this controller last wrote them (its Work cache lags).
+    written: Overlay<Work>,
 }
 
 /// Whether the binding's (Cluster)PropagationPolicy asks for containment of
@@ -186,6 +189,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                 policies,
                 cluster_policies,
                 resolver: Resolver::default(),
+                written: Overlay::default(),
             }),
         )
         .for_each(|_| async {})
@@ -316,7 +320,11 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
         });
         let ws = execution_space_name(&target.name);
         let wname = flotilla_api::names::work_name(&r.kind, &r.name, &r.namespace);
-        let current = bctx.works.get(&ObjectRef::new(&wname).within(&ws));
+        let current = bctx.written.newest(
+            Some(&ws),
+            &wname,
+            bctx.works.get(&ObjectRef::new(&wname).within(&ws)),
+        );
         if contain && containment_holds(&target.name, &first, first_proven, current.is_some()) {
             held.push(target.name.clone());
             continue;
@@ -351,7 +359,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
                 continue;
             }
         };
-        match write_work(&cp, current.as_deref(), work).await {
+        match write_work(&cp, &bctx.written, current.as_deref(), work).await {
             Ok(Written::Done) => {}
             Ok(Written::Stale) => stale = true,
             Err(e) => errors.push(format!("cluster {}: {e}", target.name)),
@@ -372,6 +380,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
             && w.metadata.deletion_timestamp.is_none()
         {
             delete_work(&cp, w).await?;
+            bctx.written.forget(w.namespace().as_deref(), &w.name_any());
         }
     }
     SYNC_DURATION
@@ -415,13 +424,21 @@ enum Written {
 }
 
 /// Creates the Work, or updates it when its spec, labels or annotations differ.
-async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -> Result<Written> {
+async fn write_work(
+    cp: &kube::Client,
+    written: &Overlay<Work>,
+    current: Option<&Work>,
+    mut work: Work,
+) -> Result<Written> {
     let ns = work.namespace().unwrap_or_default();
     let api: Api<Work> = Api::namespaced(cp.clone(), &ns);
     let Some(current) = current else {
         return match api.create(&PostParams::default(), &work).await {
-            Ok(_) => Ok(Written::Done),
-            // created meanwhile (the cache lags)
+            Ok(created) => {
+                written.record(created);
+                Ok(Written::Done)
+            }
+            // created meanwhile (by another writer, or before a restart)
             Err(e) if is_conflict(&e) => Ok(Written::Stale),
             Err(e) => Err(e.into()),
         };
@@ -455,9 +472,15 @@ async fn write_work(cp: &kube::Client, current: Option<&Work>, mut work: Work) -
         .replace(&current.name_any(), &PostParams::default(), &work)
         .await
     {
-        Ok(_) => Ok(Written::Done),
-        // stale cache: try again with the new version
-        Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(Written::Stale),
+        Ok(replaced) => {
+            written.record(replaced);
+            Ok(Written::Done)
+        }
+        // stale copy: try again with the new version
+        Err(e) if is_conflict(&e) || is_not_found(&e) => {
+            written.forget(Some(&ns), &current.name_any());
+            Ok(Written::Stale)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -28,6 +28,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, condition, every_change, is_conflict,
     is_not_found, now_rfc3339, permanent_id, set_condition, watch_cached,
@@ -39,11 +40,13 @@ pub fn start(ctx: Context) -> ControllerFuture {
     crate::for_both_binding_kinds!(run, ctx)
 }
 
-struct StatusCtx {
+struct StatusCtx<B> {
     ctx: Context,
     works: Store<Work>,
     clusters: Store<Cluster>,
     resolver: Resolver,
+    /// Bindings as this controller last wrote them (its cache lags).
+    written: Overlay<B>,
 }
 
 /// Changes only when a cluster's Ready status does.
@@ -84,6 +87,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                 works,
                 clusters,
                 resolver: Resolver::default(),
+                written: Overlay::default(),
             }),
         )
         .for_each(|_| async {})
@@ -91,13 +95,14 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     Ok(())
 }
 
-fn error_policy<B: BindingResource>(b: Arc<B>, err: &Error, _ctx: Arc<StatusCtx>) -> Action {
+fn error_policy<B: BindingResource>(b: Arc<B>, err: &Error, _ctx: Arc<StatusCtx<B>>) -> Action {
     tracing::warn!(binding = %b.name_any(), error = %err, "binding status failed, retrying");
     Action::requeue(Duration::from_secs(1))
 }
 
 #[tracing::instrument(skip_all, fields(binding = %b.name_any()))]
-async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Result<Action> {
+async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx<B>>) -> Result<Action> {
+    let b = sctx.written.newest_of(b);
     if b.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -168,8 +173,11 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Resul
             )
             .await
         {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
+            Ok(written) => sctx.written.record(written),
+            Err(e) if is_not_found(&e) => {
+                sctx.written.forget(b.namespace().as_deref(), &b.name_any());
+                return Ok(Action::await_change());
+            }
             Err(e) if is_conflict(&e) => return Ok(Action::requeue(Duration::from_millis(50))),
             Err(e) => return Err(e.into()),
         }
@@ -183,8 +191,8 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx>) -> Resul
 
 /// Writes the aggregated status into the template's `/status` when the kind
 /// has an aggregation and the result differs.
-async fn aggregate_into_template(
-    sctx: &StatusCtx,
+async fn aggregate_into_template<B>(
+    sctx: &StatusCtx<B>,
     r: &flotilla_api::work::ObjectReference,
     items: &[flotilla_api::work::AggregatedStatusItem],
 ) -> Result<()> {

@@ -79,6 +79,7 @@ pub mod multicluster;
 pub mod multicluster_service;
 pub mod namespace_sync;
 pub mod objectwatcher;
+pub mod overlay;
 pub mod propagation;
 pub mod quantity;
 pub mod scheduler;

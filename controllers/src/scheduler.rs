@@ -35,6 +35,7 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::events::{EventType, record, reference};
+use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, cache_ready, cluster_placement_hash, condition, is_claimed, is_conflict,
     is_not_found, set_condition, spec_controller, watch_cached,
@@ -49,9 +50,11 @@ pub fn start(ctx: Context) -> ControllerFuture {
     crate::for_both_binding_kinds!(run, ctx)
 }
 
-struct SchedCtx {
+struct SchedCtx<B> {
     ctx: Context,
     clusters: Store<Cluster>,
+    /// Bindings as the scheduler last wrote them (its cache lags).
+    written: Overlay<B>,
 }
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
@@ -71,14 +74,18 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         .run(
             crate::metrics::reconciled("scheduler", reconcile::<B>),
             error_policy::<B>,
-            Arc::new(SchedCtx { ctx, clusters }),
+            Arc::new(SchedCtx {
+                ctx,
+                clusters,
+                written: Overlay::default(),
+            }),
         )
         .for_each(|_| async {})
         .await;
     Ok(())
 }
 
-fn error_policy<B: BindingResource>(b: Arc<B>, err: &Error, _ctx: Arc<SchedCtx>) -> Action {
+fn error_policy<B: BindingResource>(b: Arc<B>, err: &Error, _ctx: Arc<SchedCtx<B>>) -> Action {
     tracing::warn!(binding = %b.name_any(), error = %err, "scheduling failed, retrying");
     Action::requeue(Duration::from_secs(1))
 }
@@ -126,7 +133,8 @@ fn schedule_reason(
 }
 
 #[tracing::instrument(skip_all, fields(binding = %b.name_any()))]
-async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result<Action> {
+async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx<B>>) -> Result<Action> {
+    let b = sctx.written.newest_of(b);
     let started = std::time::Instant::now();
     let spec = b.spec();
     if b.meta().deletion_timestamp.is_some()
@@ -166,7 +174,14 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
         if status.scheduler_observed_generation != generation {
             let mut s = status.clone();
             s.scheduler_observed_generation = generation;
-            return patch_status(&api, &name, b.meta().resource_version.as_deref(), &s).await;
+            return patch_status(
+                &sctx.written,
+                &api,
+                &name,
+                b.meta().resource_version.as_deref(),
+                &s,
+            )
+            .await;
         }
         return Ok(Action::await_change());
     };
@@ -204,6 +219,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
                 };
                 new_generation = updated.meta().generation.unwrap_or(generation);
                 resource_version = updated.meta().resource_version.clone();
+                sctx.written.record(updated);
             }
             let cond_changed = set_condition(
                 &mut new_status.conditions,
@@ -229,6 +245,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
                 resource_version = updated.meta().resource_version.clone();
+                sctx.written.record(updated);
             }
             let cond_changed = set_condition(
                 &mut new_status.conditions,
@@ -258,7 +275,14 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
     }
     METRICS.attempt(why, scheduled, started.elapsed());
     if new_status != status {
-        let action = patch_status(&api, &name, resource_version.as_deref(), &new_status).await?;
+        let action = patch_status(
+            &sctx.written,
+            &api,
+            &name,
+            resource_version.as_deref(),
+            &new_status,
+        )
+        .await?;
         if action != Action::await_change() {
             return Ok(action);
         }
@@ -279,6 +303,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<SchedCtx>) -> Result
 /// (the binding status controller writes `conditions` too): a stale copy
 /// gets a conflict and a quick retry instead of dropping `FullyApplied`.
 async fn patch_status<B: BindingResource>(
+    written: &Overlay<B>,
     api: &Api<B>,
     name: &str,
     resource_version: Option<&str>,
@@ -297,7 +322,10 @@ async fn patch_status<B: BindingResource>(
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(Action::await_change()),
+        Ok(updated) => {
+            written.record(updated);
+            Ok(Action::await_change())
+        }
         Err(e) if is_not_found(&e) => Ok(Action::await_change()),
         Err(e) if is_conflict(&e) => Ok(Action::requeue(Duration::from_millis(50))),
         Err(e) => Err(e.into()),
