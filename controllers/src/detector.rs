@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_api::detector::{Binding, build_binding, claim_metadata};
-use flotilla_api::matching::{Claim, Template, select_propagation_policy, selectors_match};
+use flotilla_api::matching::{
+    Claim, Template, preempting_policy, select_propagation_policy, selectors_match,
+};
 use flotilla_api::policy::{
     CLUSTER_PROPAGATION_POLICY_FINALIZER, CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION,
     CLUSTER_PROPAGATION_POLICY_PERMANENT_ID_LABEL, ClusterPropagationPolicy,
@@ -32,6 +34,7 @@ use flotilla_api::policy::{
 };
 use flotilla_api::work::{ClusterResourceBinding, ResourceBinding};
 use futures::{StreamExt, stream};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::{Discovery, Scope, verbs};
@@ -42,6 +45,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::features;
 use crate::namespace_sync::reconcile::SkipRules;
 use crate::propagation::{
     BindingResource, Resolver, every_change, is_conflict, is_not_found, spec_hash, watch_cached,
@@ -81,6 +85,9 @@ struct PolicyChange {
     namespace: Option<String>,
     name: String,
     selectors: Vec<ResourceSelector>,
+    /// `activationPreference: Lazy`: templates the policy already claims
+    /// take the change only when they change themselves.
+    lazy: bool,
 }
 
 struct Shared {
@@ -117,6 +124,7 @@ async fn run(ctx: Context) -> Result<()> {
             namespace: p.namespace(),
             name: p.name_any(),
             selectors: p.spec.resource_selectors.clone(),
+            lazy: p.spec.activation_preference == "Lazy" && p.metadata.deletion_timestamp.is_none(),
         }
     }));
     let forward_cpp = tokio::spawn(forward(cpp_stream, tx, |p: &ClusterPropagationPolicy| {
@@ -124,6 +132,8 @@ async fn run(ctx: Context) -> Result<()> {
             namespace: None,
             name: p.name_any(),
             selectors: p.spec.0.resource_selectors.clone(),
+            lazy: p.spec.0.activation_preference == "Lazy"
+                && p.metadata.deletion_timestamp.is_none(),
         }
     }));
     let _ = pps.wait_until_ready().await;
@@ -260,7 +270,11 @@ fn affected(
                 }
                 None => a.get(CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION) == Some(&change.name),
             };
-            claimed || selectors_match(&template_of(obj, resource), &change.selectors)
+            if claimed {
+                // a Lazy policy's change waits for the template's own next change
+                return !change.lazy;
+            }
+            selectors_match(&template_of(obj, resource), &change.selectors)
         })
         .map(|obj| ObjectRef::from_obj_with(&**obj, resource.clone()))
         .collect()
@@ -397,7 +411,19 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
         shared.cpps.state().iter().map(|p| (**p).clone()).collect();
     let matching = std::time::Instant::now();
     let (kept, was_claimed) = current_claim(&obj, &template, &pps, &cpps);
-    let claim = kept.or_else(|| select_propagation_policy(&template, &pps, &cpps));
+    let preemptor = kept
+        .filter(|_| {
+            shared
+                .ctx
+                .config
+                .feature_gates
+                .enabled(features::PROPAGATION_POLICY_PREEMPTION)
+        })
+        .and_then(|k| preempting_policy(&template, &k, &pps, &cpps).map(|p| (k, p)));
+    let claim = match preemptor {
+        Some((_, p)) => Some(p),
+        None => kept.or_else(|| select_propagation_policy(&template, &pps, &cpps)),
+    };
     METRICS.matched(matching.elapsed());
     let api = Api::<DynamicObject>::all_with(shared.ctx.control_plane.clone(), &kctx.resource);
     let api = if namespace.is_empty() {
@@ -442,14 +468,109 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
             }
             None => value,
         };
+        let priority = schedule_priority(shared, &claim).await?;
         match build_binding(&value, &claim) {
-            Binding::Namespaced(rb) => upsert_binding(&shared.ctx.control_plane, rb).await,
-            Binding::Cluster(crb) => upsert_binding(&shared.ctx.control_plane, crb).await,
+            Binding::Namespaced(mut rb) => {
+                rb.spec.schedule_priority = priority;
+                upsert_binding(&shared.ctx.control_plane, rb).await
+            }
+            Binding::Cluster(mut crb) => {
+                crb.spec.0.schedule_priority = priority;
+                upsert_binding(&shared.ctx.control_plane, crb).await
+            }
         }
     }
     .await;
     METRICS.applied(applied.is_ok(), applying.elapsed());
+    if let Some((old, new)) = preemptor {
+        let ok = applied.is_ok();
+        METRICS.preemption(ok);
+        let message = match &applied {
+            Ok(_) => format!(
+                "{} preempted {} successfully",
+                describe(&new),
+                describe(&old).to_lowercase()
+            ),
+            Err(e) => format!(
+                "{} failed to preempt {}: {e}",
+                describe(&new),
+                describe(&old).to_lowercase()
+            ),
+        };
+        let r = &kctx.resource;
+        crate::events::record(
+            &shared.ctx.control_plane,
+            "resource-detector",
+            crate::events::reference(
+                &r.api_version,
+                &r.kind,
+                &namespace,
+                &obj.name_any(),
+                obj.uid().as_deref().unwrap_or_default(),
+            ),
+            if ok {
+                crate::events::EventType::Normal
+            } else {
+                crate::events::EventType::Warning
+            },
+            if ok {
+                "PreemptPolicySucceed"
+            } else {
+                "PreemptPolicyFailed"
+            },
+            &message,
+        )
+        .await;
+    }
     applied
+}
+
+/// How Karmada's events name a policy (capitalised; Karmada writes the
+/// preempted one in lower case).
+fn describe(claim: &Claim<'_>) -> String {
+    match claim {
+        Claim::Propagation(p) => format!(
+            "Propagation policy({}/{})",
+            p.namespace().unwrap_or_default(),
+            p.name_any()
+        ),
+        Claim::ClusterPropagation(p) => format!("Cluster propagation policy({})", p.name_any()),
+    }
+}
+
+/// The binding's `spec.schedulePriority` (gate `PriorityBasedScheduling`):
+/// the value of the PriorityClass the policy names, as Karmada reads it. A
+/// PriorityClass that does not exist is an error, retried until it does.
+async fn schedule_priority(
+    shared: &Shared,
+    claim: &Claim<'_>,
+) -> Result<Option<flotilla_api::work::BindingSchedulePriority>> {
+    let spec = match claim {
+        Claim::Propagation(p) => &p.spec,
+        Claim::ClusterPropagation(p) => &p.spec.0,
+    };
+    let Some(sp) = spec.schedule_priority.as_ref() else {
+        return Ok(None);
+    };
+    if !shared
+        .ctx
+        .config
+        .feature_gates
+        .enabled(features::PRIORITY_BASED_SCHEDULING)
+    {
+        return Ok(None);
+    }
+    let api: Api<PriorityClass> = Api::all(shared.ctx.control_plane.clone());
+    match api.get_opt(&sp.priority_class_name).await? {
+        Some(pc) => Ok(Some(flotilla_api::work::BindingSchedulePriority {
+            priority: pc.value,
+        })),
+        None => Err(Error::InvalidConfig(format!(
+            "PriorityClass {:?} named by {} does not exist",
+            sp.priority_class_name,
+            describe(claim)
+        ))),
+    }
 }
 
 /// Karmada's detector metrics.
@@ -457,6 +578,7 @@ struct DetectorMetrics {
     match_duration: prometheus::HistogramVec,
     apply_duration: prometheus::HistogramVec,
     apply_attempts: prometheus::IntCounterVec,
+    preemptions: prometheus::IntCounterVec,
 }
 
 static METRICS: std::sync::LazyLock<DetectorMetrics> =
@@ -478,6 +600,11 @@ static METRICS: std::sync::LazyLock<DetectorMetrics> =
             "Number of attempts to apply a propagation policy to a resource template, by result.",
             &["result"],
         ),
+        preemptions: crate::metrics::counter_vec(
+            "policy_preemption_total",
+            "Number of preemptions of a resource template from one policy by another, by result.",
+            &["result"],
+        ),
     });
 
 impl DetectorMetrics {
@@ -493,6 +620,12 @@ impl DetectorMetrics {
             .with_label_values(&[result])
             .observe(elapsed.as_secs_f64());
         self.apply_attempts.with_label_values(&[result]).inc();
+    }
+
+    fn preemption(&self, ok: bool) {
+        self.preemptions
+            .with_label_values(&[crate::metrics::result(ok)])
+            .inc();
     }
 }
 

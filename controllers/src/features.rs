@@ -3,7 +3,11 @@
 //! by default) lets the taint manager evict on NoExecute taints (with
 //! `--enable-no-execute-taint-eviction`) and the application failover
 //! controller act; `GracefulEviction` (beta, on) makes evictions graceful
-//! (`gracefulEvictionTasks`) instead of immediate.
+//! (`gracefulEvictionTasks`) instead of immediate;
+//! `PropagationPolicyPreemption` (alpha, off) lets policies with
+//! `preemption: Always` take templates over from the policies claiming them;
+//! `PriorityBasedScheduling` (beta, on) copies a policy's PriorityClass value
+//! into its bindings' `spec.schedulePriority`.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +18,18 @@ pub const FAILOVER: &str = "Failover";
 /// Gate of graceful eviction.
 pub const GRACEFUL_EVICTION: &str = "GracefulEviction";
 
+/// Gate of policy preemption.
+pub const PROPAGATION_POLICY_PREEMPTION: &str = "PropagationPolicyPreemption";
+/// Gate of binding priorities from PriorityClasses.
+pub const PRIORITY_BASED_SCHEDULING: &str = "PriorityBasedScheduling";
+
 /// The gates flotilla knows and their defaults (Karmada's).
-const KNOWN: [(&str, bool); 2] = [(FAILOVER, false), (GRACEFUL_EVICTION, true)];
+const KNOWN: [(&str, bool); 4] = [
+    (FAILOVER, false),
+    (GRACEFUL_EVICTION, true),
+    (PROPAGATION_POLICY_PREEMPTION, false),
+    (PRIORITY_BASED_SCHEDULING, true),
+];
 
 /// A set of feature gates: every known gate with its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,7 +106,10 @@ mod tests {
         let g = FeatureGates::parse("Failover=true, GracefulEviction=false").unwrap();
         assert!(g.enabled(FAILOVER));
         assert!(!g.enabled(GRACEFUL_EVICTION));
-        assert_eq!(g.to_string(), "Failover=true,GracefulEviction=false");
+        assert_eq!(
+            g.to_string(),
+            "Failover=true,GracefulEviction=false,PriorityBasedScheduling=true,PropagationPolicyPreemption=false"
+        );
         assert_eq!(FeatureGates::parse("").unwrap(), d);
         for bad in ["Failover", "Nope=true", "Failover=yes"] {
             let e = FeatureGates::parse(bad).unwrap_err().to_string();
@@ -102,7 +119,7 @@ mod tests {
             FeatureGates::parse("Nope=true")
                 .unwrap_err()
                 .to_string()
-                .contains("Failover, GracefulEviction")
+                .contains("Failover, GracefulEviction, PropagationPolicyPreemption")
         );
     }
 }

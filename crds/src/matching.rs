@@ -180,6 +180,65 @@ pub fn select_propagation_policy<'a>(
     highest_priority(candidates, template).map(Claim::ClusterPropagation)
 }
 
+/// The policy that takes a claimed template over by preemption, if any
+/// (Karmada's `PropagationPolicyPreemption`, with `preemption: Always` on the
+/// preempting policy): a PropagationPolicy of the template's namespace
+/// preempts a PropagationPolicy of lower explicit priority, and any
+/// ClusterPropagationPolicy whatever its priority; a ClusterPropagationPolicy
+/// preempts only a ClusterPropagationPolicy of lower explicit priority.
+/// Among several, the best by [`highest_priority`] wins, PropagationPolicies
+/// first. `claimed` is the policy now claiming the template.
+pub fn preempting_policy<'a>(
+    template: &Template,
+    claimed: &Claim<'_>,
+    pps: &'a [PropagationPolicy],
+    cpps: &'a [ClusterPropagationPolicy],
+) -> Option<Claim<'a>> {
+    let preempts = |spec: &PropagationSpec| spec.preemption == "Always";
+    let (claimed_is_pp, claimed_name, claimed_ns, claimed_priority) = match claimed {
+        Claim::Propagation(p) => (
+            true,
+            p.metadata.name.as_deref().unwrap_or_default(),
+            p.metadata.namespace.as_deref().unwrap_or_default(),
+            p.spec.priority.unwrap_or(0),
+        ),
+        Claim::ClusterPropagation(p) => (
+            false,
+            p.metadata.name.as_deref().unwrap_or_default(),
+            "",
+            p.spec.0.priority.unwrap_or(0),
+        ),
+    };
+    if !template.namespace.is_empty() {
+        let candidates = pps
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && preempts(&p.spec))
+            .filter(|p| p.metadata.namespace.as_deref().unwrap_or_default() == template.namespace)
+            .filter(|p| {
+                let name = p.metadata.name.as_deref().unwrap_or_default();
+                !claimed_is_pp
+                    || ((name, template.namespace.as_str()) != (claimed_name, claimed_ns)
+                        && p.spec.priority.unwrap_or(0) > claimed_priority)
+            })
+            .map(|p| (p.metadata.name.as_deref().unwrap_or_default(), &p.spec, p));
+        if let Some(p) = highest_priority(candidates, template) {
+            return Some(Claim::Propagation(p));
+        }
+    }
+    if claimed_is_pp {
+        return None;
+    }
+    let candidates = cpps
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && preempts(&p.spec.0))
+        .filter(|p| {
+            p.metadata.name.as_deref().unwrap_or_default() != claimed_name
+                && p.spec.0.priority.unwrap_or(0) > claimed_priority
+        })
+        .map(|p| (p.metadata.name.as_deref().unwrap_or_default(), &p.spec.0, p));
+    highest_priority(candidates, template).map(Claim::ClusterPropagation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,5 +495,100 @@ mod tests {
         );
         let t = Template::from_value(&v);
         assert_eq!(t, deployment("web", "d", &[("a", "b")]));
+    }
+
+    #[test]
+    fn preemption_follows_karmada_rules() {
+        let t = deployment("nginx", "default", &[]);
+        let pp = |name: &str, priority: i32, preemption: &str| -> PropagationPolicy {
+            yaml(&format!(
+                "metadata: {{name: {name}, namespace: default}}\nspec: {{priority: {priority}, preemption: {preemption}, resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: nginx}}], placement: {{}}}}"
+            ))
+        };
+        let cpp = |name: &str, priority: i32, preemption: &str| -> ClusterPropagationPolicy {
+            yaml(&format!(
+                "metadata: {{name: {name}}}\nspec: {{priority: {priority}, preemption: {preemption}, resourceSelectors: [{{apiVersion: apps/v1, kind: Deployment, name: nginx}}], placement: {{}}}}"
+            ))
+        };
+        let name = |c: Option<Claim<'_>>| match c {
+            Some(Claim::Propagation(p)) => {
+                format!("pp/{}", p.metadata.name.clone().unwrap_or_default())
+            }
+            Some(Claim::ClusterPropagation(p)) => {
+                format!("cpp/{}", p.metadata.name.clone().unwrap_or_default())
+            }
+            None => "none".into(),
+        };
+        let low = pp("low", 1, "Never");
+        let pps = vec![
+            low.clone(),
+            pp("high", 5, "Always"),
+            pp("higher-never", 9, "Never"),
+        ];
+        // a higher PP with Always preempts; one with Never does not
+        assert_eq!(
+            name(preempting_policy(&t, &Claim::Propagation(&low), &pps, &[])),
+            "pp/high"
+        );
+        // equal priority is not enough
+        let same = vec![low.clone(), pp("same", 1, "Always")];
+        assert_eq!(
+            name(preempting_policy(&t, &Claim::Propagation(&low), &same, &[])),
+            "none"
+        );
+        // a PP preempts a CPP whatever the priorities
+        let top = cpp("top", 100, "Never");
+        let weak = vec![pp("weak", -5, "Always")];
+        assert_eq!(
+            name(preempting_policy(
+                &t,
+                &Claim::ClusterPropagation(&top),
+                &weak,
+                &[]
+            )),
+            "pp/weak"
+        );
+        // a CPP preempts only a lower CPP, never a PP
+        let cpps = vec![top.clone(), cpp("boss", 200, "Always")];
+        assert_eq!(
+            name(preempting_policy(
+                &t,
+                &Claim::ClusterPropagation(&top),
+                &[],
+                &cpps
+            )),
+            "cpp/boss"
+        );
+        assert_eq!(
+            name(preempting_policy(
+                &t,
+                &Claim::Propagation(&low),
+                std::slice::from_ref(&low),
+                &cpps
+            )),
+            "none"
+        );
+        // a policy does not preempt itself
+        let boss = cpps[1].clone();
+        assert_eq!(
+            name(preempting_policy(
+                &t,
+                &Claim::ClusterPropagation(&boss),
+                &[],
+                &cpps
+            )),
+            "none"
+        );
+        // a selector that does not match never preempts
+        let other = deployment("other", "default", &[]);
+        assert_eq!(
+            name(preempting_policy(
+                &other,
+                &Claim::Propagation(&low),
+                &pps,
+                &[]
+            )),
+            "none"
+        );
     }
 }

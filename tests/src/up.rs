@@ -294,6 +294,47 @@ impl Up {
         out
     }
 
+    /// Writes `yaml` beside the control plane's data as `NAME.yaml` and
+    /// applies it in `context`; kubectl's stdout (panics if it fails).
+    pub fn apply_in(&self, context: &str, name: &str, yaml: &str) -> String {
+        let path = self
+            .dir
+            .parent()
+            .expect("tmp")
+            .join(format!("{context}-{name}.yaml"));
+        std::fs::write(&path, yaml).expect("write manifest");
+        self.k_ok(&[
+            "--context",
+            context,
+            "apply",
+            "-f",
+            path.to_str().expect("utf-8 path"),
+        ])
+    }
+
+    /// [`Up::apply_in`] on the control plane (context `flotilla`).
+    pub fn apply(&self, name: &str, yaml: &str) -> String {
+        self.apply_in("flotilla", name, yaml)
+    }
+
+    /// `kubectl get ARGS -o json` in `context`; `None` when it does not exist.
+    pub fn get_json(&self, context: &str, args: &[&str]) -> Result<Option<Value>, String> {
+        let mut full = vec!["--context", context, "get"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-o", "json"]);
+        let (code, out, err) = self.k(&full);
+        if code != 0 {
+            return if err.contains("NotFound") || err.contains("not found") {
+                Ok(None)
+            } else {
+                Err(err)
+            };
+        }
+        serde_json::from_str(&out)
+            .map(Some)
+            .map_err(|e| format!("{e}: {out}"))
+    }
+
     /// The `flotilla` CLI against the control plane of DIR/kubeconfig.
     pub fn flotilla(&self, args: &[&str]) -> (i32, String, String) {
         run(Command::new(flotilla_bin())

@@ -51,9 +51,7 @@ spec:
 const NO_EXECUTE_KEY: &str = "cluster.karmada.io/not-ready";
 
 fn apply(up: &Up, name: &str, yaml: &str) -> String {
-    let path = up.dir.parent().expect("tmp").join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).expect("write manifest");
-    up.k_ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+    up.apply(name, yaml)
 }
 
 fn deployment(name: &str, replicas: i64) -> String {
@@ -111,20 +109,8 @@ fn json(out: &str) -> Result<Value, String> {
     serde_json::from_str(out).map_err(|e| format!("{e}: {out}"))
 }
 
-/// `kubectl get ... -o json` in `context`; None when absent.
 fn get(up: &Up, context: &str, args: &[&str]) -> Result<Option<Value>, String> {
-    let mut full = vec!["--context", context, "get"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["-o", "json"]);
-    let (code, out, err) = up.k(&full);
-    if code != 0 {
-        return if err.contains("NotFound") || err.contains("not found") {
-            Ok(None)
-        } else {
-            Err(err)
-        };
-    }
-    json(&out).map(Some)
+    up.get_json(context, args)
 }
 
 /// The same on the sim member3, through its own kubeconfig.

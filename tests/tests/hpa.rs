@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 use flotilla_tests::up::{Up, WAIT, wait_for};
 use serde_json::Value;
 
-/// Writes `yaml` next to the control plane's data and applies it.
 fn apply(up: &Up, name: &str, yaml: &str) -> String {
-    let path = up.dir.parent().expect("tmp").join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).expect("write manifest");
-    up.k_ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+    up.apply(name, yaml)
 }
 
 /// Applies `yaml`, expecting a rejection; kubectl's stderr.

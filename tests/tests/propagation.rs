@@ -13,29 +13,12 @@ use flotilla_tests::flotilla_bin;
 use flotilla_tests::up::{Proc, Up, WAIT, wait_for};
 use serde_json::Value;
 
-/// Writes `yaml` next to the control plane's data and applies it.
 fn apply(up: &Up, name: &str, yaml: &str) -> String {
-    let path = up.dir.parent().expect("tmp").join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).expect("write manifest");
-    up.k_ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+    up.apply(name, yaml)
 }
 
-/// `kubectl get KIND NAME -o json` in `context`; `None` when it does not exist.
 fn get(up: &Up, context: &str, args: &[&str]) -> Result<Option<Value>, String> {
-    let mut full = vec!["--context", context, "get"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["-o", "json"]);
-    let (code, out, err) = up.k(&full);
-    if code != 0 {
-        return if err.contains("NotFound") || err.contains("not found") {
-            Ok(None)
-        } else {
-            Err(err)
-        };
-    }
-    serde_json::from_str(&out)
-        .map(Some)
-        .map_err(|e| format!("{e}: {out}"))
+    up.get_json(context, args)
 }
 
 /// `spec.replicas` of Deployment `name` in each member (None = absent).

@@ -11,43 +11,16 @@ use std::collections::BTreeSet;
 use flotilla_tests::up::{Up, WAIT, wait_for};
 use serde_json::Value;
 
-/// Writes `yaml` next to the control plane's data and applies it in `context`.
 fn apply_in(up: &Up, context: &str, name: &str, yaml: &str) -> String {
-    let path = up
-        .dir
-        .parent()
-        .expect("tmp")
-        .join(format!("{context}-{name}.yaml"));
-    std::fs::write(&path, yaml).expect("write manifest");
-    up.k_ok(&[
-        "--context",
-        context,
-        "apply",
-        "-f",
-        path.to_str().expect("utf-8 path"),
-    ])
+    up.apply_in(context, name, yaml)
 }
 
 fn apply(up: &Up, name: &str, yaml: &str) -> String {
     apply_in(up, "flotilla", name, yaml)
 }
 
-/// `kubectl get ... -o json` in `context`; `None` when it does not exist.
 fn get(up: &Up, context: &str, args: &[&str]) -> Result<Option<Value>, String> {
-    let mut full = vec!["--context", context, "get"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["-o", "json"]);
-    let (code, out, err) = up.k(&full);
-    if code != 0 {
-        return if err.contains("NotFound") || err.contains("not found") {
-            Ok(None)
-        } else {
-            Err(err)
-        };
-    }
-    serde_json::from_str(&out)
-        .map(Some)
-        .map_err(|e| format!("{e}: {out}"))
+    up.get_json(context, args)
 }
 
 /// The EndpointSlices of `service` in `context` that the cluster's own

@@ -236,6 +236,18 @@ pub fn resources() -> Vec<ResourceInfo> {
             r.printer = Printer::Builtin("leases".into());
         },
     );
+    // scheduling.k8s.io/v1
+    add(
+        spec!(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+            ["pc"],
+            false
+        ),
+        &|_| {},
+    );
     // networking.k8s.io/v1
     add(
         spec!(

@@ -17,7 +17,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
-use k8s_openapi::api::{admissionregistration, apps, autoscaling, batch, coordination, core};
+use k8s_openapi::api::{
+    admissionregistration, apps, autoscaling, batch, coordination, core, scheduling,
+};
 use k8s_openapi::api::{discovery, networking, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
@@ -80,6 +82,7 @@ impl Schemas {
             autoscaling::v2::HorizontalPodAutoscaler,
             discovery::v1::EndpointSlice,
             coordination::v1::Lease,
+            scheduling::v1::PriorityClass,
             networking::v1::Ingress,
             rbac::v1::Role,
             rbac::v1::ClusterRole,

@@ -1,0 +1,255 @@
+//! End-to-end tests of the detector's policy features beyond first matching
+//! (issue 9): preemption (`PropagationPolicyPreemption`), `activationPreference:
+//! Lazy`, and `schedulePriority` from a PriorityClass
+//! (`PriorityBasedScheduling`), on `flotilla up` with two members, through
+//! kubectl only.
+
+use std::time::Duration;
+
+use flotilla_tests::up::{Up, WAIT, wait_for};
+use serde_json::Value;
+
+fn deployment(name: &str, extra_label: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{app: {name}{extra_label}}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: main
+          image: registry.example/team/{name}:1.0
+"#
+    )
+}
+
+/// A PropagationPolicy selecting Deployment `target` by name, to `cluster`.
+fn policy(name: &str, target: &str, cluster: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: {name}
+spec:
+  resourceSelectors:
+    - {{apiVersion: apps/v1, kind: Deployment, name: {target}}}
+  placement:
+    clusterAffinity:
+      clusterNames: [{cluster}]
+{extra_spec}"#
+    )
+}
+
+/// Which members hold Deployment `name`.
+fn holders(up: &Up, name: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for i in 1..=up.members {
+        let member = format!("member{i}");
+        if up.get_json(&member, &["deploy", name])?.is_some() {
+            out.push(member);
+        }
+    }
+    Ok(out)
+}
+
+fn wait_holders(up: &Up, name: &str, want: &[&str]) {
+    wait_for(WAIT, &format!("deployment {name} only in {want:?}"), || {
+        let got = holders(up, name)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("in {got:?}"))
+        }
+    });
+}
+
+/// The policy named in the template's claim annotation.
+fn claimed_by(up: &Up, name: &str) -> Result<String, String> {
+    let d = up
+        .get_json("flotilla", &["deploy", name])?
+        .ok_or("no template")?;
+    Ok(
+        d.pointer("/metadata/annotations/propagationpolicy.karmada.io~1name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn preemption_moves_a_template_to_the_higher_policy_when_enabled() {
+    let up = Up::start_with(2, &["--feature-gates=PropagationPolicyPreemption=true"]);
+    up.apply("web", &deployment("web", ""));
+    up.apply("low", &policy("low", "web", "member1", "  priority: 1\n"));
+    wait_holders(&up, "web", &["member1"]);
+
+    // Higher priority but preemption Never: the claim stays.
+    up.apply(
+        "never",
+        &policy(
+            "never",
+            "web",
+            "member2",
+            "  priority: 9\n  preemption: Never\n",
+        ),
+    );
+    // A preempting policy of equal priority is not enough either.
+    up.apply(
+        "equal",
+        &policy(
+            "equal",
+            "web",
+            "member2",
+            "  priority: 1\n  preemption: Always\n",
+        ),
+    );
+    // Only this one outranks the claim and asks to preempt.
+    up.apply(
+        "high",
+        &policy(
+            "high",
+            "web",
+            "member2",
+            "  priority: 5\n  preemption: Always\n",
+        ),
+    );
+    wait_holders(&up, "web", &["member2"]);
+    assert_eq!(claimed_by(&up, "web").expect("template"), "high");
+    let binding = up
+        .get_json("flotilla", &["resourcebinding", "web-deployment"])
+        .expect("get")
+        .expect("binding");
+    assert_eq!(
+        binding
+            .pointer("/metadata/annotations/propagationpolicy.karmada.io~1name")
+            .and_then(Value::as_str),
+        Some("high")
+    );
+    let events = up.k_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=PreemptPolicySucceed",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events
+            .contains("Propagation policy(default/high) preempted propagation policy(default/low)"),
+        "{events}"
+    );
+    // The preempted policy may be deleted without touching the workload.
+    up.k_ok(&["delete", "propagationpolicy", "low"]);
+    wait_holders(&up, "web", &["member2"]);
+}
+
+#[test]
+fn preemption_is_off_without_the_gate_and_lazy_waits_for_the_template() {
+    let up = Up::start(2);
+    // Preemption needs the gate (alpha, off by default, as in Karmada).
+    up.apply("api", &deployment("api", ""));
+    up.apply("api-low", &policy("api-low", "api", "member1", ""));
+    wait_holders(&up, "api", &["member1"]);
+    up.apply(
+        "api-high",
+        &policy(
+            "api-high",
+            "api",
+            "member2",
+            "  priority: 5\n  preemption: Always\n",
+        ),
+    );
+
+    // Lazy: a policy change waits for the template's own next change.
+    up.apply("jobs", &deployment("jobs", ""));
+    let lazy = |cluster: &str| {
+        policy(
+            "jobs-lazy",
+            "jobs",
+            cluster,
+            "  activationPreference: Lazy\n",
+        )
+    };
+    up.apply("jobs-lazy", &lazy("member1"));
+    wait_holders(&up, "jobs", &["member1"]);
+    up.apply("jobs-lazy", &lazy("member2"));
+    // Give the detector and the rest of the pipeline a fair chance to act
+    // on the policy change (they do not), then check nothing moved — for
+    // the lazy template and for the unpreempted one.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(holders(&up, "jobs").expect("members"), ["member1"]);
+    assert_eq!(holders(&up, "api").expect("members"), ["member1"]);
+    assert_eq!(claimed_by(&up, "api").expect("template"), "api-low");
+    // The template changes: now the policy's new placement applies.
+    up.apply("jobs", &deployment("jobs", ", tier: batch"));
+    wait_holders(&up, "jobs", &["member2"]);
+}
+
+#[test]
+fn bindings_carry_the_priority_of_the_policy_priority_class() {
+    let up = Up::start(2);
+    let with_priority = |name: &str, target: &str, class: &str| {
+        policy(
+            name,
+            target,
+            "member1",
+            &format!(
+                "  schedulePriority:\n    priorityClassSource: KubePriorityClass\n    priorityClassName: {class}\n"
+            ),
+        )
+    };
+    up.apply(
+        "urgent-class",
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: urgent\nvalue: 1000\ndescription: flotilla test\n",
+    );
+    assert!(
+        up.k_ok(&["get", "priorityclasses"]).contains("urgent"),
+        "PriorityClasses are served"
+    );
+    up.apply("pay", &deployment("pay", ""));
+    up.apply("pay-policy", &with_priority("pay-policy", "pay", "urgent"));
+    let priority = |binding: &str| -> Result<i64, String> {
+        let b = up
+            .get_json("flotilla", &["resourcebinding", binding])?
+            .ok_or("no binding yet")?;
+        b.pointer("/spec/schedulePriority/priority")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("spec {}", b["spec"]))
+    };
+    let got = wait_for(WAIT, "binding with the class's priority", || {
+        priority("pay-deployment")
+    });
+    assert_eq!(got, 1000);
+    wait_holders(&up, "pay", &["member1"]);
+
+    // A class that does not exist yet holds the binding back until it does.
+    up.apply("late", &deployment("late", ""));
+    up.apply(
+        "late-policy",
+        &with_priority("late-policy", "late", "later"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        up.get_json("flotilla", &["resourcebinding", "late-deployment"])
+            .expect("get")
+            .is_none(),
+        "no binding while the PriorityClass is missing"
+    );
+    up.apply(
+        "later-class",
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: later\nvalue: -5\n",
+    );
+    let got = wait_for(WAIT, "binding once the class exists", || {
+        priority("late-deployment")
+    });
+    assert_eq!(got, -5);
+    wait_holders(&up, "late", &["member1"]);
+}
