@@ -270,6 +270,11 @@ enum Command {
         /// redb (objects survive a restart, like a real cluster that was cut off).
         #[arg(long, value_enum, default_value_t = StorageKind::Memory)]
         storage: StorageKind,
+        /// A file of faults to show clients, followed while running
+        /// (`latency: 2s`, `failing: true`, `unreachable: true`, one per
+        /// line; an absent or empty file means none).
+        #[arg(long)]
+        faults_file: Option<PathBuf>,
     },
     /// Run the admission webhook (validation and defaulting of the Karmada API,
     /// binding conversion at /convert) over HTTPS.
@@ -325,6 +330,30 @@ async fn serve_metrics(flag: String) -> anyhow::Result<()> {
         eprintln!("flotilla: metrics on http://{bound}/metrics");
     }
     Ok(())
+}
+
+/// Applies the faults written in `path` to the member whenever the file
+/// changes (checked every 200 ms); a file that does not parse is reported
+/// and leaves the faults as they were.
+async fn follow_faults(member: &flotilla_sim::Member, path: &std::path::Path) {
+    let mut last: Option<String> = None;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if last.as_deref() != Some(text.as_str()) {
+            match flotilla_sim::Faults::parse(&text) {
+                Ok(faults) => {
+                    member.set_faults(faults);
+                    println!(
+                        "faults: latency {:?}, failing {}, unreachable {}",
+                        faults.latency, faults.failing, faults.unreachable
+                    );
+                }
+                Err(e) => eprintln!("flotilla sim: {}: {e}", path.display()),
+            }
+            last = Some(text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn shutdown_signal() {
@@ -469,6 +498,7 @@ async fn run() -> anyhow::Result<()> {
             nodes,
             port,
             storage,
+            faults_file,
         } => {
             let member = flotilla_sim::start(
                 flotilla_sim::Config::new(&name, &data_dir)
@@ -486,7 +516,15 @@ async fn run() -> anyhow::Result<()> {
                 member.url(),
                 member.kubeconfig().display()
             );
-            shutdown_signal().await;
+            match faults_file {
+                Some(path) => {
+                    tokio::select! {
+                        _ = follow_faults(&member, &path) => {}
+                        _ = shutdown_signal() => {}
+                    }
+                }
+                None => shutdown_signal().await,
+            }
             member.stop().await;
         }
         Command::Webhook { args } => {

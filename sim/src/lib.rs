@@ -562,6 +562,11 @@ impl Member {
         self.update_faults(|f| f.failing = failing);
     }
 
+    /// Sets every fault at once.
+    pub fn set_faults(&self, faults: Faults) {
+        self.update_faults(|f| *f = faults);
+    }
+
     /// The faults in force.
     pub fn faults(&self) -> Faults {
         *self.running.faults.borrow()

@@ -35,6 +35,55 @@ pub struct Faults {
     pub failing: bool,
 }
 
+impl Faults {
+    /// Reads faults from text, one `key: value` per line (`#` starts a
+    /// comment): `unreachable: true|false`, `failing: true|false`,
+    /// `latency: 2s` (units `ms` or `s`, `0` for none). Keys left out are
+    /// off; an unknown key or a bad value is an error naming the line.
+    pub fn parse(text: &str) -> Result<Faults, String> {
+        let mut f = Faults::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| format!("line {}: {why}: {raw:?}", i + 1);
+            let (key, value) = line
+                .split_once(':')
+                .ok_or_else(|| bad("expected `key: value`"))?;
+            let value = value.trim();
+            let flag = || match value {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
+            match key.trim() {
+                "unreachable" => f.unreachable = flag()?,
+                "failing" => f.failing = flag()?,
+                "latency" => {
+                    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
+                        (n, 1e-3)
+                    } else if let Some(n) = value.strip_suffix('s') {
+                        (n, 1.0)
+                    } else if value == "0" {
+                        ("0", 1.0)
+                    } else {
+                        return Err(bad("expected a duration such as 500ms or 2s"));
+                    };
+                    let n: f64 = number
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("expected a duration such as 500ms or 2s"))?;
+                    f.latency = Duration::try_from_secs_f64(n * scale)
+                        .map_err(|_| bad("expected a duration such as 500ms or 2s"))?;
+                }
+                _ => return Err(bad("unknown fault (unreachable, latency, failing)")),
+            }
+        }
+        Ok(f)
+    }
+}
+
 /// Serves the public port until `shutdown` turns true.
 pub async fn run(
     listener: TcpListener,
@@ -225,4 +274,25 @@ pub fn tls_config(
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod fault_text_tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_from_text() {
+        let f = Faults::parse("# slow link\nlatency: 1.5s\nfailing: true\n").unwrap();
+        assert_eq!(f.latency, Duration::from_millis(1500));
+        assert!(f.failing && !f.unreachable);
+        assert_eq!(Faults::parse("").unwrap(), Faults::default());
+        assert_eq!(
+            Faults::parse("latency: 250ms").unwrap().latency,
+            Duration::from_millis(250)
+        );
+        for bad in ["latency: soon", "failing: yes", "slow: true", "nonsense"] {
+            let e = Faults::parse(bad).unwrap_err();
+            assert!(e.starts_with("line 1:"), "{bad}: {e}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::flotilla_bin;
-use crate::up::{Proc, Up, WAIT};
+use crate::up::{Proc, Up, WAIT, wait_for};
 
 /// A running (or stopped) `flotilla sim`.
 pub struct Sim {
@@ -53,7 +53,9 @@ impl Sim {
             .arg("--nodes")
             .arg("2")
             .arg("--storage")
-            .arg(if self.durable { "redb" } else { "memory" });
+            .arg(if self.durable { "redb" } else { "memory" })
+            .arg("--faults-file")
+            .arg(self.faults_file());
         if self.port != 0 {
             cmd.arg("--port").arg(self.port.to_string());
         }
@@ -78,6 +80,38 @@ impl Sim {
     /// The member's own kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
         self.data_dir.join("kubeconfig")
+    }
+
+    /// The file of faults the member follows (`flotilla sim --faults-file`).
+    pub fn faults_file(&self) -> PathBuf {
+        self.data_dir.join("faults")
+    }
+
+    /// Writes the faults (`latency: 500ms`, `failing: true`, ...) and waits
+    /// until the member reports them in force (a new `faults:` line).
+    pub fn set_faults(&mut self, text: &str) {
+        let p = self.proc.as_ref().expect("the sim runs");
+        // the member reports the faults it starts with first
+        let before = wait_for(WAIT, "the sim's first faults line", || {
+            match p.out().matches("faults:").count() {
+                0 => Err("none yet".to_string()),
+                n => Ok(n),
+            }
+        });
+        std::fs::create_dir_all(&self.data_dir).expect("data dir");
+        std::fs::write(self.faults_file(), text).expect("write faults");
+        wait_for(
+            WAIT,
+            &format!("sim {} shows faults {text:?}", self.name),
+            || {
+                let out = p.out();
+                if out.matches("faults:").count() > before {
+                    Ok(())
+                } else {
+                    Err(format!("stdout {}; stderr {}", out, p.err()))
+                }
+            },
+        );
     }
 
     /// Whether it runs.
