@@ -192,8 +192,14 @@ impl Unified {
             .collect()
     }
 
-    /// The members in scope, with their clients and caches of `gvr`.
-    async fn targets(&self, gvr: Option<&Gvr>, clusters: &ClusterFilter) -> Vec<Target> {
+    /// The members in scope, with their clients and caches of `gvr` (a cache
+    /// only when it holds everything of `namespace`, all when `None`).
+    async fn targets(
+        &self,
+        gvr: Option<&Gvr>,
+        namespace: Option<&str>,
+        clusters: &ClusterFilter,
+    ) -> Vec<Target> {
         let mut out = Vec::new();
         for c in self.clusters() {
             let name = c
@@ -205,7 +211,9 @@ impl Unified {
                 continue;
             }
             let member = self.members.get(&c).await;
-            let cache = gvr.and_then(|g| self.cache(&name, g));
+            let cache = gvr
+                .and_then(|g| self.cache(&name, g))
+                .filter(|c| c.covers(namespace));
             out.push(Target {
                 name,
                 member,
@@ -227,7 +235,7 @@ impl Unified {
     }
 
     async fn refresh_resources(&self) {
-        let targets = self.targets(None, &ClusterFilter::default()).await;
+        let targets = self.targets(None, None, &ClusterFilter::default()).await;
         let members: Vec<member::Member> =
             targets.into_iter().filter_map(|t| t.member.ok()).collect();
         self.resources
@@ -265,7 +273,9 @@ impl Unified {
             .filter_map(|kv| serde_json::from_value(kv.value["spec"].clone()).ok())
             .collect();
         let mut complete = true;
-        let mut desired: HashMap<(String, String, String), (Value, Gvr)> = HashMap::new();
+        // (cluster, group, plural) → (Cluster, resource, namespaces; None = all)
+        type Scope = Option<std::collections::BTreeSet<String>>;
+        let mut desired: HashMap<(String, String, String), (Value, Gvr, Scope)> = HashMap::new();
         for registry in &registries {
             for c in &clusters {
                 let Ok(typed) = serde_json::from_value::<flotilla_api::cluster::Cluster>(c.clone())
@@ -279,10 +289,18 @@ impl Unified {
                 for sel in &registry.resource_selectors {
                     match self.resources.by_kind(&sel.api_version, &sel.kind) {
                         Some(gvr) => {
-                            desired.insert(
-                                (name.clone(), gvr.group.clone(), gvr.plural.clone()),
-                                (c.clone(), gvr),
-                            );
+                            let key = (name.clone(), gvr.group.clone(), gvr.plural.clone());
+                            let entry = desired.entry(key).or_insert_with(|| {
+                                (c.clone(), gvr, Some(std::collections::BTreeSet::new()))
+                            });
+                            // the union of the selectors' namespaces; an empty one is all
+                            match (&mut entry.2, sel.namespace.as_str()) {
+                                (scope, "") => *scope = None,
+                                (Some(scope), ns) => {
+                                    scope.insert(ns.to_string());
+                                }
+                                (None, _) => {}
+                            }
                         }
                         None => complete = false,
                     }
@@ -291,26 +309,28 @@ impl Unified {
         }
         // Clients first (they may need the credentials source).
         let mut wanted = Vec::new();
-        for (key, (cluster, gvr)) in desired {
+        for (key, (cluster, gvr, scope)) in desired {
             match self.members.get(&cluster).await {
-                Ok(m) => wanted.push((key, m, gvr)),
+                Ok(m) => wanted.push((key, m, gvr, scope)),
                 Err(_) => complete = false,
             }
         }
         let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
-        let keep: std::collections::HashSet<_> = wanted.iter().map(|(k, _, _)| k.clone()).collect();
+        let keep: std::collections::HashSet<_> =
+            wanted.iter().map(|(k, _, _, _)| k.clone()).collect();
         caches.retain(|k, _| keep.contains(k));
-        for (key, member, gvr) in wanted {
-            let stale = caches
-                .get(&key)
-                .is_some_and(|e| e.fingerprint != member.fingerprint);
+        for (key, member, gvr, scope) in wanted {
+            let scope = scope.filter(|_| gvr.namespaced);
+            let stale = caches.get(&key).is_some_and(|e| {
+                e.fingerprint != member.fingerprint || e.cache.namespaces != scope
+            });
             if stale {
                 caches.remove(&key);
             }
             caches.entry(key).or_insert_with(|| {
                 tracing::info!(cluster = %member.name, resource = %gvr.plural, "caching");
                 let fingerprint = member.fingerprint.clone();
-                let (cache, task) = Cache::spawn(member, gvr);
+                let (cache, task) = Cache::spawn(member, gvr, scope);
                 CacheEntry {
                     cache,
                     task,
@@ -615,7 +635,7 @@ async fn discovery(
     user: &User,
     warnings: &mut Vec<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let targets = u.targets(None, &ClusterFilter::default()).await;
+    let targets = u.targets(None, None, &ClusterFilter::default()).await;
     let mut members = Vec::new();
     for t in targets {
         match t.member {
@@ -724,7 +744,7 @@ async fn gather(
             )));
         }
     }
-    let targets = u.targets(Some(gvr), &sel.clusters).await;
+    let targets = u.targets(Some(gvr), namespace, &sel.clusters).await;
     let req = ListRequest {
         gvr,
         namespace,
@@ -1047,7 +1067,9 @@ async fn get(
     opts: &Options,
     warnings: &mut Vec<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let targets = u.targets(Some(gvr), &ClusterFilter::default()).await;
+    let targets = u
+        .targets(Some(gvr), namespace, &ClusterFilter::default())
+        .await;
     let (found, missing, forbidden) = fanout::locate(u, &targets, gvr, namespace, name, user).await;
     u.count_missing(&missing);
     if opts.strict && !missing.is_empty() {
@@ -1092,7 +1114,9 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let targets = u.targets(Some(gvr), &ClusterFilter::default()).await;
+    let targets = u
+        .targets(Some(gvr), namespace, &ClusterFilter::default())
+        .await;
     let (found, missing, _) = fanout::locate(u, &targets, gvr, namespace, name, user).await;
     let cluster = match found.as_slice() {
         [] if !missing.is_empty() => {

@@ -361,3 +361,110 @@ fn status_names_a_missing_control_plane() {
         "the error names the missing file and the fix: {err}"
     );
 }
+
+/// A sample's value from Prometheus text (`name{labels} value`), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_namespace_scoped_registry_caches_only_its_namespaces() {
+    let mut up = Up::start_with(2, &["--metrics"]);
+    up.proc
+        .as_mut()
+        .expect("running")
+        .wait_stdout("Press Ctrl-C", Duration::from_secs(30));
+    for ns in ["team-a", "team-b"] {
+        up.k_ok(&["--context", "member1", "create", "namespace", ns]);
+        up.k_ok(&[
+            "--context",
+            "member1",
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            &format!("{ns}-token"),
+            "--from-literal=k=v",
+        ]);
+    }
+    up.apply(
+        "team-a-secrets",
+        "apiVersion: search.karmada.io/v1alpha1\nkind: ResourceRegistry\nmetadata: {name: team-a-secrets}\nspec:\n  targetCluster: {clusterNames: [member1]}\n  resourceSelectors: [{apiVersion: v1, kind: Secret, namespace: team-a}]\n",
+    );
+    let aggregated = components(&up.dir)
+        .into_iter()
+        .find(|c| field(c, "name") == "aggregated-apiserver")
+        .expect("aggregated-apiserver in components.json");
+    let series = r#"flotilla_unified_cache_objects{cluster="member1",resource="secrets"}"#;
+    let in_team_a = up
+        .k_ok(&[
+            "--context",
+            "member1",
+            "-n",
+            "team-a",
+            "get",
+            "secrets",
+            "-o",
+            "name",
+        ])
+        .lines()
+        .count();
+    wait_for(Duration::from_secs(60), "the team-a cache filled", || {
+        let text = scrape(&up.dir, &aggregated);
+        match sample(&text, series) {
+            Some(n) if n as usize == in_team_a => Ok(()),
+            other => Err(format!("{series} = {other:?}, want {in_team_a}")),
+        }
+    });
+    let parts = |text: &str, source: &str| {
+        sample(
+            text,
+            &format!(r#"flotilla_unified_member_lists_total{{source="{source}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    // team-a is answered from the cache, team-b and all namespaces live, and
+    // every answer is complete.
+    let before = scrape(&up.dir, &aggregated);
+    let a = up.k_ok(&[
+        "--context",
+        "flotilla-all",
+        "-n",
+        "team-a",
+        "get",
+        "secrets",
+    ]);
+    assert!(
+        a.contains("team-a-token") && !a.contains("team-b-token"),
+        "{a}"
+    );
+    let mid = scrape(&up.dir, &aggregated);
+    assert!(
+        parts(&mid, "cache") > parts(&before, "cache"),
+        "team-a from the cache"
+    );
+    let b = up.k_ok(&[
+        "--context",
+        "flotilla-all",
+        "-n",
+        "team-b",
+        "get",
+        "secrets",
+    ]);
+    assert!(b.contains("team-b-token"), "{b}");
+    let all = up.k_ok(&["--context", "flotilla-all", "get", "secrets", "-A"]);
+    assert!(
+        all.contains("team-a-token") && all.contains("team-b-token"),
+        "{all}"
+    );
+    let after = scrape(&up.dir, &aggregated);
+    assert!(
+        parts(&after, "live") > parts(&mid, "live"),
+        "team-b and -A live"
+    );
+    assert_eq!(sample(&after, series).map(|n| n as usize), Some(in_team_a));
+}

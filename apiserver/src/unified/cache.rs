@@ -9,7 +9,7 @@
 //! A cache is *current* while its watch is connected and has heard from the
 //! member recently; requests read live from members whose cache is not.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,9 @@ struct Inner {
 pub struct Cache {
     pub cluster: String,
     pub resource: Gvr,
+    /// The namespaces the ResourceRegistries ask to cache (`None`: all);
+    /// objects elsewhere are left out.
+    pub namespaces: Option<BTreeSet<String>>,
     inner: RwLock<Inner>,
     events: broadcast::Sender<Event>,
 }
@@ -108,11 +111,14 @@ pub enum ResumeError {
 pub const LAG: Duration = Duration::from_secs(90);
 
 impl Cache {
-    fn new(cluster: &str, resource: Gvr) -> Arc<Cache> {
+    fn new(cluster: &str, resource: Gvr, namespaces: Option<BTreeSet<String>>) -> Arc<Cache> {
         let (events, _) = broadcast::channel(1024);
+        // a namespace scope means nothing for cluster-scoped kinds
+        let namespaces = namespaces.filter(|_| resource.namespaced);
         Arc::new(Cache {
             cluster: cluster.to_string(),
             resource,
+            namespaces,
             inner: RwLock::new(Inner {
                 objects: BTreeMap::new(),
                 revision: 0,
@@ -135,10 +141,36 @@ impl Cache {
     }
 
     /// Starts a cache and its list/watch loop; the task ends when the handle is aborted.
-    pub fn spawn(member: Member, resource: Gvr) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
-        let cache = Cache::new(&member.name, resource);
+    pub fn spawn(
+        member: Member,
+        resource: Gvr,
+        namespaces: Option<BTreeSet<String>>,
+    ) -> (Arc<Cache>, tokio::task::JoinHandle<()>) {
+        let cache = Cache::new(&member.name, resource, namespaces);
         let task = tokio::spawn(reflect(cache.clone(), member));
         (cache, task)
+    }
+
+    /// Whether the cache holds every object a request in `namespace` (all
+    /// namespaces when `None`) may ask for.
+    pub fn covers(&self, namespace: Option<&str>) -> bool {
+        match (&self.namespaces, namespace) {
+            (None, _) => true,
+            (Some(scope), Some(ns)) => scope.contains(ns),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Whether `object` belongs in the cache.
+    fn in_scope(&self, object: &Value) -> bool {
+        self.namespaces.as_ref().is_none_or(|scope| {
+            scope.contains(
+                object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            )
+        })
     }
 
     /// The health, with a connected but silent watch reported as lagging.
@@ -270,7 +302,7 @@ impl Cache {
     fn replace(&self, items: Vec<Value>, rv: u64) {
         let mut inner = self.write();
         let mut fresh = BTreeMap::new();
-        for item in items {
+        for item in items.into_iter().filter(|i| self.in_scope(i)) {
             let obj = annotate(item, &self.cluster, &self.resource);
             fresh.insert(key_of(&obj), Arc::new(obj));
         }
@@ -322,6 +354,10 @@ impl Cache {
         inner.last_contact = Instant::now();
         if rv > inner.revision {
             inner.revision = rv;
+        }
+        if kind != EventType::Bookmark && !self.in_scope(&object) {
+            // outside the registries' namespaces: only the revision moves
+            return;
         }
         let event = if kind == EventType::Bookmark {
             Event {
@@ -601,7 +637,7 @@ mod tests {
 
     #[test]
     fn replace_apply_resume() {
-        let cache = Cache::new("m1", pods());
+        let cache = Cache::new("m1", pods(), None);
         assert!(matches!(cache.resume(0), Err(ResumeError::NotReady)));
         cache.replace(vec![pod("a", "p1", 5), pod("b", "p2", 6)], 10);
         let (replay, _rx) = cache.resume(10).expect("resumable");
@@ -643,7 +679,7 @@ mod tests {
 
     #[test]
     fn relist_emits_the_difference() {
-        let cache = Cache::new("m1", pods());
+        let cache = Cache::new("m1", pods(), None);
         cache.replace(vec![pod("a", "p1", 5), pod("a", "p2", 6)], 10);
         let mut rx = cache.events.subscribe();
         cache.replace(vec![pod("a", "p2", 6), pod("a", "p3", 20)], 20);
@@ -659,5 +695,29 @@ mod tests {
                 (EventType::Bookmark, String::new()),
             ]
         );
+    }
+
+    #[test]
+    fn a_namespace_scope_keeps_only_its_namespaces() {
+        let scope: BTreeSet<String> = ["team-a".to_string()].into();
+        let cache = Cache::new("m1", pods(), Some(scope));
+        assert!(cache.covers(Some("team-a")));
+        assert!(!cache.covers(Some("team-b")));
+        assert!(
+            !cache.covers(None),
+            "an all-namespaces list needs more than the cache"
+        );
+        cache.replace(vec![pod("team-a", "x", 5), pod("team-b", "y", 6)], 6);
+        let all = cache.snapshot(None, &|_| true);
+        assert_eq!(all.objects.len(), 1);
+        cache.apply(EventType::Added, pod("team-b", "z", 7), 7);
+        cache.apply(EventType::Added, pod("team-a", "w", 8), 8);
+        assert_eq!(cache.snapshot(None, &|_| true).objects.len(), 2);
+        assert_eq!(cache.revision(), 8);
+        // cluster-scoped kinds ignore a scope
+        let mut nodes = pods();
+        nodes.namespaced = false;
+        let c = Cache::new("m1", nodes, Some(BTreeSet::new()));
+        assert!(c.covers(None));
     }
 }

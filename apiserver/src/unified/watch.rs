@@ -67,7 +67,7 @@ pub async fn serve(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
-    let targets = u.targets(Some(gvr), &sel.clusters).await;
+    let targets = u.targets(Some(gvr), namespace, &sel.clusters).await;
     let start_map = match &requested {
         Requested::Exact(map) => {
             let known: HashSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
