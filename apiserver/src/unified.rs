@@ -53,13 +53,42 @@ pub const LIVE_HEADER: &str = "x-flotilla-consistency";
 pub const STRICT_HEADER: &str = "x-flotilla-partial";
 
 /// A member resource: group, version, plural, and what discovery says of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Two are the same resource when group, version, plural, kind and scope are.
+#[derive(Debug, Clone)]
 pub struct Gvr {
     pub group: String,
     pub version: String,
     pub plural: String,
     pub kind: String,
     pub namespaced: bool,
+    /// A custom resource's printer columns, from its CRD in a member.
+    pub columns: Option<Arc<Vec<crate::registry::crd::PrinterColumn>>>,
+}
+
+impl Gvr {
+    fn identity(&self) -> (&str, &str, &str, &str, bool) {
+        (
+            &self.group,
+            &self.version,
+            &self.plural,
+            &self.kind,
+            self.namespaced,
+        )
+    }
+}
+
+impl PartialEq for Gvr {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Gvr {}
+
+impl std::hash::Hash for Gvr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
 }
 
 impl Gvr {
@@ -1227,6 +1256,7 @@ mod tests {
             plural: "deployments".into(),
             kind: "Deployment".into(),
             namespaced: true,
+            columns: None,
         };
         assert_eq!(
             g.collection_path(Some("ns")),

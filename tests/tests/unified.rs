@@ -897,3 +897,78 @@ fn a_user_sees_only_what_each_member_lets_them_read() {
         }
     }
 }
+
+const GADGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.flotilla.io}
+spec:
+  group: example.flotilla.io
+  names: {kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                color: {type: string}
+                size: {type: integer}
+      additionalPrinterColumns:
+        - {name: Color, type: string, jsonPath: .spec.color}
+        - {name: Size, type: integer, jsonPath: .spec.size, priority: 1}
+        - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+"#;
+
+#[test]
+fn custom_kinds_print_their_crd_columns() {
+    let up = Up::start(2);
+    for (member, color) in [("member1", "red"), ("member2", "blue")] {
+        let (code, out, err) = up.stdin(member, &["apply", "-f", "-"], GADGET_CRD);
+        assert_eq!(code, 0, "{member}: {out}{err}");
+        up.wait_for(
+            member,
+            &["get", "crd", "gadgets.example.flotilla.io"],
+            |o| o.contains("gadgets"),
+        );
+        let gadget = format!(
+            "apiVersion: example.flotilla.io/v1\nkind: Gadget\nmetadata: {{name: g-{member}, namespace: default}}\nspec: {{color: {color}, size: 3}}\n"
+        );
+        let (code, out, err) = up.stdin(member, &["apply", "-f", "-"], &gadget);
+        assert_eq!(code, 0, "{member}: {out}{err}");
+    }
+    for kubectl in kubectls() {
+        let out = up.wait_for("flotilla-all", &["get", "gadgets"], |o| {
+            o.contains("g-member1") && o.contains("g-member2")
+        });
+        let lines: Vec<String> = out.lines().map(norm_spaces).collect();
+        assert!(
+            lines[0].starts_with("NAME CLUSTER COLOR AGE"),
+            "{kubectl:?}: {out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("g-member1 member1 red ")),
+            "{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("g-member2 member2 blue ")),
+            "{out}"
+        );
+        // priority 1 columns appear with -o wide
+        let (code, out, err) = up.run(&kubectl, "flotilla-all", &["get", "gadgets", "-o", "wide"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            norm_spaces(out.lines().next().unwrap_or(""))
+                .starts_with("NAME CLUSTER COLOR SIZE AGE"),
+            "{kubectl:?}: {out}"
+        );
+    }
+}

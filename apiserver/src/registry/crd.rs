@@ -271,7 +271,9 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
     causes
 }
 
-fn columns(version: &Value) -> Vec<PrinterColumn> {
+/// The printer columns of one `spec.versions[]` entry of a CRD, with
+/// kube-apiserver's default Age column when it lists none.
+pub(crate) fn columns(version: &Value) -> Vec<PrinterColumn> {
     let mut cols: Vec<PrinterColumn> = version
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)

@@ -628,6 +628,7 @@ mod tests {
             plural: "pods".into(),
             kind: "Pod".into(),
             namespaced: true,
+            columns: None,
         }
     }
 

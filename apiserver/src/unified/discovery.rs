@@ -252,12 +252,19 @@ impl Resources {
                 };
                 any = true;
                 for gvr in resources_of(&doc) {
+                    let key = (gvr.group.clone(), gvr.version.clone(), gvr.plural.clone());
+                    if by_plural.contains_key(&key) {
+                        continue;
+                    }
+                    let gvr = if super::table::is_builtin(&gvr) {
+                        gvr
+                    } else {
+                        with_printer_columns(m, gvr, timeout).await
+                    };
                     by_kind
                         .entry((gvr.api_version(), gvr.kind.clone()))
                         .or_insert_with(|| gvr.clone());
-                    by_plural
-                        .entry((gvr.group.clone(), gvr.version.clone(), gvr.plural.clone()))
-                        .or_insert(gvr);
+                    by_plural.insert(key, gvr);
                 }
             }
         }
@@ -268,6 +275,33 @@ impl Resources {
             inner.by_kind = by_kind;
         }
     }
+}
+
+/// `gvr` with the printer columns of its CRD in `member` (Age alone when the
+/// CRD lists none); unchanged when the member serves it some other way (an
+/// aggregated API) or the CRD cannot be read.
+async fn with_printer_columns(member: &Member, mut gvr: Gvr, timeout: Duration) -> Gvr {
+    let path = format!(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}.{}",
+        gvr.plural, gvr.group
+    );
+    let Ok(answer) =
+        member::call(member, http::Method::GET, &path, None, Vec::new(), timeout).await
+    else {
+        return gvr;
+    };
+    if !answer.status.is_success() {
+        return gvr;
+    }
+    let crd = answer.json();
+    let version = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v["name"] == gvr.version.as_str()));
+    if let Some(version) = version {
+        gvr.columns = Some(std::sync::Arc::new(crate::registry::crd::columns(version)));
+    }
+    gvr
 }
 
 /// The resources of an aggregated discovery document.
@@ -293,6 +327,7 @@ pub fn resources_of(doc: &Value) -> Vec<Gvr> {
                     plural: plural.to_string(),
                     kind: kind.to_string(),
                     namespaced: r["scope"] == "Namespaced",
+                    columns: None,
                 });
             }
         }

@@ -18,12 +18,21 @@ fn builtin() -> &'static Vec<ResourceInfo> {
     BUILTIN.get_or_init(crate::registry::builtin::resources)
 }
 
-/// The printer description of a member resource.
-pub fn info_for(gvr: &Gvr) -> ResourceInfo {
-    let found = builtin()
+fn builtin_info(gvr: &Gvr) -> Option<&'static ResourceInfo> {
+    builtin()
         .iter()
-        .find(|r| r.group == gvr.group && r.version == gvr.version && r.plural == gvr.plural);
-    match found {
+        .find(|r| r.group == gvr.group && r.version == gvr.version && r.plural == gvr.plural)
+}
+
+/// Whether the resource is a Kubernetes built-in (printed with kube's columns).
+pub fn is_builtin(gvr: &Gvr) -> bool {
+    builtin_info(gvr).is_some()
+}
+
+/// The printer description of a member resource: kube's columns for a
+/// built-in, its CRD's columns for a custom resource, else NAME and AGE.
+pub fn info_for(gvr: &Gvr) -> ResourceInfo {
+    match builtin_info(gvr) {
         Some(info) => info.clone(),
         None => {
             let mut info = builtin()
@@ -31,7 +40,10 @@ pub fn info_for(gvr: &Gvr) -> ResourceInfo {
                 .find(|r| r.plural == "configmaps")
                 .cloned()
                 .unwrap_or_else(|| unreachable!("configmaps are built in"));
-            info.printer = Printer::NameAge;
+            info.printer = match &gvr.columns {
+                Some(columns) => Printer::Custom(columns.clone()),
+                None => Printer::NameAge,
+            };
             info
         }
     }
@@ -88,6 +100,7 @@ mod tests {
             plural: "pods".into(),
             kind: "Pod".into(),
             namespaced: true,
+            columns: None,
         };
         let pod = Arc::new(json!({"metadata": {"name": "p", "namespace": "ns",
             "annotations": {CLUSTER_ANNOTATION: "member2"}}, "status": {"phase": "Running"}}));

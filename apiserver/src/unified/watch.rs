@@ -672,6 +672,7 @@ mod tests {
                 plural: "pods".into(),
                 kind: "Pod".into(),
                 namespaced: true,
+                columns: None,
             },
             rx,
             _tasks: TaskGuard(Vec::new()),
@@ -710,6 +711,7 @@ mod tests {
                 plural: "pods".into(),
                 kind: "Pod".into(),
                 namespaced: true,
+                columns: None,
             }
         }
         let e = decode(s.encode(Msg::Event(
