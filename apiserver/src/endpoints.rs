@@ -239,11 +239,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if let Some(unified) = &api.unified
-        && (parts.uri.path() == crate::unified::PREFIX
-            || parts
-                .uri
-                .path()
-                .starts_with(&format!("{}/", crate::unified::PREFIX)))
+        && crate::unified::strip_prefix(parts.uri.path()).is_some()
     {
         let user = user.unwrap_or_else(|| Arc::new(aggregator_user()));
         return Ok(crate::unified::handle(unified, parts.clone(), body, user).await);

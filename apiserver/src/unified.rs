@@ -47,6 +47,23 @@ use resource_version::{Continue, Key, Requested, RvMap};
 /// Karmada's unified-view path prefix.
 pub const PREFIX: &str = "/apis/search.karmada.io/v1alpha1/proxying/karmada/proxy";
 
+/// karmada-search's older, read-only cache path: the same reads under another
+/// prefix (`kubectl get --raw CACHE_PREFIX/apis/apps/v1/deployments`).
+pub const CACHE_PREFIX: &str = "/apis/search.karmada.io/v1alpha1/search/cache";
+
+/// The unified-view path after whichever prefix `path` starts with, and
+/// whether it was the read-only cache prefix.
+pub fn strip_prefix(path: &str) -> Option<(&str, bool)> {
+    for (prefix, read_only) in [(PREFIX, false), (CACHE_PREFIX, true)] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return Some((rest, read_only));
+        }
+    }
+    None
+}
+
 /// Header asking for live reads from every member (no cache), per request.
 pub const LIVE_HEADER: &str = "x-flotilla-consistency";
 /// Header asking for a strict answer: any member missing → 503.
@@ -485,7 +502,12 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let full_path = parts.uri.path();
-    let rest = full_path.strip_prefix(PREFIX).unwrap_or("");
+    let (rest, read_only) = strip_prefix(full_path).unwrap_or(("", false));
+    if read_only && parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(format!(
+            "{CACHE_PREFIX} is read-only: use {PREFIX} to change member objects"
+        )));
+    }
     let rest = if rest.is_empty() { "/" } else { rest };
     let path = rest.trim_end_matches('/');
     let query = request_info::parse_query(parts.uri.query());

@@ -972,3 +972,64 @@ fn custom_kinds_print_their_crd_columns() {
         );
     }
 }
+
+#[test]
+fn the_legacy_search_cache_path_reads_like_the_proxy() {
+    let up = Up::start(3);
+    let total = workloads(&up);
+    let cache = "/apis/search.karmada.io/v1alpha1/search/cache";
+    // Through the control plane's APIService, as Karmada users call it.
+    let out = up.wait_for(
+        "flotilla",
+        &["get", "--raw", &format!("{cache}/api/v1/pods")],
+        |out| {
+            serde_json::from_str::<Value>(out)
+                .ok()
+                .and_then(|v| v["items"].as_array().map(Vec::len))
+                == Some(total)
+        },
+    );
+    let list: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(list["kind"], "PodList");
+    for item in list["items"].as_array().expect("items") {
+        let cluster = item["metadata"]["annotations"]["resource.karmada.io/cached-from-cluster"]
+            .as_str()
+            .unwrap_or("");
+        assert!(cluster.starts_with("member"), "{item}");
+    }
+    // One namespace, and a single object.
+    let name = list["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("a pod name")
+        .to_string();
+    let ns = list["items"][0]["metadata"]["namespace"]
+        .as_str()
+        .expect("a namespace")
+        .to_string();
+    let one = up.ok(
+        "flotilla",
+        &[
+            "get",
+            "--raw",
+            &format!("{cache}/api/v1/namespaces/{ns}/pods/{name}"),
+        ],
+    );
+    assert!(one.contains(&format!("\"name\":\"{name}\"")), "{one}");
+    // It is read-only.
+    let (code, out, err) = up.stdin(
+        "flotilla",
+        &[
+            "create",
+            "--raw",
+            &format!("{cache}/api/v1/namespaces/default/configmaps"),
+            "-f",
+            "-",
+        ],
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("read-only") || err.contains("MethodNotAllowed"),
+        "{err}"
+    );
+}
