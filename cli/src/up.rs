@@ -393,7 +393,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let config = flotilla_controllers::context::Config::default()
         .cluster_status_update_frequency(std::time::Duration::from_secs(1))
         .cluster_thresholds(std::time::Duration::ZERO, std::time::Duration::from_secs(3))
-        .horizontal_pod_autoscaler_sync_period(std::time::Duration::from_secs(2));
+        .horizontal_pod_autoscaler_sync_period(std::time::Duration::from_secs(2))
+        .eviction_rates(flotilla_controllers::eviction_queue::EvictionRates {
+            rate: 50.0,
+            ..Default::default()
+        });
     let config = opts.failover.apply(config);
     if config.taint_eviction_enabled() {
         eprintln!(

@@ -55,6 +55,9 @@ pub struct Config {
     /// waits for the replacement to be healthy before the old cluster's
     /// workload is removed anyway.
     pub graceful_eviction_timeout: Duration,
+    /// `--resource-eviction-rate` and its companions: how fast the taint
+    /// manager evicts ([`crate::eviction_queue`]).
+    pub eviction_rates: crate::eviction_queue::EvictionRates,
     /// `--horizontal-pod-autoscaler-sync-period` (15 s): how often each
     /// FederatedHPA gathers metrics and rescales. `flotilla up` uses 2 s.
     pub horizontal_pod_autoscaler_sync_period: Duration,
@@ -79,6 +82,7 @@ impl Default for Config {
             enable_no_execute_taint_eviction: false,
             no_execute_taint_eviction_purge_mode: "Gracefully".to_string(),
             graceful_eviction_timeout: Duration::from_secs(600),
+            eviction_rates: crate::eviction_queue::EvictionRates::default(),
             horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
             horizontal_pod_autoscaler_tolerance: flotilla_api::autoscaling::hpa::DEFAULT_TOLERANCE,
         }
@@ -139,6 +143,11 @@ impl Config {
     /// Sets `--graceful-eviction-timeout`.
     pub fn graceful_eviction_timeout(mut self, d: Duration) -> Self {
         self.graceful_eviction_timeout = d;
+        self
+    }
+    /// Sets the eviction rates.
+    pub fn eviction_rates(mut self, rates: crate::eviction_queue::EvictionRates) -> Self {
+        self.eviction_rates = rates;
         self
     }
     /// Whether the taint manager runs: the `Failover` gate and

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::eviction_queue::EvictionRates;
 use crate::features::FeatureGates;
 use crate::{Config, Error, Result};
 
@@ -76,11 +77,44 @@ pub struct FailoverFlags {
     /// workload is removed anyway.
     #[arg(long, value_parser = duration_arg, default_value = "10m")]
     pub graceful_eviction_timeout: Duration,
+    /// Evictions per second while the clusters are healthy (default 0.5;
+    /// `flotilla up`: 50).
+    #[arg(long, value_parser = rate_arg)]
+    pub resource_eviction_rate: Option<f64>,
+    /// Evictions per second of a large federation with too many unhealthy
+    /// clusters (default 0.1).
+    #[arg(long, value_parser = rate_arg)]
+    pub secondary_resource_eviction_rate: Option<f64>,
+    /// Share of clusters not Ready above which the federation is unhealthy
+    /// (default 0.55).
+    #[arg(long, value_parser = fraction_arg)]
+    pub unhealthy_cluster_threshold: Option<f64>,
+    /// More clusters than this make a large federation, which slows its
+    /// evictions when unhealthy; a smaller one stops them (default 10).
+    #[arg(long)]
+    pub large_cluster_num_threshold: Option<usize>,
+}
+
+fn rate_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a rate (a number of evictions per second, 0 or more)"
+        )),
+    }
+}
+
+fn fraction_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+    }
 }
 
 impl FailoverFlags {
     /// Applies these flags to `config`.
     pub fn apply(&self, config: Config) -> Config {
+        let rates = self.eviction_rates(config.eviction_rates);
         config
             .feature_gates(self.feature_gates.clone())
             .no_execute_taint_eviction(
@@ -88,6 +122,23 @@ impl FailoverFlags {
                 &self.no_execute_taint_eviction_purge_mode,
             )
             .graceful_eviction_timeout(self.graceful_eviction_timeout)
+            .eviction_rates(rates)
+    }
+
+    /// `base` with the eviction-rate flags given on the command line.
+    pub fn eviction_rates(&self, base: EvictionRates) -> EvictionRates {
+        EvictionRates {
+            rate: self.resource_eviction_rate.unwrap_or(base.rate),
+            secondary_rate: self
+                .secondary_resource_eviction_rate
+                .unwrap_or(base.secondary_rate),
+            unhealthy_threshold: self
+                .unhealthy_cluster_threshold
+                .unwrap_or(base.unhealthy_threshold),
+            large_cluster_threshold: self
+                .large_cluster_num_threshold
+                .unwrap_or(base.large_cluster_threshold),
+        }
     }
 }
 

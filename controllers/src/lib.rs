@@ -67,6 +67,7 @@ pub mod detector;
 pub mod endpointslice_collect;
 pub mod endpointslice_dispatch;
 pub mod events;
+pub mod eviction_queue;
 pub mod execution;
 pub mod features;
 pub mod federated_hpa;

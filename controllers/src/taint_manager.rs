@@ -10,6 +10,11 @@
 //! `--no-execute-taint-eviction-purge-mode`). A toleration with
 //! `tolerationSeconds` delays the eviction by that long from the taint's
 //! `timeAdded`. The scheduler then places the replicas on the other clusters.
+//!
+//! Evictions of both binding kinds share one [`EvictionQueue`]: they are let
+//! through at `--resource-eviction-rate`, slowed or paused when too many
+//! clusters are unhealthy at once, and each is decided again when its turn
+//! comes (the cluster may have recovered meanwhile).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +22,7 @@ use std::time::Duration;
 use flotilla_api::cluster::Cluster;
 use flotilla_api::failover::{
     Eviction, PRODUCER_TAINT_MANAGER, REASON_TAINT_UNTOLERATED, TaintDecision, evict_cluster,
-    no_execute_decision,
+    no_execute_decision, unready_clusters,
 };
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
@@ -26,6 +31,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use crate::events::{EventType, record, reference};
+use crate::eviction_queue::EvictionQueue;
 use crate::features::GRACEFUL_EVICTION;
 use crate::propagation::{
     BindingResource, cache_ready, cluster_placement_hash, is_claimed, spec_controller, watch_cached,
@@ -35,17 +41,32 @@ use crate::{Context, ControllerFuture, Error, Result, metrics};
 /// The component name on Events (Karmada `TaintManagerName`).
 pub const TAINT_MANAGER_NAME: &str = "taint-manager";
 
-/// Starts the taint manager for both binding kinds.
+/// Starts the taint manager for both binding kinds, with one eviction queue.
 pub fn start(ctx: Context) -> ControllerFuture {
-    crate::for_both_binding_kinds!(run, ctx)
+    let queue = Arc::new(EvictionQueue::new(ctx.config.eviction_rates));
+    Box::pin(async move {
+        futures::try_join!(
+            run::<flotilla_api::work::ResourceBinding>(ctx.clone(), queue.clone()),
+            run::<flotilla_api::work::ClusterResourceBinding>(ctx, queue)
+        )
+        .map(|_| ())
+    })
 }
 
 struct TaintCtx {
     ctx: Context,
     clusters: Store<Cluster>,
+    queue: Arc<EvictionQueue>,
 }
 
-async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
+/// (clusters, clusters not Ready) in the cache.
+fn federation_health(clusters: &Store<Cluster>) -> (usize, usize) {
+    let all = clusters.state();
+    let unhealthy = unready_clusters(all.iter().map(|c| &**c)).len();
+    (all.len(), unhealthy)
+}
+
+async fn run<B: BindingResource>(ctx: Context, queue: Arc<EvictionQueue>) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let (clusters, cluster_changes) =
         watch_cached(Api::<Cluster>::all(cp.clone()), cluster_placement_hash);
@@ -64,7 +85,11 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         .run(
             metrics::reconciled(TAINT_MANAGER_NAME, reconcile::<B>),
             error_policy::<B>,
-            Arc::new(TaintCtx { ctx, clusters }),
+            Arc::new(TaintCtx {
+                ctx,
+                clusters,
+                queue,
+            }),
         )
         .for_each(|_| async {})
         .await;
@@ -84,6 +109,61 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, tctx: Arc<TaintCtx>) -> Result
     if !cache_ready(&tctx.clusters).await {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
+    let Plan {
+        new_spec,
+        evicted,
+        recheck,
+        purge_mode,
+        graceful,
+    } = {
+        let first = plan(&*b, &tctx);
+        if first.evicted.is_empty() {
+            first
+        } else {
+            // wait for an eviction slot, then decide again on what is known now
+            let clusters = tctx.clusters.clone();
+            tctx.queue.admit(|| federation_health(&clusters)).await;
+            plan(&*b, &tctx)
+        }
+    };
+    let spec = b.spec();
+    if evicted.is_empty() {
+        return Ok(recheck.map_or_else(Action::await_change, |d| {
+            Action::requeue(d + Duration::from_millis(100))
+        }));
+    }
+    if let Some(action) =
+        crate::propagation::write_eviction(&tctx.ctx.control_plane, &*b, &new_spec).await?
+    {
+        return Ok(action);
+    }
+    tracing::info!(clusters = ?evicted, purge_mode = %purge_mode, graceful, "evicted binding from clusters with untolerated NoExecute taints");
+    let r = &spec.resource;
+    record(
+        &tctx.ctx.control_plane,
+        TAINT_MANAGER_NAME,
+        reference(&r.api_version, &r.kind, &r.namespace, &r.name, &r.uid),
+        EventType::Normal,
+        "EvictWorkloadFromClusterSucceed",
+        &format!(
+            "Evict from clusters {} succeed (purge mode {purge_mode}).",
+            evicted.join(", ")
+        ),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// What the taint manager would do to a binding now.
+struct Plan {
+    new_spec: flotilla_api::work::ResourceBindingSpec,
+    evicted: Vec<String>,
+    recheck: Option<Duration>,
+    purge_mode: String,
+    graceful: bool,
+}
+
+fn plan<B: BindingResource>(b: &B, tctx: &TaintCtx) -> Plan {
     let spec = b.spec();
     let config = &tctx.ctx.config;
     let tolerations = spec
@@ -144,29 +224,11 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, tctx: Arc<TaintCtx>) -> Result
             }
         }
     }
-    if evicted.is_empty() {
-        return Ok(recheck.map_or_else(Action::await_change, |d| {
-            Action::requeue(d + Duration::from_millis(100))
-        }));
+    Plan {
+        new_spec,
+        evicted,
+        recheck,
+        purge_mode,
+        graceful,
     }
-    if let Some(action) =
-        crate::propagation::write_eviction(&tctx.ctx.control_plane, &*b, &new_spec).await?
-    {
-        return Ok(action);
-    }
-    tracing::info!(clusters = ?evicted, purge_mode = %purge_mode, graceful, "evicted binding from clusters with untolerated NoExecute taints");
-    let r = &spec.resource;
-    record(
-        &tctx.ctx.control_plane,
-        TAINT_MANAGER_NAME,
-        reference(&r.api_version, &r.kind, &r.namespace, &r.name, &r.uid),
-        EventType::Normal,
-        "EvictWorkloadFromClusterSucceed",
-        &format!(
-            "Evict from clusters {} succeed (purge mode {purge_mode}).",
-            evicted.join(", ")
-        ),
-    )
-    .await;
-    Ok(Action::await_change())
 }

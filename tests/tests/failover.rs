@@ -417,6 +417,60 @@ fn cluster_failover_moves_replicas_and_cleans_up_when_the_member_returns() {
 /// the taint comes, but nothing is evicted; the binding keeps member3's two
 /// replicas and the template shows the degraded member (member3 Unknown in
 /// the binding's aggregated status, 4 of 6 ready on the template).
+/// The eviction rate limit: with `--unhealthy-cluster-threshold=0.3`, two of
+/// four clusters down (a small federation, above the threshold) pause
+/// evictions — member3's NoExecute taint evicts nothing; member4 coming back
+/// (one of four down) lets the eviction through.
+#[test]
+fn evictions_pause_while_too_many_clusters_are_down() {
+    let mut extra = FAILOVER_ON.to_vec();
+    extra.push("--unhealthy-cluster-threshold=0.3");
+    let (up, mut sim3) = three_members(&extra);
+    let base = up.dir.parent().expect("tmp").to_path_buf();
+    let mut sim4 = Sim::start_with("member4", &base, true);
+    sim4.join(&up);
+    up.wait_cluster("member4", WAIT, "Ready after join", |c| {
+        ready_status(c) == "True"
+    });
+    spread_web(&up, &sim3, "Gracefully");
+
+    sim4.kill();
+    sim3.kill();
+    for member in ["member3", "member4"] {
+        up.wait_cluster(member, Duration::from_secs(60), "NoExecute taint", |c| {
+            has_taint(c, NO_EXECUTE_KEY, "NoExecute")
+        });
+    }
+    // Paused: give the taint manager a fair chance, then nothing has moved.
+    std::thread::sleep(Duration::from_secs(4));
+    let b = binding(&up, "web").expect("binding");
+    assert_eq!(
+        assignment(&b),
+        BTreeMap::from([
+            ("member1".to_string(), 2),
+            ("member2".to_string(), 2),
+            ("member3".to_string(), 2)
+        ]),
+        "evictions are paused with half the clusters down"
+    );
+    assert!(eviction_tasks(&b).is_empty(), "{b}");
+
+    // member4 is back: one of four down is below the threshold.
+    sim4.restart();
+    up.wait_cluster("member4", Duration::from_secs(60), "Ready again", |c| {
+        ready_status(c) == "True"
+    });
+    wait_for(Duration::from_secs(60), "web evicted from member3", || {
+        let b = binding(&up, "web")?;
+        let a = assignment(&b);
+        if !a.contains_key("member3") && a.values().sum::<i64>() == 6 {
+            Ok(())
+        } else {
+            Err(format!("{a:?}, tasks {:?}", eviction_tasks(&b)))
+        }
+    });
+}
+
 #[test]
 fn failover_off_keeps_the_assignment_and_shows_the_degraded_member() {
     let (up, mut sim) = three_members(&["--allow-no-execute-taint-policy"]);
