@@ -138,8 +138,7 @@ pub fn ensure_bundle(opts: &CertOptions) -> Result<Bundle> {
             sans.push(s.clone());
         }
     }
-    std::fs::create_dir_all(&api_dir)
-        .with_context(|| format!("creating {}", api_dir.display()))?;
+    std::fs::create_dir_all(&api_dir).with_context(|| format!("creating {}", api_dir.display()))?;
     let api = pki::ensure(&api_dir, "", &sans)
         .with_context(|| format!("making the API server's PKI in {}", api_dir.display()))?;
     let apiserver = read_all(&api_dir, APISERVER_FILES)?;
@@ -316,15 +315,18 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
 /// The pod templates' containers of a workload object.
 fn containers_mut(obj: &mut Value) -> Vec<&mut Value> {
     let mut out = Vec::new();
-    if let Some(spec) = obj.pointer_mut("/spec/template/spec") {
-        if let Some(obj) = spec.as_object_mut() {
-            for (key, list) in obj.iter_mut() {
-                if key == "containers" || key == "initContainers" {
-                    if let Some(items) = list.as_array_mut() {
-                        out.extend(items.iter_mut());
-                    }
-                }
-            }
+    let Some(spec) = obj
+        .pointer_mut("/spec/template/spec")
+        .and_then(Value::as_object_mut)
+    else {
+        return out;
+    };
+    for (key, list) in spec.iter_mut() {
+        if key != "containers" && key != "initContainers" {
+            continue;
+        }
+        if let Some(items) = list.as_array_mut() {
+            out.extend(items.iter_mut());
         }
     }
     out
@@ -567,13 +569,13 @@ pub fn init(opts: &InitOptions) -> Result<BTreeMap<String, String>> {
             sort_for_apply(&mut cp);
             out.insert("control-plane.yaml".to_string(), to_yaml(&cp)?);
             for (path, text) in crate::deploy_files::FILES {
-                if let Some(unit) = path.strip_prefix("overlays/standalone/systemd/") {
-                    if unit.ends_with(".service") {
-                        out.insert(
-                            format!("rootfs/etc/systemd/system/{unit}"),
-                            text.to_string(),
-                        );
-                    }
+                if let Some(unit) = path.strip_prefix("overlays/standalone/systemd/")
+                    && unit.ends_with(".service")
+                {
+                    out.insert(
+                        format!("rootfs/etc/systemd/system/{unit}"),
+                        text.to_string(),
+                    );
                 }
             }
             let mut sans: Vec<String> = Vec::new();
@@ -646,6 +648,7 @@ pub fn write_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -575,11 +575,14 @@ async fn run() -> anyhow::Result<()> {
             let election = leader_election
                 .config(flotilla_controllers::leader_election::CONTROLLER_MANAGER_LEASE)?;
             serve_metrics(metrics_bind_address).await?;
-            let client = cp.client().await?;
-            let ctx = flotilla_controllers::context::Context::new(client.clone(), flags.config());
+            let ctx =
+                flotilla_controllers::context::Context::new(cp.client().await?, flags.config());
             let controllers = flags.controllers.clone();
             let work = move || async move { flotilla_controllers::run(ctx, &controllers).await };
-            run_elected(client, election, work)
+            // its own client (connection), as client-go's leader election
+            // has: renewals never wait behind the controllers' requests
+            let election_client = cp.client().await?;
+            run_elected(election_client, election, work)
                 .await
                 .context("controllers failed")?;
         }
@@ -603,11 +606,11 @@ async fn run() -> anyhow::Result<()> {
                     .context("no --member kubeconfig and no in-cluster service account")?,
             };
             let options = flotilla_controllers::agent::AgentOptions::new(flags.config());
-            let client = cp.clone();
+            let election_client = clusters::control_plane(Some(&control_plane), None).await?;
             let work = move || async move {
                 flotilla_controllers::agent::run_agent(cp, member, &cluster_name, options).await
             };
-            run_elected(client, election, work)
+            run_elected(election_client, election, work)
                 .await
                 .context("agent failed")?;
         }

@@ -258,28 +258,36 @@ impl Elector {
         }
     }
 
-    /// Renews every retry period; returns when the Lease was not renewed for
-    /// the renew deadline or another candidate took it.
+    /// Renews every retry period, as client-go does: each round retries
+    /// (every retry period) until it renews or the renew deadline, counted
+    /// from the round's start, passes. Returns when a round fails or another
+    /// candidate holds the Lease; since the renew deadline is shorter than
+    /// the lease duration, this leader stops before anyone may take over.
     async fn keep_renewing(&self) -> Error {
         let c = &self.config;
-        let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(c.retry_period).await;
-            let attempt = tokio::time::timeout(c.renew_deadline, self.try_acquire_or_renew()).await;
-            match attempt {
-                Ok(Ok(Attempt::Held)) => last_renewed = Instant::now(),
-                Ok(Ok(Attempt::HeldByOther(holder))) => {
-                    tracing::error!(lease = %c.lease_name, leader = %holder, "leader lease taken by another candidate; stopping");
+            let round = Instant::now();
+            loop {
+                let Some(remaining) = c.renew_deadline.checked_sub(round.elapsed()) else {
+                    tracing::error!(lease = %c.lease_name, deadline = ?c.renew_deadline, "leader lease not renewed within the renew deadline; stopping");
                     return Error::LeadershipLost(c.lease_name.clone());
+                };
+                match tokio::time::timeout(remaining, self.try_acquire_or_renew()).await {
+                    Ok(Ok(Attempt::Held)) => break,
+                    Ok(Ok(Attempt::HeldByOther(holder))) => {
+                        tracing::error!(lease = %c.lease_name, leader = %holder, "leader lease taken by another candidate; stopping");
+                        return Error::LeadershipLost(c.lease_name.clone());
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(lease = %c.lease_name, error = %e, "renewing leader lease failed; retrying");
+                        let left = c.renew_deadline.saturating_sub(round.elapsed());
+                        tokio::time::sleep(c.retry_period.min(left)).await;
+                    }
+                    Err(_) => {
+                        tracing::warn!(lease = %c.lease_name, "renewing leader lease timed out")
+                    }
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(lease = %c.lease_name, error = %e, "renewing leader lease failed")
-                }
-                Err(_) => tracing::warn!(lease = %c.lease_name, "renewing leader lease timed out"),
-            }
-            if last_renewed.elapsed() >= c.renew_deadline {
-                tracing::error!(lease = %c.lease_name, deadline = ?c.renew_deadline, "leader lease not renewed within the renew deadline; stopping");
-                return Error::LeadershipLost(c.lease_name.clone());
             }
         }
     }

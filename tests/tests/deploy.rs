@@ -6,6 +6,8 @@
 //! role and webhook/APIService backend that something names exists, and the
 //! API server starts from the PKI it is given without rewriting it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -275,14 +277,13 @@ fn check_host(objs: &BTreeMap<String, Value>) {
                     .get(vname.as_str())
                     .and_then(|v| v.pointer("/secret/secretName"))
                     .and_then(Value::as_str)
+                    && let Some(file) = value.strip_prefix(&format!("{mount}/"))
                 {
-                    if let Some(file) = value.strip_prefix(&format!("{mount}/")) {
-                        let s = &objs[&format!("Secret/{ns}/{secret}")];
-                        assert!(
-                            s["data"].get(file).is_some(),
-                            "{name}: {arg}: Secret {secret} has key {file}"
-                        );
-                    }
+                    let s = &objs[&format!("Secret/{ns}/{secret}")];
+                    assert!(
+                        s["data"].get(file).is_some(),
+                        "{name}: {arg}: Secret {secret} has key {file}"
+                    );
                 }
             }
         }

@@ -56,8 +56,8 @@ impl Manager {
                 .arg(kubeconfig)
                 .arg("--metrics-bind-address=127.0.0.1:0")
                 .arg(format!("--controllers={PROPAGATION}"))
-                .arg("--leader-elect-lease-duration=4s")
-                .arg("--leader-elect-renew-deadline=3s")
+                .arg("--leader-elect-lease-duration=5s")
+                .arg("--leader-elect-renew-deadline=4s")
                 .arg("--leader-elect-retry-period=500ms"),
             &up.logs(),
         );
@@ -264,7 +264,7 @@ fn one_controller_manager_leads_and_a_standby_takes_over_after_sigkill() {
         first
             .pointer("/spec/leaseDurationSeconds")
             .and_then(Value::as_i64),
-        Some(4)
+        Some(5)
     );
 
     propagate(&up, "before-failover");
@@ -312,7 +312,7 @@ fn one_controller_manager_leads_and_a_standby_takes_over_after_sigkill() {
         ),
         "{after}"
     );
-    eprintln!("standby took over {takeover:?} after SIGKILL (lease duration 4s)");
+    eprintln!("standby took over {takeover:?} after SIGKILL (lease duration 5s)");
 
     propagate(&up, "after-failover");
     survivor.proc.assert_running();
