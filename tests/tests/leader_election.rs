@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use flotilla_tests::sim::Sim;
 use flotilla_tests::up::{Proc, Up, WAIT, wait_for};
 use flotilla_tests::{flotilla_bin, run};
 use serde_json::Value;
@@ -46,9 +47,16 @@ struct Manager {
     metrics: String,
 }
 
+const ELECTION: [&str; 3] = [
+    "--leader-elect-lease-duration=5s",
+    "--leader-elect-renew-deadline=4s",
+    "--leader-elect-retry-period=500ms",
+];
+
 impl Manager {
     fn start(up: &Up, kubeconfig: &Path) -> Manager {
-        let mut proc = Proc::spawn(
+        Manager::spawn(
+            up,
             "controller-manager",
             Command::new(flotilla_bin())
                 .arg("controller-manager")
@@ -56,11 +64,32 @@ impl Manager {
                 .arg(kubeconfig)
                 .arg("--metrics-bind-address=127.0.0.1:0")
                 .arg(format!("--controllers={PROPAGATION}"))
-                .arg("--leader-elect-lease-duration=5s")
-                .arg("--leader-elect-renew-deadline=4s")
-                .arg("--leader-elect-retry-period=500ms"),
-            &up.logs(),
-        );
+                .args(ELECTION),
+        )
+    }
+
+    /// `flotilla agent` for the simulated member `sim` (pull mode).
+    fn agent(up: &Up, sim: &Sim) -> Manager {
+        Manager::spawn(
+            up,
+            "agent",
+            Command::new(flotilla_bin())
+                .arg("agent")
+                .arg("--cluster-name")
+                .arg(&sim.name)
+                .arg("--control-plane")
+                .arg(up.kubeconfig())
+                .arg("--member")
+                .arg(sim.kubeconfig())
+                .arg("--metrics-bind-address=127.0.0.1:0")
+                .args(["--cluster-status-update-frequency", "1s"])
+                .args(["--cluster-success-threshold", "0s"])
+                .args(ELECTION),
+        )
+    }
+
+    fn spawn(up: &Up, what: &str, cmd: &mut Command) -> Manager {
+        let mut proc = Proc::spawn(what, cmd, &up.logs());
         let metrics = wait_for(WAIT, "the metrics address", || {
             proc.assert_running();
             proc.err()
@@ -79,11 +108,16 @@ impl Manager {
 
     /// `leader_election_master_status{name="karmada-controller-manager"}`.
     fn master_status(&self) -> Result<i64, String> {
+        self.master_status_of(LEASE)
+    }
+
+    /// `leader_election_master_status{name=LEASE}`.
+    fn master_status_of(&self, lease: &str) -> Result<i64, String> {
         let text = self.scrape()?;
         text.lines()
             .find_map(|l| {
                 l.strip_prefix(&format!(
-                    "leader_election_master_status{{name=\"{LEASE}\"}} "
+                    "leader_election_master_status{{name=\"{lease}\"}} "
                 ))
             })
             .and_then(|v| v.trim().parse().ok())
@@ -332,5 +366,98 @@ fn leader_election_flags_are_checked() {
             "--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline"
         ),
         "{err}"
+    );
+}
+
+/// The waiting pair of candidates, as (leader, standby) indices.
+fn one_leader(candidates: &mut [Manager], lease: &str) -> (usize, usize) {
+    wait_for(WAIT, &format!("one leader of {lease}"), || {
+        let statuses: Vec<i64> = candidates
+            .iter_mut()
+            .map(|m| {
+                m.proc.assert_running();
+                m.master_status_of(lease)
+            })
+            .collect::<Result<_, _>>()?;
+        match statuses.as_slice() {
+            [1, 0] => Ok((0, 1)),
+            [0, 1] => Ok((1, 0)),
+            other => Err(format!("master status {other:?}")),
+        }
+    })
+}
+
+fn in_member(up: &Up, sim: &Sim, name: &str) {
+    wait_for(WAIT, &format!("{name} in {}", sim.name), || {
+        let (code, _, err) = run(up
+            .kubectl()
+            .env("KUBECONFIG", sim.kubeconfig())
+            .args(["get", "deploy", name]));
+        if code == 0 { Ok(()) } else { Err(err) }
+    });
+}
+
+fn pull_workload(up: &Up, cluster: &str, name: &str) {
+    let yaml = workload(name).replace("[member1, member2]", &format!("[{cluster}]"));
+    let path = up.dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).expect("write manifest");
+    up.k_ok(&["apply", "-f", path.to_str().expect("path")]);
+}
+
+/// Two agents of one pull-mode member: one (the holder of
+/// `karmada-agent-<cluster>`) registers it and applies its Works; after it
+/// is killed the other takes over and Works keep reaching the member. A
+/// clean stop (SIGTERM) releases the Lease.
+#[test]
+fn one_agent_of_a_pull_member_leads_and_a_standby_takes_over() {
+    let up = Up::start(0);
+    let base = up.dir.parent().expect("tmp").to_path_buf();
+    let sim = Sim::start("pullha", &base);
+    let lease_name = "karmada-agent-pullha";
+    let mut agents = vec![Manager::agent(&up, &sim), Manager::agent(&up, &sim)];
+    let (leader, _) = one_leader(&mut agents, lease_name);
+    up.wait_cluster("pullha", WAIT, "Pull and Ready", |c| {
+        c["spec"]["syncMode"] == "Pull"
+            && c.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|x| x["type"] == "Ready" && x["status"] == "True")
+                })
+    });
+    pull_workload(&up, "pullha", "pull-before");
+    in_member(&up, &sim, "pull-before");
+
+    let mut killed = agents.remove(leader);
+    killed.proc.kill();
+    let survivor = &mut agents[0];
+    wait_for(WAIT, "the standby agent to lead", || {
+        survivor.proc.assert_running();
+        match survivor.master_status_of(lease_name)? {
+            1 => Ok(()),
+            s => Err(format!("master status {s}")),
+        }
+    });
+    pull_workload(&up, "pullha", "pull-after");
+    in_member(&up, &sim, "pull-after");
+
+    // a clean stop gives the Lease up at once
+    survivor.proc.terminate(WAIT);
+    let (code, out, err) = up.k(&[
+        "get",
+        "lease",
+        "-n",
+        "karmada-system",
+        lease_name,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lease: Value = serde_json::from_str(&out).expect("json");
+    assert!(
+        lease
+            .pointer("/spec/holderIdentity")
+            .is_none_or(|h| h == ""),
+        "released: {lease}"
     );
 }
