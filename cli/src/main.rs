@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 mod clusters;
+mod deploy;
+mod deploy_files;
 mod get;
 mod status;
 mod up;
@@ -229,6 +231,10 @@ enum Command {
         cp: ControlPlane,
         #[command(flatten)]
         flags: flotilla_controllers::flags::Flags,
+        /// Leader election: only the replica holding the Lease
+        /// `karmada-controller-manager` runs controllers.
+        #[command(flatten)]
+        leader_election: flotilla_controllers::leader_election::LeaderElectionFlags,
         /// Where `/metrics`, `/healthz` and `/readyz` are served over HTTP
         /// (Karmada's flag): `host:port`, `:port` for every interface, `0` for off.
         #[arg(long, default_value = ":8080")]
@@ -242,15 +248,60 @@ enum Command {
         /// Kubeconfig of the control plane.
         #[arg(long)]
         control_plane: PathBuf,
-        /// Kubeconfig of the member.
+        /// Kubeconfig of the member (default: the in-cluster service account,
+        /// when the agent runs as a pod in the member).
         #[arg(long)]
-        member: PathBuf,
+        member: Option<PathBuf>,
         #[command(flatten)]
         flags: flotilla_controllers::flags::Flags,
+        /// Leader election: only the replica holding the Lease
+        /// `karmada-agent-<cluster-name>` (on the control plane) acts.
+        #[command(flatten)]
+        leader_election: flotilla_controllers::leader_election::LeaderElectionFlags,
         /// Where `/metrics`, `/healthz` and `/readyz` are served over HTTP
         /// (Karmada's flag): `host:port`, `:port` for every interface, `0` for off.
         #[arg(long, default_value = ":8080")]
         metrics_bind_address: String,
+    },
+    /// Make (once) the CA, serving certificates, front-proxy client
+    /// certificate and kubeconfigs of a production installation, and print
+    /// them as the Secrets the manifests in deploy/ mount, or list the files.
+    Certs {
+        #[command(flatten)]
+        certs: CertArgs,
+        /// `secrets`: print the Secrets (YAML); `files`: list the files.
+        #[arg(long, value_enum, default_value_t = deploy::CertsFormat::Files)]
+        format: deploy::CertsFormat,
+    },
+    /// Render everything an installation needs (deploy/overlays/<mode> with
+    /// certificates, caBundles, images and addresses filled in), into a
+    /// directory or, one part at a time, to stdout. Nothing is downloaded.
+    Init {
+        /// Where the components run.
+        #[arg(long, value_enum, default_value_t = deploy::Mode::HostCluster)]
+        mode: deploy::Mode,
+        #[command(flatten)]
+        certs: CertArgs,
+        /// Directory to write (host.yaml, control-plane.yaml, admin.kubeconfig;
+        /// in standalone mode also rootfs/ with units, keys and kubeconfigs).
+        #[arg(long, default_value = "flotilla-deploy")]
+        output: PathBuf,
+        /// Print only this part to stdout instead of writing the directory.
+        #[arg(long, value_enum)]
+        stdout: Option<deploy::Part>,
+        /// Image of the flotilla binary (built from the Containerfile).
+        #[arg(long, default_value = deploy::FLOTILLA_IMAGE)]
+        image: String,
+        /// Image of etcd (host-cluster mode), from your registry.
+        #[arg(long, default_value = deploy::ETCD_IMAGE)]
+        etcd_image: String,
+        /// Standalone: the machines' IP addresses (the components' Endpoints,
+        /// and names in the API server's certificate).
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+        advertise_address: Vec<std::net::IpAddr>,
+        /// Standalone: the external etcd cluster's endpoints (docs/etcd.md).
+        #[arg(long, default_value = "http://127.0.0.1:2379")]
+        etcd_servers: String,
     },
     /// Run one simulated member cluster (an API server with fake workload controllers).
     Sim {
@@ -306,6 +357,60 @@ enum Command {
     },
 }
 
+/// Flags of `flotilla certs` and `flotilla init`.
+#[derive(clap::Args)]
+struct CertArgs {
+    /// The PKI directory: keys and certificates are made once and reused.
+    #[arg(long, default_value = "flotilla-pki")]
+    pki_dir: PathBuf,
+    /// Extra names and addresses of the API server's certificate (how
+    /// clients outside the host reach it: a load balancer, a node address).
+    #[arg(long, value_delimiter = ',')]
+    apiserver_san: Vec<String>,
+    /// The API server URL for clients outside the host, in the admin's and
+    /// agents' kubeconfigs (default: host-cluster https://127.0.0.1:5443,
+    /// for `kubectl port-forward`; standalone the first --advertise-address).
+    #[arg(long)]
+    server: Option<String>,
+    /// Also make the kubeconfig of the pull-mode agent of this cluster.
+    #[arg(long)]
+    agent: Option<String>,
+}
+
+impl CertArgs {
+    /// In standalone mode every machine runs an API server, and the
+    /// components talk to the local one; clients outside use the first
+    /// address (or --server).
+    fn options(&self, mode: deploy::Mode, addresses: &[std::net::IpAddr]) -> deploy::CertOptions {
+        let port = deploy::APISERVER_PORT;
+        let url = |ip: &std::net::IpAddr| match ip {
+            std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
+            std::net::IpAddr::V4(v4) => format!("https://{v4}:{port}"),
+        };
+        let mut sans = self.apiserver_san.clone();
+        let (component, admin) = match (mode, addresses.first()) {
+            (deploy::Mode::Standalone, Some(first)) => {
+                sans.extend(addresses.iter().map(std::net::IpAddr::to_string));
+                (format!("https://127.0.0.1:{port}"), url(first))
+            }
+            _ => (
+                format!(
+                    "https://karmada-apiserver.{}.svc.cluster.local:{port}",
+                    deploy::NAMESPACE
+                ),
+                format!("https://127.0.0.1:{port}"),
+            ),
+        };
+        deploy::CertOptions {
+            dir: self.pki_dir.clone(),
+            apiserver_sans: sans,
+            component_server: component,
+            admin_server: self.server.clone().unwrap_or(admin),
+            agent: self.agent.clone(),
+        }
+    }
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -353,6 +458,32 @@ async fn follow_faults(member: &flotilla_sim::Member, path: &std::path::Path) {
             last = Some(text);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `work` until it ends or a shutdown signal arrives; with an election,
+/// only while this process holds the Lease (a lost lease is an error, so the
+/// process exits and a restart makes it a candidate again).
+async fn run_elected<W>(
+    client: kube::Client,
+    election: Option<flotilla_controllers::leader_election::Config>,
+    work: impl FnOnce() -> W,
+) -> flotilla_controllers::Result<()>
+where
+    W: std::future::Future<Output = flotilla_controllers::Result<()>>,
+{
+    match election {
+        Some(config) => {
+            flotilla_controllers::leader_election::Elector::new(client, config)
+                .lead(work, shutdown_signal())
+                .await
+        }
+        None => {
+            tokio::select! {
+                r = work() => r,
+                () = shutdown_signal() => Ok(()),
+            }
+        }
     }
 }
 
@@ -466,30 +597,126 @@ async fn run() -> anyhow::Result<()> {
         Command::ControllerManager {
             cp,
             flags,
+            leader_election,
             metrics_bind_address,
         } => {
+            flotilla_controllers::enabled_controllers(&flags.controllers)?;
+            let election = leader_election
+                .config(flotilla_controllers::leader_election::CONTROLLER_MANAGER_LEASE)?;
             serve_metrics(metrics_bind_address).await?;
             let ctx =
                 flotilla_controllers::context::Context::new(cp.client().await?, flags.config());
-            tokio::select! {
-                r = flotilla_controllers::run(ctx, &flags.controllers) => r.context("controllers failed")?,
-                _ = shutdown_signal() => {}
-            }
+            let controllers = flags.controllers.clone();
+            let work = move || async move { flotilla_controllers::run(ctx, &controllers).await };
+            // its own client (connection), as client-go's leader election
+            // has: renewals never wait behind the controllers' requests
+            let election_client = cp.client().await?;
+            run_elected(election_client, election, work)
+                .await
+                .context("controllers failed")?;
         }
         Command::Agent {
             cluster_name,
             control_plane,
             member,
             flags,
+            leader_election,
             metrics_bind_address,
         } => {
+            let election = leader_election.config(
+                &flotilla_controllers::leader_election::agent_lease(&cluster_name),
+            )?;
             serve_metrics(metrics_bind_address).await?;
             let cp = clusters::control_plane(Some(&control_plane), None).await?;
-            let member = clusters::control_plane(Some(&member), None).await?;
+            let member = match member {
+                Some(path) => clusters::control_plane(Some(&path), None).await?,
+                None => kube::Client::try_default()
+                    .await
+                    .context("no --member kubeconfig and no in-cluster service account")?,
+            };
             let options = flotilla_controllers::agent::AgentOptions::new(flags.config());
-            tokio::select! {
-                r = flotilla_controllers::agent::run_agent(cp, member, &cluster_name, options) => r.context("agent failed")?,
-                _ = shutdown_signal() => {}
+            let election_client = clusters::control_plane(Some(&control_plane), None).await?;
+            let work = move || async move {
+                flotilla_controllers::agent::run_agent(cp, member, &cluster_name, options).await
+            };
+            run_elected(election_client, election, work)
+                .await
+                .context("agent failed")?;
+        }
+        Command::Certs { certs, format } => {
+            let bundle = deploy::ensure_bundle(&certs.options(deploy::Mode::HostCluster, &[]))?;
+            match format {
+                deploy::CertsFormat::Secrets => {
+                    print!("{}", deploy::to_yaml(&deploy::secrets(&bundle))?)
+                }
+                deploy::CertsFormat::Files => {
+                    let kubeconfigs: std::collections::BTreeMap<String, String> = bundle
+                        .kubeconfigs
+                        .iter()
+                        .map(|(user, text)| {
+                            (format!("kubeconfigs/{user}.kubeconfig"), text.clone())
+                        })
+                        .collect();
+                    deploy::write_files(&certs.pki_dir, &kubeconfigs)?;
+                    for name in kubeconfigs.keys() {
+                        println!("{}", certs.pki_dir.join(name).display());
+                    }
+                    let dir = certs.pki_dir.display();
+                    for (sub, names) in [
+                        (
+                            "apiserver",
+                            bundle.apiserver.keys().cloned().collect::<Vec<_>>(),
+                        ),
+                        (
+                            "aggregated-apiserver",
+                            bundle.aggregated.keys().cloned().collect(),
+                        ),
+                        ("webhook", bundle.webhook.keys().cloned().collect()),
+                    ] {
+                        for n in names {
+                            println!("{dir}/{sub}/{n}");
+                        }
+                    }
+                }
+            }
+        }
+        Command::Init {
+            mode,
+            certs,
+            output,
+            stdout,
+            image,
+            etcd_image,
+            advertise_address,
+            etcd_servers,
+        } => {
+            let opts = deploy::InitOptions {
+                mode,
+                certs: certs.options(mode, &advertise_address),
+                image,
+                etcd_image,
+                advertise_addresses: advertise_address,
+                etcd_servers,
+            };
+            let files = deploy::init(&opts)?;
+            match stdout {
+                Some(part) => {
+                    let name = match part {
+                        deploy::Part::Host => "host.yaml",
+                        deploy::Part::ControlPlane => "control-plane.yaml",
+                    };
+                    let text = files.get(name).with_context(|| {
+                        format!("--stdout {name}: there is no such part in {mode:?} mode")
+                    })?;
+                    print!("{text}");
+                }
+                None => {
+                    deploy::write_files(&output, &files)?;
+                    println!("wrote {} files to {}", files.len(), output.display());
+                    for name in files.keys().filter(|n| !n.starts_with("rootfs/")) {
+                        println!("  {}", output.join(name).display());
+                    }
+                }
             }
         }
         Command::Sim {

@@ -33,6 +33,10 @@
 //!
 //! The pull-mode agent is a library too: [`agent::run_agent`].
 //!
+//! Several replicas of `flotilla controller-manager` (or of one cluster's
+//! agent) elect a leader on a Lease ([`leader_election`]); only the leader
+//! runs controllers.
+//!
 //! # Starting them
 //!
 //! `flotilla controller-manager` flattens [`flags::Flags`] (Karmada's flag
@@ -74,6 +78,7 @@ pub mod federated_hpa;
 pub mod flags;
 pub mod graceful_eviction;
 pub mod hpa_scale_target_marker;
+pub mod leader_election;
 pub mod member;
 pub mod metrics;
 pub mod multicluster;
@@ -120,6 +125,10 @@ pub enum Error {
     /// A controller task panicked or was cancelled.
     #[error("controller {0} stopped: {1}")]
     Stopped(String, String),
+    /// The leader Lease was not renewed in time or was taken by another
+    /// candidate: this process must stop acting.
+    #[error("leader election lost: lease {0} was not renewed within the renew deadline")]
+    LeadershipLost(String),
 }
 
 /// `Result` with this crate's [`Error`].

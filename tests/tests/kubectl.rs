@@ -194,6 +194,7 @@ batch/v1
 coordination.k8s.io/v1
 discovery.k8s.io/v1
 networking.k8s.io/v1
+policy/v1
 rbac.authorization.k8s.io/v1
 v1",
         );

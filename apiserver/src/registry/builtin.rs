@@ -264,6 +264,32 @@ pub fn resources() -> Vec<ResourceInfo> {
             r.printer = Printer::Builtin("ingresses".into());
         },
     );
+    add(
+        spec!(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            ["netpol"],
+            true
+        ),
+        &|_| {},
+    );
+    // policy/v1
+    add(
+        spec!(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            ["pdb"],
+            true
+        ),
+        &|r| {
+            r.status_subresource = true;
+            r.tracks_generation = true;
+        },
+    );
     // rbac.authorization.k8s.io/v1
     for (kind, plural, namespaced) in [
         ("Role", "roles", true),
