@@ -79,6 +79,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
             .arg(&kubeconfig)
             .args(["--context", "flotilla"])
             .arg("--metrics-bind-address=127.0.0.1:0")
+            .arg("--leader-elect=false")
             .arg("--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
