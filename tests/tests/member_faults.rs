@@ -4,47 +4,18 @@
 //! `flotilla sim` process whose faults are switched through its
 //! `--faults-file` while it runs. Everything is checked through kubectl.
 
+use flotilla_tests::manifests;
 use flotilla_tests::sim::Sim;
 use flotilla_tests::up::{Up, WAIT, wait_for};
 use serde_json::Value;
 
 fn deployment(name: &str, image: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  labels: {{app: {name}}}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-        - name: main
-          image: {image}
-"#
-    )
+    manifests::deployment(name, 1, image, "")
 }
 
 /// Duplicated to all three members.
 fn policy(name: &str) -> String {
-    format!(
-        r#"apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata:
-  name: {name}
-spec:
-  resourceSelectors:
-    - {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
-  placement:
-    clusterAffinity:
-      clusterNames: [member1, member2, member3]
-"#
-    )
+    manifests::policy(name, name, &["member1", "member2", "member3"], "")
 }
 
 /// The image of Deployment `name` in `context` (None = absent).

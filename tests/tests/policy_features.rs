@@ -6,46 +6,22 @@
 
 use std::time::Duration;
 
+use flotilla_tests::manifests;
 use flotilla_tests::up::{Up, WAIT, wait_for};
 use serde_json::Value;
 
 fn deployment(name: &str, extra_label: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  labels: {{app: {name}{extra_label}}}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-        - name: main
-          image: registry.example/team/{name}:1.0
-"#
+    manifests::deployment(
+        name,
+        1,
+        &format!("registry.example/team/{name}:1.0"),
+        extra_label,
     )
 }
 
 /// A PropagationPolicy selecting Deployment `target` by name, to `cluster`.
 fn policy(name: &str, target: &str, cluster: &str, extra_spec: &str) -> String {
-    format!(
-        r#"apiVersion: policy.karmada.io/v1alpha1
-kind: PropagationPolicy
-metadata:
-  name: {name}
-spec:
-  resourceSelectors:
-    - {{apiVersion: apps/v1, kind: Deployment, name: {target}}}
-  placement:
-    clusterAffinity:
-      clusterNames: [{cluster}]
-{extra_spec}"#
-    )
+    manifests::policy(name, target, &[cluster], extra_spec)
 }
 
 /// Which members hold Deployment `name`.
