@@ -42,6 +42,10 @@ pub struct Args {
     /// Accept ClusterTaintPolicies with NoExecute taints (which may evict workloads).
     #[arg(long)]
     allow_no_execute_taint_policy: bool,
+    /// Kubeconfig of the Karmada API server, read for existing
+    /// ResourceInterpreterCustomizations (default: the in-cluster configuration).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 /// Parses Go-style listen addresses: `HOST:PORT`, `:PORT`, or `0` (off).
@@ -90,6 +94,9 @@ impl Args {
         };
         let mut config = flotilla_webhook::Config::new(bind, cert_file, key_file)
             .allow_no_execute_taint_policy(self.allow_no_execute_taint_policy);
+        if let Some(k) = &self.kubeconfig {
+            config = config.kubeconfig(k);
+        }
         if let Some(a) = listen_address(
             "health-probe-bind-address",
             self.health_probe_bind_address.as_deref(),
