@@ -172,6 +172,10 @@ pub fn builtin(info: &ResourceInfo, object: &Value) -> Vec<Cause> {
                 }
             }
         }
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations" | "validatingwebhookconfigurations",
+        ) => causes.extend(crate::admission::conditions::validate(object)),
         _ => {}
     }
     causes
