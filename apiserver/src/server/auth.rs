@@ -242,6 +242,16 @@ pub enum TokenError {
     /// A JWT this server does not accept.
     #[error("invalid bearer token, {0}")]
     ServiceAccount(#[from] service_account::Error),
+    /// The object a bound token names is gone (or was recreated with another uid).
+    #[error("{kind} {name:?} (uid {uid}) the token is bound to no longer exists")]
+    BoundObjectGone {
+        /// `Pod`, `Secret` or `Node`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The uid the token names.
+        uid: String,
+    },
     /// The token's ServiceAccount is gone (or was recreated with another uid).
     #[error("service account {namespace}/{name} has been deleted")]
     ServiceAccountGone {
@@ -250,6 +260,18 @@ pub enum TokenError {
         /// Its name.
         name: String,
     },
+}
+
+/// Whether the object's `deletionTimestamp` lies in the past (kube's test for a
+/// bound object that no longer holds a token up).
+fn deletion_passed(object: &serde_json::Value) -> bool {
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map_or(true, |t| t <= jiff::Timestamp::now())
+        })
 }
 
 impl Authenticator {
@@ -305,7 +327,35 @@ impl Authenticator {
         if uid != claims.uid || terminating {
             return Err(gone());
         }
-        let user = super::authz::service_account_user(&claims.namespace, &claims.name, uid);
+        let mut user = super::authz::service_account_user(&claims.namespace, &claims.name, uid);
+        if let Some(bound) = &claims.bound {
+            let live = snapshot.get(&bound.key(&claims.namespace)).filter(|kv| {
+                kv.value
+                    .pointer("/metadata/uid")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(bound.uid.as_str())
+                    && !deletion_passed(&kv.value)
+            });
+            if live.is_none() {
+                return Err(TokenError::BoundObjectGone {
+                    kind: bound.kind.clone(),
+                    name: bound.name.clone(),
+                    uid: bound.uid.clone(),
+                });
+            }
+            let claim = bound.claim();
+            // kube names bound Pods and Nodes (not Secrets) in the user's extras.
+            if claim != "secret" {
+                user.extra.insert(
+                    format!("authentication.kubernetes.io/{claim}-name"),
+                    vec![bound.name.clone()],
+                );
+                user.extra.insert(
+                    format!("authentication.kubernetes.io/{claim}-uid"),
+                    vec![bound.uid.clone()],
+                );
+            }
+        }
         Ok((user, accepted))
     }
 }
@@ -436,8 +486,9 @@ mod tests {
         let signer = Signer::from_pkcs8(pkcs8.as_ref()).expect("signer");
         let (_, sa) = service_account("u-1");
         let now = service_account::unix_now();
-        let answer = service_account::token_request(&signer, &sa, &serde_json::json!({}), now)
-            .expect("token");
+        let answer =
+            service_account::token_request(&signer, &sa, &serde_json::json!({}), None, now)
+                .expect("token");
         let token = answer["status"]["token"]
             .as_str()
             .expect("token")

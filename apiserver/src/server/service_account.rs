@@ -2,7 +2,7 @@
 //! `DATA_DIR/sa.key` (made on first start by [`super::pki`]), shaped like the bound
 //! tokens kube-apiserver issues (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, and
 //! the `kubernetes.io` claim naming the namespace and the ServiceAccount's name and
-//! uid).
+//! uid, and for a bound token the Pod, Secret or Node it is bound to).
 //!
 //! Start at [`Signer`]: [`Signer::issue`] makes a token from [`Claims`],
 //! [`Signer::verify`] checks one (signature, issuer, time window) and answers its
@@ -94,12 +94,50 @@ pub struct Claims {
     pub expires_at: i64,
     /// `jti`, unique per token.
     pub id: String,
+    /// The object the token is bound to (`spec.boundObjectRef`), if any.
+    pub bound: Option<BoundObject>,
+}
+
+/// The object a bound token lives and dies with: it is named under
+/// `kubernetes.io` (`pod`, `secret` or `node`: `{name, uid}`), and the token is
+/// refused once no object of that name and uid exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    /// `Pod`, `Secret` or `Node`.
+    pub kind: String,
+    /// Its name (in the ServiceAccount's namespace, except for Nodes).
+    pub name: String,
+    /// Its `metadata.uid` when the token was issued.
+    pub uid: String,
+}
+
+/// The kinds a token can be bound to and their claim names.
+pub const BINDABLE_KINDS: &[(&str, &str)] =
+    &[("Pod", "pod"), ("Secret", "secret"), ("Node", "node")];
+
+impl BoundObject {
+    /// The claim under `kubernetes.io` that names it (`pod`, ...).
+    pub fn claim(&self) -> &'static str {
+        BINDABLE_KINDS
+            .iter()
+            .find(|(k, _)| *k == self.kind)
+            .map_or("", |(_, c)| c)
+    }
+
+    /// Storage key of the object, for a token of a ServiceAccount in `namespace`.
+    pub fn key(&self, namespace: &str) -> String {
+        match self.kind.as_str() {
+            "Node" => format!("/core/nodes/{}", self.name),
+            "Secret" => format!("/core/secrets/{namespace}/{}", self.name),
+            _ => format!("/core/pods/{namespace}/{}", self.name),
+        }
+    }
 }
 
 impl Claims {
     /// The JWT claims set, as kube-apiserver writes it.
     fn to_json(&self) -> Value {
-        json!({
+        let mut claims = json!({
             "aud": self.audiences,
             "exp": self.expires_at,
             "iat": self.issued_at,
@@ -111,7 +149,11 @@ impl Claims {
             },
             "nbf": self.issued_at,
             "sub": super::authz::service_account_username(&self.namespace, &self.name),
-        })
+        });
+        if let Some(b) = &self.bound {
+            claims["kubernetes.io"][b.claim()] = json!({"name": b.name, "uid": b.uid});
+        }
+        claims
     }
 
     fn from_json(v: &Value) -> Result<Claims> {
@@ -136,6 +178,13 @@ impl Claims {
                 .and_then(Value::as_i64)
                 .ok_or(Error::Malformed)?,
             id: s("/jti").unwrap_or_default(),
+            bound: BINDABLE_KINDS.iter().find_map(|(kind, claim)| {
+                Some(BoundObject {
+                    kind: kind.to_string(),
+                    name: s(&format!("/kubernetes.io/{claim}/name"))?,
+                    uid: s(&format!("/kubernetes.io/{claim}/uid")).unwrap_or_default(),
+                })
+            }),
         })
     }
 }
@@ -293,14 +342,56 @@ fn invalid(name: &str, field: &str, value: &str, message: &str) -> ApiError {
     )
 }
 
+/// The `spec.boundObjectRef` of a TokenRequest for ServiceAccount `name`, checked:
+/// `None` when unset, else (kind, object name, uid asked for). Kinds other than
+/// Pod, Secret and Node of `v1` are 400, as in kube.
+pub fn bound_object_ref(
+    request: &Value,
+    name: &str,
+) -> Result<Option<(String, String, String)>, ApiError> {
+    let Some(r) = request
+        .pointer("/spec/boundObjectRef")
+        .filter(|r| !r.is_null())
+    else {
+        return Ok(None);
+    };
+    let s = |f: &str| r.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let (api_version, kind, object) = (s("apiVersion"), s("kind"), s("name"));
+    let group_version = if api_version.is_empty() {
+        "v1"
+    } else {
+        api_version.as_str()
+    };
+    if group_version != "v1" || !BINDABLE_KINDS.iter().any(|(k, _)| *k == kind) {
+        let (group, version) = group_version
+            .rsplit_once('/')
+            .unwrap_or(("", group_version));
+        return Err(ApiError::bad_request(format!(
+            "cannot bind token for serviceaccount {name:?} to object of type {group}/{version}, Kind={kind}"
+        )));
+    }
+    if object.is_empty() {
+        return Err(invalid(
+            name,
+            "spec.boundObjectRef.name",
+            "\"\"",
+            "must be set",
+        ));
+    }
+    Ok(Some((kind, object, s("uid"))))
+}
+
 /// Answers an authentication.k8s.io/v1 `TokenRequest` for `service_account` (the
 /// stored object) at `now` (Unix seconds): the request echoed back with
 /// `spec.audiences` (default: the API's) and `spec.expirationSeconds` (default
 /// 3600, at least 600) filled in and `status.token` / `status.expirationTimestamp`.
+/// `bound` is the object `spec.boundObjectRef` names, as stored (the caller
+/// looked it up; see [`bound_object_ref`]); its name and uid go into the token.
 pub fn token_request(
     signer: &Signer,
     service_account: &Value,
     request: &Value,
+    bound: Option<&Value>,
     now: i64,
 ) -> Result<Value, ApiError> {
     let meta = |f: &str| {
@@ -352,6 +443,36 @@ pub fn token_request(
     if audiences.is_empty() {
         audiences = api_audiences();
     }
+    let bound = match (bound_object_ref(request, &name)?, bound) {
+        (Some((kind, object, wanted_uid)), Some(stored)) => {
+            let uid = stored
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if !wanted_uid.is_empty() && wanted_uid != uid {
+                return Err(ApiError::conflict_message(
+                    "",
+                    &kind,
+                    &object,
+                    &format!(
+                        "the UID in the bound object reference ({wanted_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                    ),
+                ));
+            }
+            Some(BoundObject {
+                kind,
+                name: object,
+                uid,
+            })
+        }
+        (Some((kind, object, _)), None) => {
+            return Err(ApiError::internal(format!(
+                "the bound {kind} {object:?} was not looked up"
+            )));
+        }
+        (None, _) => None,
+    };
     let claims = Claims {
         namespace: meta("namespace"),
         name,
@@ -360,6 +481,7 @@ pub fn token_request(
         issued_at: now,
         expires_at: now + expiration,
         id: uuid::Uuid::new_v4().to_string(),
+        bound: bound.clone(),
     };
     let token = signer
         .issue(&claims)
@@ -372,8 +494,12 @@ pub fn token_request(
     let mut out_spec = spec;
     out_spec["audiences"] = json!(audiences);
     out_spec["expirationSeconds"] = json!(expiration);
-    if out_spec.get("boundObjectRef").is_none() {
-        out_spec["boundObjectRef"] = Value::Null;
+    match &bound {
+        Some(b) => {
+            out_spec["boundObjectRef"] =
+                json!({"kind": b.kind, "apiVersion": "v1", "name": b.name, "uid": b.uid});
+        }
+        None => out_spec["boundObjectRef"] = Value::Null,
     }
     Ok(json!({
         "kind": "TokenRequest",
@@ -428,7 +554,46 @@ mod tests {
             issued_at: now,
             expires_at: now + 600,
             id: "j".into(),
+            bound: None,
         }
+    }
+
+    #[test]
+    fn bound_tokens_name_their_object() {
+        let s = signer();
+        let sa = json!({"metadata": {"name": "sa1", "namespace": "default", "uid": "u-1"}});
+        let pod = json!({"metadata": {"name": "web-0", "namespace": "default", "uid": "p-1"}});
+        let request = json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web-0"}}});
+        let out = token_request(&s, &sa, &request, Some(&pod), 1000).expect("bound");
+        assert_eq!(
+            out["spec"]["boundObjectRef"],
+            json!({"kind": "Pod", "apiVersion": "v1", "name": "web-0", "uid": "p-1"})
+        );
+        let token = out["status"]["token"].as_str().expect("token");
+        let claims = s.verify(token, 1001).expect("valid");
+        let bound = claims.bound.expect("bound claim");
+        assert_eq!(
+            (bound.kind.as_str(), bound.name.as_str(), bound.uid.as_str()),
+            ("Pod", "web-0", "p-1")
+        );
+        assert_eq!(bound.key("default"), "/core/pods/default/web-0");
+        let payload = token.split('.').nth(1).expect("claims part");
+        let decoded: Value = serde_json::from_slice(&unb64(payload).expect("b64")).expect("json");
+        assert_eq!(
+            decoded["kubernetes.io"]["pod"],
+            json!({"name": "web-0", "uid": "p-1"})
+        );
+
+        let stale = json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web-0", "uid": "p-0"}}});
+        let e = token_request(&s, &sa, &stale, Some(&pod), 1000).expect_err("uid differs");
+        assert_eq!(e.code, 409);
+        let deployment = json!({"spec": {"boundObjectRef": {"kind": "Deployment", "apiVersion": "apps/v1", "name": "web"}}});
+        let e = bound_object_ref(&deployment, "sa1").expect_err("not bindable");
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "cannot bind token for serviceaccount \"sa1\" to object of type apps/v1, Kind=Deployment"
+        );
     }
 
     #[test]
@@ -468,14 +633,14 @@ mod tests {
     fn token_request_defaults_and_limits() {
         let s = signer();
         let sa = json!({"metadata": {"name": "sa1", "namespace": "default", "uid": "u-1"}});
-        let out = token_request(&s, &sa, &json!({"spec": {}}), 1000).expect("ok");
+        let out = token_request(&s, &sa, &json!({"spec": {}}), None, 1000).expect("ok");
         assert_eq!(out["spec"]["expirationSeconds"], 3600);
         assert_eq!(out["spec"]["audiences"], json!([ISSUER]));
         let token = out["status"]["token"].as_str().expect("token");
         let c = s.verify(token, 1001).expect("valid");
         assert_eq!((c.uid.as_str(), c.expires_at), ("u-1", 4600));
         let short = json!({"spec": {"expirationSeconds": 60}});
-        let e = token_request(&s, &sa, &short, 1000).expect_err("too short");
+        let e = token_request(&s, &sa, &short, None, 1000).expect_err("too short");
         assert_eq!(e.code, 422);
         assert!(audiences_accepted(&c, &["other".into()]).is_err());
     }
