@@ -1142,7 +1142,7 @@ fn match_conditions_decide_which_requests_are_sent() {
         let err = s.fails_object(&["create"], &broken);
         assert!(
             err.contains(
-                "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"broken-conditions\" is invalid: webhooks[0].matchConditions[1].expression: Invalid value: \"object.metadata.name ==\": compilation failed: ERROR: <input>:1:"
+                "ValidatingWebhookConfiguration \"broken-conditions\" is invalid: webhooks[0].matchConditions[1].expression: Invalid value: \"object.metadata.name ==\": compilation failed: ERROR: <input>:1:"
             ),
             "{}: {err}",
             s.who()

@@ -693,3 +693,68 @@ fn bound_tokens_live_with_their_object() {
         .to_string();
     assert_eq!(s.whoami(&fresh)["status"]["userInfo"]["username"], SA_USER);
 }
+
+/// A `kubernetes.io/service-account-token` Secret gets a token filled in (with
+/// `ca.crt` and `namespace`); the token authenticates as the ServiceAccount
+/// until the Secret is deleted.
+#[test]
+fn legacy_secret_tokens_work_until_the_secret_goes() {
+    let s = Session::new();
+    // The Secret first: it waits for its ServiceAccount.
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "sa1-token", "namespace": "default",
+                     "annotations": {"kubernetes.io/service-account.name": "sa1"}},
+    });
+    s.create_json("sa1-token", &secret);
+    s.admin(&["create", "serviceaccount", "sa1"]);
+    let sa_uid = s
+        .admin(&[
+            "get",
+            "serviceaccount",
+            "sa1",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .trim()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let filled = loop {
+        let out = s.admin(&["get", "secret", "sa1-token", "-o", "json"]);
+        let v: Value = serde_json::from_str(&out).expect("secret JSON");
+        if v["data"]["token"].is_string() {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the token controller did not fill in the Secret: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        filled["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        sa_uid.as_str()
+    );
+    let decode = |k: &str| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(filled["data"][k].as_str().unwrap_or_default())
+                .expect("base64"),
+        )
+        .expect("utf-8")
+    };
+    assert_eq!(decode("namespace"), "default");
+    assert!(decode("ca.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+    let token = decode("token");
+    let claims = claims_of(&token);
+    assert_eq!(claims["iss"], "kubernetes/serviceaccount", "{claims}");
+    assert_eq!(
+        claims["kubernetes.io/serviceaccount/secret.name"],
+        "sa1-token"
+    );
+    assert_eq!(claims["sub"], SA_USER);
+    assert_eq!(s.whoami(&token)["status"]["userInfo"]["username"], SA_USER);
+
+    s.admin(&["delete", "secret", "sa1-token"]);
+    s.unauthorized(&token, "token of a deleted Secret");
+}

@@ -242,6 +242,14 @@ pub enum TokenError {
     /// A JWT this server does not accept.
     #[error("invalid bearer token, {0}")]
     ServiceAccount(#[from] service_account::Error),
+    /// A legacy token whose Secret is gone or holds another token.
+    #[error("the token of Secret {namespace}/{secret} has been invalidated")]
+    LegacyTokenInvalidated {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        secret: String,
+    },
     /// The object a bound token names is gone (or was recreated with another uid).
     #[error("{kind} {name:?} (uid {uid}) the token is bound to no longer exists")]
     BoundObjectGone {
@@ -260,6 +268,79 @@ pub enum TokenError {
         /// Its name.
         name: String,
     },
+}
+
+/// A legacy token (the `token` of a `kubernetes.io/service-account-token`
+/// Secret) authenticates while that Secret still holds exactly this token and
+/// its ServiceAccount exists with the uid the token names. It carries no
+/// audience, so it is good for the API's own audiences only.
+fn legacy_token(
+    signer: &Signer,
+    snapshot: &Snapshot,
+    token: &str,
+    wanted: Vec<String>,
+) -> Result<(User, Vec<String>), TokenError> {
+    use base64::Engine;
+    let claims = signer.verify_legacy(token)?;
+    let api = service_account::api_audiences();
+    let accepted: Vec<String> = wanted.iter().filter(|w| api.contains(w)).cloned().collect();
+    if accepted.is_empty() {
+        return Err(TokenError::ServiceAccount(
+            service_account::Error::Audience {
+                token: Vec::new(),
+                wanted,
+            },
+        ));
+    }
+    let invalidated = || TokenError::LegacyTokenInvalidated {
+        namespace: claims.namespace.clone(),
+        secret: claims.secret_name.clone(),
+    };
+    let secret = snapshot
+        .get(&format!(
+            "/core/secrets/{}/{}",
+            claims.namespace, claims.secret_name
+        ))
+        .ok_or_else(invalidated)?;
+    let held = secret
+        .value
+        .pointer("/data/token")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok());
+    if held.as_deref() != Some(token.as_bytes())
+        || secret
+            .value
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+    {
+        return Err(invalidated());
+    }
+    let gone = || TokenError::ServiceAccountGone {
+        namespace: claims.namespace.clone(),
+        name: claims.service_account_name.clone(),
+    };
+    let account = snapshot
+        .get(&format!(
+            "/core/serviceaccounts/{}/{}",
+            claims.namespace, claims.service_account_name
+        ))
+        .ok_or_else(gone)?;
+    let uid = account
+        .value
+        .pointer("/metadata/uid")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    if uid != claims.service_account_uid
+        || account
+            .value
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+    {
+        return Err(gone());
+    }
+    let user =
+        super::authz::service_account_user(&claims.namespace, &claims.service_account_name, uid);
+    Ok((user, accepted))
 }
 
 /// Whether the object's `deletionTimestamp` lies in the past (kube's test for a
@@ -307,7 +388,12 @@ impl Authenticator {
         if !service_account::looks_like_jwt(token) {
             return Err(TokenError::Unknown);
         }
-        let claims = signer.verify(token, service_account::unix_now())?;
+        let claims = match signer.verify(token, service_account::unix_now()) {
+            Err(service_account::Error::Issuer(iss)) if iss == service_account::LEGACY_ISSUER => {
+                return legacy_token(signer, snapshot, token, wanted);
+            }
+            verified => verified?,
+        };
         let accepted = service_account::audiences_accepted(&claims, &wanted)?;
         let gone = || TokenError::ServiceAccountGone {
             namespace: claims.namespace.clone(),

@@ -111,6 +111,53 @@ pub struct BoundObject {
     pub uid: String,
 }
 
+/// The issuer of legacy Secret-based tokens (kube's, fixed).
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+
+/// What a legacy token (the `token` of a `kubernetes.io/service-account-token`
+/// Secret) says, in kube's flat `kubernetes.io/serviceaccount/*` claims. It has
+/// no audience and no expiry: it lives as long as its Secret holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyClaims {
+    /// The namespace of the Secret and the ServiceAccount.
+    pub namespace: String,
+    /// The Secret's name.
+    pub secret_name: String,
+    /// The ServiceAccount's name.
+    pub service_account_name: String,
+    /// The ServiceAccount's uid when the token was made.
+    pub service_account_uid: String,
+}
+
+impl LegacyClaims {
+    fn to_json(&self) -> Value {
+        json!({
+            "iss": LEGACY_ISSUER,
+            "kubernetes.io/serviceaccount/namespace": self.namespace,
+            "kubernetes.io/serviceaccount/secret.name": self.secret_name,
+            "kubernetes.io/serviceaccount/service-account.name": self.service_account_name,
+            "kubernetes.io/serviceaccount/service-account.uid": self.service_account_uid,
+            "sub": super::authz::service_account_username(&self.namespace, &self.service_account_name),
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<LegacyClaims> {
+        let s = |k: &str| {
+            v.get(format!("kubernetes.io/serviceaccount/{k}"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .ok_or(Error::Malformed)
+        };
+        Ok(LegacyClaims {
+            namespace: s("namespace")?,
+            secret_name: s("secret.name")?,
+            service_account_name: s("service-account.name")?,
+            service_account_uid: s("service-account.uid")?,
+        })
+    }
+}
+
 /// The kinds a token can be bound to and their claim names.
 pub const BINDABLE_KINDS: &[(&str, &str)] =
     &[("Pod", "pod"), ("Secret", "secret"), ("Node", "node")];
@@ -256,11 +303,20 @@ impl Signer {
 
     /// The signed token (`header.claims.signature`) of `claims`.
     pub fn issue(&self, claims: &Claims) -> Result<String> {
+        self.sign(&claims.to_json())
+    }
+
+    /// The signed legacy token of a `kubernetes.io/service-account-token` Secret.
+    pub fn issue_legacy(&self, claims: &LegacyClaims) -> Result<String> {
+        self.sign(&claims.to_json())
+    }
+
+    fn sign(&self, body: &Value) -> Result<String> {
         let header = json!({"alg": "ES256", "kid": self.key_id});
         let signing_input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
-            b64(claims.to_json().to_string().as_bytes())
+            b64(body.to_string().as_bytes())
         );
         let sig = self
             .key
@@ -272,6 +328,35 @@ impl Signer {
     /// The claims of a token this signer issued, if its signature verifies, its
     /// issuer is [`ISSUER`] and `now` (Unix seconds) is within its validity.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims> {
+        let body = self.signed_body(token)?;
+        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
+        if iss != ISSUER {
+            return Err(Error::Issuer(iss.to_string()));
+        }
+        let claims = Claims::from_json(&body)?;
+        if now >= claims.expires_at {
+            return Err(Error::Expired);
+        }
+        let nbf = body.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+        if nbf.max(claims.issued_at) > now + LEEWAY_SECONDS {
+            return Err(Error::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a legacy Secret token this signer issued (issuer
+    /// [`LEGACY_ISSUER`]; such tokens do not expire).
+    pub fn verify_legacy(&self, token: &str) -> Result<LegacyClaims> {
+        let body = self.signed_body(token)?;
+        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
+        if iss != LEGACY_ISSUER {
+            return Err(Error::Issuer(iss.to_string()));
+        }
+        LegacyClaims::from_json(&body)
+    }
+
+    /// The claims set of a token whose ES256 signature verifies with this key.
+    fn signed_body(&self, token: &str) -> Result<Value> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -290,20 +375,7 @@ impl Signer {
         public
             .verify(format!("{h}.{c}").as_bytes(), &unb64(s)?)
             .map_err(|_| Error::Signature)?;
-        let body: Value = serde_json::from_slice(&unb64(c)?).map_err(|_| Error::Malformed)?;
-        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
-        if iss != ISSUER {
-            return Err(Error::Issuer(iss.to_string()));
-        }
-        let claims = Claims::from_json(&body)?;
-        if now >= claims.expires_at {
-            return Err(Error::Expired);
-        }
-        let nbf = body.get("nbf").and_then(Value::as_i64).unwrap_or(0);
-        if nbf.max(claims.issued_at) > now + LEEWAY_SECONDS {
-            return Err(Error::NotYetValid);
-        }
-        Ok(claims)
+        serde_json::from_slice(&unb64(c)?).map_err(|_| Error::Malformed)
     }
 }
 
@@ -556,6 +628,28 @@ mod tests {
             id: "j".into(),
             bound: None,
         }
+    }
+
+    #[test]
+    fn legacy_tokens_round_trip() {
+        let (s, other) = (signer(), signer());
+        let claims = LegacyClaims {
+            namespace: "default".into(),
+            secret_name: "sa1-token".into(),
+            service_account_name: "sa1".into(),
+            service_account_uid: "u-1".into(),
+        };
+        let token = s.issue_legacy(&claims).expect("issue");
+        assert!(looks_like_jwt(&token));
+        assert_eq!(s.verify_legacy(&token), Ok(claims.clone()));
+        assert_eq!(other.verify_legacy(&token), Err(Error::Signature));
+        // Neither kind passes for the other.
+        assert_eq!(
+            s.verify(&token, 1000),
+            Err(Error::Issuer(LEGACY_ISSUER.into()))
+        );
+        let bound = s.issue(&claims(1000)).expect("issue");
+        assert_eq!(s.verify_legacy(&bound), Err(Error::Issuer(ISSUER.into())));
     }
 
     #[test]
