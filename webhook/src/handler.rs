@@ -6,8 +6,9 @@
 //! in [`ROUTES`]): each `/mutate-*` and `/validate-*` path serves an
 //! AdmissionReview v1 for one resource, and `/convert` serves the
 //! ConversionReview of ResourceBinding and ClusterResourceBinding. The rules
-//! themselves live in [`flotilla_api::admission`] and
-//! [`flotilla_api::work::convert_binding`].
+//! themselves live in [`flotilla_api::admission`],
+//! [`flotilla_api::work::convert_binding`] and, for ResourceInterpreterCustomizations
+//! (which need the stored ones, passed in as [`Lookups`]), [`crate::customization`].
 //!
 //! What comes back:
 //! - mutation: `allowed: true` with a base64 JSONPatch when the object changed;

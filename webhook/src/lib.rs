@@ -6,6 +6,10 @@
 //! Start at [`serve`] (or [`bind`] then [`Server::serve`] to learn the bound
 //! port first). The review logic is in [`handler`] (pure, over bytes), the
 //! certificate that follows its files in [`tls`], the counters in [`metrics`].
+//! The one rule set that reads cluster state, ResourceInterpreterCustomization
+//! ([`customization`]), gets the stored customizations listed through
+//! [`Config::kubeconfig`] (or the in-cluster configuration) before its review is
+//! handled.
 //! `/healthz`, `/readyz` and `/metrics` are served on the HTTPS port and, when
 //! configured, on plain-HTTP probe and metrics addresses as Karmada's flags
 //! `--health-probe-bind-address` and `--metrics-bind-address` do.

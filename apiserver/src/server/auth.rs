@@ -623,4 +623,88 @@ mod tests {
         assert_eq!(review["status"]["error"], "invalid bearer token");
         assert!(token_review(&authn, &live, &serde_json::json!({"spec": {}})).is_err());
     }
+
+    #[test]
+    fn legacy_and_bound_tokens_follow_their_objects() {
+        use base64::Engine;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        let signer = Signer::from_pkcs8(pkcs8.as_ref()).expect("signer");
+        let legacy = signer
+            .issue_legacy(&service_account::LegacyClaims {
+                namespace: "default".into(),
+                secret_name: "sa1-token".into(),
+                service_account_name: "sa1".into(),
+                service_account_uid: "u-1".into(),
+            })
+            .expect("legacy token");
+        let secret = |token: &str| {
+            (
+                "/core/secrets/default/sa1-token".to_string(),
+                serde_json::json!({"metadata": {"name": "sa1-token", "namespace": "default"},
+                    "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}}),
+            )
+        };
+        let pod = |uid: &str| {
+            (
+                "/core/pods/default/web".to_string(),
+                serde_json::json!({"metadata": {"name": "web", "namespace": "default", "uid": uid}}),
+            )
+        };
+        let (_, sa) = service_account("u-1");
+        let request = serde_json::json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web"}}});
+        let bound = service_account::token_request(
+            &signer,
+            &sa,
+            &request,
+            Some(&pod("p-1").1),
+            service_account::unix_now(),
+        )
+        .expect("bound token")["status"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let authn = Authenticator::new(Tokens::default(), Some(signer));
+
+        let live = snapshot_of(vec![service_account("u-1"), secret(&legacy), pod("p-1")]);
+        let (user, _) = authn
+            .authenticate_token(&live, &legacy, &[])
+            .expect("legacy");
+        assert_eq!(user.name, "system:serviceaccount:default:sa1");
+        assert!(matches!(
+            authn.authenticate_token(&live, &legacy, &["vault".into()]),
+            Err(TokenError::ServiceAccount(
+                service_account::Error::Audience { .. }
+            ))
+        ));
+        let (user, _) = authn.authenticate_token(&live, &bound, &[]).expect("bound");
+        assert_eq!(user.extra["authentication.kubernetes.io/pod-uid"], ["p-1"]);
+
+        // The Secret holds another token, or is gone; the ServiceAccount is gone.
+        for snapshot in [
+            snapshot_of(vec![service_account("u-1"), secret("other")]),
+            snapshot_of(vec![service_account("u-1")]),
+        ] {
+            assert!(matches!(
+                authn.authenticate_token(&snapshot, &legacy, &[]),
+                Err(TokenError::LegacyTokenInvalidated { .. })
+            ));
+        }
+        assert!(matches!(
+            authn.authenticate_token(&snapshot_of(vec![secret(&legacy)]), &legacy, &[]),
+            Err(TokenError::ServiceAccountGone { .. })
+        ));
+        // The Pod is gone, or another Pod has its name.
+        for snapshot in [
+            snapshot_of(vec![service_account("u-1")]),
+            snapshot_of(vec![service_account("u-1"), pod("p-2")]),
+        ] {
+            assert!(matches!(
+                authn.authenticate_token(&snapshot, &bound, &[]),
+                Err(TokenError::BoundObjectGone { .. })
+            ));
+        }
+    }
 }

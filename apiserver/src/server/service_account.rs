@@ -633,15 +633,15 @@ mod tests {
     #[test]
     fn legacy_tokens_round_trip() {
         let (s, other) = (signer(), signer());
-        let claims = LegacyClaims {
+        let legacy = LegacyClaims {
             namespace: "default".into(),
             secret_name: "sa1-token".into(),
             service_account_name: "sa1".into(),
             service_account_uid: "u-1".into(),
         };
-        let token = s.issue_legacy(&claims).expect("issue");
+        let token = s.issue_legacy(&legacy).expect("issue");
         assert!(looks_like_jwt(&token));
-        assert_eq!(s.verify_legacy(&token), Ok(claims.clone()));
+        assert_eq!(s.verify_legacy(&token), Ok(legacy.clone()));
         assert_eq!(other.verify_legacy(&token), Err(Error::Signature));
         // Neither kind passes for the other.
         assert_eq!(
