@@ -154,8 +154,10 @@ mod tests {
             "--tls-cert-file-name=serving.crt",
             "--health-probe-bind-address=:8000",
             "--metrics-bind-address=127.0.0.1:8080",
+            "--kubeconfig=config/karmada.config",
         ])
         .expect("config");
+        assert_eq!(c.kubeconfig, Some(PathBuf::from("config/karmada.config")));
         assert_eq!(c.bind.to_string(), "0.0.0.0:9443");
         assert_eq!(c.cert_file, PathBuf::from("certs/serving.crt"));
         assert_eq!(c.key_file, PathBuf::from("certs/tls.key"));
@@ -183,6 +185,7 @@ mod tests {
         assert_eq!(c.cert_file, PathBuf::from("a.pem"));
         assert_eq!(c.key_file, PathBuf::from("b.pem"));
         assert!(c.metrics_bind.is_none());
+        assert!(c.kubeconfig.is_none());
     }
 
     #[test]
