@@ -25,8 +25,9 @@
 //!   whatever the failure policy.
 //!
 //! Differences from kube-apiserver, on purpose:
-//! - `matchConditions` (CEL) are not evaluated: a webhook with conditions is called
-//!   as if they all held.
+//! - `matchConditions` (CEL, see [`conditions`]) offer `object`, `oldObject` and
+//!   `request` but not `authorizer`, and are evaluated over the object in the
+//!   request's version (kube-apiserver converts it to the webhook's version first).
 //! - `matchPolicy: Equivalent` (the v1 default) matches the same group/resource in
 //!   the other served versions listed in [`Attributes::other_versions`]; the object is
 //!   then sent in that version (CRD conversion: `apiVersion` rewrite, or the CRD's
@@ -66,6 +67,7 @@
 //! Matching lives in [`matching`], the wire format in [`review`]; HTTPS calls go
 //! through [`crate::webhook_client`].
 
+pub mod conditions;
 pub mod matching;
 pub mod review;
 

@@ -1102,10 +1102,32 @@ where
     };
     let name = req.name.as_deref().unwrap_or("");
     let service_account = api.store.get(info, req.namespace.as_deref(), name).await?;
+    // A bound object must exist now; its uid goes into the token (kube answers
+    // the object's own 404 when it does not).
+    let bound = match crate::server::service_account::bound_object_ref(&request, name)? {
+        Some((kind, object, _)) => {
+            let (plural, namespace) = match kind.as_str() {
+                "Pod" => ("pods", req.namespace.as_deref()),
+                "Secret" => ("secrets", req.namespace.as_deref()),
+                _ => ("nodes", None),
+            };
+            let snapshot = api.store.storage.snapshot();
+            let key = match namespace {
+                Some(ns) => format!("/core/{plural}/{ns}/{object}"),
+                None => format!("/core/{plural}/{object}"),
+            };
+            match snapshot.get(&key) {
+                Some(kv) => Some(kv.value.clone()),
+                None => return Err(ApiError::not_found("", plural, &object)),
+            }
+        }
+        None => None,
+    };
     let answer = crate::server::service_account::token_request(
         signer,
         &service_account,
         &request,
+        bound.as_deref(),
         crate::server::service_account::unix_now(),
     )?;
     Ok(value_response(StatusCode::CREATED, &answer))

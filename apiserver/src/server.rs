@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod legacy_tokens;
 pub mod pki;
 pub mod service_account;
 
@@ -283,6 +284,12 @@ pub async fn bind(config: Config) -> Result<Server, Error> {
         format!("{host}:{}", local_addr.port())
     };
     tokio::spawn(crate::registry::gc::run(store.clone()));
+    tokio::spawn(legacy_tokens::run(
+        store.clone(),
+        service_account::Signer::from_pem(&pki.service_account_key_pem)
+            .map_err(Error::ServiceAccountKey)?,
+        pki.ca_cert_pem.clone(),
+    ));
     tokio::spawn(crate::aggregator::availability::run(
         store.clone(),
         crate::aggregator::ProxyIdentity {

@@ -180,6 +180,12 @@ pub fn ensure_bundle(opts: &CertOptions) -> Result<Bundle> {
             "system:karmada:aggregated-apiserver".to_string(),
             vec![],
         ),
+        // the webhook lists ResourceInterpreterCustomizations to find conflicts
+        (
+            "webhook".to_string(),
+            "system:karmada:webhook".to_string(),
+            vec![],
+        ),
     ];
     if let Some(cluster) = &opts.agent {
         if cluster.is_empty()
@@ -269,6 +275,11 @@ pub fn secrets(b: &Bundle) -> Vec<Value> {
             "karmada-controller-manager-kubeconfig",
             "Opaque",
             &[("kubeconfig", &get(&b.kubeconfigs, "controller-manager"))],
+        ),
+        secret(
+            "karmada-webhook-config",
+            "Opaque",
+            &[("karmada.config", &get(&b.kubeconfigs, "webhook"))],
         ),
     ];
     if let Some(agent) = b.kubeconfigs.get("agent") {
@@ -619,7 +630,7 @@ pub fn init(opts: &InitOptions) -> Result<BTreeMap<String, String>> {
                     bundle.webhook[name].clone(),
                 );
             }
-            for user in ["controller-manager", "aggregated-apiserver"] {
+            for user in ["controller-manager", "aggregated-apiserver", "webhook"] {
                 out.insert(
                     format!("rootfs/etc/flotilla/{user}.kubeconfig"),
                     bundle.kubeconfigs[user].clone(),

@@ -309,6 +309,7 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     .await?;
     let webhook = webhook::start(
         &opts.dir.join("webhook"),
+        &host.kubeconfig,
         opts.webhook,
         opts.allow_no_execute_taint_policy,
     )

@@ -42,6 +42,10 @@ pub struct Args {
     /// Accept ClusterTaintPolicies with NoExecute taints (which may evict workloads).
     #[arg(long)]
     allow_no_execute_taint_policy: bool,
+    /// Kubeconfig of the Karmada API server, read for existing
+    /// ResourceInterpreterCustomizations (default: the in-cluster configuration).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 /// Parses Go-style listen addresses: `HOST:PORT`, `:PORT`, or `0` (off).
@@ -90,6 +94,9 @@ impl Args {
         };
         let mut config = flotilla_webhook::Config::new(bind, cert_file, key_file)
             .allow_no_execute_taint_policy(self.allow_no_execute_taint_policy);
+        if let Some(k) = &self.kubeconfig {
+            config = config.kubeconfig(k);
+        }
         if let Some(a) = listen_address(
             "health-probe-bind-address",
             self.health_probe_bind_address.as_deref(),
@@ -147,8 +154,10 @@ mod tests {
             "--tls-cert-file-name=serving.crt",
             "--health-probe-bind-address=:8000",
             "--metrics-bind-address=127.0.0.1:8080",
+            "--kubeconfig=config/karmada.config",
         ])
         .expect("config");
+        assert_eq!(c.kubeconfig, Some(PathBuf::from("config/karmada.config")));
         assert_eq!(c.bind.to_string(), "0.0.0.0:9443");
         assert_eq!(c.cert_file, PathBuf::from("certs/serving.crt"));
         assert_eq!(c.key_file, PathBuf::from("certs/tls.key"));
@@ -176,6 +185,7 @@ mod tests {
         assert_eq!(c.cert_file, PathBuf::from("a.pem"));
         assert_eq!(c.key_file, PathBuf::from("b.pem"));
         assert!(c.metrics_bind.is_none());
+        assert!(c.kubeconfig.is_none());
     }
 
     #[test]

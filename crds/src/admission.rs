@@ -222,6 +222,19 @@ pub fn validate(req: &Request<'_>) -> Result<()> {
                 old(req.old_object).map(|v| decode(&v)).transpose()?;
             denied(validation::validate_multi_cluster_service(&m, o.as_ref()))
         }
+        ("multiclusteringresses", Create | Update) => {
+            let mut m: networking::MultiClusterIngress = decode(req.object)?;
+            m.metadata.namespace = with_namespace(m.metadata.namespace.take(), req.namespace);
+            match old(req.old_object) {
+                Some(o) => {
+                    let mut o: networking::MultiClusterIngress = decode(&o)?;
+                    o.metadata.namespace =
+                        with_namespace(o.metadata.namespace.take(), req.namespace);
+                    denied(validation::validate_multi_cluster_ingress_update(&m, &o))
+                }
+                None => denied(validation::validate_multi_cluster_ingress(&m)),
+            }
+        }
         ("clustertaintpolicies", Create | Update) => {
             let taints = req.object.pointer("/spec/taints").unwrap_or(&Value::Null);
             if !(taints.is_null() || taints.is_array()) {

@@ -1911,5 +1911,8 @@ pub fn deletion_denied(labels: Option<&BTreeMap<String, String>>) -> Option<Stri
         .then(|| format!("This resource is protected, please make sure to remove the label: {DELETION_PROTECTION_LABEL}"))
 }
 
+pub mod ingress;
+pub use ingress::{validate_multi_cluster_ingress, validate_multi_cluster_ingress_update};
+
 #[cfg(test)]
 mod tests;

@@ -1109,3 +1109,151 @@ fn admission_user_info_has_system_authenticated() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------
+// matchConditions
+// ---------------------------------------------------------------------------
+
+/// A ConfigMap with `data`.
+fn configmap_with(name: &str, labels: Value, data: Value) -> Value {
+    let mut cm = configmap(name, "default", labels);
+    cm["data"] = data;
+    cm
+}
+
+#[test]
+fn match_conditions_decide_which_requests_are_sent() {
+    each_kubectl(|s| {
+        let hooks = WebhookServer::start(deny_labelled);
+        // An expression that does not compile is refused when the configuration
+        // is written, naming the field; nothing is stored.
+        let broken = validating(
+            "broken-conditions",
+            vec![hook(
+                "broken.flotilla.test",
+                &hooks.url("/broken"),
+                &hooks.ca_bundle(),
+                json!({"matchConditions": [
+                    {"name": "fine", "expression": "true"},
+                    {"name": "unfinished", "expression": "object.metadata.name =="},
+                ]}),
+            )],
+        );
+        let err = s.fails_object(&["create"], &broken);
+        assert!(
+            err.contains(
+                "ValidatingWebhookConfiguration \"broken-conditions\" is invalid: webhooks[0].matchConditions[1].expression: Invalid value: \"object.metadata.name ==\": compilation failed: ERROR: <input>:1:"
+            ),
+            "{}: {err}",
+            s.who()
+        );
+        let err = s.fails(&["get", "validatingwebhookconfiguration", "broken-conditions"]);
+        assert!(err.contains("NotFound"), "{}: {err}", s.who());
+        let unknown = validating(
+            "unknown-variable",
+            vec![hook(
+                "unknown.flotilla.test",
+                &hooks.url("/unknown"),
+                &hooks.ca_bundle(),
+                json!({"matchConditions": [{"name": "typo", "expression": "objekt.kind == 'ConfigMap'"}]}),
+            )],
+        );
+        let err = s.fails_object(&["create"], &unknown);
+        assert!(
+            err.contains("webhooks[0].matchConditions[0].expression: Invalid value: \"objekt.kind == 'ConfigMap'\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'objekt'"),
+            "{}: {err}",
+            s.who()
+        );
+
+        s.ok(&["create", "namespace", "elsewhere"]);
+        s.register(&validating(
+            "conditions",
+            vec![
+                hook(
+                    "cond.flotilla.test",
+                    &hooks.url("/cond"),
+                    &hooks.ca_bundle(),
+                    json!({"matchConditions": [
+                        {"name": "not-skipped", "expression": "!has(object.metadata.labels) || !('skip' in object.metadata.labels)"},
+                        {"name": "in-default", "expression": "request.namespace == 'default' && request.operation == 'CREATE' && oldObject == null"},
+                    ]}),
+                ),
+                hook(
+                    "ignored-errors.flotilla.test",
+                    &hooks.url("/ignore"),
+                    &hooks.ca_bundle(),
+                    json!({"failurePolicy": "Ignore", "matchConditions": [
+                        {"name": "three", "expression": "object.data.replicas == '3'"},
+                    ]}),
+                ),
+            ],
+        ));
+        s.ok_object(&["create"], &configmap("sent", "default", json!({})));
+        s.ok_object(
+            &["create"],
+            &configmap("skipped", "default", json!({"skip": "yes"})),
+        );
+        s.ok_object(&["create"], &configmap("away", "elsewhere", json!({})));
+        // The webhook would deny this one, but a condition keeps it from being asked.
+        s.ok_object(
+            &["create"],
+            &configmap(
+                "not-asked",
+                "default",
+                json!({"skip": "yes", "deny": "yes"}),
+            ),
+        );
+        let err = s.fails_object(
+            &["create"],
+            &configmap("asked", "default", json!({"deny": "yes"})),
+        );
+        assert!(
+            err.contains("admission webhook \"cond.flotilla.test\" denied the request"),
+            "{}: {err}",
+            s.who()
+        );
+        s.assert_absent("asked", "default");
+        s.ok_object(
+            &["create"],
+            &configmap_with("three", json!({"skip": "yes"}), json!({"replicas": "3"})),
+        );
+        assert_eq!(
+            reviewed_names(&hooks.seen_at("/cond")),
+            ["sent", "asked"],
+            "{}",
+            s.who()
+        );
+        // `object.data.replicas` fails on ConfigMaps without it: Ignore skips.
+        assert_eq!(
+            reviewed_names(&hooks.seen_at("/ignore")),
+            ["three"],
+            "{}",
+            s.who()
+        );
+
+        // Under failurePolicy Fail a condition that cannot be evaluated refuses
+        // the request, and the webhook is not called.
+        hooks.clear();
+        s.register(&validating(
+            "failing-conditions",
+            vec![hook(
+                "failing.flotilla.test",
+                &hooks.url("/failing"),
+                &hooks.ca_bundle(),
+                json!({"matchConditions": [
+                    {"name": "three", "expression": "object.data.replicas == '3'"},
+                ]}),
+            )],
+        ));
+        let err = s.fails_object(&["create"], &configmap("no-replicas", "default", json!({})));
+        assert!(
+            err.contains(
+                "configmaps \"no-replicas\" is forbidden: expression 'object.data.replicas == '3'' resulted in error: No such key: replicas"
+            ),
+            "{}: {err}",
+            s.who()
+        );
+        s.assert_absent("no-replicas", "default");
+        assert!(hooks.seen_at("/failing").is_empty(), "{}", s.who());
+    });
+}

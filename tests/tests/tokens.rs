@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use flotilla_tests::{ApiServer, run_bounded, system_kubectl};
@@ -546,4 +546,215 @@ fn token_review_and_subject_access_reviews() {
     assert_eq!(yes["status"]["allowed"], true, "{yes}");
     let no = s.create_json("lsar-no", &local("delete", "pods"));
     assert_eq!(no["status"]["allowed"], false, "{no}");
+}
+
+/// `kubectl create token --bound-object-kind Pod|Secret`: the token names the
+/// object under `kubernetes.io`, the object must exist when the token is asked
+/// for, and the token stops working once the object is deleted (or recreated,
+/// with another uid).
+#[test]
+fn bound_tokens_live_with_their_object() {
+    let s = Session::new();
+    s.admin(&["create", "serviceaccount", "sa1"]);
+    s.admin(&["run", "web", "--image=nginx", "--restart=Never"]);
+    let pod_uid = s
+        .admin(&["get", "pod", "web", "-o", "jsonpath={.metadata.uid}"])
+        .trim()
+        .to_string();
+    assert!(!pod_uid.is_empty());
+    let token = s
+        .admin(&[
+            "create",
+            "token",
+            "sa1",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=web",
+        ])
+        .trim()
+        .to_string();
+    let claims = claims_of(&token);
+    assert_eq!(
+        claims["kubernetes.io"]["pod"],
+        json!({"name": "web", "uid": pod_uid}),
+        "{claims}"
+    );
+    assert_eq!(claims["kubernetes.io"]["serviceaccount"]["name"], "sa1");
+    let who = s.whoami(&token);
+    assert_eq!(who["status"]["userInfo"]["username"], SA_USER, "{who}");
+    assert_eq!(
+        who["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["web"]),
+        "{who}"
+    );
+
+    // No such object: the object's own 404; another uid: 409; a kind tokens
+    // cannot be bound to: 400.
+    let (code, _, err) = s.run_with(
+        None,
+        &[
+            "create",
+            "token",
+            "sa1",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=nope",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("pods \"nope\" not found"), "{err}");
+    let (code, _, err) = s.run_with(
+        None,
+        &[
+            "create",
+            "token",
+            "sa1",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=web",
+            "--bound-object-uid=00000000-0000-0000-0000-000000000000",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Operation cannot be fulfilled on Pod \"web\": the UID in the bound object reference (00000000-0000-0000-0000-000000000000) does not match the UID in record"),
+        "{err}"
+    );
+    let bad = json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"boundObjectRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
+    });
+    let path = s.srv.dir.join("bound-deployment.json");
+    std::fs::write(&path, bad.to_string()).expect("write request");
+    let (code, out, err) = s.run_with(
+        None,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/serviceaccounts/sa1/token",
+            "-f",
+            &path.display().to_string(),
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains(
+            "cannot bind token for serviceaccount \"sa1\" to object of type apps/v1, Kind=Deployment"
+        ),
+        "{err}"
+    );
+
+    // A Secret-bound token dies with its Secret.
+    s.admin(&[
+        "create",
+        "secret",
+        "generic",
+        "holder",
+        "--from-literal=a=b",
+    ]);
+    let secret_token = s
+        .admin(&[
+            "create",
+            "token",
+            "sa1",
+            "--bound-object-kind=Secret",
+            "--bound-object-name=holder",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(
+        claims_of(&secret_token)["kubernetes.io"]["secret"]["name"],
+        "holder"
+    );
+    assert_eq!(
+        s.whoami(&secret_token)["status"]["userInfo"]["username"],
+        SA_USER
+    );
+    s.admin(&["delete", "secret", "holder"]);
+    s.unauthorized(&secret_token, "token bound to a deleted Secret");
+
+    // Deleted, then recreated under the same name with another uid: refused.
+    s.admin(&["delete", "pod", "web", "--wait=false"]);
+    let gone = Instant::now() + Duration::from_secs(30);
+    while s.run_with(None, &["get", "pod", "web", "-o", "name"]).0 == 0 {
+        assert!(Instant::now() < gone, "pod web was not deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.unauthorized(&token, "token bound to a deleted Pod");
+    s.admin(&["run", "web", "--image=nginx", "--restart=Never"]);
+    s.unauthorized(&token, "token bound to a recreated Pod");
+    // A fresh token for the new Pod works.
+    let fresh = s
+        .admin(&[
+            "create",
+            "token",
+            "sa1",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=web",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(s.whoami(&fresh)["status"]["userInfo"]["username"], SA_USER);
+}
+
+/// A `kubernetes.io/service-account-token` Secret gets a token filled in (with
+/// `ca.crt` and `namespace`); the token authenticates as the ServiceAccount
+/// until the Secret is deleted.
+#[test]
+fn legacy_secret_tokens_work_until_the_secret_goes() {
+    let s = Session::new();
+    // The Secret first: it waits for its ServiceAccount.
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "sa1-token", "namespace": "default",
+                     "annotations": {"kubernetes.io/service-account.name": "sa1"}},
+    });
+    s.create_json("sa1-token", &secret);
+    s.admin(&["create", "serviceaccount", "sa1"]);
+    let sa_uid = s
+        .admin(&[
+            "get",
+            "serviceaccount",
+            "sa1",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .trim()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let filled = loop {
+        let out = s.admin(&["get", "secret", "sa1-token", "-o", "json"]);
+        let v: Value = serde_json::from_str(&out).expect("secret JSON");
+        if v["data"]["token"].is_string() {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the token controller did not fill in the Secret: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        filled["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        sa_uid.as_str()
+    );
+    let decode = |k: &str| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(filled["data"][k].as_str().unwrap_or_default())
+                .expect("base64"),
+        )
+        .expect("utf-8")
+    };
+    assert_eq!(decode("namespace"), "default");
+    assert!(decode("ca.crt").starts_with("-----BEGIN CERTIFICATE-----"));
+    let token = decode("token");
+    let claims = claims_of(&token);
+    assert_eq!(claims["iss"], "kubernetes/serviceaccount", "{claims}");
+    assert_eq!(
+        claims["kubernetes.io/serviceaccount/secret.name"],
+        "sa1-token"
+    );
+    assert_eq!(claims["sub"], SA_USER);
+    assert_eq!(s.whoami(&token)["status"]["userInfo"]["username"], SA_USER);
+
+    s.admin(&["delete", "secret", "sa1-token"]);
+    s.unauthorized(&token, "token of a deleted Secret");
 }

@@ -299,6 +299,42 @@ spec:
             .to_string(),
             vec!["spec.rules[0].schedule", "invalid cron format"],
         ),
+        (
+            "MultiClusterIngress host is an IP, path not absolute",
+            "multiclusteringress.karmada.io",
+            "apiVersion: networking.karmada.io/v1alpha1
+kind: MultiClusterIngress
+metadata: {name: ip-host, namespace: default}
+spec:
+  rules:
+  - host: 10.0.0.1
+    http:
+      paths:
+      - {path: web, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"
+            .to_string(),
+            vec![
+                "spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address",
+                "spec.rules[0].http.paths[0].path: Invalid value: \"web\": must be an absolute path",
+            ],
+        ),
+        (
+            "MultiClusterIngress backend with port name and number",
+            "multiclusteringress.karmada.io",
+            "apiVersion: networking.karmada.io/v1alpha1
+kind: MultiClusterIngress
+metadata: {name: two-ports, namespace: default}
+spec:
+  defaultBackend: {service: {name: web, port: {name: http, number: 80}}}
+  tls:
+  - {hosts: [\"foo.*.example.com\"]}
+"
+            .to_string(),
+            vec![
+                "spec.defaultBackend: Invalid value: \"\": cannot set both port name & port number",
+                "spec.tls[0].hosts[0]: Invalid value: \"foo.*.example.com\": a wildcard DNS-1123 subdomain must start with '*.'",
+            ],
+        ),
     ]
 }
 
@@ -333,6 +369,7 @@ fn invalid_policies_are_denied_with_field_and_reason() {
             "clusteroverridepolicies",
             "federatedhpas",
             "cronfederatedhpas",
+            "multiclusteringresses",
         ] {
             assert_eq!(
                 up.names(&kubectl, resource),
@@ -784,4 +821,131 @@ subsets:
         None,
     );
     up.ok(&k, &["get", "pp", "down", "-n", "default"], None);
+}
+
+fn customization(name: &str, kind: &str, customizations: &str) -> String {
+    format!(
+        "apiVersion: config.karmada.io/v1alpha1
+kind: ResourceInterpreterCustomization
+metadata: {{name: {name}}}
+spec:
+  target: {{apiVersion: apps/v1, kind: {kind}}}
+  customizations:
+{customizations}"
+    )
+}
+
+const REPLICAS: &str = "    replicaResource:
+      luaScript: |
+        function GetReplicas(obj)
+          return obj.spec.replicas, {}
+        end
+";
+
+const HEALTH: &str = "    healthInterpretation:
+      luaScript: |
+        function InterpretHealth(obj)
+          return obj.status.readyReplicas == obj.spec.replicas
+        end
+";
+
+/// ResourceInterpreterCustomizations: scripts must load as Lua, and no two
+/// customizations of one target may script the same operation (the webhook
+/// reads the stored ones through the API server). Valid MultiClusterIngresses
+/// are accepted, and their identity cannot change.
+#[test]
+fn interpreter_customizations_and_ingresses() {
+    let up = Up::start(&[]);
+    let k = system_kubectl();
+    let hook =
+        "admission webhook \"resourceinterpretercustomization.karmada.io\" denied the request:";
+    let (code, out, err) = up.apply(
+        &k,
+        &customization("deployment-replicas", "Deployment", REPLICAS),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Same operation, same target: refused, naming the existing one.
+    let (code, _, err) = up.apply(
+        &k,
+        &customization(
+            "deployment-both",
+            "Deployment",
+            &format!("{REPLICAS}{HEALTH}"),
+        ),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("{hook} conflicting with InterpreterOperation(InterpretReplica) of existing ResourceInterpreterCustomization(deployment-replicas)")),
+        "{err}"
+    );
+    // Another operation on the same target, or the same on another target: fine.
+    for (name, kind, rules) in [
+        ("deployment-health", "Deployment", HEALTH),
+        ("statefulset-replicas", "StatefulSet", REPLICAS),
+    ] {
+        let (code, out, err) = up.apply(&k, &customization(name, kind, rules));
+        assert_eq!(code, 0, "{name}: {out}\n{err}");
+    }
+    // Updating a customization does not conflict with its own stored version.
+    let (code, out, err) = up.apply(
+        &k,
+        &customization(
+            "deployment-replicas",
+            "Deployment",
+            &REPLICAS.replace("obj.spec.replicas,", "obj.spec.replicas or 1,"),
+        ),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    // A script that does not load: the operation, the field and Lua's reason.
+    let broken = "    statusReflection:
+      luaScript: |
+        function ReflectStatus(obj)
+          return { readyReplicas = obj.status.readyReplicas
+        end
+";
+    let (code, _, err) = up.apply(&k, &customization("daemonset-status", "DaemonSet", broken));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("{hook} InterpreterOperation(InterpretStatus) Lua script error: spec.customizations.statusReflection.luaScript:")),
+        "{err}"
+    );
+    let mut names = up.names(&k, "resourceinterpretercustomizations");
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "deployment-health",
+            "deployment-replicas",
+            "statefulset-replicas"
+        ]
+    );
+
+    let ingress = "apiVersion: networking.karmada.io/v1alpha1
+kind: MultiClusterIngress
+metadata: {name: demo, namespace: default}
+spec:
+  ingressClassName: nginx
+  tls:
+  - {hosts: [\"*.example.com\"], secretName: demo-tls}
+  rules:
+  - host: \"*.example.com\"
+    http:
+      paths:
+      - {path: /web, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /api, pathType: Exact, backend: {service: {name: api, port: {name: http}}}}
+";
+    let (code, out, err) = up.apply(&k, ingress);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // An update that breaks the spec is refused; the stored object is unchanged.
+    let (code, _, err) = up.apply(&k, &ingress.replace("pathType: Exact", "pathType: Regex"));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("admission webhook \"multiclusteringress.karmada.io\" denied the request: spec.rules[0].http.paths[1].pathType: Unsupported value: \"Regex\""),
+        "{err}"
+    );
+    let stored = up.get_json(&k, &["get", "multiclusteringress", "demo", "-n", "default"]);
+    assert_eq!(
+        stored["spec"]["rules"][0]["http"]["paths"][1]["pathType"], "Exact",
+        "{stored}"
+    );
 }

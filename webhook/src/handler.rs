@@ -6,8 +6,9 @@
 //! in [`ROUTES`]): each `/mutate-*` and `/validate-*` path serves an
 //! AdmissionReview v1 for one resource, and `/convert` serves the
 //! ConversionReview of ResourceBinding and ClusterResourceBinding. The rules
-//! themselves live in [`flotilla_api::admission`] and
-//! [`flotilla_api::work::convert_binding`].
+//! themselves live in [`flotilla_api::admission`],
+//! [`flotilla_api::work::convert_binding`] and, for ResourceInterpreterCustomizations
+//! (which need the stored ones, passed in as [`Lookups`]), [`crate::customization`].
 //!
 //! What comes back:
 //! - mutation: `allowed: true` with a base64 JSONPatch when the object changed;
@@ -217,14 +218,41 @@ pub struct Options {
     pub allow_no_execute_taint_policy: bool,
 }
 
+/// What the rules read of the cluster, fetched by the server before the
+/// review is handled (see [`needs_customizations`]).
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    /// The stored ResourceInterpreterCustomizations, or why they could not be
+    /// listed; `None` when nothing was fetched.
+    pub customizations: Option<Result<Vec<Value>, String>>,
+}
+
+/// Whether a review at `path` needs the stored ResourceInterpreterCustomizations.
+pub fn needs_customizations(path: &str) -> bool {
+    find_route(path).is_some_and(|r| {
+        r.phase == Phase::Validate && r.resource == "resourceinterpretercustomizations"
+    })
+}
+
 /// Answers one request to `path` with `body` under the default [`Options`].
 /// `new_id` is the UUID used when a permanent-id label has to be set.
 pub fn handle(path: &str, body: &[u8], new_id: &str) -> Reply {
     handle_with(path, body, new_id, &Options::default())
 }
 
-/// [`handle`] with explicit [`Options`].
+/// [`handle`] with explicit [`Options`] and no cluster lookups.
 pub fn handle_with(path: &str, body: &[u8], new_id: &str, options: &Options) -> Reply {
+    handle_in(path, body, new_id, options, &Lookups::default())
+}
+
+/// [`handle_with`] with what was looked up in the cluster.
+pub fn handle_in(
+    path: &str,
+    body: &[u8],
+    new_id: &str,
+    options: &Options,
+    lookups: &Lookups,
+) -> Reply {
     let Some(route) = find_route(path) else {
         return http_error(
             404,
@@ -238,7 +266,7 @@ pub fn handle_with(path: &str, body: &[u8], new_id: &str, options: &Options) -> 
     };
     match route.phase {
         Phase::Convert => convert(&review),
-        Phase::Mutate | Phase::Validate => admit(route, &review, new_id, options),
+        Phase::Mutate | Phase::Validate => admit(route, &review, new_id, options, lookups),
     }
 }
 
@@ -246,7 +274,13 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn admit(route: &Route, review: &Value, new_id: &str, options: &Options) -> Reply {
+fn admit(
+    route: &Route,
+    review: &Value,
+    new_id: &str,
+    options: &Options,
+    lookups: &Lookups,
+) -> Reply {
     let api_version = str_at(review, "/apiVersion");
     if str_at(review, "/kind") != "AdmissionReview"
         || !matches!(
@@ -301,6 +335,14 @@ fn admit(route: &Route, review: &Value, new_id: &str, options: &Options) -> Repl
             Verdict::Error,
         )
     };
+    let internal = |message: String| {
+        answer(
+            json!({"uid": uid, "allowed": false, "status": {
+                "metadata": {}, "status": "Failure", "message": message, "reason": "InternalError", "code": 500,
+            }}),
+            Verdict::Error,
+        )
+    };
     let Some(operation) = Operation::parse(operation_text) else {
         return bad(format!("unknown operation {operation_text:?}"));
     };
@@ -339,11 +381,41 @@ fn admit(route: &Route, review: &Value, new_id: &str, options: &Options) -> Repl
             Ok(None) => answer(allowed, Verdict::Allowed),
             Err(e) => denial(uid, e, answer),
         },
+        _ if route.resource == "resourceinterpretercustomizations"
+            && matches!(operation, Operation::Create | Operation::Update) =>
+        {
+            let customizations = match &lookups.customizations {
+                Some(Ok(list)) => list,
+                Some(Err(e)) => {
+                    return internal(format!("listing ResourceInterpreterCustomizations: {e}"));
+                }
+                None => {
+                    return internal(
+                        "the webhook has no API server connection to list ResourceInterpreterCustomizations (give it --kubeconfig)".into(),
+                    );
+                }
+            };
+            match validate_customization(object, customizations) {
+                Ok(()) => answer(allowed, Verdict::Allowed),
+                Err(e) => denial(uid, e, answer),
+            }
+        }
         _ => match admission::validate(&req) {
             Ok(()) => answer(allowed, Verdict::Allowed),
             Err(e) => denial(uid, e, answer),
         },
     }
+}
+
+/// Decodes the customization under review and the stored ones, then admits it.
+fn validate_customization(object: &Value, stored: &[Value]) -> Result<(), AdmissionError> {
+    let decode = |v: &Value| {
+        serde_json::from_value::<flotilla_api::config::ResourceInterpreterCustomization>(v.clone())
+    };
+    let new = decode(object).map_err(|e| AdmissionError::BadRequest(e.to_string()))?;
+    // A stored object that no longer decodes cannot conflict in a way Karmada would see.
+    let existing: Vec<_> = stored.iter().filter_map(|v| decode(v).ok()).collect();
+    crate::customization::validate(&new, &existing)
 }
 
 fn denial(uid: &str, e: AdmissionError, answer: impl Fn(Value, Verdict) -> Reply) -> Reply {

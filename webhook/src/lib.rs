@@ -6,6 +6,10 @@
 //! Start at [`serve`] (or [`bind`] then [`Server::serve`] to learn the bound
 //! port first). The review logic is in [`handler`] (pure, over bytes), the
 //! certificate that follows its files in [`tls`], the counters in [`metrics`].
+//! The one rule set that reads cluster state, ResourceInterpreterCustomization
+//! ([`customization`]), gets the stored customizations listed through
+//! [`Config::kubeconfig`] (or the in-cluster configuration) before its review is
+//! handled.
 //! `/healthz`, `/readyz` and `/metrics` are served on the HTTPS port and, when
 //! configured, on plain-HTTP probe and metrics addresses as Karmada's flags
 //! `--health-probe-bind-address` and `--metrics-bind-address` do.
@@ -37,6 +41,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub mod configuration;
+pub mod customization;
 pub mod handler;
 pub mod metrics;
 pub mod tls;
@@ -50,6 +55,14 @@ pub enum Error {
     /// The certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::Error),
+    /// The kubeconfig cannot be read or used.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// An address cannot be listened on.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -81,6 +94,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Switches of the admission rules.
     pub options: handler::Options,
+    /// Kubeconfig of the API server whose ResourceInterpreterCustomizations
+    /// the rules read (`--kubeconfig`); without one the in-cluster
+    /// configuration is tried.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Config {
@@ -98,7 +115,14 @@ impl Config {
             metrics_bind: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             options: handler::Options::default(),
+            kubeconfig: None,
         }
+    }
+
+    /// Reads cluster state (existing ResourceInterpreterCustomizations) through this kubeconfig.
+    pub fn kubeconfig(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
     }
 
     /// Accept ClusterTaintPolicies with NoExecute taints (`--allow-no-execute-taint-policy`).
@@ -137,11 +161,51 @@ enum Surface {
     Metrics,
 }
 
-#[derive(Debug)]
 struct State {
     metrics: metrics::Metrics,
     max_body_bytes: usize,
     options: handler::Options,
+    /// The API server the rules read cluster state from, when there is one.
+    client: Option<kube::Client>,
+}
+
+/// A client for `kubeconfig`, or the in-cluster one when none is given
+/// (`None` when not running in a cluster).
+async fn api_client(kubeconfig: Option<&std::path::Path>) -> Result<Option<kube::Client>> {
+    let Some(path) = kubeconfig else {
+        return Ok(kube::Config::incluster()
+            .ok()
+            .and_then(|c| kube::Client::try_from(c).ok()));
+    };
+    let fail = |message: String| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    kube::Client::try_from(config)
+        .map(Some)
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The stored ResourceInterpreterCustomizations as JSON, or why not.
+async fn list_customizations(client: Option<&kube::Client>) -> Option<Result<Vec<Value>, String>> {
+    let client = client?;
+    let api: kube::Api<flotilla_api::config::ResourceInterpreterCustomization> =
+        kube::Api::all(client.clone());
+    Some(
+        api.list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|list| {
+                list.items
+                    .iter()
+                    .map(|c| serde_json::to_value(c).map_err(|e| e.to_string()))
+                    .collect()
+            }),
+    )
 }
 
 /// A bound webhook server, not yet accepting connections.
@@ -195,6 +259,7 @@ pub async fn bind(config: Config) -> Result<Server> {
             metrics: metrics::Metrics::new(),
             max_body_bytes: config.max_body_bytes,
             options: config.options,
+            client: api_client(config.kubeconfig.as_deref()).await?,
         }),
         local_addr,
     })
@@ -385,10 +450,17 @@ async fn review(state: &State, req: Request<Incoming>, path: &str) -> Response<F
     };
     let started = Instant::now();
     let new_id = uuid::Uuid::new_v4().to_string();
+    let lookups = handler::Lookups {
+        customizations: if handler::needs_customizations(path) {
+            list_customizations(state.client.as_ref()).await
+        } else {
+            None
+        },
+    };
     // The handler is written not to panic; should it anyway, the caller gets a
     // Status instead of a dropped connection.
     let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        handler::handle_with(path, &body, &new_id, &state.options)
+        handler::handle_in(path, &body, &new_id, &state.options, &lookups)
     })) {
         Ok(answer) => answer,
         Err(_) => {

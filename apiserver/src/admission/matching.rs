@@ -1,7 +1,7 @@
 //! Which webhooks a request reaches: the webhook list in configuration order, and
 //! kube-apiserver's predicates — `rules` (operations, apiGroups, apiVersions,
 //! resources with subresources, scope), `namespaceSelector`, `objectSelector` and
-//! `matchPolicy`.
+//! `matchPolicy`, then the webhook's `matchConditions` ([`super::conditions`]).
 //!
 //! Everything here is pure: it reads webhook configurations and namespaces from a
 //! [`Snapshot`] and decides; nothing is called.
@@ -101,12 +101,13 @@ impl<'s> Hook<'s> {
         }
     }
 
-    /// Whether `matchConditions` are set (CEL; not evaluated by this server).
-    pub fn has_match_conditions(&self) -> bool {
+    /// `matchConditions` (CEL expressions that must all hold), empty if unset.
+    pub fn match_conditions(&self) -> &'s [Value] {
         self.spec
             .get("matchConditions")
             .and_then(Value::as_array)
-            .is_some_and(|c| !c.is_empty())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// `clientConfig`.
@@ -410,11 +411,42 @@ pub fn should_call(
     };
     namespace?;
     objects?;
-    if hook.has_match_conditions() {
-        tracing::debug!(
-            webhook = hook.name(),
-            "matchConditions are not evaluated; calling the webhook"
-        );
+    let conditions = hook.match_conditions();
+    if conditions.is_empty() {
+        return Ok(Some(invocation));
     }
-    Ok(Some(invocation))
+    let mut review = super::review::request("v1", "", attrs, &invocation, None, None);
+    let mut request = review["request"].take();
+    if let Some(r) = request.as_object_mut() {
+        for field in ["uid", "object", "oldObject"] {
+            r.remove(field);
+        }
+    }
+    match super::conditions::evaluate(
+        conditions,
+        object,
+        attrs.old_object,
+        &request,
+        hook.ignores_failures(),
+    ) {
+        super::conditions::Decision::Call => Ok(Some(invocation)),
+        super::conditions::Decision::Skip => {
+            tracing::debug!(webhook = hook.name(), "matchConditions exclude the request");
+            Ok(None)
+        }
+        super::conditions::Decision::Refuse(error) => {
+            tracing::warn!(webhook = hook.name(), %error, "failed evaluating match conditions, failing closed");
+            let resource = crate::status::qualified(&attrs.info.plural, &attrs.info.group);
+            let message = if attrs.name.is_empty() {
+                format!("{resource} is forbidden: {error}")
+            } else {
+                format!("{resource} \"{}\" is forbidden: {error}", attrs.name)
+            };
+            Err(ApiError::forbidden(message).with_details(
+                &attrs.info.group,
+                &attrs.info.plural,
+                attrs.name,
+            ))
+        }
+    }
 }

@@ -171,7 +171,30 @@ pub fn builtin(info: &ResourceInfo, object: &Value) -> Vec<Cause> {
                     }
                 }
             }
+            // A service-account token Secret must name its ServiceAccount.
+            if info.plural == "secrets"
+                && object.get("type").and_then(Value::as_str)
+                    == Some(crate::server::legacy_tokens::SECRET_TYPE)
+                && object
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(crate::server::legacy_tokens::NAME_ANNOTATION))
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            {
+                causes.push(Cause::new(
+                    "FieldValueRequired",
+                    format!(
+                        "metadata.annotations[{}]",
+                        crate::server::legacy_tokens::NAME_ANNOTATION
+                    ),
+                    "Required value",
+                ));
+            }
         }
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations" | "validatingwebhookconfigurations",
+        ) => causes.extend(crate::admission::conditions::validate(object)),
         _ => {}
     }
     causes

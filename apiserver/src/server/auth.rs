@@ -242,6 +242,24 @@ pub enum TokenError {
     /// A JWT this server does not accept.
     #[error("invalid bearer token, {0}")]
     ServiceAccount(#[from] service_account::Error),
+    /// A legacy token whose Secret is gone or holds another token.
+    #[error("the token of Secret {namespace}/{secret} has been invalidated")]
+    LegacyTokenInvalidated {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        secret: String,
+    },
+    /// The object a bound token names is gone (or was recreated with another uid).
+    #[error("{kind} {name:?} (uid {uid}) the token is bound to no longer exists")]
+    BoundObjectGone {
+        /// `Pod`, `Secret` or `Node`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The uid the token names.
+        uid: String,
+    },
     /// The token's ServiceAccount is gone (or was recreated with another uid).
     #[error("service account {namespace}/{name} has been deleted")]
     ServiceAccountGone {
@@ -250,6 +268,91 @@ pub enum TokenError {
         /// Its name.
         name: String,
     },
+}
+
+/// A legacy token (the `token` of a `kubernetes.io/service-account-token`
+/// Secret) authenticates while that Secret still holds exactly this token and
+/// its ServiceAccount exists with the uid the token names. It carries no
+/// audience, so it is good for the API's own audiences only.
+fn legacy_token(
+    signer: &Signer,
+    snapshot: &Snapshot,
+    token: &str,
+    wanted: Vec<String>,
+) -> Result<(User, Vec<String>), TokenError> {
+    use base64::Engine;
+    let claims = signer.verify_legacy(token)?;
+    let api = service_account::api_audiences();
+    let accepted: Vec<String> = wanted.iter().filter(|w| api.contains(w)).cloned().collect();
+    if accepted.is_empty() {
+        return Err(TokenError::ServiceAccount(
+            service_account::Error::Audience {
+                token: Vec::new(),
+                wanted,
+            },
+        ));
+    }
+    let invalidated = || TokenError::LegacyTokenInvalidated {
+        namespace: claims.namespace.clone(),
+        secret: claims.secret_name.clone(),
+    };
+    let secret = snapshot
+        .get(&format!(
+            "/core/secrets/{}/{}",
+            claims.namespace, claims.secret_name
+        ))
+        .ok_or_else(invalidated)?;
+    let held = secret
+        .value
+        .pointer("/data/token")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok());
+    if held.as_deref() != Some(token.as_bytes())
+        || secret
+            .value
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+    {
+        return Err(invalidated());
+    }
+    let gone = || TokenError::ServiceAccountGone {
+        namespace: claims.namespace.clone(),
+        name: claims.service_account_name.clone(),
+    };
+    let account = snapshot
+        .get(&format!(
+            "/core/serviceaccounts/{}/{}",
+            claims.namespace, claims.service_account_name
+        ))
+        .ok_or_else(gone)?;
+    let uid = account
+        .value
+        .pointer("/metadata/uid")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    if uid != claims.service_account_uid
+        || account
+            .value
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+    {
+        return Err(gone());
+    }
+    let user =
+        super::authz::service_account_user(&claims.namespace, &claims.service_account_name, uid);
+    Ok((user, accepted))
+}
+
+/// Whether the object's `deletionTimestamp` lies in the past (kube's test for a
+/// bound object that no longer holds a token up).
+fn deletion_passed(object: &serde_json::Value) -> bool {
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map_or(true, |t| t <= jiff::Timestamp::now())
+        })
 }
 
 impl Authenticator {
@@ -285,7 +388,12 @@ impl Authenticator {
         if !service_account::looks_like_jwt(token) {
             return Err(TokenError::Unknown);
         }
-        let claims = signer.verify(token, service_account::unix_now())?;
+        let claims = match signer.verify(token, service_account::unix_now()) {
+            Err(service_account::Error::Issuer(iss)) if iss == service_account::LEGACY_ISSUER => {
+                return legacy_token(signer, snapshot, token, wanted);
+            }
+            verified => verified?,
+        };
         let accepted = service_account::audiences_accepted(&claims, &wanted)?;
         let gone = || TokenError::ServiceAccountGone {
             namespace: claims.namespace.clone(),
@@ -305,7 +413,35 @@ impl Authenticator {
         if uid != claims.uid || terminating {
             return Err(gone());
         }
-        let user = super::authz::service_account_user(&claims.namespace, &claims.name, uid);
+        let mut user = super::authz::service_account_user(&claims.namespace, &claims.name, uid);
+        if let Some(bound) = &claims.bound {
+            let live = snapshot.get(&bound.key(&claims.namespace)).filter(|kv| {
+                kv.value
+                    .pointer("/metadata/uid")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(bound.uid.as_str())
+                    && !deletion_passed(&kv.value)
+            });
+            if live.is_none() {
+                return Err(TokenError::BoundObjectGone {
+                    kind: bound.kind.clone(),
+                    name: bound.name.clone(),
+                    uid: bound.uid.clone(),
+                });
+            }
+            let claim = bound.claim();
+            // kube names bound Pods and Nodes (not Secrets) in the user's extras.
+            if claim != "secret" {
+                user.extra.insert(
+                    format!("authentication.kubernetes.io/{claim}-name"),
+                    vec![bound.name.clone()],
+                );
+                user.extra.insert(
+                    format!("authentication.kubernetes.io/{claim}-uid"),
+                    vec![bound.uid.clone()],
+                );
+            }
+        }
         Ok((user, accepted))
     }
 }
@@ -436,8 +572,9 @@ mod tests {
         let signer = Signer::from_pkcs8(pkcs8.as_ref()).expect("signer");
         let (_, sa) = service_account("u-1");
         let now = service_account::unix_now();
-        let answer = service_account::token_request(&signer, &sa, &serde_json::json!({}), now)
-            .expect("token");
+        let answer =
+            service_account::token_request(&signer, &sa, &serde_json::json!({}), None, now)
+                .expect("token");
         let token = answer["status"]["token"]
             .as_str()
             .expect("token")
@@ -485,5 +622,89 @@ mod tests {
             .expect("review");
         assert_eq!(review["status"]["error"], "invalid bearer token");
         assert!(token_review(&authn, &live, &serde_json::json!({"spec": {}})).is_err());
+    }
+
+    #[test]
+    fn legacy_and_bound_tokens_follow_their_objects() {
+        use base64::Engine;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        let signer = Signer::from_pkcs8(pkcs8.as_ref()).expect("signer");
+        let legacy = signer
+            .issue_legacy(&service_account::LegacyClaims {
+                namespace: "default".into(),
+                secret_name: "sa1-token".into(),
+                service_account_name: "sa1".into(),
+                service_account_uid: "u-1".into(),
+            })
+            .expect("legacy token");
+        let secret = |token: &str| {
+            (
+                "/core/secrets/default/sa1-token".to_string(),
+                serde_json::json!({"metadata": {"name": "sa1-token", "namespace": "default"},
+                    "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}}),
+            )
+        };
+        let pod = |uid: &str| {
+            (
+                "/core/pods/default/web".to_string(),
+                serde_json::json!({"metadata": {"name": "web", "namespace": "default", "uid": uid}}),
+            )
+        };
+        let (_, sa) = service_account("u-1");
+        let request = serde_json::json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web"}}});
+        let bound = service_account::token_request(
+            &signer,
+            &sa,
+            &request,
+            Some(&pod("p-1").1),
+            service_account::unix_now(),
+        )
+        .expect("bound token")["status"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let authn = Authenticator::new(Tokens::default(), Some(signer));
+
+        let live = snapshot_of(vec![service_account("u-1"), secret(&legacy), pod("p-1")]);
+        let (user, _) = authn
+            .authenticate_token(&live, &legacy, &[])
+            .expect("legacy");
+        assert_eq!(user.name, "system:serviceaccount:default:sa1");
+        assert!(matches!(
+            authn.authenticate_token(&live, &legacy, &["vault".into()]),
+            Err(TokenError::ServiceAccount(
+                service_account::Error::Audience { .. }
+            ))
+        ));
+        let (user, _) = authn.authenticate_token(&live, &bound, &[]).expect("bound");
+        assert_eq!(user.extra["authentication.kubernetes.io/pod-uid"], ["p-1"]);
+
+        // The Secret holds another token, or is gone; the ServiceAccount is gone.
+        for snapshot in [
+            snapshot_of(vec![service_account("u-1"), secret("other")]),
+            snapshot_of(vec![service_account("u-1")]),
+        ] {
+            assert!(matches!(
+                authn.authenticate_token(&snapshot, &legacy, &[]),
+                Err(TokenError::LegacyTokenInvalidated { .. })
+            ));
+        }
+        assert!(matches!(
+            authn.authenticate_token(&snapshot_of(vec![secret(&legacy)]), &legacy, &[]),
+            Err(TokenError::ServiceAccountGone { .. })
+        ));
+        // The Pod is gone, or another Pod has its name.
+        for snapshot in [
+            snapshot_of(vec![service_account("u-1")]),
+            snapshot_of(vec![service_account("u-1"), pod("p-2")]),
+        ] {
+            assert!(matches!(
+                authn.authenticate_token(&snapshot, &bound, &[]),
+                Err(TokenError::BoundObjectGone { .. })
+            ));
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `DATA_DIR/sa.key` (made on first start by [`super::pki`]), shaped like the bound
 //! tokens kube-apiserver issues (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, and
 //! the `kubernetes.io` claim naming the namespace and the ServiceAccount's name and
-//! uid).
+//! uid, and for a bound token the Pod, Secret or Node it is bound to).
 //!
 //! Start at [`Signer`]: [`Signer::issue`] makes a token from [`Claims`],
 //! [`Signer::verify`] checks one (signature, issuer, time window) and answers its
@@ -94,12 +94,97 @@ pub struct Claims {
     pub expires_at: i64,
     /// `jti`, unique per token.
     pub id: String,
+    /// The object the token is bound to (`spec.boundObjectRef`), if any.
+    pub bound: Option<BoundObject>,
+}
+
+/// The object a bound token lives and dies with: it is named under
+/// `kubernetes.io` (`pod`, `secret` or `node`: `{name, uid}`), and the token is
+/// refused once no object of that name and uid exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    /// `Pod`, `Secret` or `Node`.
+    pub kind: String,
+    /// Its name (in the ServiceAccount's namespace, except for Nodes).
+    pub name: String,
+    /// Its `metadata.uid` when the token was issued.
+    pub uid: String,
+}
+
+/// The issuer of legacy Secret-based tokens (kube's, fixed).
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+
+/// What a legacy token (the `token` of a `kubernetes.io/service-account-token`
+/// Secret) says, in kube's flat `kubernetes.io/serviceaccount/*` claims. It has
+/// no audience and no expiry: it lives as long as its Secret holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyClaims {
+    /// The namespace of the Secret and the ServiceAccount.
+    pub namespace: String,
+    /// The Secret's name.
+    pub secret_name: String,
+    /// The ServiceAccount's name.
+    pub service_account_name: String,
+    /// The ServiceAccount's uid when the token was made.
+    pub service_account_uid: String,
+}
+
+impl LegacyClaims {
+    fn to_json(&self) -> Value {
+        json!({
+            "iss": LEGACY_ISSUER,
+            "kubernetes.io/serviceaccount/namespace": self.namespace,
+            "kubernetes.io/serviceaccount/secret.name": self.secret_name,
+            "kubernetes.io/serviceaccount/service-account.name": self.service_account_name,
+            "kubernetes.io/serviceaccount/service-account.uid": self.service_account_uid,
+            "sub": super::authz::service_account_username(&self.namespace, &self.service_account_name),
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<LegacyClaims> {
+        let s = |k: &str| {
+            v.get(format!("kubernetes.io/serviceaccount/{k}"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .ok_or(Error::Malformed)
+        };
+        Ok(LegacyClaims {
+            namespace: s("namespace")?,
+            secret_name: s("secret.name")?,
+            service_account_name: s("service-account.name")?,
+            service_account_uid: s("service-account.uid")?,
+        })
+    }
+}
+
+/// The kinds a token can be bound to and their claim names.
+pub const BINDABLE_KINDS: &[(&str, &str)] =
+    &[("Pod", "pod"), ("Secret", "secret"), ("Node", "node")];
+
+impl BoundObject {
+    /// The claim under `kubernetes.io` that names it (`pod`, ...).
+    pub fn claim(&self) -> &'static str {
+        BINDABLE_KINDS
+            .iter()
+            .find(|(k, _)| *k == self.kind)
+            .map_or("", |(_, c)| c)
+    }
+
+    /// Storage key of the object, for a token of a ServiceAccount in `namespace`.
+    pub fn key(&self, namespace: &str) -> String {
+        match self.kind.as_str() {
+            "Node" => format!("/core/nodes/{}", self.name),
+            "Secret" => format!("/core/secrets/{namespace}/{}", self.name),
+            _ => format!("/core/pods/{namespace}/{}", self.name),
+        }
+    }
 }
 
 impl Claims {
     /// The JWT claims set, as kube-apiserver writes it.
     fn to_json(&self) -> Value {
-        json!({
+        let mut claims = json!({
             "aud": self.audiences,
             "exp": self.expires_at,
             "iat": self.issued_at,
@@ -111,7 +196,11 @@ impl Claims {
             },
             "nbf": self.issued_at,
             "sub": super::authz::service_account_username(&self.namespace, &self.name),
-        })
+        });
+        if let Some(b) = &self.bound {
+            claims["kubernetes.io"][b.claim()] = json!({"name": b.name, "uid": b.uid});
+        }
+        claims
     }
 
     fn from_json(v: &Value) -> Result<Claims> {
@@ -136,6 +225,13 @@ impl Claims {
                 .and_then(Value::as_i64)
                 .ok_or(Error::Malformed)?,
             id: s("/jti").unwrap_or_default(),
+            bound: BINDABLE_KINDS.iter().find_map(|(kind, claim)| {
+                Some(BoundObject {
+                    kind: kind.to_string(),
+                    name: s(&format!("/kubernetes.io/{claim}/name"))?,
+                    uid: s(&format!("/kubernetes.io/{claim}/uid")).unwrap_or_default(),
+                })
+            }),
         })
     }
 }
@@ -207,11 +303,20 @@ impl Signer {
 
     /// The signed token (`header.claims.signature`) of `claims`.
     pub fn issue(&self, claims: &Claims) -> Result<String> {
+        self.sign(&claims.to_json())
+    }
+
+    /// The signed legacy token of a `kubernetes.io/service-account-token` Secret.
+    pub fn issue_legacy(&self, claims: &LegacyClaims) -> Result<String> {
+        self.sign(&claims.to_json())
+    }
+
+    fn sign(&self, body: &Value) -> Result<String> {
         let header = json!({"alg": "ES256", "kid": self.key_id});
         let signing_input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
-            b64(claims.to_json().to_string().as_bytes())
+            b64(body.to_string().as_bytes())
         );
         let sig = self
             .key
@@ -223,6 +328,35 @@ impl Signer {
     /// The claims of a token this signer issued, if its signature verifies, its
     /// issuer is [`ISSUER`] and `now` (Unix seconds) is within its validity.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims> {
+        let body = self.signed_body(token)?;
+        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
+        if iss != ISSUER {
+            return Err(Error::Issuer(iss.to_string()));
+        }
+        let claims = Claims::from_json(&body)?;
+        if now >= claims.expires_at {
+            return Err(Error::Expired);
+        }
+        let nbf = body.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+        if nbf.max(claims.issued_at) > now + LEEWAY_SECONDS {
+            return Err(Error::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a legacy Secret token this signer issued (issuer
+    /// [`LEGACY_ISSUER`]; such tokens do not expire).
+    pub fn verify_legacy(&self, token: &str) -> Result<LegacyClaims> {
+        let body = self.signed_body(token)?;
+        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
+        if iss != LEGACY_ISSUER {
+            return Err(Error::Issuer(iss.to_string()));
+        }
+        LegacyClaims::from_json(&body)
+    }
+
+    /// The claims set of a token whose ES256 signature verifies with this key.
+    fn signed_body(&self, token: &str) -> Result<Value> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -241,20 +375,7 @@ impl Signer {
         public
             .verify(format!("{h}.{c}").as_bytes(), &unb64(s)?)
             .map_err(|_| Error::Signature)?;
-        let body: Value = serde_json::from_slice(&unb64(c)?).map_err(|_| Error::Malformed)?;
-        let iss = body.get("iss").and_then(Value::as_str).unwrap_or("");
-        if iss != ISSUER {
-            return Err(Error::Issuer(iss.to_string()));
-        }
-        let claims = Claims::from_json(&body)?;
-        if now >= claims.expires_at {
-            return Err(Error::Expired);
-        }
-        let nbf = body.get("nbf").and_then(Value::as_i64).unwrap_or(0);
-        if nbf.max(claims.issued_at) > now + LEEWAY_SECONDS {
-            return Err(Error::NotYetValid);
-        }
-        Ok(claims)
+        serde_json::from_slice(&unb64(c)?).map_err(|_| Error::Malformed)
     }
 }
 
@@ -293,14 +414,56 @@ fn invalid(name: &str, field: &str, value: &str, message: &str) -> ApiError {
     )
 }
 
+/// The `spec.boundObjectRef` of a TokenRequest for ServiceAccount `name`, checked:
+/// `None` when unset, else (kind, object name, uid asked for). Kinds other than
+/// Pod, Secret and Node of `v1` are 400, as in kube.
+pub fn bound_object_ref(
+    request: &Value,
+    name: &str,
+) -> Result<Option<(String, String, String)>, ApiError> {
+    let Some(r) = request
+        .pointer("/spec/boundObjectRef")
+        .filter(|r| !r.is_null())
+    else {
+        return Ok(None);
+    };
+    let s = |f: &str| r.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let (api_version, kind, object) = (s("apiVersion"), s("kind"), s("name"));
+    let group_version = if api_version.is_empty() {
+        "v1"
+    } else {
+        api_version.as_str()
+    };
+    if group_version != "v1" || !BINDABLE_KINDS.iter().any(|(k, _)| *k == kind) {
+        let (group, version) = group_version
+            .rsplit_once('/')
+            .unwrap_or(("", group_version));
+        return Err(ApiError::bad_request(format!(
+            "cannot bind token for serviceaccount {name:?} to object of type {group}/{version}, Kind={kind}"
+        )));
+    }
+    if object.is_empty() {
+        return Err(invalid(
+            name,
+            "spec.boundObjectRef.name",
+            "\"\"",
+            "must be set",
+        ));
+    }
+    Ok(Some((kind, object, s("uid"))))
+}
+
 /// Answers an authentication.k8s.io/v1 `TokenRequest` for `service_account` (the
 /// stored object) at `now` (Unix seconds): the request echoed back with
 /// `spec.audiences` (default: the API's) and `spec.expirationSeconds` (default
 /// 3600, at least 600) filled in and `status.token` / `status.expirationTimestamp`.
+/// `bound` is the object `spec.boundObjectRef` names, as stored (the caller
+/// looked it up; see [`bound_object_ref`]); its name and uid go into the token.
 pub fn token_request(
     signer: &Signer,
     service_account: &Value,
     request: &Value,
+    bound: Option<&Value>,
     now: i64,
 ) -> Result<Value, ApiError> {
     let meta = |f: &str| {
@@ -352,6 +515,36 @@ pub fn token_request(
     if audiences.is_empty() {
         audiences = api_audiences();
     }
+    let bound = match (bound_object_ref(request, &name)?, bound) {
+        (Some((kind, object, wanted_uid)), Some(stored)) => {
+            let uid = stored
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if !wanted_uid.is_empty() && wanted_uid != uid {
+                return Err(ApiError::conflict_message(
+                    "",
+                    &kind,
+                    &object,
+                    &format!(
+                        "the UID in the bound object reference ({wanted_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                    ),
+                ));
+            }
+            Some(BoundObject {
+                kind,
+                name: object,
+                uid,
+            })
+        }
+        (Some((kind, object, _)), None) => {
+            return Err(ApiError::internal(format!(
+                "the bound {kind} {object:?} was not looked up"
+            )));
+        }
+        (None, _) => None,
+    };
     let claims = Claims {
         namespace: meta("namespace"),
         name,
@@ -360,6 +553,7 @@ pub fn token_request(
         issued_at: now,
         expires_at: now + expiration,
         id: uuid::Uuid::new_v4().to_string(),
+        bound: bound.clone(),
     };
     let token = signer
         .issue(&claims)
@@ -372,8 +566,12 @@ pub fn token_request(
     let mut out_spec = spec;
     out_spec["audiences"] = json!(audiences);
     out_spec["expirationSeconds"] = json!(expiration);
-    if out_spec.get("boundObjectRef").is_none() {
-        out_spec["boundObjectRef"] = Value::Null;
+    match &bound {
+        Some(b) => {
+            out_spec["boundObjectRef"] =
+                json!({"kind": b.kind, "apiVersion": "v1", "name": b.name, "uid": b.uid});
+        }
+        None => out_spec["boundObjectRef"] = Value::Null,
     }
     Ok(json!({
         "kind": "TokenRequest",
@@ -428,7 +626,68 @@ mod tests {
             issued_at: now,
             expires_at: now + 600,
             id: "j".into(),
+            bound: None,
         }
+    }
+
+    #[test]
+    fn legacy_tokens_round_trip() {
+        let (s, other) = (signer(), signer());
+        let legacy = LegacyClaims {
+            namespace: "default".into(),
+            secret_name: "sa1-token".into(),
+            service_account_name: "sa1".into(),
+            service_account_uid: "u-1".into(),
+        };
+        let token = s.issue_legacy(&legacy).expect("issue");
+        assert!(looks_like_jwt(&token));
+        assert_eq!(s.verify_legacy(&token), Ok(legacy.clone()));
+        assert_eq!(other.verify_legacy(&token), Err(Error::Signature));
+        // Neither kind passes for the other.
+        assert_eq!(
+            s.verify(&token, 1000),
+            Err(Error::Issuer(LEGACY_ISSUER.into()))
+        );
+        let bound = s.issue(&claims(1000)).expect("issue");
+        assert_eq!(s.verify_legacy(&bound), Err(Error::Issuer(ISSUER.into())));
+    }
+
+    #[test]
+    fn bound_tokens_name_their_object() {
+        let s = signer();
+        let sa = json!({"metadata": {"name": "sa1", "namespace": "default", "uid": "u-1"}});
+        let pod = json!({"metadata": {"name": "web-0", "namespace": "default", "uid": "p-1"}});
+        let request = json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web-0"}}});
+        let out = token_request(&s, &sa, &request, Some(&pod), 1000).expect("bound");
+        assert_eq!(
+            out["spec"]["boundObjectRef"],
+            json!({"kind": "Pod", "apiVersion": "v1", "name": "web-0", "uid": "p-1"})
+        );
+        let token = out["status"]["token"].as_str().expect("token");
+        let claims = s.verify(token, 1001).expect("valid");
+        let bound = claims.bound.expect("bound claim");
+        assert_eq!(
+            (bound.kind.as_str(), bound.name.as_str(), bound.uid.as_str()),
+            ("Pod", "web-0", "p-1")
+        );
+        assert_eq!(bound.key("default"), "/core/pods/default/web-0");
+        let payload = token.split('.').nth(1).expect("claims part");
+        let decoded: Value = serde_json::from_slice(&unb64(payload).expect("b64")).expect("json");
+        assert_eq!(
+            decoded["kubernetes.io"]["pod"],
+            json!({"name": "web-0", "uid": "p-1"})
+        );
+
+        let stale = json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web-0", "uid": "p-0"}}});
+        let e = token_request(&s, &sa, &stale, Some(&pod), 1000).expect_err("uid differs");
+        assert_eq!(e.code, 409);
+        let deployment = json!({"spec": {"boundObjectRef": {"kind": "Deployment", "apiVersion": "apps/v1", "name": "web"}}});
+        let e = bound_object_ref(&deployment, "sa1").expect_err("not bindable");
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "cannot bind token for serviceaccount \"sa1\" to object of type apps/v1, Kind=Deployment"
+        );
     }
 
     #[test]
@@ -468,14 +727,14 @@ mod tests {
     fn token_request_defaults_and_limits() {
         let s = signer();
         let sa = json!({"metadata": {"name": "sa1", "namespace": "default", "uid": "u-1"}});
-        let out = token_request(&s, &sa, &json!({"spec": {}}), 1000).expect("ok");
+        let out = token_request(&s, &sa, &json!({"spec": {}}), None, 1000).expect("ok");
         assert_eq!(out["spec"]["expirationSeconds"], 3600);
         assert_eq!(out["spec"]["audiences"], json!([ISSUER]));
         let token = out["status"]["token"].as_str().expect("token");
         let c = s.verify(token, 1001).expect("valid");
         assert_eq!((c.uid.as_str(), c.expires_at), ("u-1", 4600));
         let short = json!({"spec": {"expirationSeconds": 60}});
-        let e = token_request(&s, &sa, &short, 1000).expect_err("too short");
+        let e = token_request(&s, &sa, &short, None, 1000).expect_err("too short");
         assert_eq!(e.code, 422);
         assert!(audiences_accepted(&c, &["other".into()]).is_err());
     }

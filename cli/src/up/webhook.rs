@@ -9,6 +9,9 @@
 //! serves: the Endpoints are empty, so policy writes fail (failurePolicy Fail)
 //! until a `flotilla webhook --cert-dir DIR/webhook` is started and the
 //! Endpoints are pointed at it.
+//!
+//! The webhook reads the control plane's ResourceInterpreterCustomizations
+//! through the host API server's admin kubeconfig.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,6 +35,7 @@ pub struct Embedded {
 /// Makes the certificates in `dir` and, when `enabled`, starts serving.
 pub async fn start(
     dir: &Path,
+    host_kubeconfig: &Path,
     enabled: bool,
     allow_no_execute_taint_policy: bool,
 ) -> Result<Embedded> {
@@ -50,7 +54,8 @@ pub async fn start(
         dir.join("tls.crt"),
         dir.join("tls.key"),
     )
-    .allow_no_execute_taint_policy(allow_no_execute_taint_policy);
+    .allow_no_execute_taint_policy(allow_no_execute_taint_policy)
+    .kubeconfig(host_kubeconfig);
     let server = flotilla_webhook::bind(config)
         .await
         .context("starting the admission webhook")?;

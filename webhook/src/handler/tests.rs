@@ -298,6 +298,126 @@ fn kinds_without_rules_are_allowed() {
     allowed("/mutate-resourcebinding", "delete-unprotected.json");
 }
 
+fn causes(status: &Value) -> Vec<String> {
+    status["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["field"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn multi_cluster_ingress_is_validated_as_an_ingress() {
+    allowed("/validate-multiclusteringress", "mci-create.json");
+    let status = denied(
+        "/validate-multiclusteringress",
+        "mci-bad-rules.json",
+        "spec.rules[0].host: Invalid value: \"192.168.0.1\": must be a DNS name, not an IP address",
+    );
+    assert_eq!(
+        causes(&status),
+        [
+            "spec.rules[0].host",
+            "spec.rules[0].http.paths[0].path",
+            "spec.rules[0].http.paths[0].backend",
+        ],
+        "{status}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot set both port name & port number")),
+        "{status}"
+    );
+    let status = denied(
+        "/validate-multiclusteringress",
+        "mci-update-uid-status.json",
+        "metadata.uid: Invalid value: \"00000000-9999-4999-8999-999999999999\": field is immutable",
+    );
+    assert_eq!(
+        causes(&status),
+        ["metadata.uid", "status.loadBalancer.ingress[0].ip"],
+        "{status}"
+    );
+}
+
+fn send_with(path: &str, name: &str, lookups: &Lookups) -> Value {
+    let reply = handle_in(path, &fixture(name), ID, &Options::default(), lookups);
+    assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+    assert_eq!(reply.body["response"]["uid"], review_uid(name));
+    reply.body["response"].clone()
+}
+
+fn stored(names: &[(&str, &str)]) -> Lookups {
+    // Each stored customization scripts InterpretReplica for apps/v1 KIND.
+    let list = names
+        .iter()
+        .map(|(name, kind)| {
+            json!({
+                "apiVersion": "config.karmada.io/v1alpha1", "kind": "ResourceInterpreterCustomization",
+                "metadata": {"name": name},
+                "spec": {"target": {"apiVersion": "apps/v1", "kind": kind},
+                         "customizations": {"replicaResource": {"luaScript": "function GetReplicas(o) return 1, {} end"}}},
+            })
+        })
+        .collect();
+    Lookups {
+        customizations: Some(Ok(list)),
+    }
+}
+
+#[test]
+fn interpreter_customizations_load_and_do_not_conflict() {
+    const PATH: &str = "/validate-resourceinterpretercustomization";
+    let none = stored(&[]);
+    let response = send_with(PATH, "ric-create.json", &none);
+    assert_eq!(response["allowed"], true, "{response}");
+    // Same operation for another kind, or its own stored version: no conflict.
+    let others = stored(&[
+        ("statefulsets", "StatefulSet"),
+        ("declarative-deployment", "Deployment"),
+    ]);
+    assert_eq!(send_with(PATH, "ric-create.json", &others)["allowed"], true);
+
+    let conflicting = stored(&[("replicas-first", "Deployment")]);
+    let response = send_with(PATH, "ric-create.json", &conflicting);
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 403);
+    assert_eq!(
+        response["status"]["message"],
+        "conflicting with InterpreterOperation(InterpretReplica) of existing ResourceInterpreterCustomization(replicas-first)"
+    );
+    assert_eq!(
+        causes(&response["status"]),
+        ["spec.customizations.replicaResource"]
+    );
+
+    let response = send_with(PATH, "ric-bad-lua.json", &none);
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with(
+            "InterpreterOperation(InterpretStatus) Lua script error: spec.customizations.statusReflection.luaScript:"
+        ) && message.contains("'end' expected"),
+        "{message}"
+    );
+
+    // Without the stored list the webhook cannot judge: 500, as Karmada's list failure.
+    for lookups in [
+        Lookups::default(),
+        Lookups {
+            customizations: Some(Err("connection refused".into())),
+        },
+    ] {
+        let response = send_with(PATH, "ric-create.json", &lookups);
+        assert_eq!(response["allowed"], false, "{response}");
+        assert_eq!(response["status"]["code"], 500, "{response}");
+    }
+    assert!(needs_customizations(PATH));
+    assert!(!needs_customizations("/validate-multiclusteringress"));
+}
+
 #[test]
 fn bindings_convert() {
     let reply = handle("/convert", &fixture("convert-rb-to-v1alpha2.json"), ID);
