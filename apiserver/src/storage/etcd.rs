@@ -529,7 +529,7 @@ async fn compact_periodically(client: Client, cache: Arc<Cache>, interval: Durat
 /// Where an etcd-served watch is.
 enum Direct {
     Start,
-    Running(etcd_client::WatchStream, VecDeque<Event>),
+    Running(Box<etcd_client::WatchStream>, VecDeque<Event>),
     Done,
 }
 
@@ -556,7 +556,7 @@ impl EtcdStore {
                             .watch(format!("{store_prefix}{prefix}"), Some(options))
                             .await
                         {
-                            Ok(watch) => (watch, VecDeque::new()),
+                            Ok(watch) => (Box::new(watch), VecDeque::new()),
                             Err(e) => return Some((Err(unavailable(e)), Direct::Done)),
                         }
                     }
