@@ -128,6 +128,44 @@ struct Inner {
     groups: Vec<(String, Vec<String>)>,
 }
 
+impl Inner {
+    fn add(&mut self, info: ResourceInfo) {
+        let group = info.group.clone();
+        let version = info.version.clone();
+        self.resources.insert(
+            (group.clone(), version.clone(), info.plural.clone()),
+            Arc::new(info),
+        );
+        match self.groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, versions)) => {
+                if !versions.contains(&version) {
+                    versions.push(version);
+                    versions.sort_by(|a, b| crd::compare_versions(a, b));
+                }
+            }
+            None => self.groups.push((group, vec![version])),
+        }
+    }
+
+    fn remove(&mut self, group: &str, plural: &str) {
+        self.resources
+            .retain(|(g, _, p), _| !(g == group && p == plural));
+        let remaining: Vec<String> = self
+            .resources
+            .keys()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, v, _)| v.clone())
+            .collect();
+        self.groups.retain_mut(|(g, versions)| {
+            if g != group {
+                return true;
+            }
+            versions.retain(|v| remaining.contains(v));
+            !versions.is_empty()
+        });
+    }
+}
+
 impl Catalog {
     /// A catalog of the built-in kinds.
     pub fn builtin() -> Self {
@@ -156,45 +194,29 @@ impl Catalog {
     pub fn add(&self, info: ResourceInfo) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let mut inner = self.inner.write().expect("catalog lock");
-        let group = info.group.clone();
-        let version = info.version.clone();
-        inner.resources.insert(
-            (group.clone(), version.clone(), info.plural.clone()),
-            Arc::new(info),
-        );
-        match inner.groups.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, versions)) => {
-                if !versions.contains(&version) {
-                    versions.push(version);
-                    versions.sort_by(|a, b| crd::compare_versions(a, b));
-                }
-            }
-            None => inner.groups.push((group, vec![version])),
-        }
+        self.inner.write().expect("catalog lock").add(info);
     }
 
     /// Removes every version of a group/resource; drops the group when it empties.
     pub fn remove(&self, group: &str, plural: &str) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.inner
+            .write()
+            .expect("catalog lock")
+            .remove(group, plural);
+    }
+
+    /// Replaces every version of a group/resource with `infos` in one step, so no
+    /// request sees the resource missing in between.
+    pub fn replace(&self, group: &str, plural: &str, infos: Vec<ResourceInfo>) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let mut inner = self.inner.write().expect("catalog lock");
-        inner
-            .resources
-            .retain(|(g, _, p), _| !(g == group && p == plural));
-        let remaining: Vec<String> = inner
-            .resources
-            .keys()
-            .filter(|(g, _, _)| g == group)
-            .map(|(_, v, _)| v.clone())
-            .collect();
-        inner.groups.retain_mut(|(g, versions)| {
-            if g != group {
-                return true;
-            }
-            versions.retain(|v| remaining.contains(v));
-            !versions.is_empty()
-        });
+        inner.remove(group, plural);
+        for info in infos {
+            inner.add(info);
+        }
     }
 
     /// The served version of a group/resource that has one, if any.

@@ -33,6 +33,8 @@ pub enum Backend {
     Redb,
     /// Nothing kept across restarts.
     Memory,
+    /// An etcd cluster, possibly shared with other API servers ([`Config::etcd`]).
+    Etcd,
 }
 
 /// How to run an API server.
@@ -43,6 +45,8 @@ pub struct Config {
     pub backend: Backend,
     /// Events kept for watches resuming from the past.
     pub watch_history: usize,
+    /// Where the [`Backend::Etcd`] storage is.
+    pub etcd: storage::etcd::Config,
     /// Name of the kubeconfig context written to `DATA_DIR/kubeconfig`.
     pub context: String,
     /// Trust a front proxy (an aggregating API server) with this CA.
@@ -76,6 +80,7 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 6443)),
             backend: Backend::Redb,
             watch_history: storage::kv::Config::default().history,
+            etcd: storage::etcd::Config::default(),
             request_header: None,
             extra_sans: Vec::new(),
             role: Role::Host,
@@ -124,13 +129,20 @@ pub enum Error {
 }
 
 /// Opens the configured storage backend.
-pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
+pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
     let kv = storage::kv::Config::default().history(config.watch_history);
     Ok(match config.backend {
         Backend::Memory => Arc::new(storage::kv::KvStore::open(storage::memory::Memory, kv)?),
         Backend::Redb => {
             let backend = storage::redb::Redb::open(&config.data_dir.join("flotilla.redb"))?;
             Arc::new(storage::kv::KvStore::open(backend, kv)?)
+        }
+        Backend::Etcd => {
+            let etcd = storage::etcd::Config {
+                history: config.watch_history.max(1),
+                ..config.etcd.clone()
+            };
+            Arc::new(storage::etcd::EtcdStore::open(etcd).await?)
         }
     })
 }
@@ -185,7 +197,7 @@ fn component(role: Role) -> &'static str {
 /// [`open_store`] with storage writes timed into `metrics`.
 async fn open_metered_store(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Store>, Error> {
     let storage: Arc<dyn Storage> = Arc::new(crate::storage::metered::Metered::new(
-        open_storage(config)?,
+        open_storage(config).await?,
         metrics,
     ));
     let catalog = match config.role {
@@ -197,6 +209,10 @@ async fn open_metered_store(config: &Config, metrics: Arc<Metrics>) -> Result<Ar
         .ensure_system_namespaces()
         .await
         .map_err(Error::Bootstrap)?;
+    if config.backend == Backend::Etcd {
+        // Other API servers on the same etcd create CRDs too: serve them as they appear.
+        tokio::spawn(store.clone().follow_crds());
+    }
     store.load_crds().await;
     ensure_bootstrap_policy(&store).await?;
     Ok(store)

@@ -7,9 +7,14 @@
 //! then follow live ones; a revision older than the window is [`Error::Compacted`],
 //! which the registry turns into `410 Gone`.
 //!
-//! Start at [`Storage`]; the one implementation is [`kv::KvStore`], over a
-//! [`kv::Backend`]: [`memory`] (tests) or [`redb`] (durable, the default).
+//! Start at [`Storage`]. Both implementations serve reads and watches from a
+//! [`cache::Cache`]: [`kv::KvStore`], the only writer of its data, over a
+//! [`kv::Backend`] ([`memory`] for tests, or [`redb`], durable, the default); and
+//! [`etcd::EtcdStore`], one of possibly many API servers sharing an etcd cluster, whose
+//! cache follows etcd's watch.
 
+pub mod cache;
+pub mod etcd;
 pub mod kv;
 pub mod memory;
 pub mod metered;
@@ -181,4 +186,25 @@ pub trait Storage: Send + Sync + 'static {
     /// Events under `prefix` with a revision greater than `from`; fails with
     /// `Compacted` when `from` is older than the kept window.
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>>;
+
+    /// Waits until [`Storage::snapshot`] includes every write acknowledged before the
+    /// call, by this process or any other sharing the data (a consistent read). A
+    /// store that is the only writer of its data is always in sync.
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(futures::future::ready(Ok(())))
+    }
+
+    /// The keys under `prefix` (only those after `after`, when given) as they were at
+    /// `revision`, read from where the data lives, for a past state this process
+    /// keeps no snapshot of (a continue token another API server issued). `None`
+    /// when that revision is gone, or when the store keeps no history beyond memory.
+    fn past(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        revision: Revision,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        let _ = (prefix, after, revision);
+        Box::pin(futures::future::ready(Ok(None)))
+    }
 }

@@ -12,7 +12,9 @@
 //! - `unified`: a unified list over M members against one API server holding
 //!   the same objects (`unified.rs`, needs the release binary);
 //! - `mcs`: an endpoint change in an exporting member to the importing
-//!   members' slices (`mcs.rs`, needs the release binary).
+//!   members' slices (`mcs.rs`, needs the release binary);
+//! - `storage`: writes/s and watch latency on etcd against embedded redb
+//!   (`storage.rs`, needs `etcd` on PATH).
 //!
 //! Each prints a Markdown table; `--record` also writes
 //! `bench/results/SCENARIO.json` and the table into `docs/benchmarks.md`
@@ -32,6 +34,7 @@ use http_body_util::{BodyExt, Full};
 mod harness;
 mod mcs;
 mod propagation;
+mod storage;
 mod unified;
 mod webhook;
 
@@ -396,9 +399,10 @@ async fn main() {
         "propagation" => return propagation::scenario().await,
         "unified" => return unified::scenario().await,
         "mcs" => return mcs::scenario().await,
+        "storage" => return storage::scenario().await,
         other => {
             eprintln!(
-                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified or mcs"
+                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified, mcs or storage"
             );
             std::process::exit(2);
         }

@@ -40,6 +40,8 @@ enum StorageKind {
     Redb,
     /// In memory only: nothing survives a restart.
     Memory,
+    /// An etcd cluster (--etcd-servers), which several API servers can share.
+    Etcd,
 }
 
 /// Which control plane a command talks to.
@@ -71,6 +73,25 @@ struct ServerArgs {
     /// Storage backend.
     #[arg(long, value_enum, default_value_t = StorageKind::Redb)]
     storage: StorageKind,
+    /// etcd client URLs, comma-separated (with --storage etcd).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    etcd_servers: Vec<String>,
+    /// Prefix of every key written to etcd.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    /// CA bundle that signed etcd's serving certificates (required for https:// servers).
+    #[arg(long)]
+    etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-keyfile).
+    #[arg(long, requires = "etcd_keyfile")]
+    etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd (with --etcd-certfile).
+    #[arg(long, requires = "etcd_certfile")]
+    etcd_keyfile: Option<PathBuf>,
+    /// How often to compact etcd's history to what it was one interval before
+    /// (e.g. 5m, 30s; 0 leaves compaction to etcd).
+    #[arg(long, default_value = "5m", value_parser = parse_interval)]
+    etcd_compaction_interval: std::time::Duration,
     /// Events kept for watches that resume from an older resourceVersion.
     #[arg(long, default_value_t = 50_000)]
     watch_history: usize,
@@ -103,8 +124,32 @@ impl ServerArgs {
             .backend(match self.storage {
                 StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
                 StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
+                StorageKind::Etcd => flotilla_apiserver::server::Backend::Etcd,
             });
         config.watch_history = self.watch_history;
+        let read = |flag: &str, path: Option<&PathBuf>| -> anyhow::Result<Option<String>> {
+            path.map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading --{flag} {}", p.display()))
+            })
+            .transpose()
+        };
+        let tls = flotilla_apiserver::storage::etcd::Tls {
+            ca_pem: read("etcd-cafile", self.etcd_cafile.as_ref())?,
+            cert_pem: read("etcd-certfile", self.etcd_certfile.as_ref())?,
+            key_pem: read("etcd-keyfile", self.etcd_keyfile.as_ref())?,
+        };
+        let https = self.etcd_servers.iter().any(|s| s.starts_with("https://"));
+        if https && tls.ca_pem.is_none() {
+            anyhow::bail!("--etcd-cafile is required for https:// etcd servers");
+        }
+        config.etcd = flotilla_apiserver::storage::etcd::Config {
+            endpoints: self.etcd_servers,
+            prefix: self.etcd_prefix,
+            tls: (https || tls.ca_pem.is_some() || tls.cert_pem.is_some()).then_some(tls),
+            compaction_interval: Some(self.etcd_compaction_interval).filter(|i| !i.is_zero()),
+            ..config.etcd
+        };
         config.extra_sans = self.tls_sans;
         config.role = role;
         if let Some(path) = self.requestheader_client_ca_file {
@@ -118,6 +163,17 @@ impl ServerArgs {
         }
         Ok(config)
     }
+}
+
+/// A duration flag: `5m`, `30s`, `1h30m`, or `0`.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a duration like 5m or 30s: {e}"))?;
+    std::time::Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))
 }
 
 #[derive(Subcommand)]
@@ -727,14 +783,18 @@ async fn run() -> anyhow::Result<()> {
             storage,
             faults_file,
         } => {
+            let backend = match storage {
+                StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
+                StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
+                StorageKind::Etcd => {
+                    anyhow::bail!("a simulated member stores in memory or redb, not etcd")
+                }
+            };
             let member = flotilla_sim::start(
                 flotilla_sim::Config::new(&name, &data_dir)
                     .nodes(nodes)
                     .port(port)
-                    .backend(match storage {
-                        StorageKind::Redb => flotilla_apiserver::server::Backend::Redb,
-                        StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
-                    }),
+                    .backend(backend),
             )
             .await
             .context("starting the simulated member")?;

@@ -238,6 +238,10 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Arc<Value>> {
+        self.storage
+            .sync()
+            .await
+            .map_err(|e| storage_error(info, name, e))?;
         let object = self
             .storage
             .snapshot()
@@ -255,7 +259,8 @@ impl Store {
         opts: &ListOptions,
     ) -> Result<ListResult> {
         let prefix = info.prefix(namespace);
-        let (snapshot, after) = match &opts.continue_token {
+        // `whole`: a snapshot of everything, which may be kept for later pages.
+        let (snapshot, after, whole) = match &opts.continue_token {
             Some(token) => {
                 if opts
                     .resource_version
@@ -272,12 +277,31 @@ impl Store {
                         "continue key is not valid for this list",
                     ));
                 }
-                let snapshot = self.storage.snapshot_at(token.revision).ok_or_else(|| {
-                    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
-                })?;
-                (snapshot, Some(token.after))
+                let (snapshot, whole) = match self.storage.snapshot_at(token.revision) {
+                    Some(kept) => (kept, true),
+                    // Issued by another API server sharing the storage: read that
+                    // revision from the storage itself.
+                    None => self
+                        .storage
+                        .past(prefix.clone(), Some(token.after.clone()), token.revision)
+                        .await
+                        .map_err(|e| storage_error(info, "", e))?
+                        .map(|partial| (partial, false))
+                        .ok_or_else(|| {
+                            ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+                        })?,
+                };
+                (snapshot, Some(token.after), whole)
             }
-            None => (self.snapshot_for(opts)?, None),
+            None => {
+                if self.needs_sync(opts) {
+                    self.storage
+                        .sync()
+                        .await
+                        .map_err(|e| storage_error(info, "", e))?;
+                }
+                (self.snapshot_for(opts)?, None, true)
+            }
         };
         let limit = opts.limit.filter(|l| *l > 0);
         let mut items = Vec::new();
@@ -299,7 +323,9 @@ impl Store {
         }
         let (continue_token, remaining) = if more {
             let key = last_key.map(|k| k.to_string()).unwrap_or_default();
-            self.storage.retain_snapshot(&snapshot);
+            if whole {
+                self.storage.retain_snapshot(&snapshot);
+            }
             let remaining = if opts.labels.is_empty() && opts.fields.is_empty() {
                 Some(1 + iter.count())
             } else {
@@ -323,6 +349,18 @@ impl Store {
             continue_token,
             remaining,
         })
+    }
+
+    /// Whether a list must first catch up with writes made anywhere: for the most
+    /// recent state (no resourceVersion) or one newer than this server has seen.
+    fn needs_sync(&self, opts: &ListOptions) -> bool {
+        match opts.resource_version.as_deref().unwrap_or("") {
+            "" => true,
+            "0" => false,
+            rv => rv
+                .parse::<Revision>()
+                .is_ok_and(|wanted| wanted > self.storage.current_revision()),
+        }
     }
 
     /// Picks the snapshot a list without a continue token reads from.
@@ -1516,10 +1554,8 @@ impl Store {
             tokio::spawn(async move { store.clean_crd(&name, &group, &plural).await });
             return;
         }
-        self.catalog.remove(&group, &plural);
-        for info in crd::resources(crd_object) {
-            self.catalog.add(info);
-        }
+        self.catalog
+            .replace(&group, &plural, crd::resources(crd_object));
         if crd::is_established(crd_object)
             && crd_object.pointer("/status/acceptedNames")
                 == Some(
@@ -1604,6 +1640,68 @@ impl Store {
             && e.code != 404
         {
             tracing::warn!(crd = %name, error = %e, "releasing CRD failed");
+        }
+    }
+
+    /// Keeps the catalog in step with CRDs that other API servers sharing the
+    /// storage create, change or delete (this server's own writes are served as it
+    /// makes them). Runs until the process ends.
+    pub async fn follow_crds(self: Arc<Self>) {
+        let Some(crd_info) =
+            self.catalog
+                .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        else {
+            return;
+        };
+        let prefix = crd_info.prefix(None);
+        loop {
+            let from = self.storage.current_revision();
+            let mut events = match self.storage.watch(prefix.clone(), from) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching CRDs failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            while let Some(event) = events.next().await {
+                let Ok(event) = event else {
+                    break;
+                };
+                let crd_object = &event.object;
+                let group = crd_object
+                    .pointer("/spec/group")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let plural = crd_object
+                    .pointer("/spec/names/plural")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if event.kind == EventKind::Deleted
+                    || crd_object.pointer("/metadata/deletionTimestamp").is_some()
+                {
+                    self.catalog.remove(group, plural);
+                } else {
+                    self.catalog
+                        .replace(group, plural, crd::resources(crd_object));
+                }
+            }
+            // The watch ended (fell behind): serve what is stored now and watch again.
+            let stored: Vec<Arc<Value>> = self
+                .storage
+                .snapshot()
+                .range(&prefix, None)
+                .map(|kv| kv.value.clone())
+                .collect();
+            for c in stored {
+                if c.pointer("/metadata/deletionTimestamp").is_none() {
+                    let group = c.pointer("/spec/group").and_then(Value::as_str);
+                    let plural = c.pointer("/spec/names/plural").and_then(Value::as_str);
+                    if let (Some(group), Some(plural)) = (group, plural) {
+                        self.catalog.replace(group, plural, crd::resources(&c));
+                    }
+                }
+            }
         }
     }
 

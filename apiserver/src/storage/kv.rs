@@ -7,15 +7,14 @@
 //! So an acknowledged write is on disk, and a reader that follows an acknowledgement
 //! always sees it.
 
-use std::collections::VecDeque;
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, mpsc};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
+use super::cache::Cache;
 use super::{Error, Event, EventKind, KeyValue, Precondition, Result, Revision, Snapshot, Storage};
 
 /// A change handed to a backend for durable commit.
@@ -80,23 +79,9 @@ struct Request {
     reply: oneshot::Sender<Result<KeyValue>>,
 }
 
-struct History {
-    events: VecDeque<Event>,
-    /// Events at or below this revision may be missing from `events`.
-    compacted_through: Revision,
-    capacity: usize,
-}
-
-struct Shared {
-    state: RwLock<Snapshot>,
-    history: RwLock<History>,
-    snapshots: Mutex<lru::LruCache<Revision, Snapshot>>,
-    notify: watch::Sender<Revision>,
-}
-
 /// The revisioned store over a backend; see the module docs.
 pub struct KvStore {
-    shared: Arc<Shared>,
+    shared: Arc<Cache>,
     writer: mpsc::Sender<Request>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -126,18 +111,7 @@ impl KvStore {
             );
         }
         let snapshot = Snapshot { map, revision };
-        let shared = Arc::new(Shared {
-            state: RwLock::new(snapshot),
-            history: RwLock::new(History {
-                events: VecDeque::new(),
-                compacted_through: revision,
-                capacity: config.history,
-            }),
-            snapshots: Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(config.snapshots.max(1)).expect("max(1) is non-zero"),
-            )),
-            notify: watch::channel(revision).0,
-        });
+        let shared = Arc::new(Cache::new(snapshot, config.history, config.snapshots));
         let (writer, requests) = mpsc::channel();
         let thread_shared = shared.clone();
         let max_batch = config.max_batch.max(1);
@@ -172,7 +146,8 @@ pub fn resource_version(object: &Value) -> Option<Revision> {
         .and_then(|s| s.parse().ok())
 }
 
-fn stamp(value: &mut Value, revision: Revision) {
+/// Sets `metadata.resourceVersion` to `revision`.
+pub(crate) fn stamp(value: &mut Value, revision: Revision) {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
             "resourceVersion".into(),
@@ -183,7 +158,7 @@ fn stamp(value: &mut Value, revision: Revision) {
 
 fn write_loop<B: Backend>(
     mut backend: B,
-    shared: Arc<Shared>,
+    shared: Arc<Cache>,
     requests: mpsc::Receiver<Request>,
     max_batch: usize,
 ) {
@@ -195,7 +170,7 @@ fn write_loop<B: Backend>(
                 Err(_) => break,
             }
         }
-        let base = shared.state.read().expect("state lock").clone();
+        let base = shared.snapshot();
         let mut map = base.map.clone();
         let mut revision = base.revision;
         let mut changes = Vec::new();
@@ -218,17 +193,7 @@ fn write_loop<B: Backend>(
                 }
                 continue;
             }
-            *shared.state.write().expect("state lock") = Snapshot { map, revision };
-            {
-                let mut history = shared.history.write().expect("history lock");
-                history.events.extend(events);
-                while history.events.len() > history.capacity {
-                    if let Some(old) = history.events.pop_front() {
-                        history.compacted_through = old.revision;
-                    }
-                }
-            }
-            shared.notify.send_replace(revision);
+            shared.publish(Snapshot { map, revision }, events);
         }
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);
@@ -306,66 +271,21 @@ fn apply(
     Ok(kv)
 }
 
-struct WatchState {
-    shared: Arc<Shared>,
-    prefix: String,
-    cursor: Revision,
-    notify: watch::Receiver<Revision>,
-    buffer: VecDeque<Event>,
-    failed: bool,
-}
-
-/// Events handed to a watcher per look at the history.
-const WATCH_BATCH: usize = 1024;
-
-impl WatchState {
-    /// Moves the next events after `cursor` into `buffer`; false when compacted away.
-    fn refill(&mut self) -> bool {
-        let history = self.shared.history.read().expect("history lock");
-        if self.cursor < history.compacted_through {
-            return false;
-        }
-        let start = history
-            .events
-            .partition_point(|e| e.revision <= self.cursor);
-        for event in history.events.range(start..).take(WATCH_BATCH) {
-            self.cursor = event.revision;
-            if event.key.starts_with(self.prefix.as_str()) {
-                self.buffer.push_back(event.clone());
-            }
-        }
-        true
-    }
-}
-
 impl Storage for KvStore {
     fn snapshot(&self) -> Snapshot {
-        self.shared.state.read().expect("state lock").clone()
+        self.shared.snapshot()
     }
 
     fn current_revision(&self) -> Revision {
-        self.shared.state.read().expect("state lock").revision
+        self.shared.current_revision()
     }
 
     fn snapshot_at(&self, revision: Revision) -> Option<Snapshot> {
-        let current = self.snapshot();
-        if current.revision == revision {
-            return Some(current);
-        }
-        self.shared
-            .snapshots
-            .lock()
-            .expect("snapshot lock")
-            .get(&revision)
-            .cloned()
+        self.shared.snapshot_at(revision)
     }
 
     fn retain_snapshot(&self, snapshot: &Snapshot) {
-        self.shared
-            .snapshots
-            .lock()
-            .expect("snapshot lock")
-            .put(snapshot.revision, snapshot.clone());
+        self.shared.retain_snapshot(snapshot);
     }
 
     fn create(&self, key: String, value: Value) -> BoxFuture<'_, Result<KeyValue>> {
@@ -386,52 +306,6 @@ impl Storage for KvStore {
     }
 
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {
-        let mut state = WatchState {
-            shared: self.shared.clone(),
-            prefix,
-            cursor: from,
-            notify: self.shared.notify.subscribe(),
-            buffer: VecDeque::new(),
-            failed: false,
-        };
-        state.notify.borrow_and_update();
-        if !state.refill() {
-            let oldest = self
-                .shared
-                .history
-                .read()
-                .expect("history lock")
-                .compacted_through;
-            return Err(Error::Compacted {
-                requested: from,
-                oldest,
-            });
-        }
-        let stream = futures::stream::unfold(state, |mut state| async move {
-            if state.failed {
-                return None;
-            }
-            loop {
-                if let Some(event) = state.buffer.pop_front() {
-                    return Some((Ok(event), state));
-                }
-                state.notify.borrow_and_update();
-                if !state.refill() {
-                    state.failed = true;
-                    let oldest = state
-                        .shared
-                        .history
-                        .read()
-                        .expect("history lock")
-                        .compacted_through;
-                    let requested = state.cursor;
-                    return Some((Err(Error::Compacted { requested, oldest }), state));
-                }
-                if state.buffer.is_empty() && state.notify.changed().await.is_err() {
-                    return None;
-                }
-            }
-        });
-        Ok(Box::pin(stream))
+        self.shared.watch(prefix, from)
     }
 }

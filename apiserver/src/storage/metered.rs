@@ -76,4 +76,17 @@ impl Storage for Metered {
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {
         self.inner.watch(prefix, from)
     }
+
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        self.inner.sync()
+    }
+
+    fn past(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        revision: Revision,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        self.inner.past(prefix, after, revision)
+    }
 }
