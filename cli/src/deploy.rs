@@ -782,6 +782,7 @@ mod tests {
                 "karmada-aggregated-apiserver-kubeconfig",
                 "karmada-webhook-cert",
                 "karmada-controller-manager-kubeconfig",
+                "karmada-webhook-config",
                 "karmada-agent-kubeconfig"
             ]
         );

@@ -196,6 +196,7 @@ discovery.k8s.io/v1
 networking.k8s.io/v1
 policy/v1
 rbac.authorization.k8s.io/v1
+scheduling.k8s.io/v1
 v1",
         );
     });
