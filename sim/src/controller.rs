@@ -943,9 +943,11 @@ impl Controller {
     /// Deployment; or the StatefulSet, DaemonSet or Job).
     fn owner_chain(&self, snapshot: &Snapshot, pod: &Value) -> Vec<Arc<Value>> {
         let ns = object::namespace(pod);
-        let mut out = Vec::new();
-        let mut current = pod.clone();
+        // the stored objects are shared, never copied: this runs for every
+        // pod on every metrics pass
+        let mut out: Vec<Arc<Value>> = Vec::new();
         for _ in 0..2 {
+            let current: &Value = out.last().map_or(pod, |o| o.as_ref());
             let Some(owner) = current
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
@@ -953,11 +955,10 @@ impl Controller {
                     refs.iter()
                         .find(|r| r.get("controller") == Some(&Value::Bool(true)))
                 })
-                .cloned()
             else {
                 break;
             };
-            let info = match str_at(&owner, "/kind") {
+            let info = match str_at(owner, "/kind") {
                 "ReplicaSet" => &self.infos.replicasets,
                 "Deployment" => &self.infos.deployments,
                 "StatefulSet" => &self.infos.statefulsets,
@@ -965,10 +966,10 @@ impl Controller {
                 "Job" => &self.infos.jobs,
                 _ => break,
             };
-            let Some(kv) = snapshot.get(&info.key(Some(ns), str_at(&owner, "/name"))) else {
+            let key = info.key(Some(ns), str_at(owner, "/name"));
+            let Some(kv) = snapshot.get(&key) else {
                 break;
             };
-            current = kv.value.as_ref().clone();
             out.push(kv.value.clone());
         }
         out
