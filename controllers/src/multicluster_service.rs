@@ -170,19 +170,7 @@ async fn sync(s: Arc<Mcs>) -> Result<Action> {
             changed |= set_condition(&mut next, c);
         }
         if changed {
-            let api: Api<MultiClusterService> = Api::namespaced(s.ctx.control_plane.clone(), &ns);
-            match api
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": {"conditions": next}})),
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            write_conditions(&s.ctx.control_plane, &ns, &name, &next).await?;
         }
     }
     let stored = values(&s.works.store);
@@ -195,4 +183,26 @@ async fn sync(s: Arc<Mcs>) -> Result<Action> {
     )
     .await?;
     Ok(Action::await_change())
+}
+
+/// Writes a MultiClusterService's `status.conditions` (gone already: nothing to do).
+pub(crate) async fn write_conditions(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Result<()> {
+    let api: Api<MultiClusterService> = Api::namespaced(client.clone(), namespace);
+    match api
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"conditions": conditions}})),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

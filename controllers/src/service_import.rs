@@ -405,19 +405,8 @@ async fn plan_mcs(d: &Dispatcher, collected: &[Value], plan: &mut Plan) -> Resul
             .unwrap_or_default();
         let mut next = current.clone();
         if set_condition(&mut next, cond) {
-            let api: Api<MultiClusterService> = Api::namespaced(d.ctx.control_plane.clone(), &ns);
-            match api
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": {"conditions": next}})),
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            crate::multicluster_service::write_conditions(&d.ctx.control_plane, &ns, &name, &next)
+                .await?;
         }
     }
     Ok(())
