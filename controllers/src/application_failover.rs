@@ -21,13 +21,14 @@ use flotilla_api::failover::{
 };
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use crate::events::{EventType, record, reference};
 use crate::propagation::BindingResource;
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the controller (the `applicationFailover` entry of
 /// [`crate::controllers`]); it idles unless the `Failover` gate is on.
@@ -49,10 +50,12 @@ struct FailoverCtx {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    Controller::new(Api::<B>::all(cp), watcher::Config::default())
+    let wq = crate::workqueue::Queue::new("applicationFailover");
+    wq.controller(Api::<B>::all(cp), watcher::Config::default())
         .with_config(crate::propagation::status_controller_config())
-        .run(
-            metrics::reconciled("applicationFailover", reconcile::<B>),
+        .run_queued(
+            &wq,
+            reconcile::<B>,
             error_policy::<B>,
             Arc::new(FailoverCtx {
                 ctx,

@@ -52,6 +52,7 @@ use crate::propagation::{
     is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller, spec_hash,
     watch_cached,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the binding controller (the `binding` entry of [`crate::controllers`]).
@@ -140,45 +141,54 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         every_change,
     );
 
-    let controller = spec_controller(Api::<B>::all(cp));
+    let wq = crate::workqueue::Queue::new("binding");
+    let controller = spec_controller(&wq, Api::<B>::all(cp));
     let (b1, b2, b3) = (controller.store(), controller.store(), controller.store());
     let (b4, b5) = (controller.store(), controller.store());
     controller
-        .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
-        .watches_stream(cluster_changes, move |_: Cluster| all_refs(&b1))
-        .watches_stream(override_changes, move |p: OverridePolicy| {
-            let ns = p.namespace();
-            b2.state()
-                .iter()
-                .filter(|b| b.namespace() == ns)
-                .map(|b| ObjectRef::from_obj(&**b))
-                .collect::<Vec<_>>()
-        })
-        .watches_stream(cluster_override_changes, move |_: ClusterOverridePolicy| {
-            all_refs(&b3)
-        })
-        .watches_stream(policy_changes, move |p: PropagationPolicy| {
-            let ns = p.namespace().unwrap_or_default();
-            bindings_of_policy(
-                &b4,
-                PROPAGATION_POLICY_NAME_ANNOTATION,
-                &p.name_any(),
-                Some(&ns),
-            )
-        })
+        .watches_stream(work_changes, wq.mapper(|w: Work| binding_of_work::<B>(&w)))
+        .watches_stream(cluster_changes, wq.mapper(move |_: Cluster| all_refs(&b1)))
+        .watches_stream(
+            override_changes,
+            wq.mapper(move |p: OverridePolicy| {
+                let ns = p.namespace();
+                b2.state()
+                    .iter()
+                    .filter(|b| b.namespace() == ns)
+                    .map(|b| ObjectRef::from_obj(&**b))
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .watches_stream(
+            cluster_override_changes,
+            wq.mapper(move |_: ClusterOverridePolicy| all_refs(&b3)),
+        )
+        .watches_stream(
+            policy_changes,
+            wq.mapper(move |p: PropagationPolicy| {
+                let ns = p.namespace().unwrap_or_default();
+                bindings_of_policy(
+                    &b4,
+                    PROPAGATION_POLICY_NAME_ANNOTATION,
+                    &p.name_any(),
+                    Some(&ns),
+                )
+            }),
+        )
         .watches_stream(
             cluster_policy_changes,
-            move |p: ClusterPropagationPolicy| {
+            wq.mapper(move |p: ClusterPropagationPolicy| {
                 bindings_of_policy(
                     &b5,
                     CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION,
                     &p.name_any(),
                     None,
                 )
-            },
+            }),
         )
-        .run(
-            crate::metrics::reconciled("binding", reconcile::<B>),
+        .run_queued(
+            &wq,
+            reconcile::<B>,
             error_policy::<B>,
             Arc::new(BindingCtx {
                 ctx,

@@ -22,7 +22,7 @@ use flotilla_api::names::cluster_of_execution_space;
 use flotilla_api::work::{CONDITION_APPLIED, CONDITION_FULLY_APPLIED, Work};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
@@ -33,6 +33,7 @@ use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, condition, every_change, is_conflict,
     is_not_found, now_rfc3339, permanent_id, set_condition, watch_cached,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the controller (the `bindingStatus` entry of [`crate::controllers`]).
@@ -62,25 +63,31 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), every_change);
     // a member that stops answering (or comes back) changes what is known
     let (clusters, cluster_changes) = watch_cached(Api::<Cluster>::all(cp.clone()), ready_hash);
-    let controller = Controller::new(Api::<B>::all(cp), watcher::Config::default());
+    let wq = crate::workqueue::Queue::new("bindingStatus");
+    let controller = wq.controller(Api::<B>::all(cp), watcher::Config::default());
     let bindings = controller.store();
     controller
-        .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
-        .watches_stream(cluster_changes, move |c: Cluster| {
-            let name = c.name_any();
-            bindings
-                .state()
-                .iter()
-                .filter(|b| {
-                    b.status()
-                        .is_some_and(|s| s.aggregated_status.iter().any(|i| i.cluster_name == name))
-                })
-                .map(|b| ObjectRef::from_obj(&**b))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(work_changes, wq.mapper(|w: Work| binding_of_work::<B>(&w)))
+        .watches_stream(
+            cluster_changes,
+            wq.mapper(move |c: Cluster| {
+                let name = c.name_any();
+                bindings
+                    .state()
+                    .iter()
+                    .filter(|b| {
+                        b.status().is_some_and(|s| {
+                            s.aggregated_status.iter().any(|i| i.cluster_name == name)
+                        })
+                    })
+                    .map(|b| ObjectRef::from_obj(&**b))
+                    .collect::<Vec<_>>()
+            }),
+        )
         .with_config(crate::propagation::status_controller_config())
-        .run(
-            crate::metrics::reconciled("bindingStatus", reconcile::<B>),
+        .run_queued(
+            &wq,
+            reconcile::<B>,
             error_policy::<B>,
             Arc::new(StatusCtx {
                 ctx,

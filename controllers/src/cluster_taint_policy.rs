@@ -14,13 +14,14 @@ use flotilla_api::failover::{ClusterTaintPolicy, ClusterTaintPolicySpec, policy_
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use crate::propagation::{cache_ready, every_change, is_conflict, is_not_found, watch_cached};
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the controller (the `clusterTaintPolicy` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
@@ -36,18 +37,23 @@ async fn run(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let (policies, policy_changes) =
         watch_cached(Api::<ClusterTaintPolicy>::all(cp.clone()), every_change);
-    let controller = Controller::new(Api::<Cluster>::all(cp), watcher::Config::default());
+    let wq = crate::workqueue::Queue::new("clusterTaintPolicy");
+    let controller = wq.controller(Api::<Cluster>::all(cp), watcher::Config::default());
     let clusters = controller.store();
     controller
-        .watches_stream(policy_changes, move |_: ClusterTaintPolicy| {
-            clusters
-                .state()
-                .iter()
-                .map(|c| ObjectRef::from_obj(&**c))
-                .collect::<Vec<_>>()
-        })
-        .run(
-            metrics::reconciled("clusterTaintPolicy", reconcile),
+        .watches_stream(
+            policy_changes,
+            wq.mapper(move |_: ClusterTaintPolicy| {
+                clusters
+                    .state()
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .run_queued(
+            &wq,
+            reconcile,
             error_policy,
             Arc::new(TaintCtx { ctx, policies }),
         )

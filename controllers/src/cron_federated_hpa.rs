@@ -31,7 +31,8 @@ use serde_json::json;
 
 use crate::events::{self, EventType};
 use crate::propagation::{Resolver, is_not_found, spec_controller};
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// The controller's name in `--controllers`.
 pub const NAME: &str = "cronFederatedHorizontalPodAutoscaler";
@@ -51,9 +52,11 @@ struct CronCtx {
 
 async fn run(ctx: Context) -> Result<()> {
     let api = Api::<CronFederatedHPA>::all(ctx.control_plane.clone());
-    spec_controller(api)
-        .run(
-            metrics::reconciled(NAME, reconcile),
+    let wq = crate::workqueue::Queue::new(NAME);
+    spec_controller(&wq, api)
+        .run_queued(
+            &wq,
+            reconcile,
             error_policy,
             Arc::new(CronCtx {
                 ctx,

@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::propagation::{
     Resolver, is_claimed, is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Finalizer on a workload binding whose dependencies were distributed.
@@ -52,9 +53,11 @@ struct DepsCtx {
 
 async fn run(ctx: Context) -> Result<()> {
     let api = Api::<ResourceBinding>::all(ctx.control_plane.clone());
-    spec_controller(api)
-        .run(
-            crate::metrics::reconciled("dependencies", reconcile),
+    let wq = crate::workqueue::Queue::new("dependencies");
+    spec_controller(&wq, api)
+        .run_queued(
+            &wq,
+            reconcile,
             error_policy,
             Arc::new(DepsCtx {
                 ctx,

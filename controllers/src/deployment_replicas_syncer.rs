@@ -21,7 +21,8 @@ use serde_json::json;
 
 use crate::objectwatcher::RETAIN_REPLICAS_LABEL;
 use crate::propagation::{is_conflict, is_not_found};
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// The controller's name in `--controllers`.
 pub const NAME: &str = "deploymentReplicasSyncer";
@@ -35,12 +36,9 @@ pub fn start(ctx: Context) -> ControllerFuture {
 async fn run(ctx: Context) -> Result<()> {
     let api = Api::<Deployment>::all(ctx.control_plane.clone());
     let config = watcher::Config::default().labels(&format!("{RETAIN_REPLICAS_LABEL}=true"));
-    kube::runtime::Controller::new(api, config)
-        .run(
-            metrics::reconciled(NAME, reconcile),
-            error_policy,
-            Arc::new(ctx),
-        )
+    let wq = crate::workqueue::Queue::new(NAME);
+    wq.controller(api, config)
+        .run_queued(&wq, reconcile, error_policy, Arc::new(ctx))
         .for_each(|_| async {})
         .await;
     Ok(())

@@ -50,6 +50,7 @@ use crate::namespace_sync::reconcile::SkipRules;
 use crate::propagation::{
     BindingResource, Resolver, every_change, is_conflict, is_not_found, spec_hash, watch_cached,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// API groups whose objects are never resource templates (Karmada always
@@ -303,7 +304,9 @@ async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool)
     .default_backoff()
     .touched_objects()
     .predicate_filter(spec_hash::<DynamicObject>, PredicateConfig::default());
-    let controller = Controller::for_stream_with(templates, store.clone(), resource.clone());
+    let wq = crate::workqueue::Queue::new("detector");
+    let controller =
+        Controller::for_stream_with(wq.objects(templates), store.clone(), resource.clone());
     let changes = tokio_stream::wrappers::BroadcastStream::new(shared.changes.subscribe());
     let trigger_resource = resource.clone();
     let trigger = changes
@@ -311,12 +314,8 @@ async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool)
         .flat_map(move |change| stream::iter(affected(&store, &trigger_resource, &change)));
     let kctx = Arc::new(KindCtx { shared, resource });
     controller
-        .reconcile_on(trigger)
-        .run(
-            crate::metrics::reconciled("detector", reconcile_template),
-            error_policy,
-            kctx,
-        )
+        .reconcile_on(wq.refs(trigger))
+        .run_queued(&wq, reconcile_template, error_policy, kctx)
         .for_each(|_| async {})
         .await;
 }

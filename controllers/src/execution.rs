@@ -35,6 +35,7 @@ use crate::propagation::{
     Resolver, Served, cache_ready, cluster_connection_hash, condition, is_not_found, set_condition,
     set_finalizer, watch_cached, works_of_cluster,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// The `Dispatching` condition type.
@@ -73,12 +74,15 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
         watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
     let (works, work_stream) = watch_cached(served.works(cp), work_spec_hash);
     let cached = works.clone();
-    Controller::for_stream(work_stream, works)
-        .watches_stream(cluster_changes, move |c: Cluster| {
-            works_of_cluster(&cached, c.name())
-        })
-        .run(
-            crate::metrics::reconciled("execution", reconcile),
+    let wq = crate::workqueue::Queue::new("execution");
+    Controller::for_stream(wq.objects(work_stream), works)
+        .watches_stream(
+            cluster_changes,
+            wq.mapper(move |c: Cluster| works_of_cluster(&cached, c.name())),
+        )
+        .run_queued(
+            &wq,
+            reconcile,
             error_policy,
             Arc::new(ExecCtx {
                 ctx,

@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 
 use crate::events::{self, EventType};
 use crate::propagation::{Resolver, is_not_found, spec_controller};
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result, metrics};
 
 /// The controller's name in `--controllers` and in Events.
@@ -114,8 +115,9 @@ async fn run(ctx: Context) -> Result<()> {
         }
         async {}
     });
-    let controller = spec_controller(api)
-        .run(metrics::reconciled(NAME, reconcile), error_policy, hctx)
+    let wq = crate::workqueue::Queue::new(NAME);
+    let controller = spec_controller(&wq, api)
+        .run_queued(&wq, reconcile, error_policy, hctx)
         .for_each(|_| async {});
     futures::join!(deletions, controller);
     Ok(())

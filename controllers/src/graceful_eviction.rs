@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -23,7 +23,8 @@ use serde_json::json;
 use flotilla_api::failover::assess_eviction_tasks;
 
 use crate::propagation::{BindingResource, is_conflict, is_not_found};
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the controller (the `gracefulEviction` entry of [`crate::controllers`]);
 /// it idles when the `GracefulEviction` gate is off.
@@ -42,13 +43,10 @@ pub fn start(ctx: Context) -> ControllerFuture {
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     // status changes matter: the aggregated health decides
-    Controller::new(Api::<B>::all(cp), watcher::Config::default())
+    let wq = crate::workqueue::Queue::new("gracefulEviction");
+    wq.controller(Api::<B>::all(cp), watcher::Config::default())
         .with_config(crate::propagation::status_controller_config())
-        .run(
-            metrics::reconciled("gracefulEviction", reconcile::<B>),
-            error_policy::<B>,
-            Arc::new(ctx),
-        )
+        .run_queued(&wq, reconcile::<B>, error_policy::<B>, Arc::new(ctx))
         .for_each(|_| async {})
         .await;
     Ok(())

@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 use crate::objectwatcher::RETAIN_REPLICAS_LABEL;
 use crate::propagation::{Resolver, is_claimed, is_not_found, spec_controller};
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// The controller's name in `--controllers`.
 pub const NAME: &str = "hpaScaleTargetMarker";
@@ -77,8 +78,9 @@ async fn run(ctx: Context) -> Result<()> {
             }
         }
     });
-    let controller = spec_controller(api)
-        .run(metrics::reconciled(NAME, reconcile), error_policy, mctx)
+    let wq = crate::workqueue::Queue::new(NAME);
+    let controller = spec_controller(&wq, api)
+        .run_queued(&wq, reconcile, error_policy, mctx)
         .for_each(|_| async {});
     futures::join!(deletions, controller);
     Ok(())

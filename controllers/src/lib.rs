@@ -93,6 +93,7 @@ pub mod service_export;
 pub mod service_import;
 pub mod taint_manager;
 pub mod work_status;
+pub mod workqueue;
 
 use std::future::Future;
 use std::pin::Pin;

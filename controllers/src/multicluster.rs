@@ -4,7 +4,7 @@
 //!
 //! Each of them is level-triggered: its watches (on the control plane and,
 //! for the collectors, on every member) feed caches and poke one
-//! [`Notify`]; [`sync_loop`] then computes the whole desired state from the
+//! [`Poke`]; [`sync_loop`] then computes the whole desired state from the
 //! caches with the pure functions of [`flotilla_api::multicluster`] and makes
 //! the stored objects match it with [`converge`]: create what is missing,
 //! patch what differs, delete what this controller owns and no longer wants.
@@ -128,7 +128,7 @@ where
     K::DynamicType: Eq + Hash + Clone + Default + Send + Sync,
 {
     /// Watches `api` (filtered by `config`).
-    pub fn start(api: Api<K>, config: watcher::Config, notify: Arc<Notify>) -> Self {
+    pub fn start(api: Api<K>, config: watcher::Config, notify: Arc<Poke>) -> Self {
         Self::start_with(api, config, K::DynamicType::default(), notify)
     }
 }
@@ -143,7 +143,7 @@ where
         api: Api<K>,
         config: watcher::Config,
         dyntype: K::DynamicType,
-        notify: Arc<Notify>,
+        notify: Arc<Poke>,
     ) -> Self {
         let writer = reflector::store::Writer::new(dyntype);
         let store = writer.as_reader();
@@ -160,10 +160,10 @@ where
                 match ev {
                     Ok(watcher::Event::InitDone) => {
                         done.store(true, Ordering::Release);
-                        notify.notify_one();
+                        notify.poke();
                     }
                     Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                    Ok(_) => notify.notify_one(),
+                    Ok(_) => notify.poke(),
                     Err(e) => tracing::debug!(error = %e, "watch failed, retrying"),
                 }
             }
@@ -182,12 +182,39 @@ pub fn as_value<K: serde::Serialize>(obj: &K) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
 }
 
-/// Runs `sync` whenever `notify` is poked (a burst of pokes is one pass), and
+/// The wake-up of a [`sync_loop`]: watches poke it, and each poke is a
+/// trigger of the controller's one-key queue (`workqueue_*` families; a
+/// poke while a pass is waiting is not a second add).
+pub struct Poke {
+    notify: Notify,
+    queue: crate::workqueue::Queue,
+}
+
+/// The key of the one item a [`sync_loop`] works on: the whole state.
+const PASS_KEY: &str = "pass";
+
+impl Poke {
+    /// The wake-up of the controller `controller`.
+    pub fn new(controller: &'static str) -> Self {
+        Poke {
+            notify: Notify::new(),
+            queue: crate::workqueue::Queue::new(controller),
+        }
+    }
+
+    /// Asks for a pass.
+    pub fn poke(&self) {
+        self.queue.trigger(PASS_KEY);
+        self.notify.notify_one();
+    }
+}
+
+/// Runs `sync` whenever `poke` is poked (a burst of pokes is one pass), and
 /// every [`RESYNC`]. An error or a requeue runs it again shortly. Each pass
 /// is counted and timed as a reconcile of `controller`.
 pub async fn sync_loop<C, F, Fut>(
     controller: &'static str,
-    notify: Arc<Notify>,
+    poke: Arc<Poke>,
     state: Arc<C>,
     sync: F,
 ) -> Result<()>
@@ -197,24 +224,27 @@ where
     Fut: Future<Output = Result<Action>> + Send + 'static,
 {
     let mut pass = metrics::reconciled(controller, move |_: Arc<()>, c: Arc<C>| sync.clone()(c));
-    notify.notify_one();
+    poke.poke();
     loop {
         tokio::select! {
-            _ = notify.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
+            _ = poke.notify.notified() => {}
+            _ = tokio::time::sleep(RESYNC) => poke.queue.trigger(PASS_KEY),
         }
         // let a burst of events land in the caches first
         tokio::time::sleep(Duration::from_millis(5)).await;
-        match pass(Arc::new(()), state.clone()).await {
+        poke.queue.start(PASS_KEY);
+        let out = pass(Arc::new(()), state.clone()).await;
+        poke.queue.finish(PASS_KEY, out.is_err());
+        match out {
             Ok(a) if a == Action::await_change() => {}
             Ok(_) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                notify.notify_one();
+                poke.poke();
             }
             Err(e) => {
                 tracing::warn!(controller, error = %e, "sync failed, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                notify.notify_one();
+                poke.poke();
             }
         }
     }

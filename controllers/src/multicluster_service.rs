@@ -34,9 +34,10 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tokio::sync::Notify;
 
-use crate::multicluster::{Watch, as_value, converge, sync_loop, values, work_kind, work_value};
+use crate::multicluster::{
+    Poke, Watch, as_value, converge, sync_loop, values, work_kind, work_value,
+};
 use crate::propagation::{Served, condition, is_not_found, set_condition};
 use crate::service_export::owned_selector;
 use crate::{Context, ControllerFuture, Result};
@@ -62,7 +63,7 @@ struct Mcs {
 /// Runs the controller until the process stops.
 pub async fn run(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let notify = Arc::new(Notify::new());
+    let notify = Arc::new(Poke::new("multiclusterservice"));
     let all = || watcher::Config::default();
     let state = Mcs {
         clusters: Watch::start(Api::all(cp.clone()), all(), notify.clone()),

@@ -260,8 +260,12 @@ where
     }
 }
 
-/// A controller over `api` woken only by changes [`spec_hash`] sees, and its cache.
-pub fn spec_controller<K>(api: Api<K>) -> kube::runtime::Controller<K>
+/// A controller over `api` woken only by changes [`spec_hash`] sees, and its
+/// cache; its triggers are counted in `queue`.
+pub fn spec_controller<K>(
+    queue: &crate::workqueue::Queue,
+    api: Api<K>,
+) -> kube::runtime::Controller<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -281,7 +285,7 @@ where
     .default_backoff()
     .touched_objects()
     .predicate_filter(spec_hash::<K>, kube::runtime::PredicateConfig::default());
-    kube::runtime::Controller::for_stream(stream, store)
+    kube::runtime::Controller::for_stream(queue.objects(stream), store)
 }
 
 /// Which member clusters a Work controller serves: every Push cluster (the

@@ -40,6 +40,7 @@ use crate::propagation::{
     BindingResource, cache_ready, cluster_placement_hash, condition, is_claimed, is_conflict,
     is_not_found, set_condition, spec_controller, watch_cached,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// The scheduler name bindings carry by default.
@@ -61,18 +62,23 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let (clusters, cluster_changes) =
         watch_cached(Api::<Cluster>::all(cp.clone()), cluster_placement_hash);
-    let controller = spec_controller(Api::<B>::all(cp));
+    let wq = crate::workqueue::Queue::new("scheduler");
+    let controller = spec_controller(&wq, Api::<B>::all(cp));
     let bindings = controller.store();
     controller
-        .watches_stream(cluster_changes, move |_cluster: Cluster| {
-            bindings
-                .state()
-                .iter()
-                .map(|b| ObjectRef::from_obj(&**b))
-                .collect::<Vec<_>>()
-        })
-        .run(
-            crate::metrics::reconciled("scheduler", reconcile::<B>),
+        .watches_stream(
+            cluster_changes,
+            wq.mapper(move |_cluster: Cluster| {
+                bindings
+                    .state()
+                    .iter()
+                    .map(|b| ObjectRef::from_obj(&**b))
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .run_queued(
+            &wq,
+            reconcile::<B>,
             error_policy::<B>,
             Arc::new(SchedCtx {
                 ctx,

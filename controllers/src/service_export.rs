@@ -45,11 +45,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use crate::execution::is_ready;
 use crate::multicluster::{
-    FAMILIES, Kind, Watch, as_value, converge, owner_of, set_gauges, sync_loop, values,
+    FAMILIES, Kind, Poke, Watch, as_value, converge, owner_of, set_gauges, sync_loop, values,
 };
 use crate::propagation::{Served, condition, is_not_found, set_condition, str_at};
 use crate::{Context, ControllerFuture, Result};
@@ -111,7 +110,7 @@ impl Member {
 struct Collector {
     ctx: Context,
     source: Source,
-    notify: Arc<Notify>,
+    notify: Arc<Poke>,
     clusters: Watch<Cluster>,
     collected: Watch<DynamicObject>,
     exports: Option<Watch<DynamicObject>>,
@@ -152,7 +151,7 @@ pub(crate) fn slice_kind() -> Kind {
 /// Runs the collector for `source` until the process stops.
 pub async fn run(ctx: Context, source: Source) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let notify = Arc::new(Notify::new());
+    let notify = Arc::new(Poke::new(source.controller()));
     let collector = Collector {
         source,
         clusters: Watch::start(

@@ -43,10 +43,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use crate::multicluster::{
-    FAMILIES, Kind, Watch, as_value, converge, labels_match, set_gauges, sync_loop, values,
+    FAMILIES, Kind, Poke, Watch, as_value, converge, labels_match, set_gauges, sync_loop, values,
     work_kind, work_value,
 };
 use crate::propagation::{Served, condition, is_not_found, set_condition, str_at};
@@ -115,7 +114,7 @@ impl Dispatcher {
 /// Runs the dispatcher for `mode` until the process stops.
 pub async fn run(ctx: Context, mode: Mode) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let notify = Arc::new(Notify::new());
+    let notify = Arc::new(Poke::new(mode.controller()));
     let slices = ApiResource::erase::<k8s_openapi::api::discovery::v1::EndpointSlice>(&());
     let imports = mode == Mode::ServiceImport;
     let d = Dispatcher {

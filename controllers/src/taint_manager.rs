@@ -36,7 +36,8 @@ use crate::features::GRACEFUL_EVICTION;
 use crate::propagation::{
     BindingResource, cache_ready, cluster_placement_hash, is_claimed, spec_controller, watch_cached,
 };
-use crate::{Context, ControllerFuture, Error, Result, metrics};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// The component name on Events (Karmada `TaintManagerName`).
 pub const TAINT_MANAGER_NAME: &str = "taint-manager";
@@ -70,20 +71,25 @@ async fn run<B: BindingResource>(ctx: Context, queue: Arc<EvictionQueue>) -> Res
     let cp = ctx.control_plane.clone();
     let (clusters, cluster_changes) =
         watch_cached(Api::<Cluster>::all(cp.clone()), cluster_placement_hash);
-    let controller = spec_controller(Api::<B>::all(cp));
+    let wq = crate::workqueue::Queue::new(TAINT_MANAGER_NAME);
+    let controller = spec_controller(&wq, Api::<B>::all(cp));
     let bindings = controller.store();
     controller
-        .watches_stream(cluster_changes, move |c: Cluster| {
-            let name = c.name_any();
-            bindings
-                .state()
-                .iter()
-                .filter(|b| b.spec().clusters.iter().any(|t| t.name == name))
-                .map(|b| ObjectRef::from_obj(&**b))
-                .collect::<Vec<_>>()
-        })
-        .run(
-            metrics::reconciled(TAINT_MANAGER_NAME, reconcile::<B>),
+        .watches_stream(
+            cluster_changes,
+            wq.mapper(move |c: Cluster| {
+                let name = c.name_any();
+                bindings
+                    .state()
+                    .iter()
+                    .filter(|b| b.spec().clusters.iter().any(|t| t.name == name))
+                    .map(|b| ObjectRef::from_obj(&**b))
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .run_queued(
+            &wq,
+            reconcile::<B>,
             error_policy::<B>,
             Arc::new(TaintCtx {
                 ctx,

@@ -40,6 +40,7 @@ use crate::propagation::{
     Resolver, Served, cache_ready, cluster_connection_hash, is_not_found, manifest_key,
     watch_cached, works_of_cluster,
 };
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// `flotilla_drift_reverted_total{member_cluster}`.
@@ -120,14 +121,17 @@ pub async fn run(ctx: Context, served: Served) -> Result<()> {
     let (wake, woken) = mpsc::unbounded_channel();
     let woken = tokio_stream::wrappers::UnboundedReceiverStream::new(woken);
     let cached = works.clone();
-    Controller::for_stream(work_stream, works)
-        .watches_stream(cluster_changes, move |c: Cluster| {
-            works_of_cluster(&cached, c.name())
-        })
-        .reconcile_on(woken)
+    let wq = crate::workqueue::Queue::new("workStatus");
+    Controller::for_stream(wq.objects(work_stream), works)
+        .watches_stream(
+            cluster_changes,
+            wq.mapper(move |c: Cluster| works_of_cluster(&cached, c.name())),
+        )
+        .reconcile_on(wq.refs(woken))
         .with_config(crate::propagation::status_controller_config())
-        .run(
-            crate::metrics::reconciled("workStatus", reconcile),
+        .run_queued(
+            &wq,
+            reconcile,
             error_policy,
             Arc::new(StatusCtx {
                 ctx,

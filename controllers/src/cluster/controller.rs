@@ -15,12 +15,13 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
     PostParams,
 };
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::reconcile;
+use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
 /// Label Karmada puts on its system objects (`karmada.io/system: "true"`).
@@ -39,12 +40,9 @@ async fn run(ctx: Context) -> Result<()> {
         tracing::info!("failover on: starting the NoExecute taint manager");
         tokio::spawn(crate::taint_manager::start(ctx.clone()))
     });
-    Controller::new(api, watcher::Config::default())
-        .run(
-            crate::metrics::reconciled("cluster", reconcile_cluster),
-            error_policy,
-            Arc::new(ctx),
-        )
+    let wq = crate::workqueue::Queue::new("cluster");
+    wq.controller(api, watcher::Config::default())
+        .run_queued(&wq, reconcile_cluster, error_policy, Arc::new(ctx))
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "cluster reconcile failed");

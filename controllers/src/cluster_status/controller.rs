@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::reconcile::{self, ThresholdState};
 use crate::member::{self, Health};
+use crate::workqueue::Queue;
 use crate::{Context, ControllerFuture, Result};
 
 /// Reason of the Ready condition when no client could be built for the member.
@@ -43,6 +44,9 @@ async fn run(ctx: Context) -> Result<()> {
         }
     });
     let mut pollers: HashMap<String, JoinHandle<()>> = HashMap::new();
+    // one key per cluster: each poll round is an add (the round's timer,
+    // as Karmada's controller requeues a cluster after each sync)
+    let queue = Queue::new("clusterStatus");
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -71,7 +75,12 @@ async fn run(ctx: Context) -> Result<()> {
         for name in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = pollers.entry(name) {
                 tracing::info!(cluster = %slot.key(), "starting status collection");
-                let handle = tokio::spawn(poll(ctx.clone(), store.clone(), slot.key().clone()));
+                let handle = tokio::spawn(poll(
+                    ctx.clone(),
+                    store.clone(),
+                    slot.key().clone(),
+                    queue.clone(),
+                ));
                 slot.insert(handle);
             }
         }
@@ -82,20 +91,24 @@ async fn run(ctx: Context) -> Result<()> {
     Ok(())
 }
 
-async fn poll(ctx: Context, store: Store<Cluster>, name: String) {
+async fn poll(ctx: Context, store: Store<Cluster>, name: String, queue: Queue) {
     let mut state: Option<ThresholdState> = None;
     let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        queue.trigger(&name);
+        queue.start(&name);
         // the reflector's copy: the status write carries its resourceVersion,
         // so a stale copy only costs a conflict and a re-read
         let Some(cluster) = store.get(&ObjectRef::new(&name)) else {
+            queue.finish(&name, false);
             return;
         };
         let cluster = (*cluster).clone();
         if cluster.spec.sync_mode != SYNC_MODE_PUSH || cluster.metadata.deletion_timestamp.is_some()
         {
+            queue.finish(&name, false);
             return;
         }
         let member = ctx.members.get(&cluster).await;
@@ -123,6 +136,7 @@ async fn poll(ctx: Context, store: Store<Cluster>, name: String) {
                     .map(|_| ())
             }
         };
+        queue.finish(&name, result.is_err());
         if let Err(e) = result {
             tracing::warn!(cluster = %name, error = %e, "cluster status sync failed");
         }

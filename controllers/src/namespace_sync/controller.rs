@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 
 use super::reconcile::{SkipRules, plan};
+use crate::workqueue::Queue;
 use crate::{Context, ControllerFuture, Result};
 
 /// Starts the controller (the `namespace` entry of [`crate::controllers`]).
@@ -22,9 +23,13 @@ pub fn start(ctx: Context) -> ControllerFuture {
     Box::pin(run(ctx))
 }
 
+/// The one item of this controller's queue: a pass over every member.
+const PASS_KEY: &str = "pass";
+
 fn watch_into<K>(
     api: Api<K>,
     tx: tokio::sync::mpsc::Sender<()>,
+    queue: Queue,
 ) -> (Store<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -45,6 +50,7 @@ where
             if let Err(e) = ev {
                 tracing::warn!(error = %e, "watch failed, retrying");
             }
+            queue.trigger(PASS_KEY);
             let _ = tx.try_send(());
         }
     });
@@ -54,9 +60,17 @@ where
 async fn run(ctx: Context) -> Result<()> {
     let rules = SkipRules::new(&ctx.config.skipped_propagating_namespaces)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let (namespaces, ns_watch) =
-        watch_into(Api::<Namespace>::all(ctx.control_plane.clone()), tx.clone());
-    let (clusters, cl_watch) = watch_into(Api::<Cluster>::all(ctx.control_plane.clone()), tx);
+    let queue = Queue::new("namespace");
+    let (namespaces, ns_watch) = watch_into(
+        Api::<Namespace>::all(ctx.control_plane.clone()),
+        tx.clone(),
+        queue.clone(),
+    );
+    let (clusters, cl_watch) = watch_into(
+        Api::<Cluster>::all(ctx.control_plane.clone()),
+        tx,
+        queue.clone(),
+    );
     // per member: fingerprint of the control-plane namespaces last synced, and when
     let mut synced: HashMap<String, (u64, Instant)> = HashMap::new();
     let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
@@ -68,7 +82,7 @@ async fn run(ctx: Context) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 while rx.try_recv().is_ok() {}
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => queue.trigger(PASS_KEY),
         }
         if ns_watch.is_finished() || cl_watch.is_finished() {
             return Ok(());
@@ -78,6 +92,8 @@ async fn run(ctx: Context) -> Result<()> {
         {
             return Ok(());
         }
+        queue.start(PASS_KEY);
+        let mut failed = false;
         let control: Vec<Namespace> = namespaces.state().iter().map(|n| (**n).clone()).collect();
         let targets: Vec<Cluster> = clusters
             .state()
@@ -107,11 +123,13 @@ async fn run(ctx: Context) -> Result<()> {
                     synced.insert(cluster.name_any(), (fingerprint, Instant::now()));
                 }
                 Err(e) => {
+                    failed = true;
                     synced.remove(&cluster.name_any());
                     tracing::warn!(cluster = %cluster.name_any(), error = %e, "namespace sync failed");
                 }
             }
         }
+        queue.finish(PASS_KEY, failed);
     }
 }
 
