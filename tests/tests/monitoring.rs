@@ -153,6 +153,32 @@ fn prometheus_scrapes_every_component() {
     }
     assert!(out.contains("prometheus --config.file="), "{out}");
 
+    // The detector's queue, settled before the propagation: its first list
+    // of every template kind has been worked off and nothing waits.
+    let manager = components(&up.dir)
+        .into_iter()
+        .find(|c| field(c, "name") == "controller-manager")
+        .expect("the controller-manager target");
+    let detector_adds = r#"workqueue_adds_total{controller="detector",name="detector"}"#;
+    let detector_depth = r#"workqueue_depth{controller="detector",name="detector"}"#;
+    let mut last = None;
+    let settled = wait_for(
+        Duration::from_secs(60),
+        "the detector's queue settled",
+        || {
+            let text = scrape(&up.dir, &manager);
+            let adds = sample(&text, detector_adds);
+            let depth = sample(&text, detector_depth);
+            let previous = std::mem::replace(&mut last, adds);
+            match (adds, depth) {
+                (Some(a), Some(0.0)) if a >= 1.0 && previous == Some(a) => Ok(a),
+                _ => Err(format!(
+                    "adds {adds:?} (before {previous:?}), depth {depth:?}"
+                )),
+            }
+        },
+    );
+
     // A propagation, so that the controllers' series have something to count.
     let manifest = up.dir.join("watched.yaml");
     std::fs::write(&manifest, WORKLOAD).expect("write manifest");
@@ -201,6 +227,20 @@ fn prometheus_scrapes_every_component() {
             field(c, "name")
         );
     }
+
+    // The Deployment went through the detector's queue: an add, taken and
+    // worked off again.
+    wait_for(
+        Duration::from_secs(30),
+        "the detector's queue moved by the propagation",
+        || {
+            let text = scrape(&up.dir, &manager);
+            match (sample(&text, detector_adds), sample(&text, detector_depth)) {
+                (Some(a), Some(0.0)) if a > settled => Ok(()),
+                other => Err(format!("settled at {settled}, now {other:?}\n{text}")),
+            }
+        },
+    );
 
     // A real Prometheus on loopback, scraping every second.
     let config_dir = up.dir.join("prometheus");
@@ -274,6 +314,60 @@ fn prometheus_scrapes_every_component() {
         (
             r#"sum(apiserver_storage_objects{resource="deployments.apps"})"#,
             "Deployments stored",
+        ),
+    ] {
+        wait_for(Duration::from_secs(30), what, || match series(q) {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{q} = {other:?}")),
+        });
+    }
+    // Every controller `flotilla up` runs serves its work queue (the
+    // applicationFailover controller idles with the Failover gate off).
+    for name in [
+        "cluster",
+        "clusterStatus",
+        "namespace",
+        "detector",
+        "scheduler",
+        "binding",
+        "execution",
+        "workStatus",
+        "bindingStatus",
+        "dependencies",
+        "clusterTaintPolicy",
+        "gracefulEviction",
+        "federatedHorizontalPodAutoscaler",
+        "cronFederatedHorizontalPodAutoscaler",
+        "hpaScaleTargetMarker",
+        "deploymentReplicasSyncer",
+        "serviceExport",
+        "endpointsliceCollect",
+        "serviceImport",
+        "endpointsliceDispatch",
+        "multiclusterservice",
+    ] {
+        let q = format!(r#"count(workqueue_depth{{name="{name}",controller="{name}"}})"#);
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{name}'s queue"),
+            || match series(&q) {
+                Some(1.0) => Ok(()),
+                other => Err(format!("{q} = {other:?}")),
+            },
+        );
+    }
+    for (q, what) in [
+        (
+            r#"sum(workqueue_adds_total{name="execution"})"#,
+            "Works added to the execution queue",
+        ),
+        (
+            r#"sum(workqueue_queue_duration_seconds_count{name="scheduler"})"#,
+            "bindings taken from the scheduler's queue",
+        ),
+        (
+            r#"sum(workqueue_work_duration_seconds_count{name="binding"})"#,
+            "bindings worked by the binding controller",
         ),
     ] {
         wait_for(Duration::from_secs(30), what, || match series(q) {
