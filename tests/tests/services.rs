@@ -123,7 +123,10 @@ fn wait_imported(
         WAIT,
         &format!("{context}: slices of {service} with {count} endpoints from {sources:?}"),
         || {
-            let (names, all) = slices(up, context, service)?;
+            let (names, _) = slices(up, context, service)?;
+            // the addresses answered are those of the reads that were
+            // checked against the pods (the slice list above may be older)
+            let mut all = BTreeSet::new();
             let mut total = 0;
             for s in sources {
                 let (addresses, n) = imported_from(up, context, service, s)?;
@@ -134,6 +137,7 @@ fn wait_imported(
                     ));
                 }
                 total += n;
+                all.extend(addresses);
             }
             let foreign = names.iter().any(|n| {
                 !sources
