@@ -588,6 +588,7 @@ impl Queue {
         let q = self.clone();
         controller.run(reconciler, policy, ctx).inspect(move |r| {
             if let Err(controller::Error::ObjectNotFound(obj_ref)) = r {
+                tracing::debug!(controller = q.name(), object = %obj_ref, "queued key dropped: the object is not in the cache");
                 let key = key_of_ref(&**obj_ref);
                 q.with_state(|s, m| s.drop_key(&key, Instant::now(), m));
             }
