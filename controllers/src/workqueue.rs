@@ -430,6 +430,8 @@ impl Queue {
         });
         let mut live = lock(&LIVE);
         live.names.insert(name);
+        // queues of stopped controllers (a lost leadership) go here too
+        live.queues.retain(|q| q.strong_count() > 0);
         live.queues.push(Arc::downgrade(&tracker));
         Queue { tracker }
     }
