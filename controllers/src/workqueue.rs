@@ -11,13 +11,16 @@
 //!   ([`Queue::refs`]). A trigger for a key already waiting is not a second
 //!   add: kube-rs's scheduler merges it, as client-go's workqueue does;
 //! - a key is **taken** when its reconcile starts ([`Queue::run`]), or when
-//!   the controller drops it because the object left its cache;
+//!   the controller drops it because the object is not in its cache (gone,
+//!   or not seen yet by the controller's own watch);
 //! - an `Action::requeue(d)` puts the key back **d later**: it counts as an
 //!   add (and in the depth) from that instant on, unless a trigger came
 //!   first. Requeues asked by the error policy also count as retries.
 //!
 //! Every request kube-rs schedules goes through one of those paths, so the
-//! counts are exact, not sampled. Depth, `unfinished_work_seconds` and
+//! counts are exact, not sampled. (kube-rs keeps an `Action`'s delay
+//! private too; [`requeue_after`] reads it from its `Debug` text, and a unit
+//! test pins that format.) Depth, `unfinished_work_seconds` and
 //! `longest_running_processor_seconds` are brought up to date when the
 //! registry is scraped.
 //!
