@@ -18,6 +18,7 @@ pub mod cache;
 pub mod discovery;
 pub mod fanout;
 pub mod member;
+pub mod merge;
 pub mod metrics;
 pub mod resource_version;
 pub mod table;
@@ -42,7 +43,7 @@ use crate::server::auth::User;
 use crate::status::{ApiError, Cause};
 use cache::Cache;
 use fanout::{ListRequest, Part, Target};
-use resource_version::{Continue, Key, Requested, RvMap};
+use resource_version::{Continue, Requested, RvMap};
 
 /// Karmada's unified-view path prefix.
 pub const PREFIX: &str = "/apis/search.karmada.io/v1alpha1/proxying/karmada/proxy";
@@ -179,12 +180,9 @@ pub struct Unified {
     pub resources: discovery::Resources,
     pub metrics: metrics::Metrics,
     caches: RwLock<HashMap<(String, String, String), CacheEntry>>,
-    /// Merged lists that continue tokens page through, by snapshot.
-    snapshots: Mutex<lru::LruCache<String, Snapshot>>,
+    /// The members' snapshots that continue tokens page through, by snapshot.
+    snapshots: Mutex<lru::LruCache<String, Arc<merge::View>>>,
 }
-
-/// A merged list in global order, shared by the pages a continue token walks.
-type Snapshot = Arc<Vec<(Key, Arc<Value>)>>;
 
 const CLUSTERS: &str = "/cluster.karmada.io/clusters/";
 const REGISTRIES: &str = "/search.karmada.io/resourceregistries/";
@@ -729,14 +727,11 @@ pub struct Selectors {
     pub clusters: ClusterFilter,
 }
 
-fn selectors(gvr: &Gvr, query: &HashMap<String, String>) -> Result<Selectors, ApiError> {
-    let label_text = query.get("labelSelector").cloned().unwrap_or_default();
-    let labels = LabelSelector::parse(&label_text).map_err(ApiError::bad_request)?;
-    let (clusters, field_text) =
-        split_cluster_terms(query.get("fieldSelector").map(String::as_str).unwrap_or(""));
-    let info = table::info_for(gvr);
-    let mut allowed: Vec<&str> = info.field_selectors.clone();
-    if !(gvr.group.is_empty()
+/// The fields besides `metadata.name` and `metadata.namespace` that field
+/// selectors may name for a member resource: the host's own for the core kinds
+/// members serve with selectable fields, none for the rest.
+pub fn selectable_fields(gvr: &Gvr) -> Vec<&'static str> {
+    let core = gvr.group.is_empty()
         && matches!(
             gvr.plural.as_str(),
             "pods"
@@ -746,11 +741,21 @@ fn selectors(gvr: &Gvr, query: &HashMap<String, String>) -> Result<Selectors, Ap
                 | "services"
                 | "namespaces"
                 | "replicationcontrollers"
-        ))
-    {
-        allowed.clear();
+        );
+    if core {
+        table::info_for(gvr).field_selectors
+    } else {
+        Vec::new()
     }
-    let fields = FieldSelector::parse(&field_text, &allowed).map_err(ApiError::bad_request)?;
+}
+
+fn selectors(gvr: &Gvr, query: &HashMap<String, String>) -> Result<Selectors, ApiError> {
+    let label_text = query.get("labelSelector").cloned().unwrap_or_default();
+    let labels = LabelSelector::parse(&label_text).map_err(ApiError::bad_request)?;
+    let (clusters, field_text) =
+        split_cluster_terms(query.get("fieldSelector").map(String::as_str).unwrap_or(""));
+    let fields = FieldSelector::parse(&field_text, &selectable_fields(gvr))
+        .map_err(ApiError::bad_request)?;
     Ok(Selectors {
         labels,
         fields,
@@ -760,12 +765,11 @@ fn selectors(gvr: &Gvr, query: &HashMap<String, String>) -> Result<Selectors, Ap
     })
 }
 
-/// The merged list of every member's part, in global order, with the map of
-/// member revisions and the clusters left out.
+/// Every member's part of a list, ready to be paged in global order, with the
+/// map of member revisions.
 pub struct Merged {
-    pub items: Vec<(Key, Arc<Value>)>,
+    pub view: merge::View,
     pub rv: RvMap,
-    pub missing: Vec<(String, String)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -815,7 +819,7 @@ async fn gather(
     )
     .await;
     u.metrics.list(started.elapsed());
-    let mut items = Vec::new();
+    let mut sources = Vec::new();
     let mut rv = RvMap::new();
     let mut missing = Vec::new();
     let mut forbidden = Vec::new();
@@ -824,6 +828,7 @@ async fn gather(
         match part {
             Part::Items {
                 objects,
+                namespaces,
                 revision,
                 from_cache,
                 warning,
@@ -835,17 +840,11 @@ async fn gather(
                 if !revision.is_empty() {
                     rv.insert(cluster.clone(), revision);
                 }
-                for o in objects {
-                    let (namespace, name) = cache::key_of(&o);
-                    items.push((
-                        Key {
-                            namespace,
-                            name,
-                            cluster: cluster.clone(),
-                        },
-                        o,
-                    ));
-                }
+                sources.push(merge::Source {
+                    cluster,
+                    objects,
+                    namespaces,
+                });
             }
             Part::Forbidden(why) => forbidden.push((cluster, why)),
             Part::Missing(why) => missing.push((cluster, why)),
@@ -870,8 +869,13 @@ async fn gather(
     for (c, why) in &forbidden {
         warnings.push(format!("cluster {c} is left out: {why}"));
     }
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Merged { items, rv, missing })
+    let view = merge::View {
+        sources,
+        namespace: namespace.map(str::to_string),
+        labels: sel.labels.clone(),
+        fields: sel.fields.clone(),
+    };
+    Ok(Merged { view, rv })
 }
 
 fn snapshot_key(rv: &str, scope: &str) -> String {
@@ -909,7 +913,7 @@ async fn list(
         .filter(|c| !c.is_empty())
         .map(|c| Continue::decode(c))
         .transpose()?;
-    let (all, rv) = match &token {
+    let (view, rv) = match &token {
         Some(t) => {
             if t.scope != scope {
                 return Err(ApiError::bad_request(
@@ -923,7 +927,7 @@ async fn list(
                 .get(&snapshot_key(&t.rv, &scope))
                 .cloned();
             match cached {
-                Some(items) => (items, t.rv.clone()),
+                Some(view) => (view, t.rv.clone()),
                 None => {
                     // The snapshot is gone; the current state serves if it is the same.
                     let requested = Requested::Exact(t.rv_map());
@@ -936,7 +940,7 @@ async fn list(
                             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
                         ));
                     }
-                    (Arc::new(merged.items), t.rv.clone())
+                    (Arc::new(merged.view), t.rv.clone())
                 }
             }
         }
@@ -945,25 +949,16 @@ async fn list(
                 resource_version::parse(query.get("resourceVersion").map(String::as_str))?;
             let merged = gather(u, gvr, namespace, &sel, &requested, user, opts, warnings).await?;
             let rv = resource_version::encode(&merged.rv);
-            (Arc::new(merged.items), rv)
+            (Arc::new(merged.view), rv)
         }
     };
-    let start = match &token {
-        Some(t) => all.partition_point(|(k, _)| *k <= t.key),
-        None => 0,
-    };
-    let end = match limit {
-        Some(l) => (start + l).min(all.len()),
-        None => all.len(),
-    };
-    let page: Vec<Arc<Value>> = all[start..end].iter().map(|(_, o)| o.clone()).collect();
+    let page = view.page(token.as_ref().map(|t| &t.key), limit);
     let mut meta = ListMeta {
         resource_version: rv.clone(),
         continue_token: None,
         remaining: None,
     };
-    if end < all.len() {
-        let last = all[end - 1].0.clone();
+    if let Some(last) = page.next {
         meta.continue_token = Some(
             Continue {
                 v: 1,
@@ -973,25 +968,27 @@ async fn list(
             }
             .encode(),
         );
-        meta.remaining = Some(all.len() - end);
+        // Later pages read the same snapshots (clones of the members' maps).
         u.snapshots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .put(snapshot_key(&rv, &scope), all.clone());
+            .put(snapshot_key(&rv, &scope), view.clone());
     }
-    Ok(list_response(gvr, &page, &meta, opts))
+    Ok(list_response(gvr, &page.items, &meta, opts))
 }
 
 /// Encodes a list in the asked representation.
 fn list_response(
     gvr: &Gvr,
-    items: &[Arc<Value>],
+    items: &[Arc<cache::Object>],
     meta: &ListMeta,
     opts: &Options,
 ) -> Response<Body> {
     match opts.output {
         Output::Table => {
-            let t = table::table(&table::info_for(gvr), items, opts.include, meta, true);
+            // Only this page's objects are parsed.
+            let parsed: Vec<Arc<Value>> = items.iter().map(|o| Arc::new(o.value())).collect();
+            let t = table::table(&table::info_for(gvr), &parsed, opts.include, meta, true);
             json_response(
                 StatusCode::OK,
                 "application/json;as=Table;v=v1;g=meta.k8s.io",
@@ -1005,7 +1002,7 @@ fn list_response(
             }
             let items: Vec<Value> = items
                 .iter()
-                .map(|v| crate::endpoints::table::partial_metadata(v))
+                .map(|o| crate::endpoints::table::partial_metadata(&o.value()))
                 .collect();
             let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                            "metadata": metadata, "items": items});
@@ -1016,7 +1013,8 @@ fn list_response(
             )
         }
         Output::Json | Output::Yaml => {
-            let mut out = Vec::with_capacity(items.len() * 2048 + 256);
+            let mut out =
+                Vec::with_capacity(items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 512);
             let mut metadata = json!({"resourceVersion": meta.resource_version});
             if let Some(c) = &meta.continue_token {
                 metadata["continue"] = json!(c);
@@ -1031,11 +1029,12 @@ fn list_response(
             out.extend_from_slice(b",\"metadata\":");
             let _ = serde_json::to_writer(&mut out, &metadata);
             out.extend_from_slice(b",\"items\":[");
-            for (i, v) in items.iter().enumerate() {
+            // Every object as it was encoded when it was cached.
+            for (i, o) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                let _ = serde_json::to_writer(&mut out, v.as_ref());
+                out.extend_from_slice(&o.json);
             }
             out.extend_from_slice(b"]}");
             if opts.output == Output::Yaml {
@@ -1138,7 +1137,17 @@ async fn get(
         }
         0 if !targets.is_empty() && missing.len() == targets.len() => Err(strict_failure(&missing)),
         0 => Err(ApiError::not_found(&gvr.group, &gvr.plural, name)),
-        1 => Ok(object_response(&found[0].1, opts.output, opts.include, gvr)),
+        1 if opts.output == Output::Json => Ok(json_response(
+            StatusCode::OK,
+            "application/json",
+            found[0].1.json.to_vec(),
+        )),
+        1 => Ok(object_response(
+            &found[0].1.value(),
+            opts.output,
+            opts.include,
+            gvr,
+        )),
         _ => Err(ambiguous(
             gvr,
             name,

@@ -36,6 +36,7 @@ mod mcs;
 mod propagation;
 mod storage;
 mod unified;
+mod unified_page;
 mod webhook;
 
 struct Sizes {
@@ -398,11 +399,12 @@ async fn main() {
         }
         "propagation" => return propagation::scenario().await,
         "unified" => return unified::scenario().await,
+        "unified-page" => return unified_page::scenario().await,
         "mcs" => return mcs::scenario().await,
         "storage" => return storage::scenario().await,
         other => {
             eprintln!(
-                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified, mcs or storage"
+                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified, unified-page, mcs or storage"
             );
             std::process::exit(2);
         }

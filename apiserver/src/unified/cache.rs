@@ -6,13 +6,20 @@
 //! watches resuming from the past, and a broadcast of live events. Start at
 //! [`Cache::spawn`].
 //!
+//! Objects are kept as their encoded JSON ([`Object`]), with the few fields
+//! selectors read alongside, so a list writes them out without parsing or
+//! encoding anything; they sit in a persistent ordered map ([`Objects`]), so a
+//! snapshot of a cache is a clone that costs nothing and stays valid (for the
+//! pages of a list) while the cache moves on.
+//!
 //! A cache is *current* while its watch is connected and has heard from the
 //! member recently; requests read live from members whose cache is not.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::{AsyncBufReadExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -20,6 +27,7 @@ use tokio::sync::broadcast;
 use super::Gvr;
 use super::member::{self, Member};
 use super::resource_version::{self, revision};
+use crate::registry::selector::{FieldSelector, LabelSelector};
 
 /// Annotation naming the cluster an object came from (Karmada's).
 pub const CLUSTER_ANNOTATION: &str = "resource.karmada.io/cached-from-cluster";
@@ -48,13 +56,152 @@ impl EventType {
     }
 }
 
+/// One member object as the unified view returns it (annotated): its JSON,
+/// encoded once, its key, and what label and field selectors read.
+#[derive(Debug, PartialEq)]
+pub struct Object {
+    /// The object's JSON.
+    pub json: Bytes,
+    /// `metadata.namespace` (`""` for cluster-scoped objects), shared with the cache's key.
+    pub namespace: Arc<str>,
+    /// `metadata.name`, shared with the cache's key.
+    pub name: Arc<str>,
+    /// The JSON of `metadata.namespace`, `metadata.name`, `metadata.labels` and
+    /// the kind's selectable fields (see [`super::selectable_fields`]) at their
+    /// paths, nothing else: a few hundred bytes, parsed only for a request
+    /// with selectors, which match it as they would the whole object.
+    selectable: Box<[u8]>,
+}
+
+impl Object {
+    /// Encodes `object` once and keeps what selectors read (`fields`: the
+    /// kind's selectable fields).
+    pub fn new(object: &Value, fields: &[&str]) -> Object {
+        let json = serde_json::to_vec(object).unwrap_or_default();
+        let mut selectable = json!({"metadata": {}});
+        for field in ["metadata.namespace", "metadata.name", "metadata.labels"]
+            .into_iter()
+            .chain(fields.iter().copied())
+        {
+            copy_field(object, &mut selectable, field);
+        }
+        let meta = |f: &str| {
+            object
+                .get("metadata")
+                .and_then(|m| m.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        Object {
+            json: Bytes::from(json.into_boxed_slice()),
+            namespace: Arc::from(meta("namespace")),
+            name: Arc::from(meta("name")),
+            selectable: serde_json::to_vec(&selectable)
+                .unwrap_or_default()
+                .into_boxed_slice(),
+        }
+    }
+
+    /// The JSON `null`, the object of bookmarks.
+    pub fn null() -> Arc<Object> {
+        static NULL: OnceLock<Arc<Object>> = OnceLock::new();
+        NULL.get_or_init(|| {
+            Arc::new(Object {
+                json: Bytes::from_static(b"null"),
+                namespace: Arc::from(""),
+                name: Arc::from(""),
+                selectable: Box::from(&b"null"[..]),
+            })
+        })
+        .clone()
+    }
+
+    /// The object parsed (for Tables, metadata and watch events).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// What selectors read, parsed (see [`Object::selectable`]).
+    pub fn selectable(&self) -> Value {
+        serde_json::from_slice(&self.selectable).unwrap_or(Value::Null)
+    }
+
+    /// Whether the object passes a request's selectors (without parsing
+    /// anything when there are none).
+    pub fn matches(&self, labels: &LabelSelector, fields: &FieldSelector) -> bool {
+        if labels.is_empty() && fields.is_empty() {
+            return true;
+        }
+        let v = self.selectable();
+        labels.matches(&v) && fields.matches(&v)
+    }
+
+    /// `metadata.namespace` (`""` for cluster-scoped objects).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The object's key in a cache (sharing its strings).
+    pub fn key(&self) -> ObjectKey {
+        (self.namespace.clone(), self.name.clone())
+    }
+
+    /// An estimate of the heap the object takes: its JSON, its key strings
+    /// (with their counts), what selectors read, and the `Arc` around it.
+    pub fn heap_size(&self) -> usize {
+        self.json.len()
+            + self.namespace.len()
+            + self.name.len()
+            + 2 * 16
+            + self.selectable.len()
+            + std::mem::size_of::<Object>()
+            + 16
+    }
+}
+
+/// Copies the value at the dotted `path` of `from`, if any, to the same path of `to`.
+fn copy_field(from: &Value, to: &mut Value, path: &str) {
+    let mut node = from;
+    for segment in path.split('.') {
+        match node.get(segment) {
+            Some(n) => node = n,
+            None => return,
+        }
+    }
+    let mut target = to;
+    let mut segments = path.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let Some(map) = target.as_object_mut() else {
+            return;
+        };
+        if segments.peek().is_none() {
+            map.insert(segment.to_string(), node.clone());
+            return;
+        }
+        target = map.entry(segment.to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+/// A cache's key of an object: (namespace, name).
+pub type ObjectKey = (Arc<str>, Arc<str>);
+
+/// A cache's objects in key order: a persistent map, so clones are cheap
+/// snapshots that share everything the cache has not changed since.
+pub type Objects = imbl::OrdMap<ObjectKey, Arc<Object>>;
+
 /// One change of a member object (already annotated).
 #[derive(Debug, Clone)]
 pub struct Event {
     pub kind: EventType,
     /// The member's revision after the change.
     pub revision: u64,
-    pub object: Arc<Value>,
+    /// The object ([`Object::null`] for bookmarks).
+    pub object: Arc<Object>,
 }
 
 /// The cache's view of its member.
@@ -70,7 +217,7 @@ pub enum Health {
 
 #[derive(Debug)]
 struct Inner {
-    objects: BTreeMap<(String, String), Arc<Value>>,
+    objects: Objects,
     revision: u64,
     history: VecDeque<Event>,
     /// History is complete for revisions above this.
@@ -88,13 +235,15 @@ pub struct Cache {
     /// The namespaces the ResourceRegistries ask to cache (`None`: all);
     /// objects elsewhere are left out.
     pub namespaces: Option<BTreeSet<String>>,
+    /// The kind's selectable fields, kept next to each object.
+    fields: Vec<&'static str>,
     inner: RwLock<Inner>,
     events: broadcast::Sender<Event>,
 }
 
-/// A consistent read of a cache.
+/// A consistent read of a cache: every object, at one revision.
 pub struct Snapshot {
-    pub objects: Vec<Arc<Value>>,
+    pub objects: Objects,
     pub revision: u64,
 }
 
@@ -115,12 +264,14 @@ impl Cache {
         let (events, _) = broadcast::channel(1024);
         // a namespace scope means nothing for cluster-scoped kinds
         let namespaces = namespaces.filter(|_| resource.namespaced);
+        let fields = super::selectable_fields(&resource);
         Arc::new(Cache {
             cluster: cluster.to_string(),
             resource,
             namespaces,
+            fields,
             inner: RwLock::new(Inner {
-                objects: BTreeMap::new(),
+                objects: Objects::new(),
                 revision: 0,
                 history: VecDeque::new(),
                 floor: 0,
@@ -159,6 +310,12 @@ impl Cache {
             (Some(scope), Some(ns)) => scope.contains(ns),
             (Some(_), None) => false,
         }
+    }
+
+    /// Encodes a member object (annotated) for the cache.
+    fn object(&self, object: Value) -> Arc<Object> {
+        let annotated = annotate(object, &self.cluster, &self.resource);
+        Arc::new(Object::new(&annotated, &self.fields))
     }
 
     /// Whether `object` belongs in the cache.
@@ -200,49 +357,36 @@ impl Cache {
         self.read().revision
     }
 
-    /// Objects in `namespace` (all when None) that pass `filter`, in key order.
-    pub fn snapshot(&self, namespace: Option<&str>, filter: &dyn Fn(&Value) -> bool) -> Snapshot {
+    /// Every object and the revision they are at; a clone of the map, which
+    /// costs nothing and does not change as the cache moves on.
+    pub fn snapshot(&self) -> Snapshot {
         let inner = self.read();
-        let objects = match namespace {
-            Some(ns) => inner
-                .objects
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v)
-                .filter(|v| filter(v))
-                .cloned()
-                .collect(),
-            None => inner
-                .objects
-                .values()
-                .filter(|v| filter(v))
-                .cloned()
-                .collect(),
-        };
         Snapshot {
-            objects,
+            objects: inner.objects.clone(),
             revision: inner.revision,
         }
     }
 
     /// One object.
-    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Value>> {
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Object>> {
         self.read()
             .objects
-            .get(&(namespace.to_string(), name.to_string()))
+            .get(&(Arc::from(namespace), Arc::from(name)))
             .cloned()
     }
 
     /// Number of objects, the size of their JSON, and an estimate of the heap
-    /// they take as parsed values (see [`heap_size`]), for metrics and the bench.
+    /// the cache takes for them (see [`Object::heap_size`], plus the keys and
+    /// the map's nodes), for metrics and the bench.
     pub fn size(&self) -> (usize, usize, usize) {
         let inner = self.read();
         let mut bytes = 0;
         let mut heap = 0;
-        for ((ns, name), v) in &inner.objects {
-            bytes += serde_json::to_vec(v.as_ref()).map(|b| b.len()).unwrap_or(0);
-            // The map entry, its key strings and the Arc around the value.
-            heap += heap_size(v) + ns.capacity() + name.capacity() + 3 * 24 + 16 + 32;
+        for o in inner.objects.values() {
+            bytes += o.json.len();
+            // The entry in a map node (key, pointer, and the node's unused room);
+            // the key's strings are the object's own.
+            heap += o.heap_size() + 2 * (32 + 8);
         }
         (inner.objects.len(), bytes, heap)
     }
@@ -301,10 +445,10 @@ impl Cache {
     /// Replaces the contents with a fresh list, emitting the difference.
     fn replace(&self, items: Vec<Value>, rv: u64) {
         let mut inner = self.write();
-        let mut fresh = BTreeMap::new();
+        let mut fresh = Objects::new();
         for item in items.into_iter().filter(|i| self.in_scope(i)) {
-            let obj = annotate(item, &self.cluster, &self.resource);
-            fresh.insert(key_of(&obj), Arc::new(obj));
+            let obj = self.object(item);
+            fresh.insert(obj.key(), obj);
         }
         let mut diff = Vec::new();
         for (k, old) in &inner.objects {
@@ -345,7 +489,7 @@ impl Cache {
         let _ = self.events.send(Event {
             kind: EventType::Bookmark,
             revision: rv,
-            object: Arc::new(Value::Null),
+            object: Object::null(),
         });
     }
 
@@ -363,11 +507,11 @@ impl Cache {
             Event {
                 kind,
                 revision: rv,
-                object: Arc::new(Value::Null),
+                object: Object::null(),
             }
         } else {
-            let obj = Arc::new(annotate(object, &self.cluster, &self.resource));
-            let key = key_of(&obj);
+            let obj = self.object(object);
+            let key = obj.key();
             if kind == EventType::Deleted {
                 inner.objects.remove(&key);
             } else {
@@ -651,19 +795,26 @@ mod tests {
             [11, 12]
         );
         assert!(matches!(cache.resume(9), Err(ResumeError::TooOld { .. })));
-        let snap = cache.snapshot(None, &|_| true);
-        let names: Vec<_> = snap.objects.iter().map(|o| key_of(o).1).collect();
+        let snap = cache.snapshot();
+        let names: Vec<_> = snap
+            .objects
+            .values()
+            .map(|o| o.name().to_string())
+            .collect();
         assert_eq!(names, ["p0", "p1"]);
         assert_eq!(snap.revision, 12);
-        let o = cache.get("a", "p1").expect("cached");
+        let o = cache.get("a", "p1").expect("cached").value();
         assert_eq!(o["metadata"]["annotations"][CLUSTER_ANNOTATION], "m1");
         assert_eq!(o["kind"], "Pod");
         assert_eq!(member_rv(&o, "m1").as_deref(), Some("5"));
-        assert_eq!(cache.snapshot(Some("b"), &|_| true).objects.len(), 0);
+        // A snapshot stays as it was while the cache moves on.
+        cache.apply(EventType::Added, pod("b", "p3", 13), 13);
+        assert_eq!(snap.objects.len(), 2);
+        assert_eq!(cache.snapshot().objects.len(), 3);
     }
 
     #[test]
-    fn parsed_pods_take_several_times_their_json() {
+    fn cached_pods_take_little_more_than_their_json() {
         // A pod as the simulated members serve it (with managedFields).
         let pod = json!({"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-7957885594-7sp46","generateName":"web-7957885594-","namespace":"default","uid":"d72ad2d0-bcfa-471c-9613-d3ca3fd147a4","resourceVersion":"86","creationTimestamp":"2026-11-26T08:13:34Z","labels":{"app":"web","pod-template-hash":"7957885594"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-7957885594","uid":"05f46c54-a829-49c8-8563-974dc3606215","controller":true,"blockOwnerDeletion":true}],
             "managedFields":[{"manager":"kube-controller-manager","operation":"Update","apiVersion":"v1","time":"2026-11-26T08:13:34Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:labels":{"f:app":{},"f:pod-template-hash":{}},"f:ownerReferences":{"k:{\"uid\":\"05f46c54\"}":{".":{},"f:apiVersion":{},"f:blockOwnerDeletion":{},"f:controller":{},"f:kind":{},"f:name":{},"f:uid":{}}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:enableServiceLinks":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}},
@@ -676,6 +827,42 @@ mod tests {
         let ratio = heap as f64 / json as f64;
         eprintln!("pod: {json} bytes of JSON, about {heap} bytes parsed ({ratio:.1}x)");
         assert!((2.0..8.0).contains(&ratio), "{ratio}");
+        // As the cache keeps it: the JSON and the selectable fields.
+        let fields = crate::unified::selectable_fields(&pods());
+        let cached = Object::new(&pod, &fields);
+        let kept = cached.heap_size() as f64 / json as f64;
+        eprintln!("cached: about {} bytes ({kept:.2}x)", cached.heap_size());
+        assert!(kept < 1.3, "{kept}");
+        assert_eq!(cached.value(), pod);
+        assert_eq!(
+            (cached.namespace(), cached.name()),
+            ("default", "web-7957885594-7sp46")
+        );
+        // Selectors see in it what they see in the whole pod.
+        for (labels, fields) in [
+            ("app=web", "status.phase=Running"),
+            ("app=web,pod-template-hash", "spec.nodeName=member1-node-0"),
+            ("app!=web", ""),
+            ("", "status.phase!=Running"),
+            (
+                "",
+                "metadata.name=web-7957885594-7sp46,metadata.namespace=default",
+            ),
+            ("", "spec.hostNetwork=true"),
+            ("", "status.nominatedNodeName="),
+        ] {
+            let l = LabelSelector::parse(labels).expect("labels");
+            let f = FieldSelector::parse(fields, &fields_of_pods()).expect("fields");
+            assert_eq!(
+                cached.matches(&l, &f),
+                l.matches(&pod) && f.matches(&pod),
+                "{labels} / {fields}"
+            );
+        }
+    }
+
+    fn fields_of_pods() -> Vec<&'static str> {
+        crate::unified::selectable_fields(&pods())
     }
 
     #[test]
@@ -686,7 +873,7 @@ mod tests {
         cache.replace(vec![pod("a", "p2", 6), pod("a", "p3", 20)], 20);
         let mut got = Vec::new();
         while let Ok(e) = rx.try_recv() {
-            got.push((e.kind, key_of(&e.object).1));
+            got.push((e.kind, e.object.name().to_string()));
         }
         assert_eq!(
             got,
@@ -709,11 +896,11 @@ mod tests {
             "an all-namespaces list needs more than the cache"
         );
         cache.replace(vec![pod("team-a", "x", 5), pod("team-b", "y", 6)], 6);
-        let all = cache.snapshot(None, &|_| true);
+        let all = cache.snapshot();
         assert_eq!(all.objects.len(), 1);
         cache.apply(EventType::Added, pod("team-b", "z", 7), 7);
         cache.apply(EventType::Added, pod("team-a", "w", 8), 8);
-        assert_eq!(cache.snapshot(None, &|_| true).objects.len(), 2);
+        assert_eq!(cache.snapshot().objects.len(), 2);
         assert_eq!(cache.revision(), 8);
         // cluster-scoped kinds ignore a scope
         let mut nodes = pods();

@@ -4,13 +4,14 @@
 //! member contributed, and why any is missing, comes back for the caller to
 //! merge and report.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::access::Question;
-use super::cache::{self, Cache};
+use super::cache::{self, Cache, Object, Objects};
 use super::member::{self, Member};
 use super::resource_version::{Requested, revision};
 use super::{Gvr, Unified};
@@ -33,9 +34,12 @@ pub struct ListRequest<'a> {
 
 /// One member's part of a list.
 pub enum Part {
-    /// Objects (annotated) and the member's revision; a warning when they may be stale.
+    /// Objects (annotated; the request's namespace and selectors still to
+    /// apply), the namespaces the caller may read among them (`None`: all),
+    /// and the member's revision; a warning when they may be stale.
     Items {
-        objects: Vec<Arc<Value>>,
+        objects: Objects,
+        namespaces: Option<Arc<HashSet<String>>>,
         revision: String,
         from_cache: bool,
         warning: Option<String>,
@@ -115,12 +119,14 @@ async fn from_cache(
         Ok(a) => a,
         Err(e) => return Part::Missing(format!("cannot check the caller's access: {e}")),
     };
-    let filter = |v: &Value| req.labels.matches(v) && req.fields.matches(v);
-    let snap = cache.snapshot(req.namespace, &filter);
+    // A clone of the cache's map: the request's namespace and selectors apply
+    // as the pages are read.
+    let snap = cache.snapshot();
     let revision = snap.revision.to_string();
     if whole {
         return Part::Items {
             objects: snap.objects,
+            namespaces: None,
             revision,
             from_cache: true,
             warning,
@@ -130,15 +136,7 @@ async fn from_cache(
         return Part::Forbidden(forbidden_message(req, scope));
     }
     // Not every namespace: keep the namespaces the caller may list.
-    let mut namespaces: Vec<&str> = snap
-        .objects
-        .iter()
-        .map(|o| {
-            o.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        })
-        .collect();
+    let mut namespaces: Vec<&str> = snap.objects.keys().map(|(ns, _)| ns.as_ref()).collect();
     namespaces.dedup();
     let checks = namespaces.iter().map(|ns| async move {
         let ok = u
@@ -148,7 +146,7 @@ async fn from_cache(
             .unwrap_or(false);
         (ns.to_string(), ok)
     });
-    let allowed: std::collections::HashSet<String> = futures::future::join_all(checks)
+    let allowed: HashSet<String> = futures::future::join_all(checks)
         .await
         .into_iter()
         .filter(|(_, ok)| *ok)
@@ -157,19 +155,9 @@ async fn from_cache(
     if allowed.is_empty() {
         return Part::Forbidden(forbidden_message(req, ""));
     }
-    let objects = snap
-        .objects
-        .into_iter()
-        .filter(|o| {
-            allowed.contains(
-                o.pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-            )
-        })
-        .collect();
     Part::Items {
-        objects,
+        objects: snap.objects,
+        namespaces: Some(Arc::new(allowed)),
         revision,
         from_cache: true,
         warning,
@@ -249,13 +237,17 @@ async fn live(member: &Member, req: &ListRequest<'_>, timeout: Duration) -> Part
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let mut objects: Vec<Arc<Value>> = items
+            let fields = super::selectable_fields(req.gvr);
+            let objects: Objects = items
                 .into_iter()
-                .map(|o| Arc::new(cache::annotate(o, &member.name, req.gvr)))
+                .map(|o| {
+                    let o = Object::new(&cache::annotate(o, &member.name, req.gvr), &fields);
+                    (o.key(), Arc::new(o))
+                })
                 .collect();
-            objects.sort_by_cached_key(|o| cache::key_of(o));
             Part::Items {
                 objects,
+                namespaces: None,
                 revision,
                 from_cache: false,
                 warning: None,
@@ -264,7 +256,8 @@ async fn live(member: &Member, req: &ListRequest<'_>, timeout: Duration) -> Part
         Ok(a) if a.status == http::StatusCode::FORBIDDEN => Part::Forbidden(a.message()),
         Ok(a) if a.status == http::StatusCode::NOT_FOUND => Part::Items {
             // The member does not serve this resource.
-            objects: Vec::new(),
+            objects: Objects::new(),
+            namespaces: None,
             revision: String::new(),
             from_cache: false,
             warning: None,
@@ -285,7 +278,7 @@ pub async fn locate(
     name: &str,
     user: &User,
 ) -> (
-    Vec<(String, Arc<Value>)>,
+    Vec<(String, Arc<Object>)>,
     Vec<(String, String)>,
     Vec<String>,
 ) {
@@ -333,7 +326,10 @@ pub async fn locate(
         {
             Ok(a) if a.status.is_success() => (
                 t.name.clone(),
-                Ok(Some(Arc::new(cache::annotate(a.json(), &t.name, gvr)))),
+                Ok(Some(Arc::new(Object::new(
+                    &cache::annotate(a.json(), &t.name, gvr),
+                    &super::selectable_fields(gvr),
+                )))),
             ),
             Ok(a) if a.status == http::StatusCode::NOT_FOUND => (t.name.clone(), Ok(None)),
             Ok(a) if a.status == http::StatusCode::FORBIDDEN => {

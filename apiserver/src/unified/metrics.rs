@@ -120,7 +120,7 @@ impl Default for Metrics {
             ),
             cache_heap: gauge(
                 "flotilla_unified_cache_heap_bytes",
-                "Estimated heap of the cached objects as parsed values, by cluster and resource.",
+                "Estimated heap the caches take for their objects (encoded JSON, keys, selectable fields, map entries), by cluster and resource.",
             ),
             registry: r,
         }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::access::Question;
-use super::cache::{self, Event, EventType};
+use super::cache::{self, Event, EventType, Object};
 use super::fanout::{self, Target};
 use super::member::{self, Member};
 use super::resource_version::{self, Requested, RvMap, revision};
@@ -341,7 +341,7 @@ impl State {
                 if event.kind == EventType::Bookmark {
                     return self.bookmarks.then(|| self.bookmark(false));
                 }
-                let mut object = event.object.as_ref().clone();
+                let mut object = event.object.value();
                 object["metadata"]["resourceVersion"] = json!(resource_version::encode(&self.rv));
                 let encoded = match self.output {
                     Output::Table => {
@@ -370,13 +370,13 @@ impl State {
     }
 }
 
-fn selected(sel: &Selectors, namespace: Option<&str>, o: &Value) -> bool {
+fn selected(sel: &Selectors, namespace: Option<&str>, o: &Object) -> bool {
     if let Some(ns) = namespace
-        && o.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns)
+        && o.namespace() != ns
     {
         return false;
     }
-    sel.labels.matches(o) && sel.fields.matches(o)
+    o.matches(&sel.labels, &sel.fields)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -414,15 +414,11 @@ async fn from_cache(
         let _ = tx.send(Msg::InitialDone(cluster.clone())).await;
         return;
     }
-    let may_read = |o: &Value| {
+    let may_read = |o: &Object| {
         let u = u.clone();
         let member = member.clone();
         let user = user.clone();
-        let q = question(
-            o.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        );
+        let q = question(o.namespace());
         async move {
             whole
                 || u.access
@@ -502,6 +498,7 @@ async fn live(
     tx: mpsc::Sender<Msg>,
 ) {
     let cluster = member.name.clone();
+    let fields = super::selectable_fields(&gvr);
     let mut rv = from.unwrap_or_default();
     // With watch-list, the member marks the end of its initial events itself.
     let await_marker = watch_list && rv.is_empty();
@@ -601,14 +598,17 @@ async fn live(
                         rv = member_rv.clone();
                     }
                     let object = if kind == EventType::Bookmark {
-                        Value::Null
+                        Object::null()
                     } else {
-                        cache::annotate(object, &cluster, &gvr)
+                        Arc::new(Object::new(
+                            &cache::annotate(object, &cluster, &gvr),
+                            &fields,
+                        ))
                     };
                     let event = Event {
                         kind,
                         revision: revision(&member_rv).unwrap_or(0),
-                        object: Arc::new(object),
+                        object,
                     };
                     if tx.send(Msg::Event(cluster.clone(), event)).await.is_err() {
                         return;
@@ -698,10 +698,13 @@ mod tests {
     async fn events_carry_the_full_map_and_bookmarks_name_missing_clusters() {
         let mut s = state();
         let pod = |name: &str, cluster: &str| {
-            Arc::new(cache::annotate(
-                json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"}}),
-                cluster,
-                &s_gvr(),
+            Arc::new(Object::new(
+                &cache::annotate(
+                    json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"}}),
+                    cluster,
+                    &s_gvr(),
+                ),
+                &[],
             ))
         };
         fn s_gvr() -> Gvr {
