@@ -258,6 +258,7 @@ pub async fn run_agent(
     let api: Api<Cluster> = Api::all(control_plane.clone());
     let config = opts.config.clone();
     let mut state: Option<ThresholdState> = None;
+    let mut pods: Option<crate::member::PodWatch> = None;
     let mut status_tick = tokio::time::interval(config.cluster_status_update_frequency);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lease_tick = tokio::time::interval(config.lease_renew_interval());
@@ -277,7 +278,7 @@ pub async fn run_agent(
                         continue;
                     }
                 };
-                match crate::cluster_status::sync_status(&control_plane, cluster, Some(&member), &mut state, &config).await {
+                match crate::cluster_status::sync_status(&control_plane, cluster, Some(&member), &mut state, &mut pods, &config).await {
                     Ok(ready) if ready.status == "True" && !lease_started => {
                         lease_started = true;
                         lease_tick.reset_immediately();

@@ -8,13 +8,21 @@
 //! or the Secret changes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_api::cluster::{ApiEnablement, ApiResource, Cluster};
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{
+    Container, Node, Pod, PodSpec, PodStatus, ResourceRequirements, Secret,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use tokio::task::JoinHandle;
 
 use crate::{Error, Result};
 
@@ -366,7 +374,7 @@ pub async fn discover_legacy(client: &Client) -> (Vec<ApiEnablement>, bool) {
 }
 
 /// Reads version, discovery, nodes and pods from a member.
-pub async fn observe(client: &Client) -> Observed {
+pub async fn observe(client: &Client, pods: &mut Option<PodWatch>, timeout: Duration) -> Observed {
     let version = client.apiserver_version().await.ok().map(|v| v.git_version);
     let (api_enablements, api_discovery_partial) = discover(client).await;
     let nodes = Api::<Node>::all(client.clone())
@@ -374,11 +382,22 @@ pub async fn observe(client: &Client) -> Observed {
         .await
         .ok()
         .map(|l| l.items);
-    let pods = Api::<Pod>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .ok()
-        .map(|l| l.items);
+    // the watch's pods once it has synced; a list until then (or when it ended)
+    let watched = match pods.as_ref().filter(|w| !w.task.is_finished()) {
+        Some(w) => w.pods(),
+        None => {
+            *pods = Some(PodWatch::start(client, timeout));
+            None
+        }
+    };
+    let pods = match watched {
+        Some(p) => Some(p),
+        None => Api::<Pod>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .ok()
+            .map(|l| l.items),
+    };
     Observed {
         kubernetes_version: version,
         api_enablements,
@@ -386,6 +405,102 @@ pub async fn observe(client: &Client) -> Observed {
         nodes,
         pods,
     }
+}
+
+/// A member's pods kept current by a watch, so that a status round does not
+/// list every pod of the member (Karmada's status controller reads them from
+/// an informer too). The pods keep only what the resource summary reads. The
+/// watch ends at its first error (a later round starts a new one, with the
+/// member's current client); dropping it stops it.
+pub struct PodWatch {
+    store: Store<Pod>,
+    synced: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl PodWatch {
+    /// Starts watching every pod of the member. Each watch request asks the
+    /// server to end it before `timeout` (the member client's read timeout)
+    /// would cut a quiet watch, and is renewed from where it stopped.
+    pub fn start(client: &Client, timeout: Duration) -> PodWatch {
+        let (store, writer) = reflector::store();
+        let synced = Arc::new(AtomicBool::new(false));
+        let seconds = timeout.as_secs().saturating_sub(1).clamp(1, 290) as u32;
+        let config = watcher::Config::default().timeout(seconds);
+        let stream = reflector(
+            writer,
+            watcher(Api::<Pod>::all(client.clone()), config).modify(summary_fields),
+        );
+        let flag = synced.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::InitDone) => flag.store(true, Ordering::Release),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "member pod watch ended");
+                        break;
+                    }
+                }
+            }
+            flag.store(false, Ordering::Release);
+        });
+        PodWatch {
+            store,
+            synced,
+            task,
+        }
+    }
+
+    /// The member's pods, if the watch has synced and is still running.
+    pub fn pods(&self) -> Option<Vec<Pod>> {
+        (self.synced.load(Ordering::Acquire) && !self.task.is_finished())
+            .then(|| self.store.state().iter().map(|p| (**p).clone()).collect())
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Strips a pod to what the resource summary and the allocatable modelings
+/// read: its key, node, phase and the containers' requests and overhead.
+fn summary_fields(p: &mut Pod) {
+    let m = std::mem::take(&mut p.metadata);
+    p.metadata = ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        ..Default::default()
+    };
+    let requests = |containers: Vec<Container>| -> Vec<Container> {
+        containers
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                resources: c.resources.map(|r| ResourceRequirements {
+                    requests: r.requests,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect()
+    };
+    p.spec = p.spec.take().map(|s| PodSpec {
+        node_name: s.node_name,
+        overhead: s.overhead,
+        containers: requests(s.containers),
+        init_containers: s.init_containers.map(requests),
+        ..Default::default()
+    });
+    p.status = p.status.take().map(|s| PodStatus {
+        phase: s.phase,
+        ..Default::default()
+    });
 }
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ async fn run(ctx: Context) -> Result<()> {
 
 async fn poll(ctx: Context, store: Store<Cluster>, name: String, queue: Queue) {
     let mut state: Option<ThresholdState> = None;
+    let mut pods: Option<member::PodWatch> = None;
     let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -118,6 +119,7 @@ async fn poll(ctx: Context, store: Store<Cluster>, name: String, queue: Queue) {
                 cluster,
                 Some(&member),
                 &mut state,
+                &mut pods,
                 &ctx.config,
             )
             .await
@@ -163,7 +165,8 @@ async fn replace_status(cp: &Client, cluster: &Cluster) -> Result<Cluster> {
 /// One round of Karmada's `syncClusterStatus` for `cluster`: probe the member
 /// (`None` = no member client: offline), apply the thresholds (`state` is
 /// the per-cluster memory, start with `None`), read version / discovery /
-/// nodes / pods when Ready, and write the status subresource if it changed.
+/// nodes / pods when Ready (pods from `pods`, the cluster's pod watch, started
+/// here when `None` or ended), and write the status subresource if it changed.
 /// Returns the Ready condition now stored.
 #[tracing::instrument(skip_all, fields(cluster = %cluster.name_any()))]
 pub async fn sync_status(
@@ -171,6 +174,7 @@ pub async fn sync_status(
     cluster: Cluster,
     member: Option<&Client>,
     state: &mut Option<ThresholdState>,
+    pods: &mut Option<member::PodWatch>,
     config: &crate::Config,
 ) -> Result<Condition> {
     let health = match member {
@@ -193,7 +197,7 @@ pub async fn sync_status(
     *state = Some(st);
     let collected = match member {
         Some(m) if health.online && health.healthy && ready.status == "True" => {
-            Some(member::observe(m).await)
+            Some(member::observe(m, pods, config.member_request_timeout).await)
         }
         _ => None,
     };
