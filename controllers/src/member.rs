@@ -574,4 +574,54 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn stripped_pods_give_the_same_resource_summary() {
+        use crate::cluster_status::reconcile::{allocatable_modelings, resource_summary};
+        let pod = |name: &str, node: Option<&str>, phase: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "default", "labels": {"app": "x"},
+                             "annotations": {"big": "x".repeat(1000)}},
+                "spec": {"nodeName": node, "overhead": {"cpu": "10m"},
+                         "containers": [{"name": "a", "image": "nginx", "args": ["-v"],
+                                         "resources": {"requests": {"cpu": "250m", "memory": "64Mi"},
+                                                       "limits": {"cpu": "1"}}}],
+                         "initContainers": [{"name": "i", "image": "busybox",
+                                             "resources": {"requests": {"cpu": "500m"}}}]},
+                "status": {"phase": phase, "podIP": "10.0.0.1"}
+            }))
+            .unwrap()
+        };
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}
+        }))
+        .unwrap();
+        let pods = vec![
+            pod("a", Some("n1"), "Running"),
+            pod("b", None, "Pending"),
+            pod("c", Some("n1"), "Succeeded"),
+        ];
+        let mut stripped = pods.clone();
+        stripped.iter_mut().for_each(summary_fields);
+        let models: Vec<flotilla_api::cluster::ResourceModel> =
+            serde_json::from_value(serde_json::json!([
+                {"grade": 0, "ranges": [{"name": "cpu", "min": "0", "max": "2"}]},
+                {"grade": 1, "ranges": [{"name": "cpu", "min": "2", "max": "100"}]}
+            ]))
+            .unwrap();
+        let nodes = [node];
+        assert_eq!(
+            resource_summary(&nodes, &pods),
+            resource_summary(&nodes, &stripped)
+        );
+        assert_eq!(
+            allocatable_modelings(&models, &nodes, &pods),
+            allocatable_modelings(&models, &nodes, &stripped)
+        );
+        let size = |p: &[Pod]| serde_json::to_vec(p).unwrap().len();
+        assert!(size(&stripped) * 4 < size(&pods), "stripping keeps little");
+        assert_eq!(stripped[0].metadata.name.as_deref(), Some("a"));
+        assert!(stripped[0].metadata.annotations.is_none());
+    }
 }
