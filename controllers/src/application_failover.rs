@@ -21,8 +21,7 @@ use flotilla_api::failover::{
 };
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use crate::events::{EventType, record, reference};
@@ -49,18 +48,22 @@ struct FailoverCtx {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    Controller::new(Api::<B>::all(cp), watcher::Config::default())
-        .with_config(crate::propagation::status_controller_config())
-        .run(
-            metrics::reconciled("applicationFailover", reconcile::<B>),
-            error_policy::<B>,
-            Arc::new(FailoverCtx {
-                ctx,
-                unhealthy: Mutex::new(HashMap::new()),
-            }),
-        )
-        .for_each(|_| async {})
-        .await;
+    crate::propagation::shared_controller(
+        &ctx,
+        Api::<B>::all(cp),
+        crate::propagation::every_change,
+    )
+    .with_config(crate::propagation::status_controller_config())
+    .run(
+        metrics::reconciled("applicationFailover", reconcile::<B>),
+        error_policy::<B>,
+        Arc::new(FailoverCtx {
+            ctx,
+            unhealthy: Mutex::new(HashMap::new()),
+        }),
+    )
+    .for_each(|_| async {})
+    .await;
     Ok(())
 }
 

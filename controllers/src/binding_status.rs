@@ -22,16 +22,15 @@ use flotilla_api::names::cluster_of_execution_space;
 use flotilla_api::work::{CONDITION_APPLIED, CONDITION_FULLY_APPLIED, Work};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, condition, every_change, is_conflict,
-    is_not_found, now_rfc3339, permanent_id, set_condition, watch_cached,
+    is_not_found, now_rfc3339, permanent_id, set_condition, shared_controller, watch_shared,
 };
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -59,14 +58,15 @@ fn ready_hash(c: &Cluster) -> Option<u64> {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), every_change);
+    let (works, work_changes) = watch_shared(&ctx, Api::<Work>::all(cp.clone()), every_change);
     // a member that stops answering (or comes back) changes what is known
-    let (clusters, cluster_changes) = watch_cached(Api::<Cluster>::all(cp.clone()), ready_hash);
-    let controller = Controller::new(Api::<B>::all(cp), watcher::Config::default());
+    let (clusters, cluster_changes) =
+        watch_shared(&ctx, Api::<Cluster>::all(cp.clone()), ready_hash);
+    let controller = shared_controller(&ctx, Api::<B>::all(cp), every_change);
     let bindings = controller.store();
     controller
-        .watches_stream(work_changes, |w: Work| binding_of_work::<B>(&w))
-        .watches_stream(cluster_changes, move |c: Cluster| {
+        .watches_shared_stream(work_changes, |w: Arc<Work>| binding_of_work::<B>(&w))
+        .watches_shared_stream(cluster_changes, move |c: Arc<Cluster>| {
             let name = c.name_any();
             bindings
                 .state()

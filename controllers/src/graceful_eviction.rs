@@ -15,8 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -42,15 +41,19 @@ pub fn start(ctx: Context) -> ControllerFuture {
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     // status changes matter: the aggregated health decides
-    Controller::new(Api::<B>::all(cp), watcher::Config::default())
-        .with_config(crate::propagation::status_controller_config())
-        .run(
-            metrics::reconciled("gracefulEviction", reconcile::<B>),
-            error_policy::<B>,
-            Arc::new(ctx),
-        )
-        .for_each(|_| async {})
-        .await;
+    crate::propagation::shared_controller(
+        &ctx,
+        Api::<B>::all(cp),
+        crate::propagation::every_change,
+    )
+    .with_config(crate::propagation::status_controller_config())
+    .run(
+        metrics::reconciled("gracefulEviction", reconcile::<B>),
+        error_policy::<B>,
+        Arc::new(ctx),
+    )
+    .for_each(|_| async {})
+    .await;
     Ok(())
 }
 

@@ -86,11 +86,13 @@ pub mod multicluster_service;
 pub mod namespace_sync;
 pub mod objectwatcher;
 pub mod overlay;
+pub mod priority_gate;
 pub mod propagation;
 pub mod quantity;
 pub mod scheduler;
 pub mod service_export;
 pub mod service_import;
+pub mod shared_cache;
 pub mod taint_manager;
 pub mod work_status;
 
