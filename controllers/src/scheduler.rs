@@ -83,6 +83,10 @@ async fn run<B: BindingResource>(ctx: Context, gate: PriorityGate) -> Result<()>
         cluster_placement_hash,
     );
     let controller = shared_controller(&ctx, Api::<B>::all(cp), spec_hash::<B>);
+    // the first passes find the clusters cached, so that the bindings that
+    // piled up meanwhile queue up together and go in priority order
+    // (polled: several waiters on one store may not all be woken)
+    while !cache_ready(&clusters).await {}
     let bindings = controller.store();
     controller
         .watches_shared_stream(cluster_changes, move |_cluster: Arc<Cluster>| {
