@@ -22,7 +22,6 @@ use flotilla_api::failover::{
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
 use crate::events::{EventType, record, reference};
@@ -51,19 +50,24 @@ struct FailoverCtx {
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     let wq = crate::workqueue::Queue::new("applicationFailover");
-    wq.controller(Api::<B>::all(cp), watcher::Config::default())
-        .with_config(crate::propagation::status_controller_config())
-        .run_queued(
-            &wq,
-            reconcile::<B>,
-            error_policy::<B>,
-            Arc::new(FailoverCtx {
-                ctx,
-                unhealthy: Mutex::new(HashMap::new()),
-            }),
-        )
-        .for_each(|_| async {})
-        .await;
+    crate::propagation::shared_controller(
+        &wq,
+        &ctx,
+        Api::<B>::all(cp),
+        crate::propagation::every_change,
+    )
+    .with_config(crate::propagation::status_controller_config())
+    .run_queued(
+        &wq,
+        reconcile::<B>,
+        error_policy::<B>,
+        Arc::new(FailoverCtx {
+            ctx,
+            unhealthy: Mutex::new(HashMap::new()),
+        }),
+    )
+    .for_each(|_| async {})
+    .await;
     Ok(())
 }
 

@@ -49,8 +49,8 @@ use serde_json::{Value, json};
 use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, cluster_placement_hash, every_change,
-    is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller, spec_hash,
-    watch_cached,
+    is_conflict, is_not_found, permanent_id, set_finalizer, shared_controller, spec_hash,
+    watch_shared,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -124,33 +124,49 @@ fn all_refs<B: BindingResource>(store: &Store<B>) -> Vec<ObjectRef<B>> {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (clusters, cluster_changes) =
-        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_placement_hash);
+    let (clusters, cluster_changes) = watch_shared(
+        &ctx,
+        Api::<Cluster>::all(cp.clone()),
+        cluster_placement_hash,
+    );
     // Work status changes do not concern the binding controller
-    let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), spec_hash::<Work>);
+    let (works, work_changes) = watch_shared(&ctx, Api::<Work>::all(cp.clone()), spec_hash::<Work>);
     let (overrides, override_changes) =
-        watch_cached(Api::<OverridePolicy>::all(cp.clone()), every_change);
-    let (cluster_overrides, cluster_override_changes) =
-        watch_cached(Api::<ClusterOverridePolicy>::all(cp.clone()), every_change);
+        watch_shared(&ctx, Api::<OverridePolicy>::all(cp.clone()), every_change);
+    let (cluster_overrides, cluster_override_changes) = watch_shared(
+        &ctx,
+        Api::<ClusterOverridePolicy>::all(cp.clone()),
+        every_change,
+    );
 
     // the containment annotation of flotilla's extension
-    let (policies, policy_changes) =
-        watch_cached(Api::<PropagationPolicy>::all(cp.clone()), every_change);
-    let (cluster_policies, cluster_policy_changes) = watch_cached(
+    let (policies, policy_changes) = watch_shared(
+        &ctx,
+        Api::<PropagationPolicy>::all(cp.clone()),
+        every_change,
+    );
+    let (cluster_policies, cluster_policy_changes) = watch_shared(
+        &ctx,
         Api::<ClusterPropagationPolicy>::all(cp.clone()),
         every_change,
     );
 
     let wq = crate::workqueue::Queue::new("binding");
-    let controller = spec_controller(&wq, Api::<B>::all(cp));
+    let controller = shared_controller(&wq, &ctx, Api::<B>::all(cp), spec_hash::<B>);
     let (b1, b2, b3) = (controller.store(), controller.store(), controller.store());
     let (b4, b5) = (controller.store(), controller.store());
     controller
-        .watches_stream(work_changes, wq.mapper(|w: Work| binding_of_work::<B>(&w)))
-        .watches_stream(cluster_changes, wq.mapper(move |_: Cluster| all_refs(&b1)))
-        .watches_stream(
+        .watches_shared_stream(
+            work_changes,
+            wq.mapper(|w: Arc<Work>| binding_of_work::<B>(&w)),
+        )
+        .watches_shared_stream(
+            cluster_changes,
+            wq.mapper(move |_: Arc<Cluster>| all_refs(&b1)),
+        )
+        .watches_shared_stream(
             override_changes,
-            wq.mapper(move |p: OverridePolicy| {
+            wq.mapper(move |p: Arc<OverridePolicy>| {
                 let ns = p.namespace();
                 b2.state()
                     .iter()
@@ -159,13 +175,13 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                     .collect::<Vec<_>>()
             }),
         )
-        .watches_stream(
+        .watches_shared_stream(
             cluster_override_changes,
-            wq.mapper(move |_: ClusterOverridePolicy| all_refs(&b3)),
+            wq.mapper(move |_: Arc<ClusterOverridePolicy>| all_refs(&b3)),
         )
-        .watches_stream(
+        .watches_shared_stream(
             policy_changes,
-            wq.mapper(move |p: PropagationPolicy| {
+            wq.mapper(move |p: Arc<PropagationPolicy>| {
                 let ns = p.namespace().unwrap_or_default();
                 bindings_of_policy(
                     &b4,
@@ -175,9 +191,9 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                 )
             }),
         )
-        .watches_stream(
+        .watches_shared_stream(
             cluster_policy_changes,
-            wq.mapper(move |p: ClusterPropagationPolicy| {
+            wq.mapper(move |p: Arc<ClusterPropagationPolicy>| {
                 bindings_of_policy(
                     &b5,
                     CLUSTER_PROPAGATION_POLICY_NAME_ANNOTATION,

@@ -24,14 +24,13 @@ use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, condition, every_change, is_conflict,
-    is_not_found, now_rfc3339, permanent_id, set_condition, watch_cached,
+    is_not_found, now_rfc3339, permanent_id, set_condition, shared_controller, watch_shared,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -60,17 +59,21 @@ fn ready_hash(c: &Cluster) -> Option<u64> {
 
 async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (works, work_changes) = watch_cached(Api::<Work>::all(cp.clone()), every_change);
+    let (works, work_changes) = watch_shared(&ctx, Api::<Work>::all(cp.clone()), every_change);
     // a member that stops answering (or comes back) changes what is known
-    let (clusters, cluster_changes) = watch_cached(Api::<Cluster>::all(cp.clone()), ready_hash);
+    let (clusters, cluster_changes) =
+        watch_shared(&ctx, Api::<Cluster>::all(cp.clone()), ready_hash);
     let wq = crate::workqueue::Queue::new("bindingStatus");
-    let controller = wq.controller(Api::<B>::all(cp), watcher::Config::default());
+    let controller = shared_controller(&wq, &ctx, Api::<B>::all(cp), every_change);
     let bindings = controller.store();
     controller
-        .watches_stream(work_changes, wq.mapper(|w: Work| binding_of_work::<B>(&w)))
-        .watches_stream(
+        .watches_shared_stream(
+            work_changes,
+            wq.mapper(|w: Arc<Work>| binding_of_work::<B>(&w)),
+        )
+        .watches_shared_stream(
             cluster_changes,
-            wq.mapper(move |c: Cluster| {
+            wq.mapper(move |c: Arc<Cluster>| {
                 let name = c.name_any();
                 bindings
                     .state()

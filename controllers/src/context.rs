@@ -63,6 +63,9 @@ pub struct Config {
     pub horizontal_pod_autoscaler_sync_period: Duration,
     /// `--horizontal-pod-autoscaler-tolerance` (0.1).
     pub horizontal_pod_autoscaler_tolerance: f64,
+    /// `--concurrent-schedule-syncs` (flotilla's, 16): how many bindings the
+    /// scheduler schedules at once, the waiting ones by priority.
+    pub concurrent_schedule_syncs: usize,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             eviction_rates: crate::eviction_queue::EvictionRates::default(),
             horizontal_pod_autoscaler_sync_period: Duration::from_secs(15),
             horizontal_pod_autoscaler_tolerance: flotilla_api::autoscaling::hpa::DEFAULT_TOLERANCE,
+            concurrent_schedule_syncs: crate::scheduler::DEFAULT_CONCURRENT_SCHEDULE_SYNCS.into(),
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct Context {
     pub config: Config,
     /// Clients to Push members, built from their Clusters' secrets.
     pub members: MemberClients,
+    /// The watches and caches the controllers of this process share.
+    pub caches: crate::shared_cache::SharedCaches,
 }
 
 impl Context {
@@ -187,6 +193,7 @@ impl Context {
             control_plane,
             config,
             members,
+            caches: Default::default(),
         }
     }
 }

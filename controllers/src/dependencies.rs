@@ -31,7 +31,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::propagation::{
-    Resolver, is_claimed, is_conflict, is_not_found, permanent_id, set_finalizer, spec_controller,
+    Resolver, is_claimed, is_conflict, is_not_found, permanent_id, set_finalizer,
+    shared_controller, spec_hash,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -54,7 +55,7 @@ struct DepsCtx {
 async fn run(ctx: Context) -> Result<()> {
     let api = Api::<ResourceBinding>::all(ctx.control_plane.clone());
     let wq = crate::workqueue::Queue::new("dependencies");
-    spec_controller(&wq, api)
+    shared_controller(&wq, &ctx, api, spec_hash::<ResourceBinding>)
         .run_queued(
             &wq,
             reconcile,

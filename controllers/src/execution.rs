@@ -33,7 +33,7 @@ use crate::cluster::reconcile::ready_condition;
 use crate::objectwatcher::{self, ApplyError};
 use crate::propagation::{
     Resolver, Served, cache_ready, cluster_connection_hash, condition, is_not_found, set_condition,
-    set_finalizer, watch_cached, works_of_cluster,
+    set_finalizer, watch_shared, works_of_cluster,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -70,15 +70,18 @@ fn work_spec_hash(w: &Work) -> Option<u64> {
 /// cluster).
 pub async fn run(ctx: Context, served: Served) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (clusters, cluster_changes) =
-        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
-    let (works, work_stream) = watch_cached(served.works(cp), work_spec_hash);
+    let (clusters, cluster_changes) = watch_shared(
+        &ctx,
+        Api::<Cluster>::all(cp.clone()),
+        cluster_connection_hash,
+    );
+    let (works, work_stream) = watch_shared(&ctx, served.works(cp), work_spec_hash);
     let cached = works.clone();
     let wq = crate::workqueue::Queue::new("execution");
-    Controller::for_stream(wq.objects(work_stream), works)
-        .watches_stream(
+    Controller::for_shared_stream(wq.shared_objects(work_stream), works)
+        .watches_shared_stream(
             cluster_changes,
-            wq.mapper(move |c: Cluster| works_of_cluster(&cached, c.name())),
+            wq.mapper(move |c: Arc<Cluster>| works_of_cluster(&cached, c.name())),
         )
         .run_queued(
             &wq,

@@ -195,6 +195,12 @@ pub struct Flags {
     /// 1.0) in the desired-to-actual metrics ratio that scales.
     #[arg(long, default_value_t = 0.1)]
     pub horizontal_pod_autoscaler_tolerance: f64,
+    /// How many bindings the scheduler schedules at once (flotilla's; waiting
+    /// bindings go highest `schedulePriority` first). 1 schedules one at a
+    /// time, as Karmada's single scheduling worker.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_CONCURRENT_SCHEDULE_SYNCS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_schedule_syncs: u16,
 }
 
 impl Flags {
@@ -213,6 +219,7 @@ impl Flags {
             skipped_propagating_namespaces: self.skipped_propagating_namespaces.clone(),
             horizontal_pod_autoscaler_sync_period: self.horizontal_pod_autoscaler_sync_period,
             horizontal_pod_autoscaler_tolerance: self.horizontal_pod_autoscaler_tolerance,
+            concurrent_schedule_syncs: self.concurrent_schedule_syncs.into(),
             ..Config::default()
         };
         self.failover.apply(config)

@@ -16,7 +16,6 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -44,11 +43,16 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let cp = ctx.control_plane.clone();
     // status changes matter: the aggregated health decides
     let wq = crate::workqueue::Queue::new("gracefulEviction");
-    wq.controller(Api::<B>::all(cp), watcher::Config::default())
-        .with_config(crate::propagation::status_controller_config())
-        .run_queued(&wq, reconcile::<B>, error_policy::<B>, Arc::new(ctx))
-        .for_each(|_| async {})
-        .await;
+    crate::propagation::shared_controller(
+        &wq,
+        &ctx,
+        Api::<B>::all(cp),
+        crate::propagation::every_change,
+    )
+    .with_config(crate::propagation::status_controller_config())
+    .run_queued(&wq, reconcile::<B>, error_policy::<B>, Arc::new(ctx))
+    .for_each(|_| async {})
+    .await;
     Ok(())
 }
 

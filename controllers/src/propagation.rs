@@ -216,6 +216,40 @@ where
     (store, stream)
 }
 
+/// [`watch_cached`] on the process's shared cache of the kind
+/// ([`crate::shared_cache`]): the cache is the one every other controller of
+/// the process reads, the stream this subscriber's own, filtered by
+/// `predicate` (deleted objects always pass).
+pub fn watch_shared<K>(
+    ctx: &crate::Context,
+    api: Api<K>,
+    predicate: fn(&K) -> Option<u64>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Arc<K>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, changes) = ctx.caches.subscribe(api);
+    (store, crate::shared_cache::filtered(changes, predicate))
+}
+
+/// A controller over the process's shared cache of `api`'s kind, woken by
+/// the changes `predicate` sees ([`spec_hash`]: not by status updates).
+pub fn shared_controller<K>(
+    queue: &crate::workqueue::Queue,
+    ctx: &crate::Context,
+    api: Api<K>,
+    predicate: fn(&K) -> Option<u64>,
+) -> kube::runtime::Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, changes) = watch_shared(ctx, api, predicate);
+    kube::runtime::Controller::for_shared_stream(queue.shared_objects(changes), store)
+}
+
 /// Adds (`add`) or removes `finalizer` on `obj` with a merge patch guarded by
 /// its resourceVersion. A conflict asks for a quick retry; a vanished object
 /// is done.

@@ -38,7 +38,7 @@ use crate::execution::{Target, is_ready, target};
 use crate::objectwatcher::{self, needs_update, retain};
 use crate::propagation::{
     Resolver, Served, cache_ready, cluster_connection_hash, is_not_found, manifest_key,
-    watch_cached, works_of_cluster,
+    watch_shared, works_of_cluster,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -115,17 +115,20 @@ fn work_hash(w: &Work) -> Option<u64> {
 /// cluster).
 pub async fn run(ctx: Context, served: Served) -> Result<()> {
     let cp = ctx.control_plane.clone();
-    let (clusters, cluster_changes) =
-        watch_cached(Api::<Cluster>::all(cp.clone()), cluster_connection_hash);
-    let (works, work_stream) = watch_cached(served.works(cp), work_hash);
+    let (clusters, cluster_changes) = watch_shared(
+        &ctx,
+        Api::<Cluster>::all(cp.clone()),
+        cluster_connection_hash,
+    );
+    let (works, work_stream) = watch_shared(&ctx, served.works(cp), work_hash);
     let (wake, woken) = mpsc::unbounded_channel();
     let woken = tokio_stream::wrappers::UnboundedReceiverStream::new(woken);
     let cached = works.clone();
     let wq = crate::workqueue::Queue::new("workStatus");
-    Controller::for_stream(wq.objects(work_stream), works)
-        .watches_stream(
+    Controller::for_shared_stream(wq.shared_objects(work_stream), works)
+        .watches_shared_stream(
             cluster_changes,
-            wq.mapper(move |c: Cluster| works_of_cluster(&cached, c.name())),
+            wq.mapper(move |c: Arc<Cluster>| works_of_cluster(&cached, c.name())),
         )
         .reconcile_on(wq.refs(woken))
         .with_config(crate::propagation::status_controller_config())

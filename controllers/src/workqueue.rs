@@ -504,6 +504,21 @@ impl Queue {
         })
     }
 
+    /// A stream of changed objects from a shared cache
+    /// (`Controller::for_shared_stream`'s trigger), each counted as a trigger
+    /// for itself.
+    pub fn shared_objects<K, S>(
+        &self,
+        stream: S,
+    ) -> impl Stream<Item = Arc<K>> + Send + 'static + use<K, S>
+    where
+        K: Resource + 'static,
+        S: Stream<Item = Arc<K>> + Send + 'static,
+    {
+        let q = self.clone();
+        stream.inspect(move |obj| q.add(key_of_obj(obj.as_ref())))
+    }
+
     /// A stream of keys (`Controller::reconcile_on`'s trigger), counted.
     pub fn refs<K, S>(
         &self,

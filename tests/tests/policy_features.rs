@@ -229,3 +229,151 @@ fn bindings_carry_the_priority_of_the_policy_priority_class() {
     assert_eq!(got, -5);
     wait_holders(&up, "late", &["member1"]);
 }
+
+/// A PropagationPolicy for the Deployments labelled `tier: TIER`, to member1,
+/// scheduled at the priority of PriorityClass `class`.
+fn tier_policy(tier: &str, class: &str) -> String {
+    format!(
+        r#"apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: {tier}-tier
+spec:
+  resourceSelectors:
+    - apiVersion: apps/v1
+      kind: Deployment
+      labelSelector:
+        matchLabels: {{tier: {tier}}}
+  placement:
+    clusterAffinity:
+      clusterNames: [member1]
+  schedulePriority:
+    priorityClassSource: KubePriorityClass
+    priorityClassName: {class}
+"#
+    )
+}
+
+#[test]
+fn the_scheduler_takes_higher_priority_bindings_first() {
+    // the controllers run without the scheduler: bindings pile up unscheduled
+    let up = Up::start_with(2, &["--controllers=*,-scheduler"]);
+    up.apply(
+        "classes",
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: batch\nvalue: 10\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: critical\nvalue: 100000\n",
+    );
+    up.apply("low-tier", &tier_policy("low", "batch"));
+    up.apply("high-tier", &tier_policy("high", "critical"));
+    const N: usize = 8;
+    // the low-priority templates first, and named to sort first, so that
+    // neither creation order nor list order would schedule the high ones first
+    for i in 0..N {
+        let name = format!("batch-{i}");
+        up.apply(&name, &deployment(&name, ", tier: low"));
+    }
+    for i in 0..N {
+        let name = format!("critical-{i}");
+        up.apply(&name, &deployment(&name, ", tier: high"));
+    }
+    wait_for(
+        WAIT,
+        "every binding, with its priority, unscheduled",
+        || {
+            let list = up
+                .get_json("flotilla", &["resourcebindings"])?
+                .ok_or("no list")?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let with_priority = items
+                .iter()
+                .filter(|b| b.pointer("/spec/schedulePriority/priority").is_some())
+                .count();
+            let scheduled = items
+                .iter()
+                .filter(|b| b.pointer("/spec/clusters/0").is_some())
+                .count();
+            if scheduled > 0 {
+                return Err(format!("{scheduled} scheduled without a scheduler"));
+            }
+            if with_priority == 2 * N {
+                Ok(())
+            } else {
+                Err(format!("{with_priority} of {} bindings", 2 * N))
+            }
+        },
+    );
+    // every change of the bindings from now on, in the order of the writes
+    let kubeconfig = up.kubeconfig();
+    let mut watch = flotilla_tests::up::Proc::spawn(
+        "kubectl-watch-rb",
+        up.kubectl().arg("--kubeconfig").arg(&kubeconfig).args([
+            "--context",
+            "flotilla",
+            "get",
+            "resourcebindings",
+            "--watch",
+            "-o",
+            r#"jsonpath={.metadata.name} {.spec.clusters[0].name}{"\n"}"#,
+        ]),
+        &up.logs(),
+    );
+    watch.wait_stdout("critical-", WAIT);
+    // the scheduler starts, in a controller manager of its own, scheduling
+    let mut scheduler = flotilla_tests::up::Proc::spawn(
+        "scheduler",
+        std::process::Command::new(flotilla_tests::flotilla_bin())
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--context",
+                "flotilla",
+                "--controllers=scheduler",
+                // one binding at a time, as Karmada's scheduler: the order
+                // of the writes is the order of the queue
+                "--concurrent-schedule-syncs=1",
+                "--leader-elect=false",
+                "--metrics-bind-address=127.0.0.1:0",
+            ]),
+        &up.logs(),
+    );
+    let order = wait_for(WAIT, "every binding scheduled", || {
+        scheduler.assert_running();
+        let mut order: Vec<String> = Vec::new();
+        for line in watch.out().lines() {
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(_cluster)) = (words.next(), words.next()) else {
+                continue;
+            };
+            if !order.iter().any(|n| n == name) {
+                order.push(name.to_string());
+            }
+        }
+        if order.len() == 2 * N {
+            Ok(order)
+        } else {
+            Err(format!("scheduled so far: {order:?}"))
+        }
+    });
+    scheduler.kill();
+    watch.kill();
+    eprintln!("scheduling order: {order:?}");
+    // Every high-priority binding goes before every low-priority one, except
+    // perhaps a low binding or two whose reconcile found the scheduler idle
+    // and took a turn before the others queued up (by arrival order alone,
+    // the 8 low ones, created first and listed first, would go first).
+    let last_high = order
+        .iter()
+        .rposition(|n| n.starts_with("critical-"))
+        .expect("high bindings");
+    let low_before = order[..last_high]
+        .iter()
+        .filter(|n| n.starts_with("batch-"))
+        .count();
+    assert!(
+        low_before <= 2,
+        "{low_before} low-priority bindings were scheduled before the last high-priority one: {order:?}"
+    );
+    // and the deployments reach the member
+    wait_holders(&up, "critical-0", &["member1"]);
+    wait_holders(&up, "batch-0", &["member1"]);
+}
