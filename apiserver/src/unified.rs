@@ -84,6 +84,19 @@ pub struct Gvr {
 }
 
 impl Gvr {
+    /// A resource without printer columns (built-ins, and custom kinds until
+    /// their CRD is read).
+    pub fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Gvr {
+        Gvr {
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: plural.to_string(),
+            kind: kind.to_string(),
+            namespaced,
+            columns: None,
+        }
+    }
+
     fn identity(&self) -> (&str, &str, &str, &str, bool) {
         (
             &self.group,
@@ -1281,14 +1294,7 @@ mod tests {
 
     #[test]
     fn paths() {
-        let g = Gvr {
-            group: "apps".into(),
-            version: "v1".into(),
-            plural: "deployments".into(),
-            kind: "Deployment".into(),
-            namespaced: true,
-            columns: None,
-        };
+        let g = Gvr::new("apps", "v1", "deployments", "Deployment", true);
         assert_eq!(
             g.collection_path(Some("ns")),
             "/apis/apps/v1/namespaces/ns/deployments"

@@ -25,14 +25,7 @@ use serde_json::{Value, json};
 use crate::harness::{self, ms, percentile};
 
 fn pods() -> Gvr {
-    Gvr {
-        group: String::new(),
-        version: "v1".into(),
-        plural: "pods".into(),
-        kind: "Pod".into(),
-        namespaced: true,
-        columns: None,
-    }
+    Gvr::new("", "v1", "pods", "Pod", true)
 }
 
 /// A pod as the simulated members serve it (managedFields included).

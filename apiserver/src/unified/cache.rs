@@ -766,14 +766,7 @@ mod tests {
     use super::*;
 
     fn pods() -> Gvr {
-        Gvr {
-            group: String::new(),
-            version: "v1".into(),
-            plural: "pods".into(),
-            kind: "Pod".into(),
-            namespaced: true,
-            columns: None,
-        }
+        Gvr::new("", "v1", "pods", "Pod", true)
     }
 
     fn pod(ns: &str, name: &str, rv: u64) -> Value {

@@ -321,14 +321,7 @@ pub fn resources_of(doc: &Value) -> Vec<Gvr> {
                 ) else {
                     continue;
                 };
-                out.push(Gvr {
-                    group: g.to_string(),
-                    version: v.to_string(),
-                    plural: plural.to_string(),
-                    kind: kind.to_string(),
-                    namespaced: r["scope"] == "Namespaced",
-                    columns: None,
-                });
+                out.push(Gvr::new(g, v, plural, kind, r["scope"] == "Namespaced"));
             }
         }
     }

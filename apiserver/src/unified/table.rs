@@ -94,14 +94,7 @@ mod tests {
 
     #[test]
     fn cluster_column_after_name() {
-        let gvr = Gvr {
-            group: String::new(),
-            version: "v1".into(),
-            plural: "pods".into(),
-            kind: "Pod".into(),
-            namespaced: true,
-            columns: None,
-        };
+        let gvr = Gvr::new("", "v1", "pods", "Pod", true);
         let pod = Arc::new(json!({"metadata": {"name": "p", "namespace": "ns",
             "annotations": {CLUSTER_ANNOTATION: "member2"}}, "status": {"phase": "Running"}}));
         let t = table(

@@ -666,14 +666,7 @@ mod tests {
     fn state() -> State {
         let (_tx, rx) = mpsc::channel(1);
         State {
-            gvr: Gvr {
-                group: String::new(),
-                version: "v1".into(),
-                plural: "pods".into(),
-                kind: "Pod".into(),
-                namespaced: true,
-                columns: None,
-            },
+            gvr: Gvr::new("", "v1", "pods", "Pod", true),
             rx,
             _tasks: TaskGuard(Vec::new()),
             rv: RvMap::new(),
@@ -708,14 +701,7 @@ mod tests {
             ))
         };
         fn s_gvr() -> Gvr {
-            Gvr {
-                group: String::new(),
-                version: "v1".into(),
-                plural: "pods".into(),
-                kind: "Pod".into(),
-                namespaced: true,
-                columns: None,
-            }
+            Gvr::new("", "v1", "pods", "Pod", true)
         }
         let e = decode(s.encode(Msg::Event(
             "m1".into(),
