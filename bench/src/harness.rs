@@ -43,6 +43,24 @@ pub fn rss_mib(pid: u32) -> u64 {
         / 1024
 }
 
+/// A process's CPU time so far (user + system), in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // the fields after the command name, which is in parentheses
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A kube client for `context` of `kubeconfig`.
 pub async fn client(kubeconfig: &Path, context: &str) -> Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");

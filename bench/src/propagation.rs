@@ -161,6 +161,8 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
             }
         }));
     }
+    let stages = Stages::default();
+    watches.extend(stages.watch(&cp));
     // wait until every member watch has listed
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (write_p50, write_p99) = write_latency(&cp, 500).await;
@@ -205,6 +207,11 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes_after = host_writes(&cp).await;
     let per_template = |a: u64, b: u64| a.saturating_sub(b) as f64 / templates as f64;
+    eprintln!(
+        "CPU time: flotilla up {:.1} s, controllers {:.1} s",
+        harness::cpu_secs(up.0.id()),
+        harness::cpu_secs(controllers.0.id())
+    );
     let up_rss_mib = rss_mib(up.0.id());
     let controllers_rss_mib = rss_mib(controllers.0.id());
     let done = done.lock().expect("lock").clone();
@@ -224,6 +231,8 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         "every template propagated within 10 minutes"
     );
     lat.sort();
+    stages.report(&created, &dispatched, &done);
+    report_warnings(&dir.path().join("cm.log"));
     for w in watches {
         w.abort();
     }
@@ -244,6 +253,175 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         conflicts_per_template: per_template(writes_after.1, writes_before.1),
         write_p50,
         write_p99,
+    }
+}
+
+/// When the control plane's steps of each template were first seen: its
+/// ResourceBinding, the binding scheduled to two clusters, and both Works.
+/// Printed (not recorded) after a run, to show where the slow templates
+/// lost their time.
+#[derive(Clone, Default)]
+struct Stages {
+    binding: Arc<Mutex<HashMap<String, Instant>>>,
+    scheduled: Arc<Mutex<HashMap<String, Instant>>>,
+    works: Arc<Mutex<HashMap<String, (usize, Option<Instant>)>>>,
+}
+
+impl Stages {
+    fn watch(&self, cp: &Client) -> Vec<tokio::task::JoinHandle<()>> {
+        let resource = |version: &str, kind: &str, plural: &str| kube::api::ApiResource {
+            group: "work.karmada.io".into(),
+            version: version.into(),
+            api_version: format!("work.karmada.io/{version}"),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let rbs = Api::<DynamicObject>::namespaced_with(
+            cp.clone(),
+            "default",
+            &resource("v1alpha2", "ResourceBinding", "resourcebindings"),
+        );
+        let works =
+            Api::<DynamicObject>::all_with(cp.clone(), &resource("v1alpha1", "Work", "works"));
+        let this = self.clone();
+        let on_binding = tokio::spawn(async move {
+            let stream = watcher(rbs, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(rb)) = stream.next().await {
+                let Some(template) = rb.data["spec"]["resource"]["name"].as_str() else {
+                    continue;
+                };
+                let now = Instant::now();
+                this.binding
+                    .lock()
+                    .expect("lock")
+                    .entry(template.to_string())
+                    .or_insert(now);
+                let clusters = rb.data["spec"]["clusters"].as_array().map_or(0, Vec::len);
+                if clusters >= 2 {
+                    this.scheduled
+                        .lock()
+                        .expect("lock")
+                        .entry(template.to_string())
+                        .or_insert(now);
+                }
+            }
+        });
+        let this = self.clone();
+        let on_work = tokio::spawn(async move {
+            let stream = watcher(works, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            let mut stream = std::pin::pin!(stream);
+            let mut seen = std::collections::HashSet::new();
+            while let Some(Ok(work)) = stream.next().await {
+                let Some(template) =
+                    work.data["spec"]["workload"]["manifests"][0]["metadata"]["name"].as_str()
+                else {
+                    continue;
+                };
+                if !seen.insert(work.name_any() + "/" + &work.namespace().unwrap_or_default()) {
+                    continue;
+                }
+                let mut works = this.works.lock().expect("lock");
+                let entry = works.entry(template.to_string()).or_default();
+                entry.0 += 1;
+                if entry.0 >= 2 && entry.1.is_none() {
+                    entry.1 = Some(Instant::now());
+                }
+            }
+        });
+        vec![on_binding, on_work]
+    }
+
+    /// Prints the p50/p99 of each step and the steps of the ten slowest
+    /// templates to reach their members.
+    fn report(
+        &self,
+        created: &HashMap<String, Instant>,
+        dispatched: &HashMap<String, Instant>,
+        done: &HashMap<String, Instant>,
+    ) {
+        let binding = self.binding.lock().expect("lock").clone();
+        let scheduled = self.scheduled.lock().expect("lock").clone();
+        let works: HashMap<String, Instant> = self
+            .works
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|(k, (_, t))| t.map(|t| (k.clone(), t)))
+            .collect();
+        let steps: [(&str, &HashMap<String, Instant>); 5] = [
+            ("binding", &binding),
+            ("scheduled", &scheduled),
+            ("works", &works),
+            ("in members", dispatched),
+            ("running", done),
+        ];
+        let at = |name: &str, c: &Instant| -> Vec<Option<Duration>> {
+            steps
+                .iter()
+                .map(|(_, m)| m.get(name).map(|t| t.saturating_duration_since(*c)))
+                .collect()
+        };
+        eprintln!("steps after the template's POST (ms), p50 / p99:");
+        for (i, (step, _)) in steps.iter().enumerate() {
+            let mut v: Vec<Duration> = created.iter().filter_map(|(n, c)| at(n, c)[i]).collect();
+            v.sort();
+            eprintln!(
+                "  {step:<11} {:>8.1} / {:>8.1}  ({} seen)",
+                ms(percentile(&v, 50.0)),
+                ms(percentile(&v, 99.0)),
+                v.len()
+            );
+        }
+        let mut slow: Vec<(&String, Duration)> = created
+            .iter()
+            .filter_map(|(n, c)| {
+                dispatched
+                    .get(n)
+                    .map(|d| (n, d.saturating_duration_since(*c)))
+            })
+            .collect();
+        slow.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+        eprintln!(
+            "slowest to reach their members (ms): binding, scheduled, works, in members, running"
+        );
+        for (name, _) in slow.iter().take(10) {
+            let row: Vec<String> = at(name, &created[*name])
+                .iter()
+                .map(|d| d.map_or("-".into(), |d| format!("{:.0}", ms(d))))
+                .collect();
+            eprintln!("  {name}: {}", row.join(", "));
+        }
+    }
+}
+
+/// Prints how often each warning of the controller-manager's log occurred.
+fn report_warnings(log: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return;
+    };
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+    {
+        // the message without its timestamp and object names
+        let key: String = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" ");
+        *counts.entry(key).or_default() += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    for (line, n) in counts.iter().take(10) {
+        eprintln!("  {n:>6} × {line}");
     }
 }
 

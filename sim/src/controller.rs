@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::metrics::{self, Usage, UsageTable};
 use crate::object::{self, controller_uid, name, str_at};
+use crate::owners::Owners;
 use crate::schedule::{self, NodeView};
 use crate::{autoscaler, endpoints, kubelet, workload};
 
@@ -112,7 +113,18 @@ pub struct Controller {
     histories: autoscaler::Histories,
     /// When each HPA's periodic sync is due.
     hpa_next_sync: HashMap<(String, String), Instant>,
+    /// Owned objects by their controller's uid.
+    owners: Owners,
+    /// When the last metrics pass ran, and whether the next one is waiting
+    /// in `delayed`.
+    metrics_ran: Option<Instant>,
+    metrics_waiting: bool,
 }
+
+/// The shortest time between two metrics passes. A pass reads every running
+/// pod, and pods change many times a second while workloads roll out; the
+/// real metrics-server scrapes every 15 s or more.
+const METRICS_RESOLUTION: Duration = Duration::from_secs(1);
 
 type Failure = flotilla_apiserver::status::ApiError;
 
@@ -141,6 +153,9 @@ impl Controller {
             deadlines: HashMap::new(),
             histories: HashMap::new(),
             hpa_next_sync: HashMap::new(),
+            owners: Owners::default(),
+            metrics_ran: None,
+            metrics_waiting: false,
         })
     }
 
@@ -226,6 +241,7 @@ impl Controller {
     }
 
     fn enqueue_all(&mut self, snapshot: &Snapshot) {
+        self.owners.rebuild(snapshot);
         for kv in snapshot.range("/", None) {
             self.enqueue_for(&kv.key, &kv.value, None);
         }
@@ -235,6 +251,8 @@ impl Controller {
 
     fn on_event(&mut self, event: &Event) {
         let prev = event.prev.as_deref();
+        let now = (event.kind != EventKind::Deleted).then_some(event.object.as_ref());
+        self.owners.record(&event.key, now);
         if event.kind == EventKind::Deleted {
             self.deadlines.remove(event.key.as_ref());
             if event.key.starts_with("/core/pods/") {
@@ -384,7 +402,23 @@ impl Controller {
             Work::Schedule => self.schedule().await,
             Work::Pod(ns, n) => self.pod(ns, n).await,
             Work::Service(ns, n) => self.service(ns, n).await,
-            Work::Metrics => self.metrics().await,
+            Work::Metrics => {
+                let now = Instant::now();
+                match self.metrics_ran.map(|t| t + METRICS_RESOLUTION) {
+                    Some(next) if now < next => {
+                        if !self.metrics_waiting {
+                            self.metrics_waiting = true;
+                            self.later(next - now, Work::Metrics);
+                        }
+                        Ok(())
+                    }
+                    _ => {
+                        self.metrics_waiting = false;
+                        self.metrics_ran = Some(now);
+                        self.metrics().await
+                    }
+                }
+            }
             Work::Autoscaler(ns, n) => self.autoscaler(ns, n).await,
         };
         if let Err(e) = result {
@@ -412,11 +446,8 @@ impl Controller {
         kind: &str,
         owner: &Value,
     ) -> Vec<Arc<Value>> {
-        snapshot
-            .range(&self.infos.pods.prefix(Some(ns)), None)
-            .filter(|kv| controller_uid(&kv.value, kind) == Some(object::uid(owner)))
-            .map(|kv| kv.value.clone())
-            .collect()
+        self.owners
+            .owned(snapshot, &self.infos.pods.prefix(Some(ns)), kind, owner)
     }
 
     /// Replaces an object's status when it differs.
@@ -460,14 +491,25 @@ impl Controller {
             .map(|_| ())
     }
 
-    async fn create(&self, info: &ResourceInfo, ns: &str, object: Value) -> Result<(), Failure> {
+    /// Creates `object`, and indexes it under its owner at once (its watch
+    /// event may come after the owner's next reconcile).
+    async fn create(
+        &mut self,
+        info: &ResourceInfo,
+        ns: &str,
+        object: Value,
+    ) -> Result<(), Failure> {
         let ns = if info.namespaced { Some(ns) } else { None };
         match self
             .store
             .create(info, ns, object, &opts("kube-controller-manager"))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(created) => {
+                self.owners
+                    .record(&info.key(ns, name(&created)), Some(&created));
+                Ok(())
+            }
             Err(e) if e.reason == "AlreadyExists" => Ok(()),
             Err(e) => Err(e),
         }
@@ -494,11 +536,12 @@ impl Controller {
             return Ok(());
         }
         let snapshot = self.store.storage.snapshot();
-        let owned: Vec<Arc<Value>> = snapshot
-            .range(&self.infos.replicasets.prefix(Some(ns)), None)
-            .filter(|kv| controller_uid(&kv.value, "Deployment") == Some(object::uid(&d)))
-            .map(|kv| kv.value.clone())
-            .collect();
+        let owned = self.owners.owned(
+            &snapshot,
+            &self.infos.replicasets.prefix(Some(ns)),
+            "Deployment",
+            &d,
+        );
         let refs: Vec<&Value> = owned.iter().map(|v| v.as_ref()).collect();
         let plan = workload::plan_deployment(&d, &refs);
         let rs_info = self.infos.replicasets.clone();

@@ -53,6 +53,7 @@ pub mod endpoints;
 pub mod kubelet;
 pub mod metrics;
 pub mod object;
+pub mod owners;
 pub mod proxy;
 pub mod quantity;
 pub mod schedule;
