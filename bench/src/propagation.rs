@@ -256,6 +256,9 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     }
 }
 
+/// How many Works of a template were seen, and when the second was.
+type WorksSeen = (usize, Option<Instant>);
+
 /// When the control plane's steps of each template were first seen: its
 /// ResourceBinding, the binding scheduled to two clusters, and both Works.
 /// Printed (not recorded) after a run, to show where the slow templates
@@ -264,7 +267,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
 struct Stages {
     binding: Arc<Mutex<HashMap<String, Instant>>>,
     scheduled: Arc<Mutex<HashMap<String, Instant>>>,
-    works: Arc<Mutex<HashMap<String, (usize, Option<Instant>)>>>,
+    works: Arc<Mutex<HashMap<String, WorksSeen>>>,
 }
 
 impl Stages {
