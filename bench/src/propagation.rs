@@ -212,6 +212,23 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
         harness::cpu_secs(up.0.id()),
         harness::cpu_secs(controllers.0.id())
     );
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", controllers.0.id())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map_or(String::new(), |l| {
+                l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+            })
+    };
+    eprintln!(
+        "controllers: RssAnon {}, RssFile {}, threads {}, open files {}",
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("Threads:"),
+        std::fs::read_dir(format!("/proc/{}/fd", controllers.0.id())).map_or(0, |d| d.count())
+    );
     let up_rss_mib = rss_mib(up.0.id());
     let controllers_rss_mib = rss_mib(controllers.0.id());
     let done = done.lock().expect("lock").clone();
@@ -412,11 +429,22 @@ fn report_warnings(log: &std::path::Path) {
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
     {
-        // the message without its timestamp and object names
-        let key: String = line
+        // the message without colours, timestamp and fields (object names)
+        let mut plain = String::with_capacity(line.len());
+        let mut escape = false;
+        for c in line.chars() {
+            match c {
+                '\u{1b}' => escape = true,
+                'm' if escape => escape = false,
+                _ if !escape => plain.push(c),
+                _ => {}
+            }
+        }
+        let key: String = plain
             .split_whitespace()
             .skip(1)
-            .take(8)
+            .filter(|w| !w.contains('='))
+            .take(10)
             .collect::<Vec<_>>()
             .join(" ");
         *counts.entry(key).or_default() += 1;
