@@ -110,7 +110,7 @@ for n in $members_list; do
   done
   # The same URL without kubectl: Table and JSON, one request and pages of 500.
   read_out=$(KUBECONFIG="$KUBECONFIG" RUNS="$runs" WANT="$want" "$bench" unified-read)
-  r() { echo "$read_out" | awk -v w="$1" '$1 == w {printf "%.2f s", $2}'; }
+  r() { echo "$read_out" | awk -v w="$1" '$1 == w {printf "%.3f s", $2}'; }
   rb() { echo "$read_out" | awk -v w="$1" '$1 == w {printf "%.0f MB", $4 / 1e6}'; }
   nw="-"
   if (( ${#newer[@]} > 0 )); then nw="$(printf '%.2f s' "$(printf '%s\n' "${newer[@]}" | median)")"; fi
