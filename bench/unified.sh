@@ -8,12 +8,23 @@
 # caches) and after every pod is cached, against the raw JSON size of the cached
 # objects (the aggregated server's flotilla_unified_cache_bytes metric).
 #
-# Usage: bench/unified.sh [path/to/flotilla]  (default: target/release/flotilla)
+# In the same run, every pod read through the same unified view URL by a client
+# without kubectl's rate limiter, decoding and printing (`flotilla-bench
+# unified-read`: one request and pages of 500 following `continue`, as a Table
+# and as JSON), so the server's and transport's share of kubectl's time shows;
+# and, when KUBECTL_NEW names another kubectl binary, its `get pods -A` too.
+#
+# Usage: bench/unified.sh [path/to/flotilla [path/to/flotilla-bench]]
+#        (default: target/release/flotilla and target/release/flotilla-bench)
 #        MEMBERS="10" PODS=200 RUNS=3 bench/unified.sh     (a short run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/flotilla}
+bench=${2:-target/release/flotilla-bench}
 [ -x "$bin" ] || { echo "build it first: cargo build --release -p flotilla" >&2; exit 1; }
+[ -x "$bench" ] || { echo "build it first: cargo build --release -p flotilla-bench" >&2; exit 1; }
+kubectl_new=${KUBECTL_NEW:-}
+reads=""
 members_list=${MEMBERS:-"10 100"}
 pods=${PODS:-1000}
 runs=${RUNS:-5}
@@ -68,9 +79,11 @@ for n in $members_list; do
   sleep 10
   rss1=$(rss_kib "$pid")
   json_bytes=$(k --kubeconfig "$agg" get --raw /metrics | awk '/^flotilla_unified_cache_bytes/ {s+=$2} END {printf "%d", s}')
+  load=$(awk '{print $1}' /proc/loadavg)
   unified=()
   whole=()
   loop=()
+  newer=()
   for _ in $(seq 1 "$runs"); do
     t0=$(now)
     rows=$(k --context flotilla-all get pods -A --no-headers | wc -l)
@@ -87,7 +100,20 @@ for n in $members_list; do
     t1=$(now)
     [ "$rows" -eq "$want" ] || echo "the loop returned $rows of $want pods" >&2
     loop+=("$(echo "$t1 - $t0" | bc)")
+    if [ -n "$kubectl_new" ]; then
+      t0=$(now)
+      rows=$("$kubectl_new" --request-timeout=300s --context flotilla-all get pods -A --no-headers | wc -l)
+      t1=$(now)
+      [ "$rows" -eq "$want" ] || echo "the newer kubectl returned $rows of $want pods" >&2
+      newer+=("$(echo "$t1 - $t0" | bc)")
+    fi
   done
+  # The same URL without kubectl: Table and JSON, one request and pages of 500.
+  read_out=$(KUBECONFIG="$KUBECONFIG" RUNS="$runs" WANT="$want" "$bench" unified-read)
+  r() { echo "$read_out" | awk -v w="$1" '$1 == w {printf "%.3f s", $2}'; }
+  rb() { echo "$read_out" | awk -v w="$1" '$1 == w {printf "%.0f MB", $4 / 1e6}'; }
+  nw="-"
+  if (( ${#newer[@]} > 0 )); then nw="$(printf '%.2f s' "$(printf '%s\n' "${newer[@]}" | median)")"; fi
   u=$(printf '%s\n' "${unified[@]}" | median)
   w=$(printf '%s\n' "${whole[@]}" | median)
   l=$(printf '%s\n' "${loop[@]}" | median)
@@ -96,8 +122,16 @@ for n in $members_list; do
     "$n" "$want" "$u" "$w" "$l" "$(echo "$u / $l" | bc -l)" "$(echo "$w / $l" | bc -l)" \
     "$(echo "$json_bytes / 1048576" | bc -l)" "$(echo "$delta_kib / 1024" | bc -l)" \
     "$(echo "$delta_kib * 1024 / $json_bytes" | bc -l)"
+  reads+="$(printf '| %d | %d | %s | %s (%s) | %s (%s) | %s | %s | %.2f s | %.2f s | %s | %.2f s |' \
+    "$n" "$want" "$load" "$(r table_one_request)" "$(rb table_one_request)" \
+    "$(r json_one_request)" "$(rb json_one_request)" "$(r table_pages_of_500)" \
+    "$(r json_pages_of_500)" "$u" "$w" "$nw" "$l")"$'\n'
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   trap - EXIT
   rm -rf "$dir"
 done
+printf '\nThe same unified view read without kubectl (p50 of %d runs; load average at the start of the runs):\n\n' "$runs"
+printf '| members | pods | load | Table, one request | JSON, one request | Table, pages of 500 | JSON, pages of 500 | kubectl `get pods -A` | kubectl `--chunk-size=0` | newer kubectl `get pods -A` | shell loop |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf '%s' "$reads"

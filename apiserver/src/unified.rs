@@ -999,13 +999,26 @@ fn list_response(
 ) -> Response<Body> {
     match opts.output {
         Output::Table => {
-            // Only this page's objects are parsed.
-            let parsed: Vec<Arc<Value>> = items.iter().map(|o| Arc::new(o.value())).collect();
-            let t = table::table(&table::info_for(gvr), &parsed, opts.include, meta, true);
+            // Every row from the cells and JSON its object keeps: nothing is parsed.
+            let mut out = Vec::with_capacity(
+                512 + items.len()
+                    * match opts.include {
+                        IncludeObject::Object => 2048,
+                        _ => 1024,
+                    },
+            );
+            table::write_table(
+                &mut out,
+                &table::info_for(gvr),
+                items,
+                opts.include,
+                meta,
+                jiff::Timestamp::now(),
+            );
             json_response(
                 StatusCode::OK,
                 "application/json;as=Table;v=v1;g=meta.k8s.io",
-                serde_json::to_vec(&t).unwrap_or_default(),
+                out,
             )
         }
         Output::Metadata => {
@@ -1013,16 +1026,28 @@ fn list_response(
             if let Some(c) = &meta.continue_token {
                 metadata["continue"] = json!(c);
             }
-            let items: Vec<Value> = items
-                .iter()
-                .map(|o| crate::endpoints::table::partial_metadata(&o.value()))
-                .collect();
-            let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                           "metadata": metadata, "items": items});
+            let mut out = Vec::with_capacity(512 + items.len() * 1024);
+            out.extend_from_slice(
+                b"{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+            );
+            let _ = serde_json::to_writer(&mut out, &metadata);
+            out.extend_from_slice(b",\"items\":[");
+            // Every object's metadata, a slice of its cached JSON.
+            for (i, o) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(
+                    b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+                );
+                o.write_metadata(&mut out, true);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
             json_response(
                 StatusCode::OK,
                 "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
-                serde_json::to_vec(&v).unwrap_or_default(),
+                out,
             )
         }
         Output::Json | Output::Yaml => {

@@ -11,6 +11,11 @@
 //!   (`propagation.rs`, needs the release `flotilla` binary);
 //! - `unified`: a unified list over M members against one API server holding
 //!   the same objects (`unified.rs`, needs the release binary);
+//! - `unified-page`: the unified view's merge, pages, Tables and memory in
+//!   process (`unified_page.rs`);
+//! - `unified-read`: every pod of a running `flotilla up` read through the
+//!   unified view without a client-side rate limit (`unified_read.rs`, used by
+//!   `bench/unified.sh`);
 //! - `mcs`: an endpoint change in an exporting member to the importing
 //!   members' slices (`mcs.rs`, needs the release binary);
 //! - `storage`: writes/s and watch latency on etcd against embedded redb
@@ -37,6 +42,7 @@ mod propagation;
 mod storage;
 mod unified;
 mod unified_page;
+mod unified_read;
 mod webhook;
 
 struct Sizes {
@@ -400,11 +406,12 @@ async fn main() {
         "propagation" => return propagation::scenario().await,
         "unified" => return unified::scenario().await,
         "unified-page" => return unified_page::scenario().await,
+        "unified-read" => return unified_read::scenario().await,
         "mcs" => return mcs::scenario().await,
         "storage" => return storage::scenario().await,
         other => {
             eprintln!(
-                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified, unified-page, mcs or storage"
+                "unknown scenario {other:?}: want apiserver, webhook, propagation, unified, unified-page, unified-read, mcs or storage"
             );
             std::process::exit(2);
         }

@@ -7,8 +7,11 @@
 //! - a whole JSON list (merge every member's map, write the cached bytes);
 //! - every page of 500 (a k-way merge from the continue token's key), with the
 //!   cost of one page, which must not grow with N;
-//! - one Table page of 500 (the page's objects parsed, kube's pod columns plus
-//!   CLUSTER);
+//! - one Table page of 500 from the rows the cache keeps (kube's pod columns
+//!   plus CLUSTER, each object's PartialObjectMetadata, as kubectl asks by
+//!   default), against the same page converted from the parsed objects (how
+//!   Tables were made before the rows were cached);
+//! - the whole list as one Table (what `kubectl get -A --chunk-size=0` asks for);
 //! - the caches' estimated heap against the objects' JSON.
 //!
 //! Run: `cargo run --release -p flotilla-bench -- unified-page [--quick] [--record]`.
@@ -74,8 +77,26 @@ fn walk(view: &View) -> (usize, Vec<Duration>) {
     }
 }
 
-/// One Table page of 500 (the first), encoded.
-fn table_page(view: &View) -> usize {
+/// A Table of `limit` objects (all when `None`) from the rows the cache keeps,
+/// encoded as the aggregated server encodes it.
+fn table_of(view: &View, limit: Option<usize>) -> usize {
+    let page = view.page(None, limit);
+    let mut out = Vec::with_capacity(512 + page.items.len() * 1024);
+    table::write_table(
+        &mut out,
+        &table::info_for(&pods()),
+        &page.items,
+        IncludeObject::Metadata,
+        &ListMeta::default(),
+        jiff::Timestamp::now(),
+    );
+    std::hint::black_box(&out);
+    out.len()
+}
+
+/// One Table page of 500 (the first) converted from the parsed objects, as
+/// before the rows were cached.
+fn converted_table_page(view: &View) -> usize {
     let page = view.page(None, Some(500));
     let parsed: Vec<Arc<Value>> = page.items.iter().map(|o| Arc::new(o.value())).collect();
     let t = table::table(
@@ -109,9 +130,9 @@ pub async fn scenario() {
         &[(10, 10_000), (100, 100_000)]
     };
     let rounds = if quick { 5 } else { 11 };
-    let fields = flotilla_apiserver::unified::selectable_fields(&pods());
+    let shape = cache::Shape::of(&pods());
     let mut table_md = String::from(
-        "| members | pods | JSON list unified p50 | same pods in one map p50 | ratio | every page of 500, total p50 | one page p50 / p99 | Table page of 500 p50 | raw JSON | cache heap (estimate) | heap / JSON |\n|---|---|---|---|---|---|---|---|---|---|---|",
+        "| members | pods | JSON list unified p50 | same pods in one map p50 | ratio | every page of 500, total p50 | one page p50 / p99 | Table page of 500 p50: cached rows / converted | whole list as one Table p50 | raw JSON | cache heap (estimate) | heap / JSON |\n|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     let mut results = Vec::new();
     for &(members, total) in cases {
@@ -123,7 +144,7 @@ pub async fn scenario() {
             let cluster = format!("member{m}");
             let objects = (0..per)
                 .map(|i| {
-                    let o = Object::new(&cache::annotate(pod(m, i), &cluster, &pods()), &fields);
+                    let o = Object::new(&cache::annotate(pod(m, i), &cluster, &pods()), &shape);
                     json_bytes += o.json.len();
                     // the object, and its entry in a map node (as `Cache::size` counts)
                     heap += o.heap_size() + 2 * (32 + 8);
@@ -131,7 +152,7 @@ pub async fn scenario() {
                     // one map of every pod: the member in the namespace keeps names apart
                     let mut one = Object::new(
                         &json!({"metadata": {"namespace": cluster, "name": o.name()}}),
-                        &[],
+                        &Default::default(),
                     );
                     one.json = o.json.clone();
                     all.push((one.key(), Arc::new(one)));
@@ -160,7 +181,7 @@ pub async fn scenario() {
             labels: Default::default(),
             fields: Default::default(),
         };
-        let bar = harness::progress(rounds * 4, &format!("{total} pods over {members} members"));
+        let bar = harness::progress(rounds * 6, &format!("{total} pods over {members} members"));
         let mut u = Vec::new();
         let mut s = Vec::new();
         for _ in 0..rounds {
@@ -183,20 +204,34 @@ pub async fn scenario() {
         }
         walks.sort();
         pages.sort();
-        let tables = timed(rounds, || table_page(&unified));
+        let mut tables = Vec::new();
+        let mut converted = Vec::new();
+        for _ in 0..rounds {
+            // alternate, so both sides see the same machine
+            tables.extend(timed(1, || table_of(&unified, Some(500))));
+            converted.extend(timed(1, || converted_table_page(&unified)));
+            bar.inc(2);
+        }
+        tables.sort();
+        converted.sort();
+        let whole_tables = timed(rounds, || table_of(&unified, None));
         bar.inc(rounds as u64);
+        let whole_table_bytes = table_of(&unified, None);
         bar.finish_and_clear();
         let (u50, s50) = (percentile(&u, 50.0), percentile(&s, 50.0));
         let ratio = u50.as_secs_f64() / s50.as_secs_f64().max(1e-9);
         let per_json = heap as f64 / json_bytes as f64;
         table_md.push_str(&format!(
-            "\n| {members} | {total} | {} ms | {} ms | {ratio:.2} | {} ms | {} / {} ms | {} ms | {:.0} MiB | {:.0} MiB | {per_json:.2}× |",
+            "\n| {members} | {total} | {} ms | {} ms | {ratio:.2} | {} ms | {} / {} ms | {} / {} ms | {} ms ({:.0} MB) | {:.0} MiB | {:.0} MiB | {per_json:.2}× |",
             ms(u50),
             ms(s50),
             ms(percentile(&walks, 50.0)),
             ms(percentile(&pages, 50.0)),
             ms(percentile(&pages, 99.0)),
             ms(percentile(&tables, 50.0)),
+            ms(percentile(&converted, 50.0)),
+            ms(percentile(&whole_tables, 50.0)),
+            whole_table_bytes as f64 / 1e6,
             json_bytes as f64 / 1048576.0,
             heap as f64 / 1048576.0,
         ));
@@ -206,7 +241,10 @@ pub async fn scenario() {
             "pages_of_500_ms": {"walk_p50": ms(percentile(&walks, 50.0)),
                                  "page_p50": ms(percentile(&pages, 50.0)),
                                  "page_p99": ms(percentile(&pages, 99.0))},
-            "table_page_of_500_ms_p50": ms(percentile(&tables, 50.0)),
+            "table_page_of_500_ms_p50": {"cached_rows": ms(percentile(&tables, 50.0)),
+                                         "converted": ms(percentile(&converted, 50.0))},
+            "whole_table_ms_p50": ms(percentile(&whole_tables, 50.0)),
+            "whole_table_bytes": whole_table_bytes,
             "bytes": {"json": json_bytes, "heap_estimate": heap},
         }));
     }

@@ -266,6 +266,26 @@ fn unified_view_lists_every_member_with_its_cluster() {
         );
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("app=web"), "{out}");
+        // --sort-by asks for whole objects in the rows (includeObject=Object).
+        let (code, out, err) = up.run(
+            &kubectl,
+            "flotilla-all",
+            &["get", "pods", "-A", "--sort-by=.metadata.name"],
+        );
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<String> = out.lines().map(norm_spaces).collect();
+        assert!(
+            lines[0].starts_with("NAMESPACE NAME CLUSTER READY STATUS"),
+            "{out}"
+        );
+        let names: Vec<&str> = lines[1..]
+            .iter()
+            .filter_map(|l| l.split(' ').nth(1))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "{out}");
+        assert_eq!(names.len(), total, "{out}");
         // Paging: every pod exactly once, in order, at any chunk size.
         for chunk in ["1", "2", "500"] {
             let (code, out, err) = up.run(

@@ -81,10 +81,61 @@ pub fn human_duration(seconds: i64) -> String {
 
 /// Age of an RFC 3339 timestamp, or `<unknown>`.
 pub fn age(timestamp: Option<&str>, now: jiff::Timestamp) -> String {
-    match timestamp.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
-        Some(t) => human_duration(now.as_second() - t.as_second()),
+    age_text(
+        timestamp
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second()),
+        now,
+    )
+}
+
+/// The text of an age cell: the time since `since` (seconds since the epoch),
+/// `<unknown>` without it.
+pub fn age_text(since: Option<i64>, now: jiff::Timestamp) -> String {
+    match since {
+        Some(t) => human_duration(now.as_second() - t),
         None => "<unknown>".into(),
     }
+}
+
+/// One cell of a row: a value, or an age, which changes as time passes and is
+/// rendered when the row is served (so a row can be computed once and served
+/// many times).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Value(Value),
+    /// The time since this instant (seconds since the epoch), `<unknown>` without one.
+    Age(Option<i64>),
+}
+
+impl From<Value> for Cell {
+    fn from(v: Value) -> Cell {
+        Cell::Value(v)
+    }
+}
+
+impl Cell {
+    /// The age of an RFC 3339 timestamp (`<unknown>` when absent or malformed).
+    pub fn age_of(timestamp: Option<&str>) -> Cell {
+        Cell::Age(
+            timestamp
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_second()),
+        )
+    }
+
+    /// The cell as served at `now`.
+    pub fn render(self, now: jiff::Timestamp) -> Value {
+        match self {
+            Cell::Value(v) => v,
+            Cell::Age(since) => Value::String(age_text(since, now)),
+        }
+    }
+}
+
+/// A row of cells, each a [`Value`] or a [`Cell`].
+macro_rules! cells {
+    ($($cell:expr),* $(,)?) => { vec![$(Cell::from($cell)),*] };
 }
 
 fn col(name: &str, ty: &str, priority: u8, description: &str) -> Value {
@@ -162,7 +213,7 @@ fn containers_images(v: &Value, path: &str) -> (String, String) {
 }
 
 /// Column definitions and a row renderer for a printer.
-fn columns(printer: &Printer) -> Vec<Value> {
+pub fn columns(printer: &Printer) -> Vec<Value> {
     let name = col(
         "Name",
         "string",
@@ -762,7 +813,7 @@ fn columns(printer: &Printer) -> Vec<Value> {
     }
 }
 
-fn pod_cells(p: &Value, age: String) -> Vec<Value> {
+fn pod_cells(p: &Value, age: Cell) -> Vec<Cell> {
     let statuses = list(p, "/status/containerStatuses");
     let total = list(p, "/spec/containers").len();
     let ready = statuses
@@ -804,12 +855,12 @@ fn pod_cells(p: &Value, age: String) -> Vec<Value> {
             .count();
         format!("{true_count}/{}", gates.len())
     };
-    vec![
+    cells![
         json!(s(p, "/metadata/name")),
         json!(format!("{ready}/{total}")),
         json!(reason),
         json!(restarts.to_string()),
-        json!(age),
+        age,
         json!(or_none(s(p, "/status/podIP").into())),
         json!(or_none(s(p, "/spec/nodeName").into())),
         json!(or_none(s(p, "/status/nominatedNodeName").into())),
@@ -831,20 +882,28 @@ fn service_ports(v: &Value) -> String {
     or_none(ports.join(","))
 }
 
-/// The cells of one row.
+/// The cells of one row as served at `now`.
 fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    row_cells(printer, v)
+        .into_iter()
+        .map(|c| c.render(now))
+        .collect()
+}
+
+/// The cells of one row, ages left to render (see [`Cell`]).
+pub fn row_cells(printer: &Printer, v: &Value) -> Vec<Cell> {
     let name = json!(s(v, "/metadata/name"));
     let created = v
         .pointer("/metadata/creationTimestamp")
         .and_then(Value::as_str);
-    let age_s = age(created, now);
+    let age_s = Cell::age_of(created);
     let kind = match printer {
-        Printer::NameAge => return vec![name, json!(age_s)],
-        Printer::NameCreatedAt => return vec![name, json!(created.unwrap_or(""))],
+        Printer::NameAge => return cells![name, age_s],
+        Printer::NameCreatedAt => return cells![name, json!(created.unwrap_or(""))],
         Printer::Builtin(k) => k.as_str(),
         Printer::Custom(cols) => {
-            let mut out = vec![name];
-            out.extend(cols.iter().map(|c| custom_cell(c, v, now)));
+            let mut out = cells![name];
+            out.extend(cols.iter().map(|c| custom_cell(c, v)));
             return out;
         }
     };
@@ -852,7 +911,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let selector = selector_string(v.pointer("/spec/selector"));
     match kind {
         "pods" => pod_cells(v, age_s),
-        "deployments" => vec![
+        "deployments" => cells![
             name,
             json!(format!(
                 "{}/{}",
@@ -863,12 +922,12 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             )),
             json!(n(v, "/status/updatedReplicas")),
             json!(n(v, "/status/availableReplicas")),
-            json!(age_s),
+            age_s,
             json!(containers),
             json!(images),
             json!(selector),
         ],
-        "replicasets" => vec![
+        "replicasets" => cells![
             name,
             json!(
                 v.pointer("/spec/replicas")
@@ -877,12 +936,12 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             ),
             json!(n(v, "/status/replicas")),
             json!(n(v, "/status/readyReplicas")),
-            json!(age_s),
+            age_s,
             json!(containers),
             json!(images),
             json!(selector),
         ],
-        "statefulsets" => vec![
+        "statefulsets" => cells![
             name,
             json!(format!(
                 "{}/{}",
@@ -891,11 +950,11 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     .and_then(Value::as_i64)
                     .unwrap_or(1)
             )),
-            json!(age_s),
+            age_s,
             json!(containers),
             json!(images),
         ],
-        "daemonsets" => vec![
+        "daemonsets" => cells![
             name,
             json!(n(v, "/status/desiredNumberScheduled")),
             json!(n(v, "/status/currentNumberScheduled")),
@@ -905,7 +964,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             json!(or_none(map_string(
                 v.pointer("/spec/template/spec/nodeSelector")
             ))),
-            json!(age_s),
+            age_s,
             json!(containers),
             json!(images),
             json!(selector),
@@ -941,16 +1000,18 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 .and_then(Value::as_str)
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok());
             let duration = match (start, end) {
-                (Some(a), Some(b)) => human_duration(b.as_second() - a.as_second()),
-                (Some(a), None) => human_duration(now.as_second() - a.as_second()),
-                _ => String::new(),
+                (Some(a), Some(b)) => {
+                    Cell::from(json!(human_duration(b.as_second() - a.as_second())))
+                }
+                (Some(a), None) => Cell::Age(Some(a.as_second())),
+                _ => Cell::from(json!("")),
             };
-            vec![
+            cells![
                 name,
                 json!(status),
                 json!(completions),
-                json!(duration),
-                json!(age_s),
+                duration,
+                age_s,
                 json!(containers),
                 json!(images),
                 json!(selector),
@@ -961,7 +1022,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             let last = v
                 .pointer("/status/lastScheduleTime")
                 .and_then(Value::as_str);
-            vec![
+            cells![
                 name,
                 json!(s(v, "/spec/schedule")),
                 json!(or_none(s(v, "/spec/timeZone").into())),
@@ -971,12 +1032,12 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                         .unwrap_or(false)
                 ),
                 json!(list(v, "/status/active").len()),
-                json!(if last.is_some() {
-                    age(last, now)
+                if last.is_some() {
+                    Cell::age_of(last)
                 } else {
-                    "<none>".into()
-                }),
-                json!(age_s),
+                    Cell::from(json!("<none>"))
+                },
+                age_s,
                 json!(c),
                 json!(i),
                 json!(or_none(selector_string(
@@ -1003,7 +1064,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     }
                 })
                 .collect();
-            vec![
+            cells![
                 name,
                 json!(reference),
                 json!(or_none(targets.join(", "))),
@@ -1015,7 +1076,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 ),
                 json!(n(v, "/spec/maxReplicas")),
                 json!(n(v, "/status/currentReplicas")),
-                json!(age_s),
+                age_s,
             ]
         }
         "services" => {
@@ -1043,13 +1104,13 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 "ExternalName" => s(v, "/spec/externalName").to_string(),
                 _ => or_none(external.join(",")),
             };
-            vec![
+            cells![
                 name,
                 json!(ty),
                 json!(or_none(s(v, "/spec/clusterIP").into())),
                 json!(external_ip),
                 json!(service_ports(v)),
-                json!(age_s),
+                age_s,
                 json!(or_none(map_string(v.pointer("/spec/selector")))),
             ]
         }
@@ -1062,7 +1123,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     }
                 }
             }
-            vec![name, json!(or_none(eps.join(","))), json!(age_s)]
+            cells![name, json!(or_none(eps.join(","))), age_s]
         }
         "endpointslices" => {
             let ports: Vec<String> = list(v, "/ports")
@@ -1078,15 +1139,15 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             } else {
                 or_none(addrs.join(","))
             };
-            vec![
+            cells![
                 name,
                 json!(s(v, "/addressType")),
                 json!(or_none(ports.join(","))),
                 json!(shown),
-                json!(age_s),
+                age_s,
             ]
         }
-        "namespaces" => vec![name, json!(s(v, "/status/phase")), json!(age_s)],
+        "namespaces" => cells![name, json!(s(v, "/status/phase")), age_s],
         "configmaps" => {
             let count = v
                 .get("data")
@@ -1095,7 +1156,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 + v.get("binaryData")
                     .and_then(Value::as_object)
                     .map_or(0, |m| m.len());
-            vec![name, json!(count), json!(age_s)]
+            cells![name, json!(count), age_s]
         }
         "secrets" => {
             let count = v
@@ -1106,9 +1167,9 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     .and_then(Value::as_object)
                     .map_or(0, |m| m.len());
             let ty = v.get("type").and_then(Value::as_str).unwrap_or("Opaque");
-            vec![name, json!(ty), json!(count), json!(age_s)]
+            cells![name, json!(ty), json!(count), age_s]
         }
-        "serviceaccounts" => vec![name, json!(list(v, "/secrets").len()), json!(age_s)],
+        "serviceaccounts" => cells![name, json!(list(v, "/secrets").len()), age_s],
         "nodes" => {
             let ready = list(v, "/status/conditions")
                 .iter()
@@ -1136,11 +1197,11 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     .map(|a| s(a, "/address").to_string())
                     .unwrap_or_else(|| "<none>".into())
             };
-            vec![
+            cells![
                 name,
                 json!(status),
                 json!(or_none(roles.join(","))),
-                json!(age_s),
+                age_s,
                 json!(s(v, "/status/nodeInfo/kubeletVersion")),
                 json!(addr("InternalIP")),
                 json!(addr("ExternalIP")),
@@ -1163,7 +1224,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     other => other,
                 })
                 .collect();
-            vec![
+            cells![
                 name,
                 json!(if s(v, "/status/phase").is_empty() {
                     "Pending"
@@ -1175,7 +1236,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 json!(modes.join(",")),
                 json!(s(v, "/spec/storageClassName")),
                 json!(or_none(s(v, "/spec/volumeAttributesClassName").into())),
-                json!(age_s),
+                age_s,
                 json!(
                     v.pointer("/spec/volumeMode")
                         .and_then(Value::as_str)
@@ -1214,15 +1275,15 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     format!("{c}, {h}")
                 }
             };
-            vec![
-                json!(age(last, now)),
+            cells![
+                Cell::age_of(last),
                 json!(s(v, "/type")),
                 json!(s(v, "/reason")),
                 json!(object),
                 json!(s(v, "/involvedObject/fieldPath")),
                 json!(source),
                 json!(s(v, "/message").trim()),
-                json!(age(first, now)),
+                Cell::age_of(first),
                 json!(
                     v.get("count")
                         .and_then(Value::as_i64)
@@ -1232,7 +1293,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 name,
             ]
         }
-        "leases" => vec![name, json!(s(v, "/spec/holderIdentity")), json!(age_s)],
+        "leases" => cells![name, json!(s(v, "/spec/holderIdentity")), age_s],
         "ingresses" => {
             let hosts: Vec<&str> = list(v, "/spec/rules")
                 .iter()
@@ -1254,7 +1315,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
             } else {
                 "80, 443"
             };
-            vec![
+            cells![
                 name,
                 json!(or_none(s(v, "/spec/ingressClassName").into())),
                 json!(if hosts.is_empty() {
@@ -1264,7 +1325,7 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 }),
                 json!(addrs.join(",")),
                 json!(ports),
-                json!(age_s),
+                age_s,
             ]
         }
         "rolebindings" => {
@@ -1283,14 +1344,14 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            vec![
+            cells![
                 name,
                 json!(format!(
                     "{}/{}",
                     s(v, "/roleRef/kind"),
                     s(v, "/roleRef/name")
                 )),
-                json!(age_s),
+                age_s,
                 json!(of("User")),
                 json!(of("Group")),
                 json!(of("ServiceAccount")),
@@ -1317,25 +1378,21 @@ fn cells(printer: &Printer, v: &Value, now: jiff::Timestamp) -> Vec<Value> {
                     }
                 })
                 .unwrap_or_else(|| "Unknown".into());
-            vec![name, json!(service), json!(available), json!(age_s)]
+            cells![name, json!(service), json!(available), age_s]
         }
-        "webhookconfigurations" => vec![name, json!(list(v, "/webhooks").len()), json!(age_s)],
-        _ => vec![name, json!(age_s)],
+        "webhookconfigurations" => cells![name, json!(list(v, "/webhooks").len()), age_s],
+        _ => cells![name, age_s],
     }
 }
 
 /// One cell of a CRD printer column.
-fn custom_cell(
-    col: &crate::registry::crd::PrinterColumn,
-    v: &Value,
-    now: jiff::Timestamp,
-) -> Value {
+fn custom_cell(col: &crate::registry::crd::PrinterColumn, v: &Value) -> Cell {
     let found = col.path.find(v);
     let Some(first) = found.first() else {
-        return Value::Null;
+        return Cell::from(Value::Null);
     };
-    match col.type_.as_str() {
-        "date" => json!(age(first.as_str(), now)),
+    Cell::from(match col.type_.as_str() {
+        "date" => return Cell::age_of(first.as_str()),
         "integer" | "number" | "boolean" if found.len() == 1 => (*first).clone(),
         _ => {
             let text: Vec<String> = found
@@ -1347,7 +1404,7 @@ fn custom_cell(
                 .collect();
             json!(text.join(","))
         }
-    }
+    })
 }
 
 /// `PartialObjectMetadata` of an object.
@@ -1468,7 +1525,18 @@ pub fn table(
     meta: &ListMeta,
     headers: bool,
 ) -> Value {
-    let now = jiff::Timestamp::now();
+    table_at(info, items, include, meta, headers, jiff::Timestamp::now())
+}
+
+/// [`table`] with its ages as at `now`.
+pub fn table_at(
+    info: &ResourceInfo,
+    items: &[Arc<Value>],
+    include: IncludeObject,
+    meta: &ListMeta,
+    headers: bool,
+    now: jiff::Timestamp,
+) -> Value {
     let mut metadata = json!({"resourceVersion": meta.resource_version});
     if let Some(c) = &meta.continue_token {
         metadata["continue"] = json!(c);

@@ -27,6 +27,8 @@ use tokio::sync::broadcast;
 use super::Gvr;
 use super::member::{self, Member};
 use super::resource_version::{self, revision};
+use super::table::Row;
+use crate::registry::Printer;
 use crate::registry::selector::{FieldSelector, LabelSelector};
 
 /// Annotation naming the cluster an object came from (Karmada's).
@@ -56,8 +58,48 @@ impl EventType {
     }
 }
 
+/// How a resource's objects are kept besides their JSON: the fields selectors
+/// may name and the printer of their Table rows.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The kind's selectable fields (see [`super::selectable_fields`]).
+    pub fields: Vec<&'static str>,
+    /// The kind's Table columns (see [`super::table::info_for`]).
+    pub printer: Printer,
+}
+
+impl Shape {
+    /// The shape of a member resource's objects.
+    pub fn of(gvr: &Gvr) -> Shape {
+        Shape {
+            fields: super::selectable_fields(gvr),
+            printer: super::table::info_for(gvr).printer,
+        }
+    }
+}
+
+impl Default for Shape {
+    /// No selectable fields besides name and namespace; NAME and AGE columns.
+    fn default() -> Shape {
+        Shape {
+            fields: Vec::new(),
+            printer: Printer::NameAge,
+        }
+    }
+}
+
+/// Where `metadata` is in an object's JSON, and its `managedFields` entry
+/// (with the comma that separates it from its neighbours).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MetadataSpan {
+    start: u32,
+    end: u32,
+    managed_fields: Option<(u32, u32)>,
+}
+
 /// One member object as the unified view returns it (annotated): its JSON,
-/// encoded once, its key, and what label and field selectors read.
+/// encoded once, its key, what label and field selectors read, and its Table
+/// row.
 #[derive(Debug, PartialEq)]
 pub struct Object {
     /// The object's JSON.
@@ -71,17 +113,23 @@ pub struct Object {
     /// paths, nothing else: a few hundred bytes, parsed only for a request
     /// with selectors, which match it as they would the whole object.
     selectable: Box<[u8]>,
+    /// Where `metadata` is in `json`, so a Table row's PartialObjectMetadata
+    /// and a metadata list are written from slices of it.
+    metadata: Option<MetadataSpan>,
+    /// The object's Table row cells (CLUSTER after NAME), encoded, ages left
+    /// to render when served.
+    row: Row,
 }
 
 impl Object {
-    /// Encodes `object` once and keeps what selectors read (`fields`: the
-    /// kind's selectable fields).
-    pub fn new(object: &Value, fields: &[&str]) -> Object {
-        let json = serde_json::to_vec(object).unwrap_or_default();
+    /// Encodes `object` once and keeps what selectors read and its Table row
+    /// (`shape`: the kind's selectable fields and printer).
+    pub fn new(object: &Value, shape: &Shape) -> Object {
+        let (json, metadata) = encode(object);
         let mut selectable = json!({"metadata": {}});
         for field in ["metadata.namespace", "metadata.name", "metadata.labels"]
             .into_iter()
-            .chain(fields.iter().copied())
+            .chain(shape.fields.iter().copied())
         {
             copy_field(object, &mut selectable, field);
         }
@@ -99,6 +147,8 @@ impl Object {
             selectable: serde_json::to_vec(&selectable)
                 .unwrap_or_default()
                 .into_boxed_slice(),
+            metadata,
+            row: Row::new(&shape.printer, object),
         }
     }
 
@@ -111,6 +161,8 @@ impl Object {
                 namespace: Arc::from(""),
                 name: Arc::from(""),
                 selectable: Box::from(&b"null"[..]),
+                metadata: None,
+                row: Row::default(),
             })
         })
         .clone()
@@ -159,9 +211,88 @@ impl Object {
             + self.name.len()
             + 2 * 16
             + self.selectable.len()
+            + self.row.heap_size()
             + std::mem::size_of::<Object>()
             + 16
     }
+
+    /// The object's `metadata` as JSON (`{}` without one), without its
+    /// `managedFields` entry when `managed_fields` is false (what Table rows
+    /// carry), written from slices of the cached JSON.
+    pub fn write_metadata(&self, out: &mut Vec<u8>, managed_fields: bool) {
+        let Some(span) = self.metadata else {
+            out.extend_from_slice(b"{}");
+            return;
+        };
+        let (start, end) = (span.start as usize, span.end as usize);
+        match span.managed_fields {
+            Some((from, to)) if !managed_fields => {
+                out.extend_from_slice(&self.json[start..from as usize]);
+                out.extend_from_slice(&self.json[to as usize..end]);
+            }
+            _ => out.extend_from_slice(&self.json[start..end]),
+        }
+    }
+
+    /// The object's Table row, its ages rendered at `now`.
+    pub fn write_row_cells(&self, out: &mut Vec<u8>, now: jiff::Timestamp) {
+        self.row.write(out, now);
+    }
+}
+
+/// `object` encoded exactly as `serde_json::to_vec` encodes it, with where its
+/// `metadata` and the `managedFields` entry in it are.
+fn encode(object: &Value) -> (Vec<u8>, Option<MetadataSpan>) {
+    let Value::Object(map) = object else {
+        return (serde_json::to_vec(object).unwrap_or_default(), None);
+    };
+    let mut out = Vec::with_capacity(1024);
+    let mut span = None;
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, k);
+        out.push(b':');
+        match v {
+            Value::Object(metadata) if k == "metadata" => {
+                let start = out.len();
+                let mut managed_fields = None;
+                out.push(b'{');
+                for (j, (mk, mv)) in metadata.iter().enumerate() {
+                    let entry = out.len();
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut out, mk);
+                    out.push(b':');
+                    let _ = serde_json::to_writer(&mut out, mv);
+                    if mk == "managedFields" {
+                        // Leave one comma between what stays: this entry's
+                        // own, or (when it is first) the next entry's.
+                        let to = if j == 0 && j + 1 < metadata.len() {
+                            out.len() + 1
+                        } else {
+                            out.len()
+                        };
+                        managed_fields = Some((entry as u32, to as u32));
+                    }
+                }
+                out.push(b'}');
+                span = Some(MetadataSpan {
+                    start: start as u32,
+                    end: out.len() as u32,
+                    managed_fields,
+                });
+            }
+            _ => {
+                let _ = serde_json::to_writer(&mut out, v);
+            }
+        }
+    }
+    out.push(b'}');
+    (out, span)
 }
 
 /// Copies the value at the dotted `path` of `from`, if any, to the same path of `to`.
@@ -235,8 +366,8 @@ pub struct Cache {
     /// The namespaces the ResourceRegistries ask to cache (`None`: all);
     /// objects elsewhere are left out.
     pub namespaces: Option<BTreeSet<String>>,
-    /// The kind's selectable fields, kept next to each object.
-    fields: Vec<&'static str>,
+    /// The kind's selectable fields and printer, for what is kept next to each object.
+    shape: Shape,
     inner: RwLock<Inner>,
     events: broadcast::Sender<Event>,
 }
@@ -264,12 +395,12 @@ impl Cache {
         let (events, _) = broadcast::channel(1024);
         // a namespace scope means nothing for cluster-scoped kinds
         let namespaces = namespaces.filter(|_| resource.namespaced);
-        let fields = super::selectable_fields(&resource);
+        let shape = Shape::of(&resource);
         Arc::new(Cache {
             cluster: cluster.to_string(),
             resource,
             namespaces,
-            fields,
+            shape,
             inner: RwLock::new(Inner {
                 objects: Objects::new(),
                 revision: 0,
@@ -315,7 +446,7 @@ impl Cache {
     /// Encodes a member object (annotated) for the cache.
     fn object(&self, object: Value) -> Arc<Object> {
         let annotated = annotate(object, &self.cluster, &self.resource);
-        Arc::new(Object::new(&annotated, &self.fields))
+        Arc::new(Object::new(&annotated, &self.shape))
     }
 
     /// Whether `object` belongs in the cache.
@@ -820,9 +951,8 @@ mod tests {
         let ratio = heap as f64 / json as f64;
         eprintln!("pod: {json} bytes of JSON, about {heap} bytes parsed ({ratio:.1}x)");
         assert!((2.0..8.0).contains(&ratio), "{ratio}");
-        // As the cache keeps it: the JSON and the selectable fields.
-        let fields = crate::unified::selectable_fields(&pods());
-        let cached = Object::new(&pod, &fields);
+        // As the cache keeps it: the JSON, the selectable fields and the row.
+        let cached = Object::new(&pod, &Shape::of(&pods()));
         let kept = cached.heap_size() as f64 / json as f64;
         eprintln!("cached: about {} bytes ({kept:.2}x)", cached.heap_size());
         assert!(kept < 1.3, "{kept}");

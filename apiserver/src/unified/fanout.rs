@@ -237,11 +237,11 @@ async fn live(member: &Member, req: &ListRequest<'_>, timeout: Duration) -> Part
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let fields = super::selectable_fields(req.gvr);
+            let shape = cache::Shape::of(req.gvr);
             let objects: Objects = items
                 .into_iter()
                 .map(|o| {
-                    let o = Object::new(&cache::annotate(o, &member.name, req.gvr), &fields);
+                    let o = Object::new(&cache::annotate(o, &member.name, req.gvr), &shape);
                     (o.key(), Arc::new(o))
                 })
                 .collect();
@@ -328,7 +328,7 @@ pub async fn locate(
                 t.name.clone(),
                 Ok(Some(Arc::new(Object::new(
                     &cache::annotate(a.json(), &t.name, gvr),
-                    &super::selectable_fields(gvr),
+                    &cache::Shape::of(gvr),
                 )))),
             ),
             Ok(a) if a.status == http::StatusCode::NOT_FOUND => (t.name.clone(), Ok(None)),

@@ -135,7 +135,7 @@ mod tests {
             .map(|(ns, name, app)| {
                 let o = Object::new(
                     &json!({"metadata": {"namespace": ns, "name": name, "labels": {"app": app}}}),
-                    &[],
+                    &Default::default(),
                 );
                 (o.key(), Arc::new(o))
             })
@@ -193,7 +193,7 @@ mod tests {
                 let o = Object::new(
                     &json!({"metadata": {"namespace": ns, "name": name, "cluster": cluster,
                                          "labels": {"app": if name.starts_with('w') {"web"} else {"db"}}}}),
-                    &[],
+                    &Default::default(),
                 );
                 s.objects.insert(o.key(), Arc::new(o));
             }

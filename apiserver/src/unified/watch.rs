@@ -498,7 +498,7 @@ async fn live(
     tx: mpsc::Sender<Msg>,
 ) {
     let cluster = member.name.clone();
-    let fields = super::selectable_fields(&gvr);
+    let shape = cache::Shape::of(&gvr);
     let mut rv = from.unwrap_or_default();
     // With watch-list, the member marks the end of its initial events itself.
     let await_marker = watch_list && rv.is_empty();
@@ -602,7 +602,7 @@ async fn live(
                     } else {
                         Arc::new(Object::new(
                             &cache::annotate(object, &cluster, &gvr),
-                            &fields,
+                            &shape,
                         ))
                     };
                     let event = Event {
@@ -697,7 +697,7 @@ mod tests {
                     cluster,
                     &s_gvr(),
                 ),
-                &[],
+                &Default::default(),
             ))
         };
         fn s_gvr() -> Gvr {
