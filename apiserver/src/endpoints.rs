@@ -957,13 +957,7 @@ fn list_response(
         continue_token: result.continue_token.clone(),
         remaining: result.remaining,
     };
-    let mut metadata = json!({"resourceVersion": meta.resource_version});
-    if let Some(c) = &meta.continue_token {
-        metadata["continue"] = json!(c);
-    }
-    if let Some(r) = meta.remaining {
-        metadata["remainingItemCount"] = json!(r);
-    }
+    let metadata = meta.to_json();
     match output {
         Output::Table => {
             let mut out = Vec::with_capacity(256 + result.items.len() * 512);

@@ -1022,10 +1022,7 @@ fn list_response(
             )
         }
         Output::Metadata => {
-            let mut metadata = json!({"resourceVersion": meta.resource_version});
-            if let Some(c) = &meta.continue_token {
-                metadata["continue"] = json!(c);
-            }
+            let metadata = meta.to_json();
             let mut out = Vec::with_capacity(512 + items.len() * 1024);
             out.extend_from_slice(
                 b"{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
@@ -1053,13 +1050,7 @@ fn list_response(
         Output::Json | Output::Yaml => {
             let mut out =
                 Vec::with_capacity(items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 512);
-            let mut metadata = json!({"resourceVersion": meta.resource_version});
-            if let Some(c) = &meta.continue_token {
-                metadata["continue"] = json!(c);
-            }
-            if let Some(r) = meta.remaining {
-                metadata["remainingItemCount"] = json!(r);
-            }
+            let metadata = meta.to_json();
             out.extend_from_slice(b"{\"kind\":");
             let _ = serde_json::to_writer(&mut out, &format!("{}List", gvr.kind));
             out.extend_from_slice(b",\"apiVersion\":");

@@ -1468,13 +1468,7 @@ pub fn write_table(
     meta: &ListMeta,
 ) {
     let now = jiff::Timestamp::now();
-    let mut metadata = json!({"resourceVersion": meta.resource_version});
-    if let Some(c) = &meta.continue_token {
-        metadata["continue"] = json!(c);
-    }
-    if let Some(r) = meta.remaining {
-        metadata["remainingItemCount"] = json!(r);
-    }
+    let metadata = meta.to_json();
     out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
     let _ = serde_json::to_writer(&mut *out, &metadata);
     out.extend_from_slice(b",\"columnDefinitions\":");
@@ -1516,6 +1510,21 @@ pub struct ListMeta {
     pub remaining: Option<usize>,
 }
 
+impl ListMeta {
+    /// The list's `metadata`: resourceVersion, and continue and
+    /// remainingItemCount when set.
+    pub fn to_json(&self) -> Value {
+        let mut metadata = json!({"resourceVersion": self.resource_version});
+        if let Some(c) = &self.continue_token {
+            metadata["continue"] = json!(c);
+        }
+        if let Some(r) = self.remaining {
+            metadata["remainingItemCount"] = json!(r);
+        }
+        metadata
+    }
+}
+
 /// A Table of `items`; `headers` false leaves the column definitions out (watch events
 /// after the first).
 pub fn table(
@@ -1537,13 +1546,7 @@ pub fn table_at(
     headers: bool,
     now: jiff::Timestamp,
 ) -> Value {
-    let mut metadata = json!({"resourceVersion": meta.resource_version});
-    if let Some(c) = &meta.continue_token {
-        metadata["continue"] = json!(c);
-    }
-    if let Some(r) = meta.remaining {
-        metadata["remainingItemCount"] = json!(r);
-    }
+    let metadata = meta.to_json();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

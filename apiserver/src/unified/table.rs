@@ -182,13 +182,7 @@ pub fn write_table(
     meta: &ListMeta,
     now: jiff::Timestamp,
 ) {
-    let mut metadata = json!({"resourceVersion": meta.resource_version});
-    if let Some(c) = &meta.continue_token {
-        metadata["continue"] = json!(c);
-    }
-    if let Some(r) = meta.remaining {
-        metadata["remainingItemCount"] = json!(r);
-    }
+    let metadata = meta.to_json();
     out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
     let _ = serde_json::to_writer(&mut *out, &metadata);
     out.extend_from_slice(b",\"columnDefinitions\":");
