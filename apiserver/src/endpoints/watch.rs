@@ -197,3 +197,76 @@ pub fn response(
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::builtin;
+    use crate::registry::store::WatchOptions;
+    use crate::server::{Backend, Config as ServerConfig, open_store};
+
+    /// A watch on which nothing happens still gets bookmarks, at the
+    /// revision it started from: a client's cache (the unified view's)
+    /// tells an idle watch from a dead one by them.
+    #[tokio::test]
+    async fn an_idle_watch_gets_bookmarks_at_its_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(&ServerConfig::new(dir.path()).backend(Backend::Memory))
+            .await
+            .expect("store");
+        let info = Arc::new(
+            builtin::resources()
+                .into_iter()
+                .find(|r| r.plural == "configmaps")
+                .expect("configmaps"),
+        );
+        let from = store.storage.current_revision();
+        let watch = |resource_version: &str| {
+            let events = store
+                .watch(
+                    &info,
+                    None,
+                    WatchOptions {
+                        labels: Default::default(),
+                        fields: Default::default(),
+                        resource_version: Some(resource_version.to_string()),
+                        send_initial_events: false,
+                        allow_bookmarks: true,
+                    },
+                )
+                .expect("watch");
+            response(
+                info.clone(),
+                events,
+                Config {
+                    output: Output::Json,
+                    include: IncludeObject::Object,
+                    timeout: Duration::from_millis(500),
+                    bookmarks: Some(Duration::from_millis(100)),
+                },
+            )
+        };
+        for rv in [from.to_string(), "0".to_string()] {
+            let body = watch(&rv)
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let events: Vec<Value> = body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).expect("event"))
+                .collect();
+            assert!(!events.is_empty(), "from {rv}: no bookmark in 500 ms");
+            for e in &events {
+                assert_eq!(e["type"], "BOOKMARK", "from {rv}: {e}");
+                assert_eq!(
+                    e.pointer("/object/metadata/resourceVersion"),
+                    Some(&json!(from.to_string())),
+                    "from {rv}"
+                );
+            }
+        }
+    }
+}
