@@ -302,7 +302,7 @@ pub struct Observed {
     /// Nodes (`None` if listing failed).
     pub nodes: Option<Vec<Node>>,
     /// Pods of all namespaces (`None` if listing failed).
-    pub pods: Option<Vec<Pod>>,
+    pub pods: Option<Vec<Arc<Pod>>>,
 }
 
 /// API enablements from aggregated discovery documents (`/api` and `/apis`);
@@ -431,7 +431,7 @@ pub async fn observe(client: &Client, pods: &mut Option<PodWatch>, timeout: Dura
             .list(&ListParams::default())
             .await
             .ok()
-            .map(|l| l.items),
+            .map(|l| l.items.into_iter().map(Arc::new).collect()),
     };
     Observed {
         kubernetes_version: version,
@@ -488,10 +488,12 @@ impl PodWatch {
         }
     }
 
-    /// The member's pods, if the watch has synced and is still running.
-    pub fn pods(&self) -> Option<Vec<Pod>> {
+    /// The member's pods, if the watch has synced and is still running
+    /// (shared with the store, not copied: a status round reads them every
+    /// few seconds, and a member may hold thousands).
+    pub fn pods(&self) -> Option<Vec<Arc<Pod>>> {
         (self.synced.load(Ordering::Acquire) && !self.task.is_finished())
-            .then(|| self.store.state().iter().map(|p| (**p).clone()).collect())
+            .then(|| self.store.state())
     }
 }
 

@@ -3,6 +3,7 @@
 //! condition from a probe, the success/failure thresholds, API enablements,
 //! node and resource summaries, and the next status.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -396,7 +397,7 @@ fn pod_node(p: &Pod) -> &str {
 /// (each sum keeps the first value's format); allocating = requests of pods
 /// not yet bound to a node; allocated = requests of bound pods that are
 /// neither Succeeded nor Failed; both with `pods` = the pod count.
-pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> ResourceSummary {
+pub fn resource_summary<P: Borrow<Pod>>(nodes: &[Node], pods: &[P]) -> ResourceSummary {
     let mut allocatable: BTreeMap<String, Value> = BTreeMap::new();
     for n in nodes {
         for (k, q) in n
@@ -416,6 +417,7 @@ pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> ResourceSummary {
     let mut allocating = Resource::default();
     let mut allocated = Resource::default();
     for p in pods {
+        let p = p.borrow();
         let Some(spec) = &p.spec else { continue };
         if pod_node(p).is_empty() {
             allocating.add_pod_request(spec);
@@ -441,10 +443,10 @@ pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> ResourceSummary {
 /// requests of its bound, unfinished pods) fall into the highest grade whose
 /// minimum they reach for every resource of the model; one count per grade.
 /// Empty without resource models.
-pub fn allocatable_modelings(
+pub fn allocatable_modelings<P: Borrow<Pod>>(
     models: &[ResourceModel],
     nodes: &[Node],
-    pods: &[Pod],
+    pods: &[P],
 ) -> Vec<AllocatableModeling> {
     let Some(first) = models.first() else {
         return Vec::new();
@@ -477,6 +479,7 @@ pub fn allocatable_modelings(
         .collect();
     let mut requested: BTreeMap<&str, Resource> = BTreeMap::new();
     for p in pods {
+        let p = p.borrow();
         let Some(spec) = &p.spec else { continue };
         let node = pod_node(p);
         if !node.is_empty() && !matches!(pod_phase(p), "Succeeded" | "Failed") {
