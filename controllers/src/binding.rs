@@ -334,6 +334,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
     );
     let mut held = Vec::new();
     let mut stale = false;
+    let mut writes = Vec::new();
     for target in &targets {
         let Some(cluster) = bctx.clusters.get(&ObjectRef::new(&target.name)) else {
             continue;
@@ -385,10 +386,18 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, bctx: Arc<BindingCtx>) -> Resu
                 continue;
             }
         };
-        match write_work(&cp, &bctx.written, current.as_deref(), work).await {
+        let (cp, overlay) = (&cp, &bctx.written);
+        writes.push(async move {
+            let written = write_work(cp, overlay, current.as_deref(), work).await;
+            (&target.name, written)
+        });
+    }
+    // one cluster's Work does not wait for another's: written side by side
+    for (cluster, written) in futures::future::join_all(writes).await {
+        match written {
             Ok(Written::Done) => {}
             Ok(Written::Stale) => stale = true,
-            Err(e) => errors.push(format!("cluster {}: {e}", target.name)),
+            Err(e) => errors.push(format!("cluster {cluster}: {e}")),
         }
     }
     // Works for clusters no longer targeted, except those a graceful
