@@ -257,27 +257,27 @@ impl Unified {
         namespace: Option<&str>,
         clusters: &ClusterFilter,
     ) -> Vec<Target> {
-        let mut out = Vec::new();
-        for c in self.clusters() {
+        // each member's client (its credentials may be read from the host) side by side
+        let admitted = self.clusters().into_iter().filter_map(|c| {
             let name = c
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            if !clusters.admits(&name) {
-                continue;
-            }
+            clusters.admits(&name).then_some((name, c))
+        });
+        futures::future::join_all(admitted.map(|(name, c)| async move {
             let member = self.members.get(&c).await;
             let cache = gvr
                 .and_then(|g| self.cache(&name, g))
                 .filter(|c| c.covers(namespace));
-            out.push(Target {
+            Target {
                 name,
                 member,
                 cache,
-            });
-        }
-        out
+            }
+        }))
+        .await
     }
 
     /// Resolves a member resource, refreshing the discovery map when it misses.

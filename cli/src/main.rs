@@ -1,7 +1,10 @@
 //! `flotilla <subcommand>`: thin mains over the flotilla libraries.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -859,7 +862,11 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Member credentials read from the host control plane with kube-rs.
+/// How long a member credentials Secret read from the host is reused.
+const CREDENTIALS_TTL: Duration = Duration::from_secs(5);
+
+/// Member credentials read from the host control plane with kube-rs, each
+/// Secret at most once per [`CREDENTIALS_TTL`].
 async fn host_credentials(
     kubeconfig: &std::path::Path,
 ) -> anyhow::Result<flotilla_apiserver::cluster_proxy::CredentialsSource> {
@@ -870,15 +877,27 @@ async fn host_credentials(
         .await
         .context("host kubeconfig")?;
     let client = kube::Client::try_from(config).context("host client")?;
+    // A unified list reads every member's Secret: each is read from the host
+    // at most once per CREDENTIALS_TTL (a rotated token is used after that).
+    type Cached = Option<flotilla_apiserver::cluster_proxy::Credentials>;
+    let read: Arc<Mutex<HashMap<(String, String), (Instant, Cached)>>> = Arc::default();
     Ok(flotilla_apiserver::cluster_proxy::CredentialsSource::new(
         move |namespace, name| {
             let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
+            let read = read.clone();
             Box::pin(async move {
-                let secret = secrets.get_opt(&name).await.map_err(|e| e.to_string())?;
+                let key = (namespace, name);
+                let lock = || read.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((at, creds)) = lock().get(&key)
+                    && at.elapsed() < CREDENTIALS_TTL
+                {
+                    return Ok(creds.clone());
+                }
+                let secret = secrets.get_opt(&key.1).await.map_err(|e| e.to_string())?;
                 let value = serde_json::to_value(secret).map_err(|e| e.to_string())?;
-                Ok(flotilla_apiserver::cluster_proxy::Credentials::from_secret(
-                    &value,
-                ))
+                let creds = flotilla_apiserver::cluster_proxy::Credentials::from_secret(&value);
+                lock().insert(key, (Instant::now(), creds.clone()));
+                Ok(creds)
             })
         },
     ))
