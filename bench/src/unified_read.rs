@@ -35,9 +35,16 @@ async fn get(client: &Client, accept: &str, query: &str) -> String {
     client.request_text(request).await.expect("list pods")
 }
 
-/// The continue token in a list's metadata (written before its items), if any.
+/// The continue token in a list's metadata (written before its items or
+/// rows; with 100 clusters the metadata alone is several KiB), if any.
 fn continue_token(body: &str) -> Option<String> {
-    let head = &body[..body.len().min(4096)];
+    let scan = &body[..body.floor_char_boundary(1 << 20)];
+    let end = ["\"items\":", "\"rows\":"]
+        .iter()
+        .filter_map(|k| scan.find(k))
+        .min()
+        .unwrap_or(scan.len());
+    let head = &scan[..end];
     let at = head.find("\"continue\":\"")? + "\"continue\":\"".len();
     let len = head[at..].find('"')?;
     Some(head[at..at + len].to_string())
@@ -128,6 +135,11 @@ mod tests {
     fn tokens_and_counts() {
         let page = r#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"x","continue":"abc%3D"},"rows":[{"cells":["a"]},{"cells":["b \"{\"cells\":"]}]}"#;
         assert_eq!(continue_token(page).as_deref(), Some("abc%3D"));
+        let long = format!(
+            r#"{{"metadata":{{"resourceVersion":"{}","continue":"tok"}},"items":[]}}"#,
+            "r".repeat(9000)
+        );
+        assert_eq!(continue_token(&long).as_deref(), Some("tok"));
         assert_eq!(count(page, true), 2);
         assert_eq!(
             continue_token(r#"{"metadata":{"resourceVersion":"x"}}"#),
