@@ -1946,11 +1946,7 @@ impl Store {
         } else {
             (Vec::new(), parse_revision(&rv)?)
         };
-        // After the initial state the watch is at `from`: an idle watch's
-        // bookmarks carry it, so a client sees the watch is alive (and where to
-        // resume) before any change.
         let mut initial = initial;
-        initial.push(WatchEvent::Progress(from));
         if opts.send_initial_events && opts.allow_bookmarks {
             initial.push(WatchEvent::InitialEventsEnd(from));
         }

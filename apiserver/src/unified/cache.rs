@@ -355,6 +355,10 @@ struct Inner {
     floor: u64,
     health: Health,
     last_contact: Instant,
+    /// Whether the member has sent a bookmark on a watch: only a member that
+    /// sends them while idle (kube-apiserver does, about once a minute) can be
+    /// told silent from idle.
+    bookmarks_seen: bool,
     synced_once: bool,
 }
 
@@ -408,6 +412,7 @@ impl Cache {
                 floor: 0,
                 health: Health::Syncing,
                 last_contact: Instant::now(),
+                bookmarks_seen: false,
                 synced_once: false,
             }),
             events,
@@ -461,14 +466,20 @@ impl Cache {
         })
     }
 
-    /// The health, with a connected but silent watch reported as lagging.
+    /// The health, with a connected but silent watch reported as lagging
+    /// when the member is known to send bookmarks while idle (one that does
+    /// not, like flotilla's own API server, is silent whenever nothing changes:
+    /// its watch is judged only by its connection, which the member's
+    /// `timeoutSeconds` renews every few minutes).
     pub fn health(&self) -> Health {
         let inner = self.read();
         match &inner.health {
-            Health::Current if inner.last_contact.elapsed() > LAG => Health::Down(format!(
-                "its watch has been silent for {}s",
-                inner.last_contact.elapsed().as_secs()
-            )),
+            Health::Current if inner.bookmarks_seen && inner.last_contact.elapsed() > LAG => {
+                Health::Down(format!(
+                    "its watch has been silent for {}s",
+                    inner.last_contact.elapsed().as_secs()
+                ))
+            }
             h => h.clone(),
         }
     }
@@ -627,6 +638,9 @@ impl Cache {
     fn apply(&self, kind: EventType, object: Value, rv: u64) {
         let mut inner = self.write();
         inner.last_contact = Instant::now();
+        if kind == EventType::Bookmark {
+            inner.bookmarks_seen = true;
+        }
         if rv > inner.revision {
             inner.revision = rv;
         }
@@ -902,6 +916,34 @@ mod tests {
 
     fn pod(ns: &str, name: &str, rv: u64) -> Value {
         json!({"metadata": {"namespace": ns, "name": name, "resourceVersion": rv.to_string()}})
+    }
+
+    /// A quiet watch stays current unless the member is known to send
+    /// bookmarks while idle: then silence past [`LAG`] means lagging.
+    #[test]
+    fn silence_counts_only_from_members_that_send_bookmarks() {
+        let cache = Cache::new("m1", pods(), None);
+        cache.replace(vec![pod("a", "p1", 5)], 10);
+        cache.set_health(Health::Current);
+        let long_ago = |c: &Cache| {
+            c.write().last_contact = Instant::now()
+                .checked_sub(LAG + Duration::from_secs(1))
+                .expect("an instant that long ago");
+        };
+        long_ago(&cache);
+        assert!(cache.is_current(), "{:?}", cache.health());
+        cache.apply(
+            EventType::Bookmark,
+            json!({"metadata": {"resourceVersion": "11"}}),
+            11,
+        );
+        assert!(cache.is_current());
+        long_ago(&cache);
+        assert!(
+            matches!(cache.health(), Health::Down(why) if why.contains("silent")),
+            "{:?}",
+            cache.health()
+        );
     }
 
     #[test]
