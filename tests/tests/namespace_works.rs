@@ -57,7 +57,10 @@ fn works_of(up: &Up, ns: &str) -> Result<Vec<(String, Value)>, String> {
         })
         .map(|w| {
             (
-                w["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+                w["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 w.clone(),
             )
         })
@@ -76,9 +79,7 @@ fn member_ns(up: &Up, member: &Member<'_>, ns: &str) -> Result<Option<Value>, St
         Member::Context(ctx) => up.get_json(ctx, &["namespace", ns]),
         Member::Sim(sim) => {
             let (code, out, err) =
-                run(sim
-                    .kubectl(up)
-                    .args(["get", "namespace", ns, "-o", "json"]));
+                run(sim.kubectl(up).args(["get", "namespace", ns, "-o", "json"]));
             if code == 0 {
                 serde_json::from_str(&out)
                     .map(Some)
@@ -234,7 +235,10 @@ fn namespaces_reach_push_and_pull_members_through_works() {
     wait_member_ns(&up, &pull, "team-x", WAIT * 2, "managed", |v| {
         label(v, "karmada.io/managed") == Some("true")
     });
-    eprintln!("team-x reached the pull member {:?} after its agent started", joined.elapsed());
+    eprintln!(
+        "team-x reached the pull member {:?} after its agent started",
+        joined.elapsed()
+    );
 
     // the skipped namespace has no Work and reaches no member
     let skip = works_of(&up, "team-skip").expect("works");
@@ -248,14 +252,23 @@ fn namespaces_reach_push_and_pull_members_through_works() {
     }
 
     // a label added on the control plane reaches every member; a member-only label stays
-    up.k_ok(&["--context", "member1", "label", "namespace", "team-x", "local=kept"]);
+    up.k_ok(&[
+        "--context",
+        "member1",
+        "label",
+        "namespace",
+        "team-x",
+        "local=kept",
+    ]);
     up.k_ok(&["label", "namespace", "team-x", "tier=gold"]);
     for m in push.iter().chain([&pull]) {
         wait_member_ns(&up, m, "team-x", WAIT, "tier=gold", |v| {
             label(v, "tier") == Some("gold") && label(v, "karmada.io/managed") == Some("true")
         });
     }
-    let m1 = member_ns(&up, &push[0], "team-x").expect("get").expect("team-x");
+    let m1 = member_ns(&up, &push[0], "team-x")
+        .expect("get")
+        .expect("team-x");
     assert_eq!(label(&m1, "local"), Some("kept"), "member-only label: {m1}");
 
     // a member namespace that existed unmanaged: the Work reports the conflict…
@@ -274,7 +287,9 @@ fn namespaces_reach_push_and_pull_members_through_works() {
             other => Err(format!("{other:?}")),
         }
     });
-    let y = member_ns(&up, &push[0], "team-y").expect("get").expect("team-y");
+    let y = member_ns(&up, &push[0], "team-y")
+        .expect("get")
+        .expect("team-y");
     assert_eq!(label(&y, "karmada.io/managed"), None, "not taken over: {y}");
     // … until the namespace asks to overwrite
     up.k_ok(&[

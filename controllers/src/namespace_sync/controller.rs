@@ -67,7 +67,8 @@ async fn run(ctx: Context) -> Result<()> {
         every_change,
     );
     let wq = crate::workqueue::Queue::new("namespace");
-    let controller = shared_controller(&wq, &ctx, Api::<Namespace>::all(cp), spec_hash::<Namespace>);
+    let controller =
+        shared_controller(&wq, &ctx, Api::<Namespace>::all(cp), spec_hash::<Namespace>);
     let (n1, n2) = (controller.store(), controller.store());
     controller
         .watches_shared_stream(

@@ -111,7 +111,10 @@ pub fn owner_namespace(w: &Work) -> Option<&str> {
 fn set_meta(obj: &mut Value, field: &str, key: &str, value: &str) {
     let Some(meta) = obj
         .as_object_mut()
-        .map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default())))
+        .map(|o| {
+            o.entry("metadata")
+                .or_insert_with(|| Value::Object(Default::default()))
+        })
         .and_then(Value::as_object_mut)
     else {
         return;
@@ -160,7 +163,12 @@ pub fn namespace_work(
     let uid = ns.metadata.uid.clone().unwrap_or_default();
     set_meta(&mut obj, "annotations", TEMPLATE_UID_ANNOTATION, &uid);
     set_meta(&mut obj, "annotations", WORK_NAME_ANNOTATION, &wname);
-    set_meta(&mut obj, "annotations", WORK_NAMESPACE_ANNOTATION, &wnamespace);
+    set_meta(
+        &mut obj,
+        "annotations",
+        WORK_NAMESPACE_ANNOTATION,
+        &wnamespace,
+    );
     let annotations: BTreeMap<String, String> = applied_annotation(&applied.cluster)
         .map(|a| (APPLIED_CLUSTER_OVERRIDES_ANNOTATION.to_string(), a))
         .into_iter()
@@ -287,6 +295,8 @@ mod tests {
             namespace_work_name("team-x"),
             work_name("Namespace", "team-x", "")
         );
+        // the name docs/namespace-sync.md shows
+        assert_eq!(namespace_work_name("team-x"), "team-x-98c6b5d95");
         assert_eq!(
             w.metadata.finalizers,
             Some(vec![EXECUTION_CONTROLLER_FINALIZER.to_string()])
@@ -363,18 +373,20 @@ mod tests {
             }
         }))
         .unwrap();
+        let cops = vec![cop];
         let n = with_uid(ns("team-x", &[]), "u-1");
-        let east = namespace_work(&n, &member("member1", "east"), &[cop.clone()], "p").unwrap();
+        let east = namespace_work(&n, &member("member1", "east"), &cops, "p").unwrap();
         let m = &east.spec.workload.manifests[0];
         assert_eq!(label(m, "zone"), Some("east"));
-        let applied = &east.metadata.annotations.as_ref().unwrap()[APPLIED_CLUSTER_OVERRIDES_ANNOTATION];
+        let applied =
+            &east.metadata.annotations.as_ref().unwrap()[APPLIED_CLUSTER_OVERRIDES_ANNOTATION];
         assert!(applied.contains("east-ns"), "{applied}");
-        let west = namespace_work(&n, &member("member2", "west"), &[cop.clone()], "p").unwrap();
+        let west = namespace_work(&n, &member("member2", "west"), &cops, "p").unwrap();
         assert_eq!(label(&west.spec.workload.manifests[0], "zone"), None);
         assert!(west.metadata.annotations.is_none());
         // a policy selecting another namespace does not apply
         let other = with_uid(ns("team-y", &[]), "u-2");
-        let w = namespace_work(&other, &member("member1", "east"), &[cop], "p").unwrap();
+        let w = namespace_work(&other, &member("member1", "east"), &cops, "p").unwrap();
         assert_eq!(label(&w.spec.workload.manifests[0], "zone"), None);
     }
 }
