@@ -133,13 +133,14 @@ async fn reconcile(ns: Arc<Namespace>, nctx: Arc<NsCtx>) -> Result<Action> {
     let uid = ns.metadata.uid.clone().unwrap_or_default();
     if !nctx.rules.should_sync(&ns) {
         // labelled skip-auto-propagation after it was synced: its Works go
-        for w in nctx.works.state() {
-            if w.name_any() == wname
-                && owned_by(&w, &uid)
-                && w.metadata.deletion_timestamp.is_none()
-            {
+        for cluster in nctx.clusters.state() {
+            let ws = execution_space_name(cluster.name());
+            let Some(w) = nctx.works.get(&ObjectRef::new(&wname).within(&ws)) else {
+                continue;
+            };
+            if owned_by(&w, &uid) && w.metadata.deletion_timestamp.is_none() {
                 delete_work(&cp, &w).await?;
-                nctx.written.forget(w.namespace().as_deref(), &wname);
+                nctx.written.forget(Some(&ws), &wname);
             }
         }
         return Ok(Action::await_change());
