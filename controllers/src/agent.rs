@@ -2,8 +2,11 @@
 //! Cluster with `syncMode: Pull`, reports its status like the status
 //! controller does for Push clusters, and, once the cluster is Ready, renews
 //! the `coordination.k8s.io/v1` Lease named after it in `karmada-cluster`
-//! (duration 40 s, renewed every 10 s by default). Applying Works comes with
-//! the execution controller.
+//! (duration 40 s, renewed every 10 s by default). With `apply_works` (on by
+//! default) it runs the execution and work-status controllers for its
+//! cluster's Works, which include the namespace Works the control plane's
+//! namespace sync controller writes: that is how control-plane namespaces
+//! reach a Pull member.
 
 use flotilla_api::cluster::{Cluster, ClusterSpec, SYNC_MODE_PULL};
 use flotilla_api::names::NAMESPACE_KARMADA_CLUSTER;
@@ -11,12 +14,11 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::cluster_status::reconcile::ThresholdState;
-use crate::namespace_sync::reconcile::SkipRules;
 use crate::{Config, Error, Result};
 
 /// Aborts the task when dropped (the agent's Work controllers end with it).
@@ -38,9 +40,6 @@ pub struct AgentOptions {
     /// `spec.apiEndpoint` to record on the Cluster (informative in Pull mode;
     /// empty leaves it unset).
     pub api_endpoint: String,
-    /// Mirror the control plane's namespaces into the member (what the
-    /// namespace sync controller does for Push members). On by default.
-    pub sync_namespaces: bool,
     /// Apply this cluster's Works to the member and report their status (the
     /// execution and work-status controllers, as in karmada-agent). On by default.
     pub apply_works: bool,
@@ -52,7 +51,6 @@ impl AgentOptions {
         AgentOptions {
             config,
             api_endpoint: String::new(),
-            sync_namespaces: true,
             apply_works: true,
         }
     }
@@ -60,12 +58,6 @@ impl AgentOptions {
     /// Turns applying Works on or off.
     pub fn apply_works(mut self, on: bool) -> Self {
         self.apply_works = on;
-        self
-    }
-
-    /// Turns namespace mirroring on or off.
-    pub fn sync_namespaces(mut self, on: bool) -> Self {
-        self.sync_namespaces = on;
         self
     }
 
@@ -196,25 +188,12 @@ pub async fn renew_lease(control_plane: &Client, cluster: &Cluster, config: &Con
     }
 }
 
-async fn sync_namespaces_once(
-    control_plane: &Client,
-    member: &Client,
-    cluster: &str,
-    rules: &SkipRules,
-) -> Result<()> {
-    let control = Api::<Namespace>::all(control_plane.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
-    crate::namespace_sync::sync_namespaces(member, cluster, &control, rules).await
-}
-
 /// Runs the agent for `cluster_name` until the future is dropped or
 /// registration fails: registers the Pull Cluster, then every
 /// `cluster_status_update_frequency` reports status (probe, thresholds,
-/// version, API enablements, summaries) and syncs namespaces, and, once Ready
-/// was reported, renews
-/// the Lease every `cluster_lease_duration × cluster_lease_renew_interval_fraction`.
+/// version, API enablements, summaries), applies its Works (namespace Works
+/// included) unless `apply_works` is off, and, once Ready was reported,
+/// renews the Lease every `cluster_lease_duration × cluster_lease_renew_interval_fraction`.
 ///
 /// ```no_run
 /// # async fn f(cp: kube::Client, member: kube::Client) -> flotilla_controllers::Result<()> {
@@ -231,11 +210,6 @@ pub async fn run_agent(
     if cluster_name.is_empty() {
         return Err(Error::InvalidConfig("cluster name is empty".into()));
     }
-    let rules = if opts.sync_namespaces {
-        Some(SkipRules::new(&opts.config.skipped_propagating_namespaces)?)
-    } else {
-        None
-    };
     register(&control_plane, &member, cluster_name, &opts).await?;
     // Works of this cluster: applied and watched from here, as karmada-agent does
     let works = if opts.apply_works {
@@ -285,11 +259,6 @@ pub async fn run_agent(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(cluster = cluster_name, error = %e, "status report failed"),
-                }
-                if let Some(rules) = &rules
-                    && let Err(e) = sync_namespaces_once(&control_plane, &member, cluster_name, rules).await
-                {
-                    tracing::warn!(cluster = cluster_name, error = %e, "namespace sync failed");
                 }
             }
             _ = lease_tick.tick(), if lease_started => {

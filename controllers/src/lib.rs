@@ -10,8 +10,8 @@
 //!   clusters' lease monitor;
 //! - [`cluster_status`] (`clusterStatus`): health, version, API enablements and
 //!   node/resource summaries of Push clusters, through [`member`] clients;
-//! - [`namespace_sync`] (`namespace`): control-plane namespaces mirrored into
-//!   every member;
+//! - [`namespace_sync`] (`namespace`): control-plane namespaces carried to
+//!   every member by one Work per cluster;
 //! - the propagation pipeline (see [`propagation`]): [`detector`]
 //!   (`detector`), [`scheduler`] (`scheduler`), [`binding`] (`binding`),
 //!   [`execution`] (`execution`), [`work_status`] (`workStatus`),

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flotilla_api::cluster::{Cluster, ClusterSpec, LocalSecretReference};
+use flotilla_api::policy::ClusterOverridePolicy;
+use flotilla_api::work::Work;
 use flotilla_controllers::agent::{AgentOptions, run_agent};
 use flotilla_controllers::{Config, Context};
 use k8s_openapi::ByteString;
@@ -194,6 +196,28 @@ async fn install_cluster_crd(cp: &Client) {
     .await;
 }
 
+/// The kinds namespace sync needs besides Cluster: Works (written by the
+/// namespace controller, applied by the execution controller) and
+/// ClusterOverridePolicies (applied to them).
+async fn install_work_crds(cp: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(cp.clone());
+    for crd in [Work::crd(), ClusterOverridePolicy::crd()] {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("create CRD");
+    }
+    let works: Api<Work> = Api::all(cp.clone());
+    let cops: Api<ClusterOverridePolicy> = Api::all(cp.clone());
+    wait_for("Work and ClusterOverridePolicy CRDs served", 10, || {
+        let (works, cops) = (works.clone(), cops.clone());
+        async move {
+            works.list(&Default::default()).await.ok()?;
+            cops.list(&Default::default()).await.ok()
+        }
+    })
+    .await;
+}
+
 async fn create_node(member: &Client, name: &str, ready: bool) {
     let nodes: Api<Node> = Api::all(member.clone());
     let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).expect("node");
@@ -243,6 +267,7 @@ async fn push_cluster_lifecycle() {
     let cp = cp_server.client().await;
     let member = member_server.client().await;
     install_cluster_crd(&cp).await;
+    install_work_crds(&cp).await;
 
     // member content: two nodes (one Ready) and a bound pod with requests
     create_node(&member, "node-a", true).await;
@@ -402,7 +427,7 @@ async fn push_cluster_lifecycle() {
     legacy.sort_by(|a, b| a.group_version.cmp(&b.group_version));
     assert_eq!(aggregated, legacy);
 
-    // namespace sync: created, skipped, deleted
+    // namespace sync (through Works): created, skipped, deleted
     let member_ns: Api<Namespace> = Api::all(member.clone());
     for (name, labels) in [
         ("apps", json!({"team": "a"})),

@@ -470,7 +470,7 @@ fn pull_member_via_agent_ready_then_unknown_when_agent_killed() {
     assert_eq!(name, "pull1");
     assert!(version.starts_with('v'), "{rows:?}");
     assert_eq!((mode.as_str(), ready_col.as_str()), ("Pull", "True"));
-    // the agent syncs control-plane namespaces into its member too
+    // control-plane namespaces reach it too: their Works, applied by the agent
     up.k_ok(&["create", "namespace", "e2e-pull-sync"]);
     wait_for(WAIT, "namespace e2e-pull-sync in pull1", || {
         let (code, out, err) = run(up.kubectl().env("KUBECONFIG", sim.kubeconfig()).args([

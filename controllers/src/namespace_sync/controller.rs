@@ -1,211 +1,273 @@
-//! Wiring of the namespace sync controller: reflectors over the control
-//! plane's Namespaces and Clusters; on any change (and every
-//! `cluster_status_update_frequency`) each Ready Push member is brought in
-//! line with [`super::reconcile::plan`].
+//! Wiring of the namespace sync controller: one reconcile per control-plane
+//! Namespace, woken by the namespace's own changes, by a Cluster appearing or
+//! starting deletion (every namespace then), by any ClusterOverridePolicy
+//! change (every namespace), and by a change or deletion of one of its Works
+//! (so a Work deleted by hand comes back).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use flotilla_api::cluster::{Cluster, SYNC_MODE_PUSH};
+use flotilla_api::cluster::Cluster;
+use flotilla_api::names::execution_space_name;
+use flotilla_api::policy::{APPLIED_CLUSTER_OVERRIDES_ANNOTATION, ClusterOverridePolicy};
+use flotilla_api::work::{WORK_PERMANENT_ID_LABEL, Work};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
-use super::reconcile::{SkipRules, plan};
-use crate::workqueue::Queue;
-use crate::{Context, ControllerFuture, Result};
+use super::reconcile::{SkipRules, namespace_work, namespace_work_name, owned_by, owner_namespace};
+use crate::overlay::Overlay;
+use crate::propagation::{
+    cache_ready, every_change, is_conflict, is_not_found, shared_controller, spec_hash,
+    watch_shared,
+};
+use crate::workqueue::RunQueued;
+use crate::{Context, ControllerFuture, Error, Result};
 
 /// Starts the controller (the `namespace` entry of [`crate::controllers`]).
 pub fn start(ctx: Context) -> ControllerFuture {
     Box::pin(run(ctx))
 }
 
-/// The one item of this controller's queue: a pass over every member.
-const PASS_KEY: &str = "pass";
+struct NsCtx {
+    ctx: Context,
+    rules: SkipRules,
+    clusters: Store<Cluster>,
+    works: Store<Work>,
+    cluster_overrides: Store<ClusterOverridePolicy>,
+    written: Overlay<Work>,
+}
 
-fn watch_into<K>(
-    api: Api<K>,
-    tx: tokio::sync::mpsc::Sender<()>,
-    queue: Queue,
-) -> (Store<K>, tokio::task::JoinHandle<()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
-    let handle = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::warn!(error = %e, "watch failed, retrying");
-            }
-            queue.trigger(PASS_KEY);
-            let _ = tx.try_send(());
-        }
-    });
-    (store, handle)
+/// Cluster changes that matter here: appearing (a new object always
+/// passes), starting deletion, and going away.
+fn cluster_presence(c: &Cluster) -> Option<u64> {
+    Some(u64::from(c.metadata.deletion_timestamp.is_some()))
+}
+
+fn all_namespaces(store: &Store<Namespace>) -> Vec<ObjectRef<Namespace>> {
+    store
+        .state()
+        .iter()
+        .map(|n| ObjectRef::from_obj(&**n))
+        .collect()
 }
 
 async fn run(ctx: Context) -> Result<()> {
     let rules = SkipRules::new(&ctx.config.skipped_propagating_namespaces)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let queue = Queue::new("namespace");
-    let (namespaces, ns_watch) = watch_into(
-        Api::<Namespace>::all(ctx.control_plane.clone()),
-        tx.clone(),
-        queue.clone(),
+    let cp = ctx.control_plane.clone();
+    let (clusters, cluster_changes) =
+        watch_shared(&ctx, Api::<Cluster>::all(cp.clone()), cluster_presence);
+    let (works, work_changes) = watch_shared(&ctx, Api::<Work>::all(cp.clone()), spec_hash::<Work>);
+    let (cluster_overrides, override_changes) = watch_shared(
+        &ctx,
+        Api::<ClusterOverridePolicy>::all(cp.clone()),
+        every_change,
     );
-    let (clusters, cl_watch) = watch_into(
-        Api::<Cluster>::all(ctx.control_plane.clone()),
-        tx,
-        queue.clone(),
-    );
-    // per member: fingerprint of the control-plane namespaces last synced, and when
-    let mut synced: HashMap<String, (u64, Instant)> = HashMap::new();
-    let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = rx.recv() => {
-                // coalesce bursts of events
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                while rx.try_recv().is_ok() {}
-            }
-            _ = tick.tick() => queue.trigger(PASS_KEY),
-        }
-        if ns_watch.is_finished() || cl_watch.is_finished() {
-            return Ok(());
-        }
-        if namespaces.wait_until_ready().await.is_err()
-            || clusters.wait_until_ready().await.is_err()
-        {
-            return Ok(());
-        }
-        queue.start(PASS_KEY);
-        let mut failed = false;
-        let control: Vec<Namespace> = namespaces.state().iter().map(|n| (**n).clone()).collect();
-        let targets: Vec<Cluster> = clusters
-            .state()
-            .iter()
-            .filter(|c| {
-                c.spec.sync_mode == SYNC_MODE_PUSH
-                    && c.metadata.deletion_timestamp.is_none()
-                    && crate::cluster::reconcile::ready_condition(c)
-                        .is_some_and(|r| r.status == "True")
-            })
-            .map(|c| (**c).clone())
-            .collect();
-        let fingerprint = fingerprint(&control);
-        synced.retain(|name, _| targets.iter().any(|c| c.name_any() == *name));
-        let due: Vec<&Cluster> = targets
-            .iter()
-            .filter(|c| {
-                synced
-                    .get(&c.name_any())
-                    .is_none_or(|(f, at)| *f != fingerprint || at.elapsed() >= FULL_RESYNC)
-            })
-            .collect();
-        let syncs = due.iter().map(|c| sync_member(&ctx, c, &control, &rules));
-        for (cluster, res) in due.iter().zip(futures::future::join_all(syncs).await) {
-            match res {
-                Ok(()) => {
-                    synced.insert(cluster.name_any(), (fingerprint, Instant::now()));
-                }
-                Err(e) => {
-                    failed = true;
-                    synced.remove(&cluster.name_any());
-                    tracing::warn!(cluster = %cluster.name_any(), error = %e, "namespace sync failed");
-                }
-            }
-        }
-        queue.finish(PASS_KEY, failed);
-    }
-}
-
-/// How often a member is compared in full even when the control plane's
-/// namespaces did not change (repairs drift in the member).
-const FULL_RESYNC: Duration = Duration::from_secs(30);
-
-/// A hash of the control plane's namespaces (names and resourceVersions).
-fn fingerprint(namespaces: &[Namespace]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut keys: Vec<(&str, &str)> = namespaces
-        .iter()
-        .map(|n| {
-            (
-                n.metadata.name.as_deref().unwrap_or_default(),
-                n.metadata.resource_version.as_deref().unwrap_or_default(),
-            )
-        })
-        .collect();
-    keys.sort_unstable();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    keys.hash(&mut h);
-    h.finish()
-}
-
-async fn sync_member(
-    ctx: &Context,
-    cluster: &Cluster,
-    control: &[Namespace],
-    rules: &SkipRules,
-) -> Result<()> {
-    let member = ctx.members.get(cluster).await?;
-    sync_namespaces(&member, &cluster.name_any(), control, rules).await
-}
-
-/// Brings one member's namespaces in line with the control plane's
-/// (`control`): creates, updates and deletes per [`plan`]. Used by this
-/// controller for Push members and by the agent for its Pull member.
-pub async fn sync_namespaces(
-    member: &kube::Client,
-    cluster: &str,
-    control: &[Namespace],
-    rules: &SkipRules,
-) -> Result<()> {
-    let api: Api<Namespace> = Api::all(member.clone());
-    let existing = api.list(&ListParams::default()).await?.items;
-    let p = plan(control, &existing, rules);
-    for ns in p.create {
-        let name = ns.name_any();
-        match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => tracing::info!(cluster, namespace = %name, "namespace created in member"),
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for ns in p.update {
-        let name = ns.name_any();
-        let patch = serde_json::json!({"metadata": {
-            "labels": ns.metadata.labels,
-            "annotations": ns.metadata.annotations.unwrap_or_default(),
-        }});
-        match api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => tracing::info!(cluster, namespace = %name, "namespace updated in member"),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    for name in p.delete {
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => tracing::info!(cluster, namespace = %name, "namespace deleted in member"),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let wq = crate::workqueue::Queue::new("namespace");
+    let controller =
+        shared_controller(&wq, &ctx, Api::<Namespace>::all(cp), spec_hash::<Namespace>);
+    let (n1, n2) = (controller.store(), controller.store());
+    controller
+        .watches_shared_stream(
+            cluster_changes,
+            wq.mapper(move |_: Arc<Cluster>| all_namespaces(&n1)),
+        )
+        .watches_shared_stream(
+            override_changes,
+            wq.mapper(move |_: Arc<ClusterOverridePolicy>| all_namespaces(&n2)),
+        )
+        .watches_shared_stream(
+            work_changes,
+            wq.mapper(|w: Arc<Work>| {
+                owner_namespace(&w)
+                    .map(ObjectRef::<Namespace>::new)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            }),
+        )
+        .run_queued(
+            &wq,
+            reconcile,
+            error_policy,
+            Arc::new(NsCtx {
+                ctx,
+                rules,
+                clusters,
+                works,
+                cluster_overrides,
+                written: Overlay::default(),
+            }),
+        )
+        .for_each(|_| async {})
+        .await;
     Ok(())
+}
+
+fn error_policy(ns: Arc<Namespace>, err: &Error, _ctx: Arc<NsCtx>) -> Action {
+    tracing::warn!(namespace = %ns.name_any(), error = %err, "namespace sync failed, retrying");
+    Action::requeue(Duration::from_secs(1))
+}
+
+#[tracing::instrument(skip_all, fields(namespace = %ns.name_any()))]
+async fn reconcile(ns: Arc<Namespace>, nctx: Arc<NsCtx>) -> Result<Action> {
+    let name = ns.name_any();
+    if !nctx.rules.name_should_sync(&name) {
+        return Ok(Action::await_change());
+    }
+    // being deleted: garbage collection removes the Works it owns (and the
+    // execution controller then the member namespaces), as in Karmada
+    if ns.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ready = cache_ready(&nctx.clusters).await
+        && cache_ready(&nctx.works).await
+        && cache_ready(&nctx.cluster_overrides).await;
+    if !ready {
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+    let cp = nctx.ctx.control_plane.clone();
+    let wname = namespace_work_name(&name);
+    let uid = ns.metadata.uid.clone().unwrap_or_default();
+    if !nctx.rules.should_sync(&ns) {
+        // labelled skip-auto-propagation after it was synced: its Works go
+        for cluster in nctx.clusters.state() {
+            let ws = execution_space_name(cluster.name());
+            let Some(w) = nctx.works.get(&ObjectRef::new(&wname).within(&ws)) else {
+                continue;
+            };
+            if owned_by(&w, &uid) && w.metadata.deletion_timestamp.is_none() {
+                delete_work(&cp, &w).await?;
+                nctx.written.forget(Some(&ws), &wname);
+            }
+        }
+        return Ok(Action::await_change());
+    }
+    let cluster_overrides: Vec<ClusterOverridePolicy> = nctx
+        .cluster_overrides
+        .state()
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let mut errors = Vec::new();
+    let mut again = false;
+    for cluster in nctx.clusters.state() {
+        if cluster.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let ws = execution_space_name(cluster.name());
+        let current = nctx.written.newest(
+            Some(&ws),
+            &wname,
+            nctx.works.get(&ObjectRef::new(&wname).within(&ws)),
+        );
+        if current
+            .as_ref()
+            .is_some_and(|w| w.metadata.deletion_timestamp.is_some())
+        {
+            // the Work of an earlier namespace of this name is going away
+            again = true;
+            continue;
+        }
+        let id = current
+            .as_ref()
+            .and_then(|w| w.labels().get(WORK_PERMANENT_ID_LABEL).cloned())
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let work = match namespace_work(&ns, &cluster, &cluster_overrides, &id) {
+            Ok(w) => w,
+            Err(e) => {
+                errors.push(format!("cluster {}: {e}", cluster.name()));
+                continue;
+            }
+        };
+        match write_work(&cp, &nctx.written, current.as_deref(), work).await {
+            Ok(true) => {}
+            Ok(false) => again = true,
+            Err(e) => errors.push(format!("cluster {}: {e}", cluster.name())),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "writing the Works of namespace {name} failed: {}",
+            errors.join("; ")
+        )));
+    }
+    if again {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    Ok(Action::await_change())
+}
+
+/// Creates the Work, or replaces it when its spec, labels, annotations or
+/// owner differ. `Ok(false)`: the cached copy was stale, write again.
+async fn write_work(
+    cp: &kube::Client,
+    written: &Overlay<Work>,
+    current: Option<&Work>,
+    mut work: Work,
+) -> Result<bool> {
+    let api: Api<Work> = Api::namespaced(cp.clone(), &work.namespace().unwrap_or_default());
+    let Some(current) = current else {
+        return match api.create(&PostParams::default(), &work).await {
+            Ok(created) => {
+                written.record(created);
+                Ok(true)
+            }
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
+    };
+    let mut labels = current.labels().clone();
+    labels.extend(work.labels().clone());
+    let mut annotations = current.annotations().clone();
+    // the override record disappears when no policy applies any more
+    annotations.remove(APPLIED_CLUSTER_OVERRIDES_ANNOTATION);
+    annotations.extend(work.annotations().clone());
+    if current.spec == work.spec
+        && current.labels() == &labels
+        && current.annotations() == &annotations
+        && current.metadata.owner_references == work.metadata.owner_references
+    {
+        return Ok(true);
+    }
+    let mut finalizers = current.finalizers().to_vec();
+    for f in work.finalizers() {
+        if !finalizers.contains(f) {
+            finalizers.push(f.clone());
+        }
+    }
+    let owners = work.metadata.owner_references.take();
+    work.metadata = current.metadata.clone();
+    work.metadata.labels = Some(labels);
+    work.metadata.annotations = Some(annotations);
+    work.metadata.finalizers = Some(finalizers);
+    work.metadata.owner_references = owners;
+    work.metadata.managed_fields = None;
+    work.status = None;
+    match api
+        .replace(&current.name_any(), &PostParams::default(), &work)
+        .await
+    {
+        Ok(replaced) => {
+            written.record(replaced);
+            Ok(true)
+        }
+        Err(e) if is_conflict(&e) || is_not_found(&e) => {
+            written.forget(current.namespace().as_deref(), &current.name_any());
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_work(cp: &kube::Client, w: &Work) -> Result<()> {
+    let api: Api<Work> = Api::namespaced(cp.clone(), &w.namespace().unwrap_or_default());
+    match api.delete(&w.name_any(), &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
