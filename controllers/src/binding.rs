@@ -520,7 +520,9 @@ async fn write_work(
     }
 }
 
-async fn delete_work(cp: &kube::Client, w: &Work) -> Result<()> {
+/// Deletes a Work (in the background: the execution controller's finalizer
+/// removes its member objects first); gone already is fine.
+pub(crate) async fn delete_work(cp: &kube::Client, w: &Work) -> Result<()> {
     let api: Api<Work> = Api::namespaced(cp.clone(), &w.namespace().unwrap_or_default());
     match api.delete(&w.name_any(), &DeleteParams::background()).await {
         Ok(_) => Ok(()),

@@ -75,7 +75,9 @@ pub struct RenderInput<'a> {
     pub existing_labels: Option<&'a BTreeMap<String, String>>,
 }
 
-fn set_meta(obj: &mut Value, field: &str, key: &str, value: &str) {
+/// Sets `metadata.<field>.<key>` (labels or annotations) to `value`,
+/// creating the maps as needed.
+pub fn set_meta(obj: &mut Value, field: &str, key: &str, value: &str) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };

@@ -401,3 +401,27 @@ impl Drop for Up {
         }
     }
 }
+
+/// Starts `flotilla agent` for `sim` against `up` with short timings.
+pub fn agent(up: &Up, sim: &crate::sim::Sim) -> Proc {
+    let mut p = Proc::spawn(
+        &format!("agent-{}", sim.name),
+        Command::new(flotilla_bin())
+            .arg("agent")
+            .arg("--cluster-name")
+            .arg(&sim.name)
+            .arg("--control-plane")
+            .arg(up.kubeconfig())
+            .arg("--member")
+            .arg(sim.kubeconfig())
+            .arg("--metrics-bind-address=127.0.0.1:0")
+            .args(["--cluster-status-update-frequency", "1s"])
+            .args(["--cluster-success-threshold", "0s"])
+            .args(["--cluster-failure-threshold", "3s"])
+            .args(["--cluster-lease-duration", "4s"]),
+        &up.logs(),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    p.assert_running();
+    p
+}

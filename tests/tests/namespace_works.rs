@@ -10,37 +10,12 @@
 //! process started here is killed by PID when its guard drops, and every wait
 //! is bounded.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use flotilla_tests::run;
 use flotilla_tests::sim::Sim;
-use flotilla_tests::up::{Proc, Up, WAIT, wait_for};
-use flotilla_tests::{flotilla_bin, run};
+use flotilla_tests::up::{Up, WAIT, agent, wait_for};
 use serde_json::Value;
-
-/// Starts `flotilla agent` for `sim` against `up` with short timings.
-fn agent(up: &Up, sim: &Sim) -> Proc {
-    let mut p = Proc::spawn(
-        &format!("agent-{}", sim.name),
-        Command::new(flotilla_bin())
-            .arg("agent")
-            .arg("--cluster-name")
-            .arg(&sim.name)
-            .arg("--control-plane")
-            .arg(up.kubeconfig())
-            .arg("--member")
-            .arg(sim.kubeconfig())
-            .arg("--metrics-bind-address=127.0.0.1:0")
-            .args(["--cluster-status-update-frequency", "1s"])
-            .args(["--cluster-success-threshold", "0s"])
-            .args(["--cluster-failure-threshold", "3s"])
-            .args(["--cluster-lease-duration", "4s"]),
-        &up.logs(),
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    p.assert_running();
-    p
-}
 
 /// The namespace Works for `ns` on the control plane, by execution namespace.
 fn works_of(up: &Up, ns: &str) -> Result<Vec<(String, Value)>, String> {

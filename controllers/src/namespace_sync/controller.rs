@@ -13,12 +13,13 @@ use flotilla_api::policy::{APPLIED_CLUSTER_OVERRIDES_ANNOTATION, ClusterOverride
 use flotilla_api::work::{WORK_PERMANENT_ID_LABEL, Work};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::reconcile::{SkipRules, namespace_work, namespace_work_name, owned_by, owner_namespace};
+use crate::binding::delete_work;
 use crate::overlay::Overlay;
 use crate::propagation::{
     cache_ready, every_change, is_conflict, is_not_found, shared_controller, spec_hash,
@@ -259,15 +260,6 @@ async fn write_work(
             written.forget(current.namespace().as_deref(), &current.name_any());
             Ok(false)
         }
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn delete_work(cp: &kube::Client, w: &Work) -> Result<()> {
-    let api: Api<Work> = Api::namespaced(cp.clone(), &w.namespace().unwrap_or_default());
-    match api.delete(&w.name_any(), &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -10,7 +10,7 @@ use flotilla_api::names::{execution_space_name, is_reserved_namespace, work_name
 use flotilla_api::overrides::{self, applied_annotation, apply_override_policies};
 use flotilla_api::policy::{APPLIED_CLUSTER_OVERRIDES_ANNOTATION, ClusterOverridePolicy};
 use flotilla_api::render::{
-    TEMPLATE_UID_ANNOTATION, WORK_NAME_ANNOTATION, WORK_NAMESPACE_ANNOTATION,
+    TEMPLATE_UID_ANNOTATION, WORK_NAME_ANNOTATION, WORK_NAMESPACE_ANNOTATION, set_meta,
 };
 use flotilla_api::work::{
     EXECUTION_CONTROLLER_FINALIZER, MANAGED_LABEL, WORK_PERMANENT_ID_LABEL, Work, WorkSpec,
@@ -106,28 +106,6 @@ pub fn owner_namespace(w: &Work) -> Option<&str> {
         .flatten()
         .find(|o| o.kind == "Namespace" && o.api_version == "v1")
         .map(|o| o.name.as_str())
-}
-
-fn set_meta(obj: &mut Value, field: &str, key: &str, value: &str) {
-    let Some(meta) = obj
-        .as_object_mut()
-        .map(|o| {
-            o.entry("metadata")
-                .or_insert_with(|| Value::Object(Default::default()))
-        })
-        .and_then(Value::as_object_mut)
-    else {
-        return;
-    };
-    let map = meta
-        .entry(field)
-        .or_insert_with(|| Value::Object(Default::default()));
-    if !map.is_object() {
-        *map = Value::Object(Default::default());
-    }
-    if let Some(m) = map.as_object_mut() {
-        m.insert(key.to_string(), Value::String(value.to_string()));
-    }
 }
 
 /// The Work that carries control-plane namespace `ns` to `cluster`, as
