@@ -451,15 +451,17 @@ static SYNC_DURATION: std::sync::LazyLock<prometheus::HistogramVec> =
         )
     });
 /// What became of a Work write.
-enum Written {
+pub(crate) enum Written {
     /// Created, updated, or nothing to change.
     Done,
     /// The cached copy was stale (conflict): to be written again.
     Stale,
 }
 
-/// Creates the Work, or updates it when its spec, labels or annotations differ.
-async fn write_work(
+/// Creates the Work, or updates it when its spec, labels, annotations or
+/// (when the new Work names any) owners differ. Shared with the namespace
+/// sync controller, whose Works are owned by their Namespace.
+pub(crate) async fn write_work(
     cp: &kube::Client,
     written: &Overlay<Work>,
     current: Option<&Work>,
@@ -485,9 +487,16 @@ async fn write_work(
     annotations.remove(flotilla_api::policy::APPLIED_OVERRIDES_ANNOTATION);
     annotations.remove(flotilla_api::policy::APPLIED_CLUSTER_OVERRIDES_ANNOTATION);
     annotations.extend(work.annotations().clone());
+    // Works that name no owner keep the current ones
+    let owners = work
+        .metadata
+        .owner_references
+        .take()
+        .or_else(|| current.metadata.owner_references.clone());
     if current.spec == work.spec
         && current.labels() == &labels
         && current.annotations() == &annotations
+        && current.metadata.owner_references == owners
     {
         return Ok(Written::Done);
     }
@@ -501,6 +510,7 @@ async fn write_work(
     work.metadata.labels = Some(labels);
     work.metadata.annotations = Some(annotations);
     work.metadata.finalizers = Some(finalizers);
+    work.metadata.owner_references = owners;
     work.metadata.managed_fields = None;
     work.status = None;
     match api

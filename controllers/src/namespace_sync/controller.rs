@@ -9,22 +9,18 @@ use std::time::Duration;
 
 use flotilla_api::cluster::Cluster;
 use flotilla_api::names::execution_space_name;
-use flotilla_api::policy::{APPLIED_CLUSTER_OVERRIDES_ANNOTATION, ClusterOverridePolicy};
+use flotilla_api::policy::ClusterOverridePolicy;
 use flotilla_api::work::{WORK_PERMANENT_ID_LABEL, Work};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 
 use super::reconcile::{SkipRules, namespace_work, namespace_work_name, owned_by, owner_namespace};
-use crate::binding::delete_work;
+use crate::binding::{Written, delete_work, write_work};
 use crate::overlay::Overlay;
-use crate::propagation::{
-    cache_ready, every_change, is_conflict, is_not_found, shared_controller, spec_hash,
-    watch_shared,
-};
+use crate::propagation::{cache_ready, every_change, shared_controller, spec_hash, watch_shared};
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
 
@@ -185,8 +181,8 @@ async fn reconcile(ns: Arc<Namespace>, nctx: Arc<NsCtx>) -> Result<Action> {
             }
         };
         match write_work(&cp, &nctx.written, current.as_deref(), work).await {
-            Ok(true) => {}
-            Ok(false) => again = true,
+            Ok(Written::Done) => {}
+            Ok(Written::Stale) => again = true,
             Err(e) => errors.push(format!("cluster {}: {e}", cluster.name())),
         }
     }
@@ -200,66 +196,4 @@ async fn reconcile(ns: Arc<Namespace>, nctx: Arc<NsCtx>) -> Result<Action> {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     Ok(Action::await_change())
-}
-
-/// Creates the Work, or replaces it when its spec, labels, annotations or
-/// owner differ. `Ok(false)`: the cached copy was stale, write again.
-async fn write_work(
-    cp: &kube::Client,
-    written: &Overlay<Work>,
-    current: Option<&Work>,
-    mut work: Work,
-) -> Result<bool> {
-    let api: Api<Work> = Api::namespaced(cp.clone(), &work.namespace().unwrap_or_default());
-    let Some(current) = current else {
-        return match api.create(&PostParams::default(), &work).await {
-            Ok(created) => {
-                written.record(created);
-                Ok(true)
-            }
-            Err(e) if is_conflict(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        };
-    };
-    let mut labels = current.labels().clone();
-    labels.extend(work.labels().clone());
-    let mut annotations = current.annotations().clone();
-    // the override record disappears when no policy applies any more
-    annotations.remove(APPLIED_CLUSTER_OVERRIDES_ANNOTATION);
-    annotations.extend(work.annotations().clone());
-    if current.spec == work.spec
-        && current.labels() == &labels
-        && current.annotations() == &annotations
-        && current.metadata.owner_references == work.metadata.owner_references
-    {
-        return Ok(true);
-    }
-    let mut finalizers = current.finalizers().to_vec();
-    for f in work.finalizers() {
-        if !finalizers.contains(f) {
-            finalizers.push(f.clone());
-        }
-    }
-    let owners = work.metadata.owner_references.take();
-    work.metadata = current.metadata.clone();
-    work.metadata.labels = Some(labels);
-    work.metadata.annotations = Some(annotations);
-    work.metadata.finalizers = Some(finalizers);
-    work.metadata.owner_references = owners;
-    work.metadata.managed_fields = None;
-    work.status = None;
-    match api
-        .replace(&current.name_any(), &PostParams::default(), &work)
-        .await
-    {
-        Ok(replaced) => {
-            written.record(replaced);
-            Ok(true)
-        }
-        Err(e) if is_conflict(&e) || is_not_found(&e) => {
-            written.forget(current.namespace().as_deref(), &current.name_any());
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
