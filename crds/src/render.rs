@@ -75,9 +75,24 @@ pub struct RenderInput<'a> {
     pub existing_labels: Option<&'a BTreeMap<String, String>>,
 }
 
+/// What Karmada's CreateOrUpdateWork puts on every manifest: the managed
+/// label, and the template's uid and the Work's name and namespace as
+/// annotations.
+pub fn mark_manifest(obj: &mut Value, template_uid: &str, work_name: &str, work_namespace: &str) {
+    set_meta(obj, "labels", MANAGED_LABEL, "true");
+    set_meta(obj, "annotations", TEMPLATE_UID_ANNOTATION, template_uid);
+    set_meta(obj, "annotations", WORK_NAME_ANNOTATION, work_name);
+    set_meta(
+        obj,
+        "annotations",
+        WORK_NAMESPACE_ANNOTATION,
+        work_namespace,
+    );
+}
+
 /// Sets `metadata.<field>.<key>` (labels or annotations) to `value`,
 /// creating the maps as needed.
-pub fn set_meta(obj: &mut Value, field: &str, key: &str, value: &str) {
+fn set_meta(obj: &mut Value, field: &str, key: &str, value: &str) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };
@@ -252,15 +267,7 @@ pub fn render_work(input: &RenderInput<'_>) -> Result<Work, overrides::Error> {
     let wnamespace = execution_space_name(&input.target.name);
 
     // CreateOrUpdateWork
-    set_meta(&mut obj, "labels", MANAGED_LABEL, "true");
-    set_meta(&mut obj, "annotations", TEMPLATE_UID_ANNOTATION, &uid);
-    set_meta(&mut obj, "annotations", WORK_NAME_ANNOTATION, &wname);
-    set_meta(
-        &mut obj,
-        "annotations",
-        WORK_NAMESPACE_ANNOTATION,
-        &wnamespace,
-    );
+    mark_manifest(&mut obj, &uid, &wname, &wnamespace);
     set_meta(
         &mut obj,
         "annotations",

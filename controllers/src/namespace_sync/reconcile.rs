@@ -9,12 +9,9 @@ use flotilla_api::defaults::default_work;
 use flotilla_api::names::{execution_space_name, is_reserved_namespace, work_name};
 use flotilla_api::overrides::{self, applied_annotation, apply_override_policies};
 use flotilla_api::policy::{APPLIED_CLUSTER_OVERRIDES_ANNOTATION, ClusterOverridePolicy};
-use flotilla_api::render::{
-    TEMPLATE_UID_ANNOTATION, WORK_NAME_ANNOTATION, WORK_NAMESPACE_ANNOTATION, set_meta,
-};
+use flotilla_api::render::mark_manifest;
 use flotilla_api::work::{
-    EXECUTION_CONTROLLER_FINALIZER, MANAGED_LABEL, WORK_PERMANENT_ID_LABEL, Work, WorkSpec,
-    WorkloadTemplate,
+    EXECUTION_CONTROLLER_FINALIZER, WORK_PERMANENT_ID_LABEL, Work, WorkSpec, WorkloadTemplate,
 };
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -137,16 +134,8 @@ pub fn namespace_work(
     let applied = apply_override_policies(&mut obj, cluster, cluster_overrides, &[])?;
     let wname = namespace_work_name(&name);
     let wnamespace = execution_space_name(cluster.metadata.name.as_deref().unwrap_or_default());
-    set_meta(&mut obj, "labels", MANAGED_LABEL, "true");
     let uid = ns.metadata.uid.clone().unwrap_or_default();
-    set_meta(&mut obj, "annotations", TEMPLATE_UID_ANNOTATION, &uid);
-    set_meta(&mut obj, "annotations", WORK_NAME_ANNOTATION, &wname);
-    set_meta(
-        &mut obj,
-        "annotations",
-        WORK_NAMESPACE_ANNOTATION,
-        &wnamespace,
-    );
+    mark_manifest(&mut obj, &uid, &wname, &wnamespace);
     let annotations: BTreeMap<String, String> = applied_annotation(&applied.cluster)
         .map(|a| (APPLIED_CLUSTER_OVERRIDES_ANNOTATION.to_string(), a))
         .into_iter()
@@ -179,6 +168,10 @@ pub fn namespace_work(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flotilla_api::render::{
+        TEMPLATE_UID_ANNOTATION, WORK_NAME_ANNOTATION, WORK_NAMESPACE_ANNOTATION,
+    };
+    use flotilla_api::work::MANAGED_LABEL;
 
     fn ns(name: &str, labels: &[(&str, &str)]) -> Namespace {
         Namespace {
