@@ -402,21 +402,28 @@ impl Drop for Up {
     }
 }
 
+/// `flotilla agent` for `sim` against `up`: the member, the control plane,
+/// a free metrics port and a status round every second.
+pub fn agent_command(up: &Up, sim: &crate::sim::Sim) -> Command {
+    let mut cmd = Command::new(flotilla_bin());
+    cmd.arg("agent")
+        .arg("--cluster-name")
+        .arg(&sim.name)
+        .arg("--control-plane")
+        .arg(up.kubeconfig())
+        .arg("--member")
+        .arg(sim.kubeconfig())
+        .arg("--metrics-bind-address=127.0.0.1:0")
+        .args(["--cluster-status-update-frequency", "1s"])
+        .args(["--cluster-success-threshold", "0s"]);
+    cmd
+}
+
 /// Starts `flotilla agent` for `sim` against `up` with short timings.
 pub fn agent(up: &Up, sim: &crate::sim::Sim) -> Proc {
     let mut p = Proc::spawn(
         &format!("agent-{}", sim.name),
-        Command::new(flotilla_bin())
-            .arg("agent")
-            .arg("--cluster-name")
-            .arg(&sim.name)
-            .arg("--control-plane")
-            .arg(up.kubeconfig())
-            .arg("--member")
-            .arg(sim.kubeconfig())
-            .arg("--metrics-bind-address=127.0.0.1:0")
-            .args(["--cluster-status-update-frequency", "1s"])
-            .args(["--cluster-success-threshold", "0s"])
+        agent_command(up, sim)
             .args(["--cluster-failure-threshold", "3s"])
             .args(["--cluster-lease-duration", "4s"]),
         &up.logs(),

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flotilla_tests::sim::Sim;
-use flotilla_tests::up::{Proc, Up, WAIT, wait_for};
+use flotilla_tests::up::{Proc, Up, WAIT, agent_command, wait_for};
 use flotilla_tests::{flotilla_bin, run};
 use serde_json::Value;
 
@@ -70,22 +70,7 @@ impl Manager {
 
     /// `flotilla agent` for the simulated member `sim` (pull mode).
     fn agent(up: &Up, sim: &Sim) -> Manager {
-        Manager::spawn(
-            up,
-            "agent",
-            Command::new(flotilla_bin())
-                .arg("agent")
-                .arg("--cluster-name")
-                .arg(&sim.name)
-                .arg("--control-plane")
-                .arg(up.kubeconfig())
-                .arg("--member")
-                .arg(sim.kubeconfig())
-                .arg("--metrics-bind-address=127.0.0.1:0")
-                .args(["--cluster-status-update-frequency", "1s"])
-                .args(["--cluster-success-threshold", "0s"])
-                .args(ELECTION),
-        )
+        Manager::spawn(up, "agent", agent_command(up, sim).args(ELECTION))
     }
 
     fn spawn(up: &Up, what: &str, cmd: &mut Command) -> Manager {
