@@ -304,13 +304,16 @@ impl Unified {
     /// the task is dropped.
     pub async fn run(self: Arc<Self>) {
         let mut seen = u64::MAX;
+        let mut resolved = false;
         loop {
             let revision = self.store.storage.snapshot().revision;
-            if revision != seen || self.resources.older_than(Duration::from_secs(30)) {
-                if self.resources.older_than(Duration::from_secs(30)) {
+            let refresh = kinds_need_refresh(self.resources.age(), resolved);
+            if revision != seen || refresh {
+                if refresh {
                     self.refresh_resources().await;
                 }
-                if self.reconcile().await {
+                resolved = self.reconcile().await;
+                if resolved {
                     seen = revision;
                 }
             }
@@ -409,6 +412,16 @@ impl Unified {
     pub fn metrics_text(&self) -> String {
         self.metrics.encode(&self.all_caches())
     }
+}
+
+/// Whether the members' kinds are read again before the caches are
+/// reconciled: every 30 s, and every 2 s while a registry names a kind no
+/// member was known to serve (members that joined after the last read: their
+/// caches would otherwise wait for the 30 s read, and then all start at once).
+/// `age` is the time since the last read (None: never read).
+fn kinds_need_refresh(age: Option<Duration>, resolved: bool) -> bool {
+    let limit = if resolved { 30 } else { 2 };
+    age.is_none_or(|age| age > Duration::from_secs(limit))
 }
 
 /// The synthetic `cluster` field-selector terms (`cluster=a`, `cluster!=b`).
@@ -1295,6 +1308,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kinds of members that joined after the last read are looked up again
+    /// within seconds, not at the next 30 s read.
+    #[test]
+    fn unresolved_registries_read_the_members_kinds_again_soon() {
+        let s = Duration::from_secs;
+        assert!(kinds_need_refresh(None, true));
+        assert!(kinds_need_refresh(None, false));
+        assert!(!kinds_need_refresh(Some(s(1)), false));
+        assert!(kinds_need_refresh(Some(s(3)), false));
+        assert!(!kinds_need_refresh(Some(s(3)), true));
+        assert!(!kinds_need_refresh(Some(s(29)), true));
+        assert!(kinds_need_refresh(Some(s(31)), true));
+    }
 
     #[test]
     fn cluster_terms_are_ours() {

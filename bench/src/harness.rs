@@ -99,7 +99,10 @@ pub async fn up(members: usize, nodes: usize, extra: &[&str]) -> Up {
             .arg("--dir")
             .arg(dir.path().join("state"))
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_UP_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -119,11 +122,46 @@ pub async fn up(members: usize, nodes: usize, extra: &[&str]) -> Up {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if members > 0 {
+        unified_caches_started(&dir.path().join("state"), members).await;
+    }
     Up {
         process,
         kubeconfig,
         dir,
     }
+}
+
+/// Waits until the unified view caches every member's pods, and a little
+/// longer for their first lists: the caches fill once after start-up, with
+/// every member's objects at once, and a measurement should not include that.
+async fn unified_caches_started(state: &Path, members: usize) {
+    let path = state.join("aggregated-apiserver/kubeconfig");
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("aggregated kubeconfig");
+    let context = kc.current_context.clone().expect("a current context");
+    let aggregated = client(&path, &context).await;
+    let started = Instant::now();
+    loop {
+        let request = http::Request::get("/metrics")
+            .body(Vec::new())
+            .expect("request");
+        let text = aggregated.request_text(request).await.unwrap_or_default();
+        let caching = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("flotilla_unified_cache_objects{") && l.contains("resource=\"pods\"")
+            })
+            .count();
+        if caching >= members {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the unified view caches {caching} of {members} members' pods after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
 /// A progress bar on stderr for `len` steps of `what`.

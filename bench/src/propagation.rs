@@ -17,7 +17,11 @@
 //! member p99 against write p99 (goal: at most 10 writes' worth).
 //!
 //! Run: `cargo build --release -p flotilla && cargo run --release -p
-//! flotilla-bench -- propagation [--quick] [--rate N] [--members N] [--record]`.
+//! flotilla-bench -- propagation [--quick] [--rate N] [--members N]
+//! [--pod-ready-delay MS] [--record]`. `--pod-ready-delay` is the simulated
+//! members' longest container start (0..=MS ms from a pod's binding to its
+//! node to Running; 100 by default, as in `flotilla up`); with 0, Running
+//! measures flotilla and the members' workload controllers alone.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -63,15 +67,20 @@ fn deployment(name: &str, slot: usize) -> DynamicObject {
     .expect("deployment")
 }
 
-async fn run(members: usize, templates: usize, rate: f64) -> Run {
+async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u64) -> Run {
+    let ready_delay = format!("--pod-ready-delay={pod_ready_delay_ms}");
     let running = harness::up(
         members,
         4,
-        &["--controllers=cluster,clusterStatus,namespace"],
+        &[
+            "--controllers=cluster,clusterStatus,namespace",
+            &ready_delay,
+        ],
     )
     .await;
     let (dir, kubeconfig, up) = (&running.dir, running.kubeconfig.clone(), &running.process);
     let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
+    let controllers_started = Instant::now();
     let controllers = Guard(
         Command::new(flotilla())
             .arg("controller-manager")
@@ -174,6 +183,10 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     );
     let interval = Duration::from_secs_f64(1.0 / rate);
     let t0 = Instant::now();
+    eprintln!(
+        "first template {:.1} s after the controller manager started",
+        (t0 - controllers_started).as_secs_f64()
+    );
     let mut created: HashMap<String, Instant> = HashMap::new();
     let mut posts = Vec::new();
     let bar = harness::progress(templates, &format!("templates to {members} members"));
@@ -249,6 +262,7 @@ async fn run(members: usize, templates: usize, rate: f64) -> Run {
     );
     lat.sort();
     stages.report(&created, &dispatched, &done);
+    timeline(t0, &created, &dispatched);
     report_warnings(&dir.path().join("cm.log"));
     for w in watches {
         w.abort();
@@ -419,6 +433,31 @@ impl Stages {
     }
 }
 
+/// Prints the slowest time to reach the members of the templates created in
+/// each 5 s window of the run, to show whether a slow tail is spread or a burst.
+fn timeline(
+    t0: Instant,
+    created: &HashMap<String, Instant>,
+    dispatched: &HashMap<String, Instant>,
+) {
+    let mut windows: std::collections::BTreeMap<u64, Duration> = Default::default();
+    for (name, c) in created {
+        if let Some(d) = dispatched.get(name) {
+            let w = c.saturating_duration_since(t0).as_secs() / 5 * 5;
+            let slot = windows.entry(w).or_default();
+            *slot = (*slot).max(d.saturating_duration_since(*c));
+        }
+    }
+    let row: Vec<String> = windows
+        .iter()
+        .map(|(w, d)| format!("{w}s:{:.0}", ms(*d)))
+        .collect();
+    eprintln!(
+        "slowest to reach the members by creation time (ms): {}",
+        row.join(" ")
+    );
+}
+
 /// Prints how often each warning of the controller-manager's log occurred.
 fn report_warnings(log: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(log) else {
@@ -527,6 +566,13 @@ pub async fn scenario() {
         .and_then(|i| args.get(i + 1))
         .and_then(|r| r.parse().ok())
         .unwrap_or(20.0);
+    // the simulated members' longest container start (`flotilla up`'s default: 100 ms)
+    let pod_ready_delay_ms: u64 = args
+        .iter()
+        .position(|a| a == "--pod-ready-delay")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100);
     let templates = if quick { 100 } else { 1_000 };
     let only: Option<usize> = args
         .iter()
@@ -541,16 +587,16 @@ pub async fn scenario() {
     let mut runs = Vec::new();
     for &members in &sizes {
         eprintln!("propagating {templates} templates to {members} members at {rate}/s ...");
-        runs.push(run(members, templates, rate).await);
+        runs.push(run(members, templates, rate, pod_ready_delay_ms).await);
     }
     let mut table = String::from(
-        "| members | templates | rate | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS | host writes per template | of them 409 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| members | templates | rate | simulated pod start | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS | host writes per template | of them 409 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     let mut results = Vec::new();
     for r in &runs {
         let ratio = r.dispatch_p99.as_secs_f64() / r.write_p99.as_secs_f64().max(1e-9);
         table.push_str(&format!(
-            "\n| {} | {} | {rate}/s | {} ms | {} ms | {} ms | {} ms | {ratio:.1} | {} ms | {} ms | {} ms | {:.1} s | {} MiB | {} MiB | {:.1} | {:.1} |",
+            "\n| {} | {} | {rate}/s | 0–{pod_ready_delay_ms} ms | {} ms | {} ms | {} ms | {} ms | {ratio:.1} | {} ms | {} ms | {} ms | {:.1} s | {} MiB | {} MiB | {:.1} | {:.1} |",
             r.members,
             r.templates,
             ms(r.write_p50),
@@ -568,6 +614,7 @@ pub async fn scenario() {
         ));
         results.push(json!({
             "members": r.members, "templates": r.templates, "rate_per_s": rate,
+            "pod_ready_delay_max_ms": pod_ready_delay_ms,
             "write_ms": {"p50": ms(r.write_p50), "p99": ms(r.write_p99)},
             "in_members_ms": {"p50": ms(r.dispatch_p50), "p99": ms(r.dispatch_p99)},
             "in_members_p99_over_write_p99": ratio,

@@ -195,6 +195,10 @@ enum Command {
         /// Nodes per simulated member.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Longest simulated container start, in milliseconds: a member pod
+        /// turns Running and Ready a random 0..=MS ms after it is bound to a node.
+        #[arg(long, value_name = "MS", default_value_t = 100)]
+        pod_ready_delay: u64,
         /// Controllers to run in process, in Karmada's syntax (`*` for all,
         /// `name` to enable, `-name` to disable), e.g. `*,-detector` to run
         /// the detector as a separate `flotilla controller-manager`.
@@ -373,6 +377,10 @@ enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Longest simulated container start, in milliseconds: a member pod
+        /// turns Running and Ready a random 0..=MS ms after it is bound to a node.
+        #[arg(long, value_name = "MS", default_value_t = 100)]
+        pod_ready_delay: u64,
         /// Port to listen on (0: a free one; reuse a port to come back at the same address).
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -588,6 +596,7 @@ async fn run() -> anyhow::Result<()> {
             bind,
             members,
             nodes,
+            pod_ready_delay,
             controllers,
             webhook,
             metrics,
@@ -601,6 +610,7 @@ async fn run() -> anyhow::Result<()> {
                     bind,
                     members,
                     nodes,
+                    pod_ready_delay: std::time::Duration::from_millis(pod_ready_delay),
                     controllers,
                     webhook,
                     metrics,
@@ -782,6 +792,7 @@ async fn run() -> anyhow::Result<()> {
             name,
             data_dir,
             nodes,
+            pod_ready_delay,
             port,
             storage,
             faults_file,
@@ -796,6 +807,10 @@ async fn run() -> anyhow::Result<()> {
             let member = flotilla_sim::start(
                 flotilla_sim::Config::new(&name, &data_dir)
                     .nodes(nodes)
+                    .ready_delay(
+                        std::time::Duration::ZERO,
+                        std::time::Duration::from_millis(pod_ready_delay),
+                    )
                     .port(port)
                     .backend(backend),
             )

@@ -26,6 +26,8 @@ pub struct Options {
     pub members: usize,
     /// Nodes per simulated member.
     pub nodes: usize,
+    /// Longest simulated container start of member pods.
+    pub pod_ready_delay: std::time::Duration,
     /// `--controllers` (Karmada syntax) of the in-process controllers.
     pub controllers: Vec<String>,
     /// Serve the admission webhook in-process (else only register it).
@@ -362,11 +364,14 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         let name = format!("member{i}");
         let member_dir = opts.dir.join("members").join(&name);
         let nodes = opts.nodes;
+        let ready_delay = opts.pod_ready_delay;
         async move {
-            let member =
-                flotilla_sim::start(flotilla_sim::Config::new(&name, &member_dir).nodes(nodes))
-                    .await
-                    .with_context(|| format!("starting simulated member {name}"))?;
+            let config = flotilla_sim::Config::new(&name, &member_dir)
+                .nodes(nodes)
+                .ready_delay(std::time::Duration::ZERO, ready_delay);
+            let member = flotilla_sim::start(config)
+                .await
+                .with_context(|| format!("starting simulated member {name}"))?;
             anyhow::Ok((member, member_dir))
         }
     });

@@ -788,25 +788,40 @@ async fn reflect(cache: Arc<Cache>, member: Member) {
                 continue;
             }
         };
-        let mut list = answer.json();
-        let rv = list
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .and_then(revision)
-            .unwrap_or(0);
-        let items = match list.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        cache.replace(items, rv);
+        // Decoding and indexing a list of thousands of objects would hold a
+        // runtime worker, and every task queued on it, for a tenth of a
+        // second or more: done on the blocking pool.
+        let filling = cache.clone();
+        let filled = tokio::task::spawn_blocking(move || {
+            let mut list = answer.json();
+            let rv = list
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(revision)
+                .unwrap_or(0);
+            let items = match list.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            };
+            filling.replace(items, rv);
+        })
+        .await;
+        if filled.is_err() {
+            cache.set_health(Health::Down("filling the cache failed".into()));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
         // Watch until it ends; re-watch from where it got, relist after a 410.
         loop {
             match watch(&cache, &member, &path).await {
                 WatchEnd::Closed => {
+                    tracing::debug!(cluster = %cache.cluster, resource = %cache.resource.plural, "cache watch ended; resuming");
                     backoff = Duration::from_millis(200);
                     continue;
                 }
                 WatchEnd::Expired => {
+                    tracing::info!(cluster = %cache.cluster, resource = %cache.resource.plural, revision = cache.revision(), "cache relists: the member no longer has the events since its revision");
                     cache.set_health(Health::Syncing);
                     break;
                 }

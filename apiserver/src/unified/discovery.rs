@@ -208,7 +208,12 @@ impl Resources {
 
     /// Whether the map is older than `age` (or never filled).
     pub fn older_than(&self, age: Duration) -> bool {
-        self.lock().fetched.is_none_or(|t| t.elapsed() > age)
+        self.age().is_none_or(|a| a > age)
+    }
+
+    /// The time since the map was filled (None: never).
+    pub fn age(&self) -> Option<Duration> {
+        self.lock().fetched.map(|t| t.elapsed())
     }
 
     /// Reads members' aggregated discovery (with the control plane's rights: it is
