@@ -305,16 +305,30 @@ impl Unified {
     pub async fn run(self: Arc<Self>) {
         let mut seen = u64::MAX;
         let mut resolved = false;
+        let mut retry = KindsRetry::default();
+        let mut clusters = usize::MAX;
         loop {
             let revision = self.store.storage.snapshot().revision;
-            let refresh = kinds_need_refresh(self.resources.age(), resolved);
+            if revision != seen {
+                // a member joined or left: its kinds are worth a prompt look
+                let now = self.store.storage.snapshot().range(CLUSTERS, None).count();
+                if now != clusters {
+                    clusters = now;
+                    retry = KindsRetry::default();
+                }
+            }
+            let refresh = retry.due(self.resources.age(), resolved);
             if revision != seen || refresh {
                 if refresh {
                     self.refresh_resources().await;
+                    if !resolved {
+                        retry.back_off();
+                    }
                 }
                 resolved = self.reconcile().await;
                 if resolved {
                     seen = revision;
+                    retry = KindsRetry::default();
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -414,14 +428,37 @@ impl Unified {
     }
 }
 
-/// Whether the members' kinds are read again before the caches are
-/// reconciled: every 30 s, and every 2 s while a registry names a kind no
-/// member was known to serve (members that joined after the last read: their
-/// caches would otherwise wait for the 30 s read, and then all start at once).
-/// `age` is the time since the last read (None: never read).
-fn kinds_need_refresh(age: Option<Duration>, resolved: bool) -> bool {
-    let limit = if resolved { 30 } else { 2 };
-    age.is_none_or(|age| age > Duration::from_secs(limit))
+/// When the members' kinds are read again before the caches are reconciled:
+/// every 30 s, and sooner while a registry names a kind no member was known
+/// to serve: after 2 s, then 4, 8, 16 and 30 s (a member that just joined
+/// gets its caches within seconds instead of at the next 30 s read, when they
+/// would all start at once; a kind no member serves costs a read of every
+/// member only every 30 s). A change in the Clusters starts over at 2 s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct KindsRetry {
+    wait: Duration,
+}
+
+impl KindsRetry {
+    const FIRST: Duration = Duration::from_secs(2);
+    const EVERY: Duration = Duration::from_secs(30);
+
+    /// Whether a read is due, `age` after the last one (None: never read).
+    fn due(&self, age: Option<Duration>, resolved: bool) -> bool {
+        let limit = if resolved { Self::EVERY } else { self.wait };
+        age.is_none_or(|age| age > limit)
+    }
+
+    /// After a read that left something unresolved.
+    fn back_off(&mut self) {
+        self.wait = (self.wait * 2).min(Self::EVERY);
+    }
+}
+
+impl Default for KindsRetry {
+    fn default() -> Self {
+        KindsRetry { wait: Self::FIRST }
+    }
 }
 
 /// The synthetic `cluster` field-selector terms (`cluster=a`, `cluster!=b`).
@@ -1310,17 +1347,26 @@ mod tests {
     use super::*;
 
     /// Kinds of members that joined after the last read are looked up again
-    /// within seconds, not at the next 30 s read.
+    /// within seconds, not at the next 30 s read; a kind nobody serves backs
+    /// off to the 30 s read.
     #[test]
     fn unresolved_registries_read_the_members_kinds_again_soon() {
         let s = Duration::from_secs;
-        assert!(kinds_need_refresh(None, true));
-        assert!(kinds_need_refresh(None, false));
-        assert!(!kinds_need_refresh(Some(s(1)), false));
-        assert!(kinds_need_refresh(Some(s(3)), false));
-        assert!(!kinds_need_refresh(Some(s(3)), true));
-        assert!(!kinds_need_refresh(Some(s(29)), true));
-        assert!(kinds_need_refresh(Some(s(31)), true));
+        let mut retry = KindsRetry::default();
+        assert!(retry.due(None, true) && retry.due(None, false));
+        assert!(!retry.due(Some(s(1)), false));
+        assert!(retry.due(Some(s(3)), false));
+        assert!(!retry.due(Some(s(3)), true));
+        assert!(!retry.due(Some(s(29)), true));
+        assert!(retry.due(Some(s(31)), true));
+        let waits: Vec<u64> = (0..6)
+            .map(|_| {
+                retry.back_off();
+                retry.wait.as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [4, 8, 16, 30, 30, 30]);
+        assert!(!retry.due(Some(s(29)), false));
     }
 
     #[test]

@@ -219,6 +219,10 @@ async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u6
     // the status writes settle after the last pod runs
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes_after = host_writes(&cp).await;
+    eprintln!(
+        "host storage commits slower than 50 / 100 / 250 ms: {}",
+        slow_commits(&cp).await
+    );
     let per_template = |a: u64, b: u64| a.saturating_sub(b) as f64 / templates as f64;
     eprintln!(
         "CPU time: flotilla up {:.1} s, controllers {:.1} s",
@@ -525,6 +529,32 @@ async fn host_writes(cp: &Client) -> (u64, u64) {
         }
     }
     (writes, conflicts)
+}
+
+/// How many of the host's storage writes took more than 50, 100 and 250 ms
+/// to commit, of how many (its `flotilla_storage_operation_duration_seconds`):
+/// a slow disk stalls every write behind it.
+async fn slow_commits(cp: &Client) -> String {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = cp.request_text(request).await.expect("host metrics");
+    let family = "flotilla_storage_operation_duration_seconds";
+    let sum = |prefix: &str, le: Option<&str>| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter(|l| le.is_none_or(|le| l.contains(&format!("le=\"{le}\""))))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let all = sum(&format!("{family}_count"), None);
+    let over = |le: &str| all - sum(&format!("{family}_bucket"), Some(le));
+    format!(
+        "{} / {} / {} of {all}",
+        over("0.05"),
+        over("0.1"),
+        over("0.25")
+    )
 }
 
 /// p50 and p99 of `n` sequential ConfigMap creates on the control plane:
