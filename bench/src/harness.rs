@@ -135,7 +135,7 @@ pub async fn up(members: usize, nodes: usize, extra: &[&str]) -> Up {
 /// Waits until the unified view caches every member's pods, and a little
 /// longer for their first lists: the caches fill once after start-up, with
 /// every member's objects at once, and a measurement should not include that.
-async fn unified_caches_started(state: &Path, members: usize) {
+pub async fn unified_caches_started(state: &Path, members: usize) {
     let path = state.join("aggregated-apiserver/kubeconfig");
     let kc = kube::config::Kubeconfig::read_from(&path).expect("aggregated kubeconfig");
     let context = kc.current_context.clone().expect("a current context");

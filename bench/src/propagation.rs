@@ -18,10 +18,13 @@
 //!
 //! Run: `cargo build --release -p flotilla && cargo run --release -p
 //! flotilla-bench -- propagation [--quick] [--rate N] [--members N]
-//! [--pod-ready-delay MS] [--record]`. `--pod-ready-delay` is the simulated
+//! [--pod-ready-delay MS] [--separate-members] [--record]`. `--pod-ready-delay` is the simulated
 //! members' longest container start (0..=MS ms from a pod's binding to its
 //! node to Running; 100 by default, as in `flotilla up`); with 0, Running
 //! measures flotilla and the members' workload controllers alone.
+//! `--separate-members` runs each member as a `flotilla sim` process joined
+//! with `flotilla join`, so that `flotilla up`'s RSS is the control plane's
+//! (host and aggregated API servers, webhook, cluster controllers) alone.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -67,10 +70,124 @@ fn deployment(name: &str, slot: usize) -> DynamicObject {
     .expect("deployment")
 }
 
-async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u64) -> Run {
+/// Simulated members as processes of their own (`flotilla sim`), joined to
+/// the control plane with `flotilla join`, so that `flotilla up` holds the
+/// control plane alone and its memory can be read apart from the members'.
+struct SeparateMembers {
+    processes: Vec<Guard>,
+    /// Each member's kubeconfig and context.
+    kubeconfigs: Vec<(std::path::PathBuf, String)>,
+}
+
+async fn start_separate_members(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    members: usize,
+    pod_ready_delay_ms: u64,
+) -> SeparateMembers {
+    use std::io::BufRead;
+    let mut processes = Vec::new();
+    let mut outputs = Vec::new();
+    for m in 1..=members {
+        let mut child = Command::new(flotilla())
+            .args(["sim", "--nodes", "4", "--name"])
+            .arg(format!("member{m}"))
+            .arg("--data-dir")
+            .arg(dir.join(format!("members/member{m}")))
+            .arg(format!("--pod-ready-delay={pod_ready_delay_ms}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("flotilla sim");
+        outputs.push(std::io::BufReader::new(
+            child.stdout.take().expect("stdout"),
+        ));
+        processes.push(Guard(child));
+    }
+    let mut kubeconfigs = Vec::new();
+    for (m, out) in outputs.iter_mut().enumerate() {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("sim output");
+        let path = line
+            .trim_end()
+            .strip_suffix(')')
+            .and_then(|l| l.rsplit_once("(kubeconfig: "))
+            .map(|(_, p)| std::path::PathBuf::from(p))
+            .unwrap_or_else(|| panic!("member{}: unexpected output {line:?}", m + 1));
+        let kc = kube::config::Kubeconfig::read_from(&path).expect("member kubeconfig");
+        let context = kc.current_context.expect("a current context");
+        let joined = Command::new(flotilla())
+            .arg("join")
+            .arg(format!("member{}", m + 1))
+            .arg("--cluster-kubeconfig")
+            .arg(&path)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--context", "flotilla"])
+            .output()
+            .expect("flotilla join");
+        assert!(
+            joined.status.success(),
+            "flotilla join member{}: {}",
+            m + 1,
+            String::from_utf8_lossy(&joined.stderr)
+        );
+        kubeconfigs.push((path, context));
+    }
+    SeparateMembers {
+        processes,
+        kubeconfigs,
+    }
+}
+
+/// Waits until every Cluster is Ready.
+async fn clusters_ready(cp: &Client, members: usize) {
+    let api = Api::<DynamicObject>::all_with(
+        cp.clone(),
+        &kube::api::ApiResource {
+            group: "cluster.karmada.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "cluster.karmada.io/v1alpha1".into(),
+            kind: "Cluster".into(),
+            plural: "clusters".into(),
+        },
+    );
+    let started = Instant::now();
+    loop {
+        let ready = api.list(&Default::default()).await.map_or(0, |l| {
+            l.items
+                .iter()
+                .filter(|c| {
+                    c.data["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .count()
+        });
+        if ready >= members {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{ready} of {members} clusters Ready after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn run(
+    members: usize,
+    templates: usize,
+    rate: f64,
+    pod_ready_delay_ms: u64,
+    separate: bool,
+) -> Run {
     let ready_delay = format!("--pod-ready-delay={pod_ready_delay_ms}");
     let running = harness::up(
-        members,
+        if separate { 0 } else { members },
         4,
         &[
             "--controllers=cluster,clusterStatus,namespace",
@@ -79,6 +196,22 @@ async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u6
     )
     .await;
     let (dir, kubeconfig, up) = (&running.dir, running.kubeconfig.clone(), &running.process);
+    let separate = if separate {
+        let started =
+            start_separate_members(dir.path(), &kubeconfig, members, pod_ready_delay_ms).await;
+        clusters_ready(&client(&kubeconfig, "flotilla").await, members).await;
+        harness::unified_caches_started(&dir.path().join("state"), members).await;
+        Some(started)
+    } else {
+        None
+    };
+    let member_client = |m: usize| {
+        let (path, context) = match &separate {
+            Some(s) => s.kubeconfigs[m - 1].clone(),
+            None => (kubeconfig.clone(), format!("member{m}")),
+        };
+        async move { client(&path, &context).await }
+    };
     let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
     let controllers_started = Instant::now();
     let controllers = Guard(
@@ -133,7 +266,7 @@ async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u6
     let dispatched: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut watches = Vec::new();
     for m in 1..=members {
-        let member = client(&kubeconfig, &format!("member{m}")).await;
+        let member = member_client(m).await;
         let api: Api<Deployment> = Api::namespaced(member, "default");
         let (ready, done, dispatched) = (ready.clone(), done.clone(), dispatched.clone());
         watches.push(tokio::spawn(async move {
@@ -247,6 +380,10 @@ async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u6
         std::fs::read_dir(format!("/proc/{}/fd", controllers.0.id())).map_or(0, |d| d.count())
     );
     let up_rss_mib = rss_mib(up.0.id());
+    if let Some(s) = &separate {
+        let sims: u64 = s.processes.iter().map(|p| rss_mib(p.0.id())).sum();
+        eprintln!("the {members} member processes: {sims} MiB RSS in all");
+    }
     let controllers_rss_mib = rss_mib(controllers.0.id());
     let done = done.lock().expect("lock").clone();
     let dispatched = dispatched.lock().expect("lock").clone();
@@ -272,6 +409,7 @@ async fn run(members: usize, templates: usize, rate: f64, pod_ready_delay_ms: u6
         w.abort();
     }
     drop(controllers);
+    drop(separate);
     drop(running);
     Run {
         members,
@@ -603,6 +741,9 @@ pub async fn scenario() {
         .and_then(|i| args.get(i + 1))
         .and_then(|r| r.parse().ok())
         .unwrap_or(100);
+    // members as `flotilla sim` processes joined with `flotilla join`, so that
+    // `flotilla up`'s RSS is the control plane's alone
+    let separate = args.iter().any(|a| a == "--separate-members");
     let templates = if quick { 100 } else { 1_000 };
     let only: Option<usize> = args
         .iter()
@@ -617,10 +758,15 @@ pub async fn scenario() {
     let mut runs = Vec::new();
     for &members in &sizes {
         eprintln!("propagating {templates} templates to {members} members at {rate}/s ...");
-        runs.push(run(members, templates, rate, pod_ready_delay_ms).await);
+        runs.push(run(members, templates, rate, pod_ready_delay_ms, separate).await);
     }
-    let mut table = String::from(
-        "| members | templates | rate | simulated pod start | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS (host + members) | controllers RSS | host writes per template | of them 409 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    let mut table = format!(
+        "| members | templates | rate | simulated pod start | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS ({}) | controllers RSS | host writes per template | of them 409 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        if separate {
+            "host alone"
+        } else {
+            "host + members"
+        }
     );
     let mut results = Vec::new();
     for r in &runs {
@@ -645,6 +791,7 @@ pub async fn scenario() {
         results.push(json!({
             "members": r.members, "templates": r.templates, "rate_per_s": rate,
             "pod_ready_delay_max_ms": pod_ready_delay_ms,
+            "members_in_separate_processes": separate,
             "write_ms": {"p50": ms(r.write_p50), "p99": ms(r.write_p99)},
             "in_members_ms": {"p50": ms(r.dispatch_p50), "p99": ms(r.dispatch_p99)},
             "in_members_p99_over_write_p99": ratio,
