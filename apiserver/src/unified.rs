@@ -338,25 +338,27 @@ impl Unified {
     /// Starts and stops caches; false when something could not be resolved yet.
     async fn reconcile(&self) -> bool {
         let snapshot = self.store.storage.snapshot();
-        let clusters: Vec<Value> = snapshot
+        // Each Cluster parsed once (this runs on every change of the store,
+        // which at 100 members is several times a second: deep copies of
+        // every Cluster for every selected kind were megabytes each time).
+        let clusters: Vec<(Arc<Value>, flotilla_api::cluster::Cluster)> = snapshot
             .range(CLUSTERS, None)
-            .map(|kv| kv.value.as_ref().clone())
+            .filter_map(|kv| {
+                let typed = serde::Deserialize::deserialize(kv.value.as_ref()).ok()?;
+                Some((kv.value.clone(), typed))
+            })
             .collect();
         let registries: Vec<flotilla_api::search::ResourceRegistrySpec> = snapshot
             .range(REGISTRIES, None)
-            .filter_map(|kv| serde_json::from_value(kv.value["spec"].clone()).ok())
+            .filter_map(|kv| serde::Deserialize::deserialize(&kv.value["spec"]).ok())
             .collect();
         let mut complete = true;
-        // (cluster, group, plural) → (Cluster, resource, namespaces; None = all)
+        // (cluster, group, plural) → (index in `clusters`, resource, namespaces; None = all)
         type Scope = Option<std::collections::BTreeSet<String>>;
-        let mut desired: HashMap<(String, String, String), (Value, Gvr, Scope)> = HashMap::new();
+        let mut desired: HashMap<(String, String, String), (usize, Gvr, Scope)> = HashMap::new();
         for registry in &registries {
-            for c in &clusters {
-                let Ok(typed) = serde_json::from_value::<flotilla_api::cluster::Cluster>(c.clone())
-                else {
-                    continue;
-                };
-                if !flotilla_api::placement::cluster_matches(&typed, &registry.target_cluster) {
+            for (index, (_, typed)) in clusters.iter().enumerate() {
+                if !flotilla_api::placement::cluster_matches(typed, &registry.target_cluster) {
                     continue;
                 }
                 let name = typed.metadata.name.clone().unwrap_or_default();
@@ -365,7 +367,7 @@ impl Unified {
                         Some(gvr) => {
                             let key = (name.clone(), gvr.group.clone(), gvr.plural.clone());
                             let entry = desired.entry(key).or_insert_with(|| {
-                                (c.clone(), gvr, Some(std::collections::BTreeSet::new()))
+                                (index, gvr, Some(std::collections::BTreeSet::new()))
                             });
                             // the union of the selectors' namespaces; an empty one is all
                             match (&mut entry.2, sel.namespace.as_str()) {
@@ -381,12 +383,19 @@ impl Unified {
                 }
             }
         }
-        // Clients first (they may need the credentials source).
+        // Clients first (they may need the credentials source), one per cluster.
+        let mut clients: HashMap<usize, Option<member::Member>> = HashMap::new();
+        for (index, _, _) in desired.values() {
+            if !clients.contains_key(index) {
+                let client = self.members.get(&clusters[*index].0).await.ok();
+                clients.insert(*index, client);
+            }
+        }
         let mut wanted = Vec::new();
-        for (key, (cluster, gvr, scope)) in desired {
-            match self.members.get(&cluster).await {
-                Ok(m) => wanted.push((key, m, gvr, scope)),
-                Err(_) => complete = false,
+        for (key, (index, gvr, scope)) in desired {
+            match clients.get(&index).cloned().flatten() {
+                Some(m) => wanted.push((key, m, gvr, scope)),
+                None => complete = false,
             }
         }
         let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
