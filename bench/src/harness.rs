@@ -132,14 +132,19 @@ pub async fn up(members: usize, nodes: usize, extra: &[&str]) -> Up {
     }
 }
 
+/// A client of the aggregated API server `flotilla up` runs in `state`.
+pub async fn aggregated_client(state: &Path) -> Client {
+    let path = state.join("aggregated-apiserver/kubeconfig");
+    let kc = kube::config::Kubeconfig::read_from(&path).expect("aggregated kubeconfig");
+    let context = kc.current_context.clone().expect("a current context");
+    client(&path, &context).await
+}
+
 /// Waits until the unified view caches every member's pods, and a little
 /// longer for their first lists: the caches fill once after start-up, with
 /// every member's objects at once, and a measurement should not include that.
 pub async fn unified_caches_started(state: &Path, members: usize) {
-    let path = state.join("aggregated-apiserver/kubeconfig");
-    let kc = kube::config::Kubeconfig::read_from(&path).expect("aggregated kubeconfig");
-    let context = kc.current_context.clone().expect("a current context");
-    let aggregated = client(&path, &context).await;
+    let aggregated = aggregated_client(state).await;
     let started = Instant::now();
     loop {
         let request = http::Request::get("/metrics")

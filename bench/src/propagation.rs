@@ -356,6 +356,10 @@ async fn run(
         "host storage commits slower than 50 / 100 / 250 ms: {}",
         slow_commits(&cp).await
     );
+    eprintln!(
+        "unified view caches, estimated heap by resource: {}",
+        unified_cache_heap(&harness::aggregated_client(&dir.path().join("state")).await).await
+    );
     let per_template = |a: u64, b: u64| a.saturating_sub(b) as f64 / templates as f64;
     eprintln!(
         "CPU time: flotilla up {:.1} s, controllers {:.1} s",
@@ -693,6 +697,39 @@ async fn slow_commits(cp: &Client) -> String {
         over("0.1"),
         over("0.25")
     )
+}
+
+/// The unified view's caches by resource, largest first, from the aggregated
+/// server's `flotilla_unified_cache_heap_bytes` (summed over the members).
+async fn unified_cache_heap(aggregated: &Client) -> String {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = aggregated.request_text(request).await.unwrap_or_default();
+    let mut by_resource: HashMap<String, f64> = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("flotilla_unified_cache_heap_bytes{"))
+    {
+        let resource = line
+            .split("resource=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default();
+        let bytes: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *by_resource.entry(resource.to_string()).or_default() += bytes;
+    }
+    let mut sorted: Vec<_> = by_resource.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    sorted
+        .iter()
+        .map(|(r, b)| format!("{r} {:.1} MiB", b / 1048576.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// p50 and p99 of `n` sequential ConfigMap creates on the control plane:
