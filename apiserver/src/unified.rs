@@ -308,14 +308,14 @@ impl Unified {
         let mut retry = KindsRetry::default();
         let mut clusters = usize::MAX;
         loop {
-            let revision = self.store.storage.snapshot().revision;
-            if revision != seen {
+            let (revision, now) = {
+                let snapshot = self.store.storage.snapshot();
+                (snapshot.revision, snapshot.range(CLUSTERS, None).count())
+            };
+            if now != clusters {
                 // a member joined or left: its kinds are worth a prompt look
-                let now = self.store.storage.snapshot().range(CLUSTERS, None).count();
-                if now != clusters {
-                    clusters = now;
-                    retry = KindsRetry::default();
-                }
+                clusters = now;
+                retry = KindsRetry::default();
             }
             let refresh = retry.due(self.resources.age(), resolved);
             if revision != seen || refresh {

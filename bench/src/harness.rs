@@ -132,6 +132,22 @@ pub async fn up(members: usize, nodes: usize, extra: &[&str]) -> Up {
     }
 }
 
+/// The Prometheus text of a server's `/metrics`.
+pub async fn metrics(server: &Client) -> Result<String, kube::Error> {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    server.request_text(request).await
+}
+
+/// The value after `--name` on the command line, parsed.
+pub fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
 /// A client of the aggregated API server `flotilla up` runs in `state`.
 pub async fn aggregated_client(state: &Path) -> Client {
     let path = state.join("aggregated-apiserver/kubeconfig");
@@ -147,10 +163,7 @@ pub async fn unified_caches_started(state: &Path, members: usize) {
     let aggregated = aggregated_client(state).await;
     let started = Instant::now();
     loop {
-        let request = http::Request::get("/metrics")
-            .body(Vec::new())
-            .expect("request");
-        let text = aggregated.request_text(request).await.unwrap_or_default();
+        let text = metrics(&aggregated).await.unwrap_or_default();
         let caching = text
             .lines()
             .filter(|l| {

@@ -645,10 +645,7 @@ fn report_warnings(log: &std::path::Path) {
 /// refused with 409 (from its `apiserver_request_total`): the work the
 /// controllers cause, which does not depend on how loaded the machine is.
 async fn host_writes(cp: &Client) -> (u64, u64) {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = cp.request_text(request).await.expect("host metrics");
+    let text = harness::metrics(cp).await.expect("host metrics");
     let (mut writes, mut conflicts) = (0, 0);
     for line in text.lines() {
         let Some(labels) = line.strip_prefix("apiserver_request_total{") else {
@@ -677,10 +674,7 @@ async fn host_writes(cp: &Client) -> (u64, u64) {
 /// to commit, of how many (its `flotilla_storage_operation_duration_seconds`):
 /// a slow disk stalls every write behind it.
 async fn slow_commits(cp: &Client) -> String {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = cp.request_text(request).await.expect("host metrics");
+    let text = harness::metrics(cp).await.expect("host metrics");
     let family = "flotilla_storage_operation_duration_seconds";
     let sum = |prefix: &str, le: Option<&str>| -> f64 {
         text.lines()
@@ -702,10 +696,7 @@ async fn slow_commits(cp: &Client) -> String {
 /// The unified view's caches by resource, largest first, from the aggregated
 /// server's `flotilla_unified_cache_heap_bytes` (summed over the members).
 async fn unified_cache_heap(aggregated: &Client) -> String {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = aggregated.request_text(request).await.unwrap_or_default();
+    let text = harness::metrics(aggregated).await.unwrap_or_default();
     let mut by_resource: HashMap<String, f64> = HashMap::new();
     for line in text
         .lines()
@@ -765,28 +756,14 @@ async fn write_latency(cp: &Client, n: usize) -> (Duration, Duration) {
 pub async fn scenario() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let rate: f64 = args
-        .iter()
-        .position(|a| a == "--rate")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(20.0);
+    let rate: f64 = harness::flag(&args, "--rate").unwrap_or(20.0);
     // the simulated members' longest container start (`flotilla up`'s default: 100 ms)
-    let pod_ready_delay_ms: u64 = args
-        .iter()
-        .position(|a| a == "--pod-ready-delay")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(100);
+    let pod_ready_delay_ms: u64 = harness::flag(&args, "--pod-ready-delay").unwrap_or(100);
     // members as `flotilla sim` processes joined with `flotilla join`, so that
     // `flotilla up`'s RSS is the control plane's alone
     let separate = args.iter().any(|a| a == "--separate-members");
     let templates = if quick { 100 } else { 1_000 };
-    let only: Option<usize> = args
-        .iter()
-        .position(|a| a == "--members")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok());
+    let only: Option<usize> = harness::flag(&args, "--members");
     let sizes: Vec<usize> = match only {
         Some(n) => vec![n],
         None if quick => vec![10],
