@@ -263,7 +263,10 @@ where
                 .as_ref()
                 .and_then(|f| std::fs::metadata(f).ok())
                 .map_or(0, |m| m.len());
-            let mut text = api.metrics.encode(&api.store.storage.snapshot(), size);
+            let storage = &api.store.storage;
+            let mut text = api
+                .metrics
+                .encode(&storage.snapshot(), storage.history(), size);
             if let Some(unified) = &api.unified {
                 text.push_str(&unified.metrics_text());
             }

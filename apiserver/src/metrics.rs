@@ -14,6 +14,11 @@
 //!   — open watches
 //! - `apiserver_storage_objects{resource}` — objects stored, by `resource.group`
 //! - `apiserver_storage_size_bytes` — the store's size on disk (0 in memory)
+//! - `flotilla_storage_object_bytes{resource}` — the JSON size of the stored
+//!   objects, by `resource.group` (they are held in memory parsed as well)
+//! - `flotilla_storage_watch_history_events` and
+//!   `flotilla_storage_watch_history_bytes` — the recent events kept for watches
+//!   resuming from the past, and the memory they hold (estimated)
 //! - `flotilla_storage_operation_duration_seconds{operation,result}` — storage
 //!   writes (create, update, delete) as the backend commits them
 //!
@@ -30,6 +35,7 @@ use prometheus::{
 use crate::endpoints::request_info::{Route, Verb};
 use crate::registry::Catalog;
 use crate::storage::Snapshot;
+use crate::storage::cache::HistoryStats;
 
 /// Request latency buckets (seconds), kube-apiserver's range.
 const REQUEST_BUCKETS: &[f64] = &[
@@ -52,6 +58,9 @@ pub struct Metrics {
     inflight: IntGaugeVec,
     longrunning: IntGaugeVec,
     objects: IntGaugeVec,
+    object_bytes: IntGaugeVec,
+    history_events: IntGauge,
+    history_bytes: IntGauge,
     size: IntGauge,
     storage: HistogramVec,
 }
@@ -172,6 +181,33 @@ impl Metrics {
             )
             .expect("valid metric definition"),
         );
+        let object_bytes = family(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "flotilla_storage_object_bytes",
+                    "JSON size of the stored objects at the time of the last scrape, by resource (plural.group).",
+                ),
+                &["resource"],
+            )
+            .expect("valid metric definition"),
+        );
+        let history_events = family(
+            &registry,
+            IntGauge::new(
+                "flotilla_storage_watch_history_events",
+                "Recent events kept for watches that resume from an older resourceVersion.",
+            )
+            .expect("valid metric definition"),
+        );
+        let history_bytes = family(
+            &registry,
+            IntGauge::new(
+                "flotilla_storage_watch_history_bytes",
+                "Memory the kept watch events hold (estimated: their JSON and parsed objects).",
+            )
+            .expect("valid metric definition"),
+        );
         let size = family(
             &registry,
             IntGauge::new(
@@ -203,6 +239,9 @@ impl Metrics {
             inflight,
             longrunning,
             objects,
+            object_bytes,
+            history_events,
+            history_bytes,
             size,
             storage,
         }
@@ -334,27 +373,37 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The families as Prometheus text, with the object counts taken from
-    /// `snapshot` and the database size `size_bytes`.
-    pub fn encode(&self, snapshot: &Snapshot, size_bytes: u64) -> String {
-        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        for key in snapshot.map.keys() {
-            // Keys are `/{group}/{plural}/...`; the core group is empty.
+    /// The families as Prometheus text, with the object counts and sizes taken
+    /// from `snapshot`, the watch history from `history` and the database size
+    /// `size_bytes`.
+    pub fn encode(&self, snapshot: &Snapshot, history: HistoryStats, size_bytes: u64) -> String {
+        let mut counts: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for (key, kv) in snapshot.map.iter() {
+            // Keys are `/{group}/{plural}/...`, the core group's `/core/...`;
+            // kube-apiserver names core resources without a group.
             let mut parts = key.split('/').skip(1);
             let (Some(group), Some(plural)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let resource = if group.is_empty() {
+            let resource = if group.is_empty() || group == "core" {
                 plural.to_string()
             } else {
                 format!("{plural}.{group}")
             };
-            *counts.entry(resource).or_default() += 1;
+            let entry = counts.entry(resource).or_default();
+            entry.0 += 1;
+            entry.1 += i64::try_from(kv.json.len()).unwrap_or(i64::MAX);
         }
         self.objects.reset();
-        for (resource, n) in counts {
+        self.object_bytes.reset();
+        for (resource, (n, bytes)) in counts {
             self.objects.with_label_values(&[&resource]).set(n);
+            self.object_bytes.with_label_values(&[&resource]).set(bytes);
         }
+        self.history_events
+            .set(i64::try_from(history.events).unwrap_or(i64::MAX));
+        self.history_bytes
+            .set(i64::try_from(history.bytes).unwrap_or(i64::MAX));
         self.size.set(i64::try_from(size_bytes).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         prometheus::TextEncoder::new()
@@ -431,11 +480,35 @@ mod tests {
         m.observe(&l, 201, Duration::from_millis(3));
         {
             let _open = m.long_running(&labels(&m, http::Method::GET, "/api/v1/pods", "watch=1"));
-            let text = m.encode(&Snapshot::empty(), 0);
+            let text = m.encode(&Snapshot::empty(), HistoryStats::default(), 0);
             assert!(text.contains("apiserver_longrunning_requests{"), "{text}");
             assert!(text.contains("} 1\n"), "{text}");
         }
-        let text = m.encode(&Snapshot::empty(), 4096);
+        let mut snapshot = Snapshot::empty();
+        for key in [
+            "/core/configmaps/default/a",
+            "/apps/deployments/default/web",
+        ] {
+            let key: std::sync::Arc<str> = key.into();
+            let value = serde_json::json!({"metadata": {"name": "x"}});
+            let kv = crate::storage::KeyValue::new(key.clone(), value.into(), 1);
+            snapshot.map.insert(key, kv);
+        }
+        let history = HistoryStats {
+            events: 7,
+            bytes: 9000,
+            oldest: 1,
+        };
+        let text = m.encode(&snapshot, history, 4096);
+        for line in [
+            r#"apiserver_storage_objects{resource="configmaps"} 1"#,
+            r#"apiserver_storage_objects{resource="deployments.apps"} 1"#,
+            r#"flotilla_storage_object_bytes{resource="deployments.apps"} 25"#,
+            "flotilla_storage_watch_history_events 7",
+            "flotilla_storage_watch_history_bytes 9000",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             text.contains(r#"apiserver_request_total{code="201",component="apiserver",group="",resource="configmaps",scope="namespace",subresource="",verb="POST",version="v1"} 1"#),
             "{text}"

@@ -43,8 +43,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub bind: SocketAddr,
     pub backend: Backend,
-    /// Events kept for watches resuming from the past.
-    pub watch_history: usize,
+    /// The events kept for watches resuming from the past (a number and the
+    /// memory they may hold).
+    pub watch_history: storage::cache::HistoryLimit,
     /// Where the [`Backend::Etcd`] storage is.
     pub etcd: storage::etcd::Config,
     /// Name of the kubeconfig context written to `DATA_DIR/kubeconfig`.
@@ -139,7 +140,7 @@ pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
         }
         Backend::Etcd => {
             let etcd = storage::etcd::Config {
-                history: config.watch_history.max(1),
+                history: config.watch_history,
                 ..config.etcd.clone()
             };
             Arc::new(storage::etcd::EtcdStore::open(etcd).await?)

@@ -29,6 +29,27 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+/// An estimate of the heap a parsed JSON value takes (its allocations, not the
+/// allocator's own overhead): strings by capacity, arrays by capacity, objects as
+/// an ordered map (entries of key, value and hash, plus the index table).
+pub fn heap_size(v: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(a) => a.capacity() * VALUE + a.iter().map(heap_size).sum::<usize>(),
+        Value::Object(m) => {
+            let entries = m.len() * (VALUE + std::mem::size_of::<String>() + 8);
+            let index = m.len() * 8 * 8 / 7 + 16;
+            entries
+                + index
+                + m.iter()
+                    .map(|(k, v)| k.capacity() + heap_size(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
 /// A global revision of the store; the `resourceVersion` of Kubernetes.
 pub type Revision = u64;
 
@@ -62,6 +83,9 @@ pub enum EventKind {
     Added,
     Modified,
     Deleted,
+    /// Nothing changed under the watched prefix up to the event's revision
+    /// (only from [`Storage::watch_progress`]; no key or object).
+    Progress,
 }
 
 /// One change to the store, as delivered to watchers.
@@ -76,6 +100,21 @@ pub struct Event {
     /// The object before this change (none for `Added`).
     pub prev: Option<Arc<Value>>,
     pub revision: Revision,
+}
+
+impl Event {
+    /// A [`EventKind::Progress`] event at `revision`.
+    pub fn progress(revision: Revision) -> Event {
+        static NULL: std::sync::OnceLock<Arc<Value>> = std::sync::OnceLock::new();
+        Event {
+            kind: EventKind::Progress,
+            key: Arc::from(""),
+            object: NULL.get_or_init(|| Arc::new(Value::Null)).clone(),
+            json: bytes::Bytes::new(),
+            prev: None,
+            revision,
+        }
+    }
 }
 
 /// A consistent, immutable view of the whole store at one revision.
@@ -186,6 +225,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Events under `prefix` with a revision greater than `from`; fails with
     /// `Compacted` when `from` is older than the kept window.
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>>;
+
+    /// As [`Storage::watch`], with an [`EventKind::Progress`] event each time
+    /// the watch has looked at every change up to a revision past the last
+    /// event it delivered (what a watch's bookmarks report).
+    fn watch_progress(
+        &self,
+        prefix: String,
+        from: Revision,
+    ) -> Result<BoxStream<'static, Result<Event>>>;
+
+    /// How much history is kept for watches resuming from the past.
+    fn history(&self) -> cache::HistoryStats;
 
     /// Waits until [`Storage::snapshot`] includes every write acknowledged before the
     /// call, by this process or any other sharing the data (a consistent read). A

@@ -98,6 +98,10 @@ struct ServerArgs {
     /// Events kept for watches that resume from an older resourceVersion.
     #[arg(long, default_value_t = 50_000)]
     watch_history: usize,
+    /// Memory those events may hold, in MiB (estimated: their JSON and parsed
+    /// objects); the oldest go first when either limit is reached.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    watch_history_mib: usize,
     /// Trust a front proxy (an aggregating API server) whose client certificate
     /// is signed by this CA; it names users in X-Remote-User/X-Remote-Group.
     #[arg(long)]
@@ -129,7 +133,10 @@ impl ServerArgs {
                 StorageKind::Memory => flotilla_apiserver::server::Backend::Memory,
                 StorageKind::Etcd => flotilla_apiserver::server::Backend::Etcd,
             });
-        config.watch_history = self.watch_history;
+        config.watch_history = flotilla_apiserver::storage::cache::HistoryLimit {
+            events: self.watch_history.max(1),
+            bytes: self.watch_history_mib << 20,
+        };
         let read = |flag: &str, path: Option<&PathBuf>| -> anyhow::Result<Option<String>> {
             path.map(|p| {
                 std::fs::read_to_string(p)

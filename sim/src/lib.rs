@@ -342,7 +342,10 @@ async fn run(
     let mut server_config = server::Config::new(&config.data_dir)
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .backend(config.backend);
-    server_config.watch_history = config.watch_history;
+    server_config.watch_history = flotilla_apiserver::storage::cache::HistoryLimit {
+        events: config.watch_history.max(1),
+        ..Default::default()
+    };
     server_config.context = config.name.clone();
     let server = server::bind(server_config).await?;
     let inner = server.local_addr;

@@ -140,6 +140,89 @@ async fn watcher_survives_restart() {
     wait_for(&mut stream, "after").await;
 }
 
+/// The events of a watch's response body, as (type, resourceVersion).
+fn watch_events(body: &str) -> Vec<(String, u64)> {
+    body.lines()
+        .map(|l| {
+            let event: serde_json::Value = serde_json::from_str(l).expect("a JSON watch event");
+            let rv = event
+                .pointer("/object/metadata/resourceVersion")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            (event["type"].as_str().unwrap_or("").to_string(), rv)
+        })
+        .collect()
+}
+
+async fn watch_body(client: &Client, path: &str) -> String {
+    let request = hyper::Request::get(path).body(Vec::new()).expect("request");
+    client.request_text(request).await.expect("watch")
+}
+
+/// A watch of a namespace where nothing changes ends (at its timeout) with a
+/// bookmark at the store's revision, not at its last event; so a client
+/// resumes it even after more writes elsewhere than the watch history keeps.
+#[tokio::test]
+async fn a_quiet_watch_resumes_after_the_history_moved_on() {
+    let server = ApiServer::start_with(&["--watch-history", "5"]);
+    let client = client(&server).await;
+    let busy: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let first = busy
+        .create(&PostParams::default(), &config_map("first"))
+        .await
+        .expect("create");
+    let from = first.metadata.resource_version.expect("resourceVersion");
+    let quiet = format!(
+        "/api/v1/namespaces/quiet/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=5&resourceVersion={from}"
+    );
+    let watch = tokio::spawn({
+        let client = client.clone();
+        let quiet = quiet.clone();
+        async move { watch_body(&client, &quiet).await }
+    });
+    let mut last = 0;
+    for i in 0..20 {
+        let cm = busy
+            .create(&PostParams::default(), &config_map(&format!("busy-{i}")))
+            .await
+            .expect("create");
+        last = cm
+            .metadata
+            .resource_version
+            .expect("rv")
+            .parse()
+            .expect("rv");
+    }
+    let events = watch_events(&watch.await.expect("watch task"));
+    let (kind, bookmark) = events
+        .last()
+        .cloned()
+        .expect("the watch ends with an event");
+    assert_eq!(kind, "BOOKMARK", "{events:?}");
+    assert!(
+        bookmark >= last,
+        "bookmark at {bookmark}, last write at {last}"
+    );
+
+    let resumed = |rv: u64| {
+        format!(
+            "/api/v1/namespaces/quiet/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion={rv}"
+        )
+    };
+    let events = watch_events(&watch_body(&client, &resumed(bookmark)).await);
+    assert!(
+        events.iter().all(|(kind, _)| kind == "BOOKMARK"),
+        "resuming from the bookmark: {events:?}"
+    );
+    // the first revision has left the history: resuming from there is 410
+    let body = watch_body(&client, &resumed(from.parse().expect("rv"))).await;
+    assert!(
+        body.contains("\"type\":\"ERROR\"") && body.contains("410"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn acknowledged_writes_survive_kill() {
     let mut server = ApiServer::start();

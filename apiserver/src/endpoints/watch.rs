@@ -145,6 +145,7 @@ pub fn response(
         loop {
             enum Next {
                 End,
+                Deadline,
                 Event(WatchEvent),
                 Tick,
             }
@@ -164,13 +165,24 @@ pub fn response(
                     }
                 };
                 tokio::select! {
-                    _ = deadline.as_mut() => Next::End,
+                    _ = deadline.as_mut() => Next::Deadline,
                     event = events.next() => event.map_or(Next::End, Next::Event),
                     _ = tick => Next::Tick,
                 }
             };
             match next {
                 Next::End => return None,
+                // As kube-apiserver does, a last bookmark before the timeout, so
+                // that the client resumes from where the store is now (not from
+                // its last event, which may have left the history by then).
+                Next::Deadline => {
+                    st.done = true;
+                    if st.config.bookmarks.is_some() && !st.last_revision.is_empty() {
+                        let b = line(&st.bookmark(false));
+                        return Some((Ok(Frame::data(b)), st));
+                    }
+                    return None;
+                }
                 Next::Event(event) => {
                     if let Some(bytes) = st.encode(event) {
                         return Some((Ok::<_, Infallible>(Frame::data(bytes)), st));

@@ -173,6 +173,8 @@ pub async fn run(store: Arc<Store>) {
                         }
                     }
                 }
+                // not asked for (`watch`, not `watch_progress`)
+                EventKind::Progress => {}
                 EventKind::Added | EventKind::Modified => {
                     index.put(event.key.clone(), &event.object);
                     if event

@@ -1950,7 +1950,7 @@ impl Store {
         if opts.send_initial_events && opts.allow_bookmarks {
             initial.push(WatchEvent::InitialEventsEnd(from));
         }
-        let live = match self.storage.watch(prefix, from) {
+        let live = match self.storage.watch_progress(prefix, from) {
             Ok(stream) => stream,
             Err(storage::Error::Compacted { requested, oldest }) => {
                 let e = ApiError::gone(format!("too old resource version: {requested} ({oldest})"));
@@ -1964,6 +1964,9 @@ impl Store {
         let live = live.filter_map(move |item| {
             let out = match item {
                 Err(e) => Some(WatchEvent::Error(storage_error(&error_info, "", e))),
+                Ok(event) if event.kind == EventKind::Progress => {
+                    Some(WatchEvent::Progress(event.revision))
+                }
                 Ok(event) => {
                     let now = selected(&event.object, &labels, &fields);
                     let before = event

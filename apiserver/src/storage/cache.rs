@@ -3,7 +3,9 @@
 //!
 //! It holds the current [`Snapshot`], a bounded window of recent events for watches
 //! that resume from a past revision, and the past snapshots kept for continue
-//! tokens. Its writer is whoever knows the truth: the embedded store's writer thread
+//! tokens. The window is bounded twice: by a number of events and by an estimate
+//! of the memory they hold (their JSON and their parsed objects), since the old
+//! versions of objects live on in it after the store has moved on. Its writer is whoever knows the truth: the embedded store's writer thread
 //! ([`kv`](super::kv)) after each durable commit, or the etcd store's mirror task
 //! ([`etcd`](super::etcd)) as etcd's watch reports changes.
 
@@ -15,13 +17,57 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::{Error, Event, Result, Revision, Snapshot};
+use super::{Error, Event, Result, Revision, Snapshot, heap_size};
+
+/// How much recent history a [`Cache`] keeps for resuming watches.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimit {
+    /// The most events kept.
+    pub events: usize,
+    /// The most memory the kept events may hold, estimated by [`event_bytes`].
+    pub bytes: usize,
+}
+
+impl Default for HistoryLimit {
+    /// 50,000 events and 16 MiB: at a few hundred writes a second, several
+    /// seconds of history. A watch's bookmarks (and the last one before its
+    /// timeout) carry the revision it has seen everything up to, so a client
+    /// resumes from there; one that falls further behind lists again.
+    fn default() -> Self {
+        HistoryLimit {
+            events: 50_000,
+            bytes: 16 << 20,
+        }
+    }
+}
+
+/// The state of a [`Cache`]'s history, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    pub events: usize,
+    /// Estimated memory the events hold (see [`event_bytes`]).
+    pub bytes: usize,
+    /// Watches from this revision or later can resume.
+    pub oldest: Revision,
+}
+
+/// The memory an event holds at most, estimated: its JSON, its parsed object,
+/// and the parsed object before it (mostly shared with the event before, but
+/// kept alive by this one once that event has left the history).
+pub fn event_bytes(event: &Event) -> usize {
+    event.json.len()
+        + heap_size(&event.object)
+        + event.prev.as_deref().map_or(0, heap_size)
+        + std::mem::size_of::<Event>()
+}
 
 struct History {
-    events: VecDeque<Event>,
+    /// Events in revision order, each with its [`event_bytes`].
+    events: VecDeque<(Event, usize)>,
     /// Events at or below this revision may be missing from `events`.
     compacted_through: Revision,
-    capacity: usize,
+    limit: HistoryLimit,
+    bytes: usize,
 }
 
 /// The published state; see the module docs.
@@ -33,16 +79,21 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// A cache starting at `snapshot`, keeping `history` events and `snapshots` past
-    /// snapshots. Watches from before `snapshot.revision` are compacted.
-    pub fn new(snapshot: Snapshot, history: usize, snapshots: usize) -> Self {
+    /// A cache starting at `snapshot`, keeping the events `history` allows and
+    /// `snapshots` past snapshots. Watches from before `snapshot.revision` are
+    /// compacted.
+    pub fn new(snapshot: Snapshot, history: HistoryLimit, snapshots: usize) -> Self {
         let revision = snapshot.revision;
         Cache {
             state: RwLock::new(snapshot),
             history: RwLock::new(History {
                 events: VecDeque::new(),
                 compacted_through: revision,
-                capacity: history.max(1),
+                limit: HistoryLimit {
+                    events: history.events.max(1),
+                    bytes: history.bytes,
+                },
+                bytes: 0,
             }),
             snapshots: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(snapshots.max(1)).expect("max(1) is non-zero"),
@@ -64,6 +115,16 @@ impl Cache {
     /// The oldest revision a watch may resume from.
     pub fn compacted_through(&self) -> Revision {
         self.history.read().expect("history lock").compacted_through
+    }
+
+    /// How much history is kept now.
+    pub fn history_stats(&self) -> HistoryStats {
+        let history = self.history.read().expect("history lock");
+        HistoryStats {
+            events: history.events.len(),
+            bytes: history.bytes,
+            oldest: history.compacted_through,
+        }
     }
 
     /// A retained past snapshot (or the current one) at `revision`.
@@ -88,16 +149,33 @@ impl Cache {
     }
 
     /// Publishes a new state and the events (in revision order) that led to it.
+    ///
+    /// The oldest events leave the history while it holds more than its limits
+    /// allow (the newest event always stays).
     pub fn publish(&self, snapshot: Snapshot, events: Vec<Event>) {
         let revision = snapshot.revision;
+        let sized: Vec<(Event, usize)> = events
+            .into_iter()
+            .map(|e| {
+                let bytes = event_bytes(&e);
+                (e, bytes)
+            })
+            .collect();
         *self.state.write().expect("state lock") = snapshot;
         {
             let mut history = self.history.write().expect("history lock");
-            history.events.extend(events);
-            while history.events.len() > history.capacity {
-                if let Some(old) = history.events.pop_front() {
-                    history.compacted_through = old.revision;
-                }
+            for (event, bytes) in sized {
+                history.bytes += bytes;
+                history.events.push_back((event, bytes));
+            }
+            while history.events.len() > history.limit.events
+                || (history.bytes > history.limit.bytes && history.events.len() > 1)
+            {
+                let Some((old, bytes)) = history.events.pop_front() else {
+                    break;
+                };
+                history.bytes -= bytes;
+                history.compacted_through = old.revision;
             }
         }
         self.notify.send_replace(revision);
@@ -124,6 +202,7 @@ impl Cache {
         {
             let mut history = self.history.write().expect("history lock");
             history.events.clear();
+            history.bytes = 0;
             history.compacted_through = revision;
         }
         self.notify.send_replace(revision);
@@ -144,10 +223,30 @@ impl Cache {
         prefix: String,
         from: Revision,
     ) -> Result<BoxStream<'static, Result<Event>>> {
+        self.watch_with(prefix, from, false)
+    }
+
+    /// As [`Cache::watch`], with a [`EventKind::Progress`] event whenever the
+    /// watch has caught up with the store past the last event it delivered.
+    pub fn watch_progress(
+        self: &Arc<Self>,
+        prefix: String,
+        from: Revision,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
+        self.watch_with(prefix, from, true)
+    }
+
+    fn watch_with(
+        self: &Arc<Self>,
+        prefix: String,
+        from: Revision,
+        progress: bool,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
         let mut state = WatchState {
             cache: self.clone(),
             prefix,
             cursor: from,
+            reported: progress.then_some(from),
             notify: self.notify.subscribe(),
             buffer: VecDeque::new(),
             failed: false,
@@ -165,6 +264,7 @@ impl Cache {
             }
             loop {
                 if let Some(event) = state.buffer.pop_front() {
+                    state.delivered(event.revision);
                     return Some((Ok(event), state));
                 }
                 state.notify.borrow_and_update();
@@ -174,8 +274,13 @@ impl Cache {
                     let requested = state.cursor;
                     return Some((Err(Error::Compacted { requested, oldest }), state));
                 }
-                if state.buffer.is_empty() && state.notify.changed().await.is_err() {
-                    return None;
+                if state.buffer.is_empty() {
+                    if let Some(progress) = state.progress() {
+                        return Some((Ok(progress), state));
+                    }
+                    if state.notify.changed().await.is_err() {
+                        return None;
+                    }
                 }
             }
         });
@@ -186,7 +291,11 @@ impl Cache {
 struct WatchState {
     cache: Arc<Cache>,
     prefix: String,
+    /// Every event up to here has been looked at.
     cursor: Revision,
+    /// The revision the watcher knows it has seen everything up to, when it
+    /// wants progress reported.
+    reported: Option<Revision>,
     notify: watch::Receiver<Revision>,
     buffer: VecDeque<Event>,
     failed: bool,
@@ -196,6 +305,24 @@ struct WatchState {
 const WATCH_BATCH: usize = 1024;
 
 impl WatchState {
+    /// Notes that an event at `revision` reached the watcher.
+    fn delivered(&mut self, revision: Revision) {
+        if let Some(reported) = &mut self.reported {
+            *reported = revision;
+        }
+    }
+
+    /// A progress event, when progress is reported and the cursor has moved
+    /// past what the watcher knows.
+    fn progress(&mut self) -> Option<Event> {
+        let reported = self.reported.as_mut()?;
+        if self.cursor <= *reported {
+            return None;
+        }
+        *reported = self.cursor;
+        Some(Event::progress(self.cursor))
+    }
+
     /// Moves the next events after `cursor` into `buffer`; false when compacted away.
     fn refill(&mut self) -> bool {
         let history = self.cache.history.read().expect("history lock");
@@ -204,13 +331,86 @@ impl WatchState {
         }
         let start = history
             .events
-            .partition_point(|e| e.revision <= self.cursor);
-        for event in history.events.range(start..).take(WATCH_BATCH) {
+            .partition_point(|(e, _)| e.revision <= self.cursor);
+        for (event, _) in history.events.range(start..).take(WATCH_BATCH) {
             self.cursor = event.revision;
             if event.key.starts_with(self.prefix.as_str()) {
                 self.buffer.push_back(event.clone());
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use serde_json::json;
+
+    use super::*;
+    use crate::storage::{EventKind, KeyValue};
+
+    /// An event writing `key` at `revision` with a 1 KiB payload.
+    fn event(key: &str, revision: Revision) -> Event {
+        let value = json!({"metadata": {"name": key}, "data": "x".repeat(1024)});
+        let kv = KeyValue::new(key.into(), Arc::new(value), revision);
+        Event {
+            kind: EventKind::Added,
+            key: kv.key,
+            object: kv.value,
+            json: kv.json,
+            prev: None,
+            revision,
+        }
+    }
+
+    fn publish(cache: &Cache, revision: Revision) {
+        let mut snapshot = cache.snapshot();
+        snapshot.revision = revision;
+        cache.publish(snapshot, vec![event(&format!("/k/{revision}"), revision)]);
+    }
+
+    #[tokio::test]
+    async fn history_keeps_what_its_memory_limit_allows() {
+        let one = event_bytes(&event("/k/1", 1));
+        let limit = HistoryLimit {
+            events: 100,
+            bytes: 3 * one + one / 2,
+        };
+        let cache = Arc::new(Cache::new(Snapshot::empty(), limit, 4));
+        for revision in 1..=5 {
+            publish(&cache, revision);
+        }
+        let stats = cache.history_stats();
+        assert_eq!((stats.events, stats.oldest), (3, 2), "{stats:?}");
+        assert_eq!(stats.bytes, 3 * one);
+        assert!(matches!(
+            cache.watch("/k/".into(), 1),
+            Err(Error::Compacted {
+                requested: 1,
+                oldest: 2
+            })
+        ));
+        let resumed: Vec<Revision> = cache
+            .watch("/k/".into(), 2)
+            .expect("within the window")
+            .take(3)
+            .map(|e| e.expect("event").revision)
+            .collect()
+            .await;
+        assert_eq!(resumed, [3, 4, 5]);
+    }
+
+    #[test]
+    fn the_newest_event_stays_when_it_alone_is_over_the_limit() {
+        let limit = HistoryLimit {
+            events: 100,
+            bytes: 10,
+        };
+        let cache = Cache::new(Snapshot::empty(), limit, 4);
+        publish(&cache, 1);
+        publish(&cache, 2);
+        let stats = cache.history_stats();
+        assert_eq!((stats.events, stats.oldest), (1, 1), "{stats:?}");
     }
 }

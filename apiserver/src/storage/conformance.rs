@@ -139,8 +139,14 @@ mod tests {
     async fn memory_backend() {
         let s = KvStore::open(super::super::memory::Memory, Config::default()).expect("open");
         run_all(&s).await;
-        let small = KvStore::open(super::super::memory::Memory, Config::default().history(5))
-            .expect("open");
+        let small = KvStore::open(
+            super::super::memory::Memory,
+            Config::default().history(super::super::cache::HistoryLimit {
+                events: 5,
+                bytes: usize::MAX,
+            }),
+        )
+        .expect("open");
         compaction(&small).await;
     }
 

@@ -62,7 +62,7 @@ pub struct Config {
     /// compaction to etcd or to an operator.
     pub compaction_interval: Option<Duration>,
     /// Events kept in memory for watches resuming from a past revision.
-    pub history: usize,
+    pub history: super::cache::HistoryLimit,
     /// Past snapshots kept for continue tokens.
     pub snapshots: usize,
     /// How long start-up keeps trying to reach etcd.
@@ -736,6 +736,18 @@ impl Storage for EtcdStore {
             self.visible(revision).await;
             Ok(last)
         })
+    }
+
+    fn history(&self) -> super::cache::HistoryStats {
+        self.cache.history_stats()
+    }
+
+    fn watch_progress(
+        &self,
+        prefix: String,
+        from: Revision,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
+        self.cache.watch_progress(prefix, from)
     }
 
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {

@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::cache::Cache;
+use super::cache::{Cache, HistoryLimit};
 use super::{Error, Event, EventKind, KeyValue, Precondition, Result, Revision, Snapshot, Storage};
 
 /// A change handed to a backend for durable commit.
@@ -43,7 +43,7 @@ pub trait Backend: Send + 'static {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// How many recent events are kept for watches resuming from a past revision.
-    pub history: usize,
+    pub history: HistoryLimit,
     /// How many past snapshots are kept for continue tokens.
     pub snapshots: usize,
     /// The most writes committed together.
@@ -53,7 +53,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            history: 50_000,
+            history: HistoryLimit::default(),
             snapshots: 64,
             max_batch: 4096,
         }
@@ -61,8 +61,8 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn history(mut self, events: usize) -> Self {
-        self.history = events.max(1);
+    pub fn history(mut self, limit: HistoryLimit) -> Self {
+        self.history = limit;
         self
     }
 }
@@ -303,6 +303,18 @@ impl Storage for KvStore {
 
     fn delete(&self, key: String, precondition: Precondition) -> BoxFuture<'_, Result<KeyValue>> {
         self.submit(key, Op::Delete(precondition))
+    }
+
+    fn history(&self) -> super::cache::HistoryStats {
+        self.shared.history_stats()
+    }
+
+    fn watch_progress(
+        &self,
+        prefix: String,
+        from: Revision,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
+        self.shared.watch_progress(prefix, from)
     }
 
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {

@@ -73,6 +73,18 @@ impl Storage for Metered {
         self.timed("delete", self.inner.delete(key, precondition))
     }
 
+    fn history(&self) -> super::cache::HistoryStats {
+        self.inner.history()
+    }
+
+    fn watch_progress(
+        &self,
+        prefix: String,
+        from: Revision,
+    ) -> Result<BoxStream<'static, Result<Event>>> {
+        self.inner.watch_progress(prefix, from)
+    }
+
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {
         self.inner.watch(prefix, from)
     }

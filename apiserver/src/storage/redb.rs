@@ -12,6 +12,9 @@ use super::{Error, Result, Revision};
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
+/// redb's page cache (1 GiB by default). Everything is read once at start and
+/// served from memory after, so the cache only holds the pages commits touch.
+const CACHE_BYTES: usize = 16 << 20;
 
 /// A [`Backend`] storing objects in a redb database file.
 pub struct Redb {
@@ -25,7 +28,10 @@ fn backend_error(e: impl Into<redb::Error>) -> Error {
 impl Redb {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = redb::Database::create(path).map_err(backend_error)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(backend_error)?;
         let txn = db.begin_write().map_err(backend_error)?;
         txn.open_table(OBJECTS).map_err(backend_error)?;
         txn.open_table(META).map_err(backend_error)?;

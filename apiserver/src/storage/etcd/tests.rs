@@ -285,7 +285,10 @@ async fn sync_follows_writes_outside_the_prefix() {
 async fn old_watches_come_from_etcd_until_compacted() {
     let etcd = TestEtcd::start();
     let store = EtcdStore::open(Config {
-        history: 5,
+        history: crate::storage::cache::HistoryLimit {
+            events: 5,
+            bytes: usize::MAX,
+        },
         ..etcd.config()
     })
     .await
