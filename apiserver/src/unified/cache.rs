@@ -34,8 +34,13 @@ use crate::registry::selector::{FieldSelector, LabelSelector};
 /// Annotation naming the cluster an object came from (Karmada's).
 pub const CLUSTER_ANNOTATION: &str = "resource.karmada.io/cached-from-cluster";
 
-/// Events kept per cache for watches resuming from the past.
+/// Events kept per cache for watches resuming from the past, at most: no more
+/// than this many, and no more memory than half the cache's objects take (or
+/// [`HISTORY_MIN_BYTES`] for a small cache), since the old versions of objects
+/// live on in the history.
 pub const HISTORY: usize = 1024;
+/// The memory a cache's history may always take.
+pub const HISTORY_MIN_BYTES: usize = 64 << 10;
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,8 +354,12 @@ pub enum Health {
 #[derive(Debug)]
 struct Inner {
     objects: Objects,
+    /// The heap `objects` take, estimated (see [`entry_bytes`]).
+    bytes: usize,
     revision: u64,
     history: VecDeque<Event>,
+    /// The heap the objects of `history` take, estimated.
+    history_bytes: usize,
     /// History is complete for revisions above this.
     floor: u64,
     health: Health,
@@ -410,8 +419,10 @@ impl Cache {
             events: std::sync::OnceLock::new(),
             inner: RwLock::new(Inner {
                 objects: Objects::new(),
+                bytes: 0,
                 revision: 0,
                 history: VecDeque::new(),
+                history_bytes: 0,
                 floor: 0,
                 health: Health::Syncing,
                 last_contact: Instant::now(),
@@ -528,9 +539,7 @@ impl Cache {
         let mut heap = 0;
         for o in inner.objects.values() {
             bytes += o.json.len();
-            // The entry in a map node (key, pointer, and the node's unused room);
-            // the key's strings are the object's own.
-            heap += o.heap_size() + 2 * (32 + 8);
+            heap += entry_bytes(o);
         }
         (inner.objects.len(), bytes, heap)
     }
@@ -590,9 +599,13 @@ impl Cache {
     fn replace(&self, items: Vec<Value>, rv: u64) {
         let mut inner = self.write();
         let mut fresh = Objects::new();
+        let mut bytes = 0;
         for item in items.into_iter().filter(|i| self.in_scope(i)) {
             let obj = self.object(item);
-            fresh.insert(obj.key(), obj);
+            bytes += entry_bytes(&obj);
+            if let Some(old) = fresh.insert(obj.key(), obj) {
+                bytes -= entry_bytes(&old);
+            }
         }
         let mut diff = Vec::new();
         for (k, old) in &inner.objects {
@@ -620,9 +633,11 @@ impl Cache {
             }
         }
         inner.objects = fresh;
+        inner.bytes = bytes;
         inner.revision = rv;
         // Events before a relist are unknown: resuming from before it is 410.
         inner.history.clear();
+        inner.history_bytes = 0;
         inner.floor = rv;
         inner.synced_once = true;
         inner.last_contact = Instant::now();
@@ -659,21 +674,31 @@ impl Cache {
         } else {
             let obj = self.object(object);
             let key = obj.key();
-            if kind == EventType::Deleted {
-                inner.objects.remove(&key);
+            let old = if kind == EventType::Deleted {
+                inner.objects.remove(&key)
             } else {
-                inner.objects.insert(key, obj.clone());
+                inner.bytes += entry_bytes(&obj);
+                inner.objects.insert(key, obj.clone())
+            };
+            if let Some(old) = old {
+                inner.bytes -= entry_bytes(&old);
             }
             let e = Event {
                 kind,
                 revision: rv,
                 object: obj,
             };
+            inner.history_bytes += entry_bytes(&e.object);
             inner.history.push_back(e.clone());
-            while inner.history.len() > HISTORY {
-                if let Some(old) = inner.history.pop_front() {
-                    inner.floor = old.revision;
-                }
+            let budget = HISTORY_MIN_BYTES.max(inner.bytes / 2);
+            while inner.history.len() > HISTORY
+                || (inner.history_bytes > budget && inner.history.len() > 1)
+            {
+                let Some(old) = inner.history.pop_front() else {
+                    break;
+                };
+                inner.history_bytes -= entry_bytes(&old.object);
+                inner.floor = old.revision;
             }
             e
         };
@@ -697,25 +722,11 @@ impl Cache {
     }
 }
 
-/// An estimate of the heap a parsed JSON value takes (its allocations, not the
-/// allocator's own overhead): strings by capacity, arrays by capacity, objects as
-/// an ordered map (entries of key, value and hash, plus the index table).
-pub fn heap_size(v: &Value) -> usize {
-    const VALUE: usize = std::mem::size_of::<Value>();
-    match v {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-        Value::String(s) => s.capacity(),
-        Value::Array(a) => a.capacity() * VALUE + a.iter().map(heap_size).sum::<usize>(),
-        Value::Object(m) => {
-            let entries = m.len() * (VALUE + std::mem::size_of::<String>() + 8);
-            let index = m.len() * 8 * 8 / 7 + 16;
-            entries
-                + index
-                + m.iter()
-                    .map(|(k, v)| k.capacity() + heap_size(v))
-                    .sum::<usize>()
-        }
-    }
+/// The heap an object takes in a cache, estimated: the object (see
+/// [`Object::heap_size`]) and its entry in a map node (key, pointer, and the
+/// node's unused room; the key's strings are the object's own).
+fn entry_bytes(object: &Object) -> usize {
+    object.heap_size() + 2 * (32 + 8)
 }
 
 /// (namespace, name) of an object.
@@ -941,6 +952,7 @@ async fn watch(cache: &Cache, member: &Member, path: &str) -> WatchEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::heap_size;
 
     fn pods() -> Gvr {
         Gvr::new("", "v1", "pods", "Pod", true)
@@ -976,6 +988,51 @@ mod tests {
             "{:?}",
             cache.health()
         );
+    }
+
+    /// A pod modified again and again: the history keeps the last versions
+    /// that fit its memory limit, not 1,024 of them.
+    #[test]
+    fn history_is_bounded_by_memory() {
+        let cache = Cache::new("m1", pods(), None);
+        cache.replace(vec![pod("a", "p1", 5)], 10);
+        let big = |rv: u64| {
+            let mut p = pod("a", "p1", rv);
+            p["spec"] = json!({"padding": "x".repeat(4096)});
+            p
+        };
+        for rv in 11..=100 {
+            cache.apply(EventType::Modified, big(rv), rv);
+        }
+        let inner = cache.read();
+        assert!(
+            inner.history_bytes <= HISTORY_MIN_BYTES,
+            "{}",
+            inner.history_bytes
+        );
+        assert!(
+            (10..20).contains(&inner.history.len()),
+            "{}",
+            inner.history.len()
+        );
+        assert_eq!(inner.bytes, entry_bytes(&cache_object(&inner, "p1")));
+        let oldest = inner.floor;
+        drop(inner);
+        assert!(matches!(
+            cache.resume(oldest - 1),
+            Err(ResumeError::TooOld { .. })
+        ));
+        let (replay, _rx) = cache.resume(oldest).expect("resumable");
+        assert_eq!(replay.last().map(|e| e.revision), Some(100));
+    }
+
+    fn cache_object(inner: &Inner, name: &str) -> Arc<Object> {
+        inner
+            .objects
+            .values()
+            .find(|o| o.name() == name)
+            .cloned()
+            .expect("cached")
     }
 
     #[test]

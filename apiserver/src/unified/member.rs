@@ -113,19 +113,23 @@ impl Members {
     }
 }
 
+/// A client of one member over HTTP/2 when the member offers it (ALPN), so
+/// that the unified view's watches of every kind of a member (eleven with
+/// `flotilla up`'s default registry) and its live reads share one connection
+/// instead of holding one HTTP/1.1 connection each, with its TLS state and
+/// buffers. A member that only speaks HTTP/1.1 is served over that.
 fn build_client(
     endpoint: &str,
     creds: &Credentials,
     insecure: bool,
 ) -> Result<kube::Client, Unreachable> {
+    use kube::client::ConfigExt;
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let url: http::Uri = endpoint
         .parse()
         .map_err(|e| Unreachable(format!("invalid apiEndpoint \"{endpoint}\": {e}")))?;
     let mut config = kube::Config::new(url);
-    config.connect_timeout = Some(Duration::from_secs(5));
-    config.read_timeout = None;
     config.accept_invalid_certs = insecure;
     let roots: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&creds.ca_bundle)
         .filter_map(Result::ok)
@@ -137,7 +141,25 @@ fn build_client(
     let bearer = HeaderValue::from_str(&format!("Bearer {}", creds.token))
         .map_err(|_| Unreachable("the cluster's token is not a valid header value".into()))?;
     config.headers = vec![(http::header::AUTHORIZATION, bearer)];
-    kube::Client::try_from(config).map_err(|e| Unreachable(format!("client: {e}")))
+    let failed = |e: kube::Error| Unreachable(format!("client: {e}"));
+    let tls = config.rustls_client_config().map_err(failed)?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .layer(config.extra_headers_layer().map_err(failed)?)
+        .service(client);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// Adds the caller's identity as impersonation headers (the cluster proxy's).
@@ -243,4 +265,45 @@ fn describe(e: &kube::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member that offers HTTP/2 is read over HTTP/2: every watch and read
+    /// of the unified view shares one connection to it.
+    #[tokio::test]
+    async fn member_clients_speak_http2() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::server::Config::new(dir.path())
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .backend(crate::server::Backend::Memory);
+        let server = crate::server::bind(config).await.expect("member server");
+        let endpoint = format!("https://{}", server.local_addr);
+        let kubeconfig = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
+        let token = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token: "))
+            .map(|t| t.trim_matches('"').to_string())
+            .expect("a token");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        let creds = Credentials {
+            token,
+            ca_bundle: std::fs::read(dir.path().join("ca.crt")).expect("ca.crt"),
+        };
+        let client = build_client(&endpoint, &creds, false).expect("client");
+        let request = http::Request::get("/api/v1/namespaces")
+            .body(kube::client::Body::empty())
+            .expect("request");
+        let response = client.send(request).await.expect("a response");
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let _ = stop.send(());
+        let _ = serving.await;
+    }
 }

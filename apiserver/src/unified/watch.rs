@@ -220,7 +220,15 @@ pub async fn serve(
                 return None;
             }
             let msg = tokio::select! {
-                _ = &mut s.deadline => return None,
+                _ = &mut s.deadline => {
+                    // a last bookmark, so that the client resumes from now
+                    s.done = true;
+                    if s.bookmarks {
+                        let b = s.bookmark(false);
+                        return Some((Ok::<_, std::convert::Infallible>(Frame::data(b)), s));
+                    }
+                    return None;
+                }
                 _ = s.ticker.tick() => {
                     if s.bookmarks {
                         let b = s.bookmark(false);
