@@ -25,6 +25,8 @@
 //! `--separate-members` runs each member as a `flotilla sim` process joined
 //! with `flotilla join`, so that `flotilla up`'s RSS is the control plane's
 //! (host and aggregated API servers, webhook, cluster controllers) alone.
+//! `BENCH_HOLD_SECS=N` keeps every process running N seconds after the
+//! measurement, to look at them.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -356,6 +358,7 @@ async fn run(
         "host storage commits slower than 50 / 100 / 250 ms: {}",
         slow_commits(&cp).await
     );
+    eprintln!("host storage: {}", host_storage(&cp).await);
     eprintln!(
         "unified view caches, estimated heap by resource: {}",
         unified_cache_heap(&harness::aggregated_client(&dir.path().join("state")).await).await
@@ -384,6 +387,18 @@ async fn run(
         std::fs::read_dir(format!("/proc/{}/fd", controllers.0.id())).map_or(0, |d| d.count())
     );
     let up_rss_mib = rss_mib(up.0.id());
+    if let Some(secs) = std::env::var("BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        // time to look at the processes as the run left them (gdb, /proc)
+        eprintln!(
+            "holding {secs} s: flotilla up is PID {}, the controllers {}",
+            up.0.id(),
+            controllers.0.id()
+        );
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
     if let Some(s) = &separate {
         let sims: u64 = s.processes.iter().map(|p| rss_mib(p.0.id())).sum();
         eprintln!("the {members} member processes: {sims} MiB RSS in all");
@@ -697,11 +712,31 @@ async fn slow_commits(cp: &Client) -> String {
 /// server's `flotilla_unified_cache_heap_bytes` (summed over the members).
 async fn unified_cache_heap(aggregated: &Client) -> String {
     let text = harness::metrics(aggregated).await.unwrap_or_default();
+    mib_by_resource(&text, "flotilla_unified_cache_heap_bytes", usize::MAX)
+}
+
+/// The host's stored objects: the JSON of the largest resources, and the
+/// watch history.
+async fn host_storage(cp: &Client) -> String {
+    let text = harness::metrics(cp).await.unwrap_or_default();
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    format!(
+        "objects' JSON {}; watch history {} events, {:.1} MiB",
+        mib_by_resource(&text, "flotilla_storage_object_bytes", 8),
+        gauge("flotilla_storage_watch_history_events"),
+        gauge("flotilla_storage_watch_history_bytes") / 1048576.0
+    )
+}
+
+/// The `top` largest values of a metric summed by its `resource` label, in MiB.
+fn mib_by_resource(text: &str, metric: &str, top: usize) -> String {
     let mut by_resource: HashMap<String, f64> = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("flotilla_unified_cache_heap_bytes{"))
-    {
+    let prefix = format!("{metric}{{");
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
         let resource = line
             .split("resource=\"")
             .nth(1)
@@ -718,6 +753,7 @@ async fn unified_cache_heap(aggregated: &Client) -> String {
     sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
     sorted
         .iter()
+        .take(top)
         .map(|(r, b)| format!("{r} {:.1} MiB", b / 1048576.0))
         .collect::<Vec<_>>()
         .join(", ")
