@@ -192,7 +192,10 @@ async fn run(
         if separate { 0 } else { members },
         4,
         &[
-            "--controllers=cluster,clusterStatus,namespace",
+            // the controller manager runs the namespace controller (as
+            // Karmada's does): its cache of every Work would be counted as
+            // `flotilla up`'s own otherwise
+            "--controllers=cluster,clusterStatus",
             &ready_delay,
         ],
     )
@@ -224,7 +227,7 @@ async fn run(
             .args(["--context", "flotilla"])
             .arg("--metrics-bind-address=127.0.0.1:0")
             .arg("--leader-elect=false")
-            .arg("--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies")
+            .arg("--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies,namespace")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(cm_log)
