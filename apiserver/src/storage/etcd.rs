@@ -747,7 +747,11 @@ impl Storage for EtcdStore {
         prefix: String,
         from: Revision,
     ) -> Result<BoxStream<'static, Result<Event>>> {
-        self.cache.watch_progress(prefix, from)
+        // from etcd (no progress reported) when the revision left the memory
+        match self.cache.watch_progress(prefix.clone(), from) {
+            Err(Error::Compacted { .. }) => Ok(self.watch_etcd(prefix, from)),
+            other => other,
+        }
     }
 
     fn watch(&self, prefix: String, from: Revision) -> Result<BoxStream<'static, Result<Event>>> {

@@ -315,6 +315,10 @@ async fn old_watches_come_from_etcd_until_compacted() {
     let modified = next_event(&mut old).await;
     assert_eq!(modified.kind, EventKind::Modified);
     assert_eq!(modified.prev.expect("prev")["v"], 0);
+    // A watch that reports progress (the API's) resumes from etcd too.
+    let mut old = store.watch_progress("/k/".into(), base).expect("watch");
+    let first = next_event(&mut old).await;
+    assert_eq!((first.kind, first.revision), (EventKind::Added, base + 1));
 
     // Once etcd has compacted it, the watch fails as compacted (410 Gone).
     let current = store.current_revision();
