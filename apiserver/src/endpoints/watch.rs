@@ -124,7 +124,11 @@ pub fn response(
     config: Config,
 ) -> Response<Body> {
     let ticker = config.bookmarks.map(|every| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // The first one at a random point of the interval, so that watches
+        // started together (every cache of a process at start-up) do not all
+        // send their bookmarks at the same instant, ever after.
+        let first = every.mul_f64(rand::random_range(0.5..=1.0));
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
