@@ -310,11 +310,34 @@ where
                     if !core && let Some(items) = doc["items"].as_array_mut() {
                         items.extend(api.remote_groups(true).await);
                     }
-                    json_response(
-                        StatusCode::OK,
-                        &discovery::aggregated_content_type(v),
-                        serde_json::to_vec(&doc).unwrap_or_default(),
-                    )
+                    let body = serde_json::to_vec(&doc).unwrap_or_default();
+                    // As kube-apiserver: an ETag of the document, and 304 to a
+                    // client that already has it (the cluster status
+                    // controller asks every member every 10 s).
+                    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
+                    let etag: String = digest.as_ref()[..16]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    let etag = format!("\"{etag}\"");
+                    let unchanged = parts
+                        .headers
+                        .get_all(header::IF_NONE_MATCH)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .any(|t| t.trim() == etag);
+                    let mut r = if unchanged {
+                        let mut r = Response::new(full(Vec::new()));
+                        *r.status_mut() = StatusCode::NOT_MODIFIED;
+                        r
+                    } else {
+                        json_response(StatusCode::OK, &discovery::aggregated_content_type(v), body)
+                    };
+                    if let Ok(value) = HeaderValue::from_str(&etag) {
+                        r.headers_mut().insert(header::ETAG, value);
+                    }
+                    r
                 }
                 None if core => value_response(
                     StatusCode::OK,

@@ -232,7 +232,7 @@ pub async fn run_agent(
     let api: Api<Cluster> = Api::all(control_plane.clone());
     let config = opts.config.clone();
     let mut state: Option<ThresholdState> = None;
-    let mut pods: Option<crate::member::PodWatch> = None;
+    let mut pods = crate::member::Observer::default();
     let mut status_tick = tokio::time::interval(config.cluster_status_update_frequency);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lease_tick = tokio::time::interval(config.lease_renew_interval());

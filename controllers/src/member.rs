@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
+use kube::core::discovery::v2::APIGroupDiscoveryList;
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -355,16 +356,61 @@ pub fn enablements_from_aggregated(
 /// Discovery of every group version (all versions of every group, like
 /// client-go's `ServerGroupsAndResources`): aggregated discovery (two
 /// requests) when the member serves it, else the legacy per-group-version
-/// documents; `partial` when some failed.
-pub async fn discover(client: &Client) -> (Vec<ApiEnablement>, bool) {
-    if let (Ok(core), Ok(groups)) = (
-        client.list_core_api_versions_aggregated().await,
-        client.list_api_groups_aggregated().await,
-    ) && !core.items.is_empty()
+/// documents; `partial` when some failed. `cache` keeps the aggregated
+/// documents with their ETags: a member answers 304 when nothing changed,
+/// so a round costs two small requests instead of reading the documents again.
+pub async fn discover(client: &Client, cache: &mut DiscoveryCache) -> (Vec<ApiEnablement>, bool) {
+    let core = aggregated_discovery(client, "/api", &mut cache.core).await;
+    let groups = aggregated_discovery(client, "/apis", &mut cache.groups).await;
+    if let (Some(core), Some(groups)) = (core, groups)
+        && !core.items.is_empty()
     {
         return enablements_from_aggregated(&[core, groups]);
     }
     discover_legacy(client).await
+}
+
+/// A member's aggregated discovery documents as last read, with their ETags.
+#[derive(Default)]
+pub struct DiscoveryCache {
+    core: Option<(String, APIGroupDiscoveryList)>,
+    groups: Option<(String, APIGroupDiscoveryList)>,
+}
+
+/// kube-apiserver's aggregated discovery, version 2.
+const AGGREGATED_DISCOVERY: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// The aggregated discovery document at `path` (`/api` or `/apis`): the
+/// cached one when the member answers 304 to its ETag; `None` when the
+/// member does not serve it.
+async fn aggregated_discovery(
+    client: &Client,
+    path: &str,
+    cached: &mut Option<(String, APIGroupDiscoveryList)>,
+) -> Option<APIGroupDiscoveryList> {
+    use http_body_util::BodyExt;
+    let mut request = http::Request::get(path).header(http::header::ACCEPT, AGGREGATED_DISCOVERY);
+    if let Some((etag, _)) = cached.as_ref() {
+        request = request.header(http::header::IF_NONE_MATCH, etag.as_str());
+    }
+    let request = request.body(kube::client::Body::empty()).ok()?;
+    let response = client.send(request).await.ok()?;
+    if response.status() == http::StatusCode::NOT_MODIFIED {
+        return cached.as_ref().map(|(_, list)| list.clone());
+    }
+    if !response.status().is_success() {
+        return None;
+    }
+    let etag = response
+        .headers()
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    let list: APIGroupDiscoveryList = serde_json::from_slice(&body).ok()?;
+    *cached = etag.map(|etag| (etag, list.clone()));
+    Some(list)
 }
 
 /// Legacy discovery: `/api`, `/apis`, then one request per group version.
@@ -409,9 +455,10 @@ pub async fn discover_legacy(client: &Client) -> (Vec<ApiEnablement>, bool) {
 }
 
 /// Reads version, discovery, nodes and pods from a member.
-pub async fn observe(client: &Client, pods: &mut Option<PodWatch>, timeout: Duration) -> Observed {
+pub async fn observe(client: &Client, observer: &mut Observer, timeout: Duration) -> Observed {
     let version = client.apiserver_version().await.ok().map(|v| v.git_version);
-    let (api_enablements, api_discovery_partial) = discover(client).await;
+    let (api_enablements, api_discovery_partial) = discover(client, &mut observer.discovery).await;
+    let pods = &mut observer.pods;
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -440,6 +487,14 @@ pub async fn observe(client: &Client, pods: &mut Option<PodWatch>, timeout: Dura
         nodes,
         pods,
     }
+}
+
+/// What the cluster status controller keeps of a member between rounds:
+/// its pod watch and its discovery documents.
+#[derive(Default)]
+pub struct Observer {
+    pods: Option<PodWatch>,
+    discovery: DiscoveryCache,
 }
 
 /// A member's pods kept current by a watch, so that a status round does not

@@ -416,7 +416,13 @@ async fn push_cluster_lifecycle() {
     );
 
     // aggregated and legacy discovery agree
-    let (mut aggregated, _) = flotilla_controllers::member::discover(&member).await;
+    let mut cache = flotilla_controllers::member::DiscoveryCache::default();
+    let (mut aggregated, _) = flotilla_controllers::member::discover(&member, &mut cache).await;
+    // asked again with the documents' ETags: the member answers 304, the
+    // cached documents serve
+    let (again, partial) = flotilla_controllers::member::discover(&member, &mut cache).await;
+    assert!(!partial);
+    assert_eq!(again, aggregated);
     let (mut legacy, partial) = flotilla_controllers::member::discover_legacy(&member).await;
     assert!(!partial);
     for e in aggregated.iter_mut().chain(legacy.iter_mut()) {

@@ -223,6 +223,79 @@ async fn a_quiet_watch_resumes_after_the_history_moved_on() {
     );
 }
 
+/// Aggregated discovery carries an ETag and answers 304 to a client that
+/// has that document; a new CRD changes it.
+#[tokio::test]
+async fn aggregated_discovery_answers_not_modified() {
+    let server = ApiServer::start();
+    let client = client(&server).await;
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    let get = |etag: Option<String>| {
+        let client = client.clone();
+        async move {
+            let mut request = hyper::Request::get("/apis").header("Accept", accept);
+            if let Some(etag) = etag {
+                request = request.header("If-None-Match", etag);
+            }
+            let response = client
+                .send(request.body(kube::client::Body::empty()).expect("request"))
+                .await
+                .expect("discovery");
+            let etag = response
+                .headers()
+                .get("ETag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (response.status().as_u16(), etag)
+        }
+    };
+    let (status, etag) = get(None).await;
+    assert_eq!(status, 200);
+    let etag = etag.expect("an ETag");
+    assert_eq!(get(Some(etag.clone())).await, (304, Some(etag.clone())));
+    assert_eq!(
+        get(Some("\"other\"".into())).await,
+        (200, Some(etag.clone()))
+    );
+
+    let crd: serde_json::Value = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    let crds: Api<kube::api::DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(
+                "apiextensions.k8s.io",
+                "v1",
+                "CustomResourceDefinition",
+            ),
+            "customresourcedefinitions",
+        ),
+    );
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd).expect("crd"),
+    )
+    .await
+    .expect("create CRD");
+    let mut changed = false;
+    for _ in 0..50 {
+        let (status, new) = get(Some(etag.clone())).await;
+        if status == 200 {
+            assert_ne!(new, Some(etag.clone()));
+            changed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(changed, "the document did not change with a new CRD");
+}
+
 #[tokio::test]
 async fn acknowledged_writes_survive_kill() {
     let mut server = ApiServer::start();

@@ -93,7 +93,7 @@ async fn run(ctx: Context) -> Result<()> {
 
 async fn poll(ctx: Context, store: Store<Cluster>, name: String, queue: Queue) {
     let mut state: Option<ThresholdState> = None;
-    let mut pods: Option<member::PodWatch> = None;
+    let mut pods = member::Observer::default();
     let mut tick = tokio::time::interval(ctx.config.cluster_status_update_frequency);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -174,7 +174,7 @@ pub async fn sync_status(
     cluster: Cluster,
     member: Option<&Client>,
     state: &mut Option<ThresholdState>,
-    pods: &mut Option<member::PodWatch>,
+    pods: &mut member::Observer,
     config: &crate::Config,
 ) -> Result<Condition> {
     let health = match member {
