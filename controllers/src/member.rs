@@ -356,61 +356,100 @@ pub fn enablements_from_aggregated(
 /// Discovery of every group version (all versions of every group, like
 /// client-go's `ServerGroupsAndResources`): aggregated discovery (two
 /// requests) when the member serves it, else the legacy per-group-version
-/// documents; `partial` when some failed. `cache` keeps the aggregated
-/// documents with their ETags: a member answers 304 when nothing changed,
-/// so a round costs two small requests instead of reading the documents again.
+/// documents; `partial` when some failed. `cache` keeps the result with the
+/// aggregated documents' ETags: a member answers 304 to both when nothing
+/// changed, so a round costs two small requests instead of reading and
+/// parsing the documents again.
 pub async fn discover(client: &Client, cache: &mut DiscoveryCache) -> (Vec<ApiEnablement>, bool) {
-    let core = aggregated_discovery(client, "/api", &mut cache.core).await;
-    let groups = aggregated_discovery(client, "/apis", &mut cache.groups).await;
-    if let (Some(core), Some(groups)) = (core, groups)
+    if let Some(known) = &cache.known {
+        let core = aggregated_discovery(client, "/api", Some(&known.core_etag)).await;
+        let groups = aggregated_discovery(client, "/apis", Some(&known.groups_etag)).await;
+        if matches!(
+            (&core, &groups),
+            (Fetched::NotModified, Fetched::NotModified)
+        ) {
+            return known.result.clone();
+        }
+    }
+    cache.known = None;
+    let core = aggregated_discovery(client, "/api", None).await;
+    let groups = aggregated_discovery(client, "/apis", None).await;
+    if let (Fetched::Document(core_etag, core), Fetched::Document(groups_etag, groups)) =
+        (core, groups)
         && !core.items.is_empty()
     {
-        return enablements_from_aggregated(&[core, groups]);
+        let result = enablements_from_aggregated(&[core, groups]);
+        if let (Some(core_etag), Some(groups_etag)) = (core_etag, groups_etag) {
+            cache.known = Some(KnownDiscovery {
+                core_etag,
+                groups_etag,
+                result: result.clone(),
+            });
+        }
+        return result;
     }
     discover_legacy(client).await
 }
 
-/// A member's aggregated discovery documents as last read, with their ETags.
+/// A member's discovery as last read from its aggregated documents, with
+/// their ETags.
 #[derive(Default)]
 pub struct DiscoveryCache {
-    core: Option<(String, APIGroupDiscoveryList)>,
-    groups: Option<(String, APIGroupDiscoveryList)>,
+    known: Option<KnownDiscovery>,
+}
+
+struct KnownDiscovery {
+    core_etag: String,
+    groups_etag: String,
+    result: (Vec<ApiEnablement>, bool),
 }
 
 /// kube-apiserver's aggregated discovery, version 2.
 const AGGREGATED_DISCOVERY: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-/// The aggregated discovery document at `path` (`/api` or `/apis`): the
-/// cached one when the member answers 304 to its ETag; `None` when the
-/// member does not serve it.
-async fn aggregated_discovery(
-    client: &Client,
-    path: &str,
-    cached: &mut Option<(String, APIGroupDiscoveryList)>,
-) -> Option<APIGroupDiscoveryList> {
+/// What a read of an aggregated discovery document gave.
+enum Fetched {
+    /// 304: the document has the ETag asked with.
+    NotModified,
+    /// The document and its ETag, if any.
+    Document(Option<String>, APIGroupDiscoveryList),
+    /// The member does not serve it (or the read failed).
+    Unavailable,
+}
+
+/// The aggregated discovery document at `path` (`/api` or `/apis`), asking
+/// with `etag` when given.
+async fn aggregated_discovery(client: &Client, path: &str, etag: Option<&str>) -> Fetched {
     use http_body_util::BodyExt;
     let mut request = http::Request::get(path).header(http::header::ACCEPT, AGGREGATED_DISCOVERY);
-    if let Some((etag, _)) = cached.as_ref() {
-        request = request.header(http::header::IF_NONE_MATCH, etag.as_str());
+    if let Some(etag) = etag {
+        request = request.header(http::header::IF_NONE_MATCH, etag);
     }
-    let request = request.body(kube::client::Body::empty()).ok()?;
-    let response = client.send(request).await.ok()?;
+    let Ok(request) = request.body(kube::client::Body::empty()) else {
+        return Fetched::Unavailable;
+    };
+    let Ok(response) = client.send(request).await else {
+        return Fetched::Unavailable;
+    };
     if response.status() == http::StatusCode::NOT_MODIFIED {
-        return cached.as_ref().map(|(_, list)| list.clone());
+        return Fetched::NotModified;
     }
     if !response.status().is_success() {
-        return None;
+        return Fetched::Unavailable;
     }
     let etag = response
         .headers()
         .get(http::header::ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    let list: APIGroupDiscoveryList = serde_json::from_slice(&body).ok()?;
-    *cached = etag.map(|etag| (etag, list.clone()));
-    Some(list)
+    let Ok(body) = response.into_body().collect().await else {
+        return Fetched::Unavailable;
+    };
+    match serde_json::from_slice(&body.to_bytes()) {
+        Ok(list) => Fetched::Document(etag, list),
+        Err(_) => Fetched::Unavailable,
+    }
 }
 
 /// Legacy discovery: `/api`, `/apis`, then one request per group version.
