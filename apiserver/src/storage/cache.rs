@@ -5,8 +5,9 @@
 //! that resume from a past revision, and the past snapshots kept for continue
 //! tokens. The window is bounded twice: by a number of events and by an estimate
 //! of the memory they hold (their JSON and their parsed objects), since the old
-//! versions of objects live on in it after the store has moved on. Its writer is whoever knows the truth: the embedded store's writer thread
-//! ([`kv`](super::kv)) after each durable commit, or the etcd store's mirror task
+//! versions of objects live on in it after the store has moved on. Its writer is
+//! whoever knows the truth: the embedded store's writer thread ([`kv`](super::kv))
+//! after each durable commit, or the etcd store's mirror task
 //! ([`etcd`](super::etcd)) as etcd's watch reports changes.
 
 use std::collections::VecDeque;
