@@ -258,14 +258,12 @@ async fn aggregated_discovery_answers_not_modified() {
         (200, Some(etag.clone()))
     );
 
-    let crd: serde_json::Value = serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-    });
+    // the CRD of the kubectl suites
+    let crd = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/semantics/widget-crd.yaml"),
+    )
+    .expect("widget-crd.yaml");
+    let crd: kube::api::DynamicObject = serde_saphyr::from_str(&crd).expect("a CRD");
     let crds: Api<kube::api::DynamicObject> = Api::all_with(
         client.clone(),
         &kube::api::ApiResource::from_gvk_with_plural(
@@ -277,12 +275,9 @@ async fn aggregated_discovery_answers_not_modified() {
             "customresourcedefinitions",
         ),
     );
-    crds.create(
-        &PostParams::default(),
-        &serde_json::from_value(crd).expect("crd"),
-    )
-    .await
-    .expect("create CRD");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create CRD");
     let mut changed = false;
     for _ in 0..50 {
         let (status, new) = get(Some(etag.clone())).await;
