@@ -314,12 +314,7 @@ where
                     // As kube-apiserver: an ETag of the document, and 304 to a
                     // client that already has it (the cluster status
                     // controller asks every member every 10 s).
-                    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
-                    let etag: String = digest.as_ref()[..16]
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
-                    let etag = format!("\"{etag}\"");
+                    let etag = format!("\"{}\"", openapi::content_hash(&body));
                     let unchanged = parts
                         .headers
                         .get_all(header::IF_NONE_MATCH)

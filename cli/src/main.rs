@@ -134,8 +134,8 @@ impl ServerArgs {
                 StorageKind::Etcd => flotilla_apiserver::server::Backend::Etcd,
             });
         config.watch_history = flotilla_apiserver::storage::cache::HistoryLimit {
-            events: self.watch_history.max(1),
-            bytes: self.watch_history_mib << 20,
+            events: self.watch_history,
+            bytes: self.watch_history_mib.saturating_mul(1 << 20),
         };
         let read = |flag: &str, path: Option<&PathBuf>| -> anyhow::Result<Option<String>> {
             path.map(|p| {

@@ -343,7 +343,7 @@ async fn run(
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .backend(config.backend);
     server_config.watch_history = flotilla_apiserver::storage::cache::HistoryLimit {
-        events: config.watch_history.max(1),
+        events: config.watch_history,
         ..Default::default()
     };
     server_config.context = config.name.clone();

@@ -55,15 +55,20 @@ fn index_path(group: &str, version: &str) -> String {
     }
 }
 
+/// A hash of a document's bytes, for its ETag (and the OpenAPI index's `?hash=`).
+pub fn content_hash(bytes: &[u8]) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    format!("{:016X}", hasher.finish())
+}
+
 fn render(catalog: &Catalog) -> Documents {
     let mut docs = BTreeMap::new();
     for (group, versions) in catalog.groups() {
         for version in versions {
             let doc = group_version_doc(catalog, &group, &version);
             let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            bytes.hash(&mut hasher);
-            let hash = format!("{:016X}", hasher.finish());
+            let hash = content_hash(&bytes);
             docs.insert(
                 index_path(&group, &version),
                 (hash, std::sync::Arc::new(bytes)),
