@@ -92,7 +92,7 @@ fn remote_of(object: &Value) -> Option<Remote> {
 pub fn remotes(snapshot: &Snapshot) -> Vec<Remote> {
     let mut out: Vec<Remote> = snapshot
         .range(PREFIX, None)
-        .filter_map(|kv| remote_of(&kv.value))
+        .filter_map(|kv| remote_of(kv.kept()))
         .collect();
     out.sort_by(|a, b| {
         b.group_priority
@@ -107,7 +107,7 @@ pub fn remotes(snapshot: &Snapshot) -> Vec<Remote> {
 pub fn remote_for(snapshot: &Snapshot, group: &str, version: &str) -> Option<Remote> {
     snapshot
         .get(&format!("{PREFIX}{version}.{group}"))
-        .and_then(|kv| remote_of(&kv.value))
+        .and_then(|kv| remote_of(kv.kept()))
 }
 
 /// Accepts any server certificate (`insecureSkipTLSVerify`).
@@ -564,7 +564,7 @@ pub mod availability {
             let snapshot = store.storage.snapshot();
             let services: Vec<Value> = snapshot
                 .range(PREFIX, None)
-                .map(|kv| (*kv.value).clone())
+                .map(|kv| Arc::unwrap_or_clone(kv.value()))
                 .collect();
             for svc in services {
                 let name = meta::meta_str(&svc, "name").to_string();

@@ -25,8 +25,8 @@ use crate::registry::meta::meta_str;
 use crate::registry::patch::PatchType;
 use crate::registry::selector::{FieldSelector, LabelSelector};
 use crate::registry::store::{
-    DeleteOptions, FieldValidation, ListOptions, ListResult, Part, Propagation, Store, Warnings,
-    WatchOptions, WriteOptions,
+    DeleteOptions, FieldValidation, ListOptions, ListResult, Object, Part, Propagation, Store,
+    Warnings, WatchOptions, WriteOptions,
 };
 use crate::registry::{Catalog, ResourceInfo};
 use crate::server::auth::{Authenticator, User};
@@ -981,8 +981,9 @@ fn list_response(
     let metadata = meta.to_json();
     match output {
         Output::Table => {
-            let mut out = Vec::with_capacity(256 + result.items.len() * 512);
-            table::write_table(&mut out, info, &result.items, include, &meta);
+            let items: Vec<Arc<Value>> = result.items.iter().map(Object::value).collect();
+            let mut out = Vec::with_capacity(256 + items.len() * 512);
+            table::write_table(&mut out, info, &items, include, &meta);
             json_response(
                 StatusCode::OK,
                 "application/json;as=Table;v=v1;g=meta.k8s.io",
@@ -993,14 +994,14 @@ fn list_response(
             let items: Vec<Value> = result
                 .items
                 .iter()
-                .map(|o| table::partial_metadata(o))
+                .map(|o| table::partial_metadata(&o.value()))
                 .collect();
             let list = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items});
             value_response(StatusCode::OK, &list)
         }
         Output::Yaml => {
             let list = json!({"kind": info.list_kind(), "apiVersion": info.api_version(), "metadata": metadata,
-                "items": result.items.iter().map(|i| i.as_ref().clone()).collect::<Vec<_>>()});
+                "items": result.items.iter().map(|i| Arc::unwrap_or_clone(i.value())).collect::<Vec<_>>()});
             yaml_response(StatusCode::OK, &list)
         }
         Output::Json => {
@@ -1016,10 +1017,10 @@ fn list_response(
                 if i > 0 {
                     out.push(b',');
                 }
-                match result.json.get(i).and_then(Option::as_ref) {
-                    Some(json) => out.extend_from_slice(json),
-                    None => {
-                        let _ = serde_json::to_writer(&mut out, item.as_ref());
+                match item {
+                    Object::Json { json, .. } => out.extend_from_slice(json),
+                    Object::Value(value) => {
+                        let _ = serde_json::to_writer(&mut out, value.as_ref());
                     }
                 }
             }
@@ -1132,7 +1133,7 @@ where
                 None => format!("/core/{plural}/{object}"),
             };
             match snapshot.get(&key) {
-                Some(kv) => Some(kv.value.clone()),
+                Some(kv) => Some(kv.value()),
                 None => return Err(ApiError::not_found("", plural, &object)),
             }
         }

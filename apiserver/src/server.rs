@@ -46,6 +46,9 @@ pub struct Config {
     /// The events kept for watches resuming from the past (a number and the
     /// memory they may hold).
     pub watch_history: storage::cache::HistoryLimit,
+    /// Which objects the storage's cache keeps parsed besides their JSON
+    /// (the embedded backends; etcd's cache keeps the listed ones).
+    pub keep_parsed: storage::KeepParsed,
     /// Where the [`Backend::Etcd`] storage is.
     pub etcd: storage::etcd::Config,
     /// Name of the kubeconfig context written to `DATA_DIR/kubeconfig`.
@@ -81,6 +84,7 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 6443)),
             backend: Backend::Redb,
             watch_history: storage::kv::Config::default().history,
+            keep_parsed: storage::KeepParsed::default(),
             etcd: storage::etcd::Config::default(),
             request_header: None,
             extra_sans: Vec::new(),
@@ -131,7 +135,10 @@ pub enum Error {
 
 /// Opens the configured storage backend.
 pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, Error> {
-    let kv = storage::kv::Config::default().history(config.watch_history);
+    let kv = storage::kv::Config {
+        keep_parsed: config.keep_parsed,
+        ..storage::kv::Config::default().history(config.watch_history)
+    };
     Ok(match config.backend {
         Backend::Memory => Arc::new(storage::kv::KvStore::open(storage::memory::Memory, kv)?),
         Backend::Redb => {

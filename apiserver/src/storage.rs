@@ -53,27 +53,111 @@ pub fn heap_size(v: &Value) -> usize {
 /// A global revision of the store; the `resourceVersion` of Kubernetes.
 pub type Revision = u64;
 
+/// Key prefixes whose objects the cache also keeps parsed: what the server
+/// itself reads on every request (authorization, authentication, admission,
+/// aggregation, CRDs and namespaces, the unified view's Clusters). Every other object is kept as JSON alone
+/// and parsed when a read needs it: a parsed object takes about three times the
+/// memory of its JSON, and most reads (lists and watches in JSON) send the
+/// stored JSON as it is.
+const KEPT_PARSED: &[&str] = &[
+    "/rbac.authorization.k8s.io/",
+    "/apiregistration.k8s.io/",
+    "/admissionregistration.k8s.io/",
+    "/apiextensions.k8s.io/",
+    "/core/namespaces/",
+    "/core/serviceaccounts/",
+    "/core/secrets/",
+    "/core/services/",
+    "/core/endpoints/",
+    "/discovery.k8s.io/",
+    // the aggregated server's Clusters and ResourceRegistries, which the
+    // unified view reads on every change
+    "/cluster.karmada.io/",
+    "/search.karmada.io/",
+];
+
+/// Whether the cache keeps the object at `key` parsed (see [`KEPT_PARSED`]).
+pub fn keeps_parsed(key: &str) -> bool {
+    KEPT_PARSED.iter().any(|p| key.starts_with(p))
+}
+
+/// Which objects a store's cache keeps parsed besides their JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeepParsed {
+    /// Those under [`KEPT_PARSED`]: the least memory.
+    #[default]
+    Listed,
+    /// Every object: for a server whose own controllers read every object
+    /// over and over (the simulated members' fake workload controllers).
+    All,
+}
+
+/// Parses stored JSON. The store only holds JSON it encoded itself (or read
+/// back from etcd and parsed once), so this does not fail in practice; if it
+/// does, the object reads as `null` and the failure is logged.
+fn parse(json: &[u8]) -> Value {
+    serde_json::from_slice(json).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "stored object is not valid JSON");
+        Value::Null
+    })
+}
+
 /// One stored object and the revision that last wrote it.
 #[derive(Debug, Clone)]
 pub struct KeyValue {
     pub key: Arc<str>,
-    /// The object, with `metadata.resourceVersion` already set to `mod_revision`.
-    pub value: Arc<Value>,
-    /// The object's JSON encoding, made once when it was written.
+    /// The object's JSON encoding, made once when it was written, with
+    /// `metadata.resourceVersion` set to `mod_revision`.
     pub json: bytes::Bytes,
+    /// The parsed object, when at hand: a write's result, or a kind the cache
+    /// keeps parsed ([`keeps_parsed`]).
+    parsed: Option<Arc<Value>>,
     pub mod_revision: Revision,
 }
 
 impl KeyValue {
-    /// A stored object, encoding it once.
+    /// A stored object, encoding it once; it keeps its parsed form.
     pub fn new(key: Arc<str>, value: Arc<Value>, mod_revision: Revision) -> Self {
         let json = bytes::Bytes::from(serde_json::to_vec(value.as_ref()).unwrap_or_default());
         KeyValue {
             key,
-            value,
             json,
+            parsed: Some(value),
             mod_revision,
         }
+    }
+
+    /// The object, parsed from its JSON unless its parsed form is at hand.
+    pub fn value(&self) -> Arc<Value> {
+        match &self.parsed {
+            Some(v) => v.clone(),
+            None => Arc::new(parse(&self.json)),
+        }
+    }
+
+    /// The parsed object, only if it is at hand.
+    pub fn parsed(&self) -> Option<&Arc<Value>> {
+        self.parsed.as_ref()
+    }
+
+    /// The parsed object of a kind the cache keeps parsed ([`keeps_parsed`]),
+    /// for readers that borrow from a snapshot (`null` for any other kind).
+    pub fn kept(&self) -> &Value {
+        debug_assert!(
+            self.parsed.is_some(),
+            "{} is not kept parsed (storage::KEPT_PARSED)",
+            self.key
+        );
+        self.parsed.as_deref().unwrap_or(&Value::Null)
+    }
+
+    /// The form the cache keeps: without the parsed object, unless `keep`
+    /// says it stays.
+    pub fn cached(mut self, keep: KeepParsed) -> Self {
+        if keep == KeepParsed::Listed && !keeps_parsed(&self.key) {
+            self.parsed = None;
+        }
+        self
     }
 }
 
@@ -93,26 +177,63 @@ pub enum EventKind {
 pub struct Event {
     pub kind: EventKind,
     pub key: Arc<str>,
-    /// The new object; for `Deleted`, the last state with the deletion's revision.
-    pub object: Arc<Value>,
-    /// The JSON encoding of `object`.
+    /// The JSON of the new object; for `Deleted`, of the last state with the
+    /// deletion's revision.
     pub json: bytes::Bytes,
-    /// The object before this change (none for `Added`).
-    pub prev: Option<Arc<Value>>,
+    /// The new object parsed, when the cache keeps its kind parsed.
+    parsed: Option<Arc<Value>>,
+    /// The JSON of the object before this change (none for `Added`).
+    pub prev: Option<bytes::Bytes>,
+    /// The object before this change parsed, when the cache keeps its kind parsed.
+    prev_parsed: Option<Arc<Value>>,
     pub revision: Revision,
 }
 
 impl Event {
+    /// An event writing `object` (the cache's form of it) over `prev`.
+    pub fn new(kind: EventKind, object: &KeyValue, prev: Option<&KeyValue>) -> Event {
+        Event {
+            kind,
+            key: object.key.clone(),
+            json: object.json.clone(),
+            parsed: object.parsed.clone(),
+            prev: prev.map(|p| p.json.clone()),
+            prev_parsed: prev.and_then(|p| p.parsed.clone()),
+            revision: object.mod_revision,
+        }
+    }
+
     /// A [`EventKind::Progress`] event at `revision`.
     pub fn progress(revision: Revision) -> Event {
-        static NULL: std::sync::OnceLock<Arc<Value>> = std::sync::OnceLock::new();
         Event {
             kind: EventKind::Progress,
             key: Arc::from(""),
-            object: NULL.get_or_init(|| Arc::new(Value::Null)).clone(),
             json: bytes::Bytes::new(),
+            parsed: None,
             prev: None,
+            prev_parsed: None,
             revision,
+        }
+    }
+
+    /// The new object (parsed from its JSON unless at hand).
+    pub fn object(&self) -> Arc<Value> {
+        match &self.parsed {
+            Some(v) => v.clone(),
+            None => Arc::new(parse(&self.json)),
+        }
+    }
+
+    /// The parsed new object, only if it is at hand.
+    pub fn parsed(&self) -> Option<&Arc<Value>> {
+        self.parsed.as_ref()
+    }
+
+    /// The object before the change (parsed from its JSON unless at hand).
+    pub fn prev_object(&self) -> Option<Arc<Value>> {
+        match &self.prev_parsed {
+            Some(v) => Some(v.clone()),
+            None => self.prev.as_deref().map(|json| Arc::new(parse(json))),
         }
     }
 }

@@ -226,7 +226,7 @@ impl Unified {
             .storage
             .snapshot()
             .range(CLUSTERS, None)
-            .map(|kv| kv.value.as_ref().clone())
+            .map(|kv| Arc::unwrap_or_clone(kv.value()))
             .collect()
     }
 
@@ -344,13 +344,14 @@ impl Unified {
         let clusters: Vec<(Arc<Value>, flotilla_api::cluster::Cluster)> = snapshot
             .range(CLUSTERS, None)
             .filter_map(|kv| {
-                let typed = serde::Deserialize::deserialize(kv.value.as_ref()).ok()?;
-                Some((kv.value.clone(), typed))
+                let object = kv.value();
+                let typed = serde::Deserialize::deserialize(object.as_ref()).ok()?;
+                Some((object, typed))
             })
             .collect();
         let registries: Vec<flotilla_api::search::ResourceRegistrySpec> = snapshot
             .range(REGISTRIES, None)
-            .filter_map(|kv| serde::Deserialize::deserialize(&kv.value["spec"]).ok())
+            .filter_map(|kv| serde::Deserialize::deserialize(&kv.value()["spec"]).ok())
             .collect();
         let mut complete = true;
         // (cluster, group, plural) → (index in `clusters`, resource, namespaces; None = all)

@@ -51,7 +51,7 @@ fn endpoint_address(
 ) -> Option<SocketAddr> {
     let service = snapshot.get(&format!("/core/services/{namespace}/{name}"))?;
     let ports = service
-        .value
+        .kept()
         .pointer("/spec/ports")
         .and_then(Value::as_array)
         .cloned()
@@ -70,7 +70,7 @@ fn endpoint_address(
     // Endpoints first, then EndpointSlices labelled with the service name.
     if let Some(ep) = snapshot.get(&format!("/core/endpoints/{namespace}/{name}")) {
         for subset in ep
-            .value
+            .kept()
             .get("subsets")
             .and_then(Value::as_array)
             .into_iter()
@@ -105,7 +105,7 @@ fn endpoint_address(
         &format!("/discovery.k8s.io/endpointslices/{namespace}/"),
         None,
     ) {
-        let slice = &kv.value;
+        let slice = kv.kept();
         if slice
             .pointer("/metadata/labels/kubernetes.io~1service-name")
             .and_then(Value::as_str)
@@ -154,11 +154,11 @@ async fn external_address(
     port: u16,
 ) -> Option<SocketAddr> {
     let service = snapshot.get(&format!("/core/services/{namespace}/{name}"))?;
-    if service.value.pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName") {
+    if service.kept().pointer("/spec/type").and_then(Value::as_str) != Some("ExternalName") {
         return None;
     }
     let host = service
-        .value
+        .kept()
         .pointer("/spec/externalName")
         .and_then(Value::as_str)?
         .trim_end_matches('.')

@@ -478,7 +478,7 @@ fn host_credentials(store: Arc<Store>) -> CredentialsSource {
             .storage
             .snapshot()
             .get(&format!("/core/secrets/{namespace}/{name}"))
-            .map(|kv| Credentials::from_secret(&kv.value));
+            .map(|kv| Credentials::from_secret(kv.kept()));
         Box::pin(async move { Ok(secret.flatten()) })
     })
 }
@@ -559,7 +559,7 @@ async fn wait_ready(clusters: &Store, names: &[String]) {
             .range("/cluster.karmada.io/clusters/", None)
             .filter(|kv| names.iter().any(|n| kv.key.ends_with(&format!("/{n}"))))
             .filter(|kv| {
-                kv.value
+                kv.kept()
                     .pointer("/status/conditions")
                     .and_then(Value::as_array)
                     .is_some_and(|c| {

@@ -243,15 +243,17 @@ impl Controller {
     fn enqueue_all(&mut self, snapshot: &Snapshot) {
         self.owners.rebuild(snapshot);
         for kv in snapshot.range("/", None) {
-            self.enqueue_for(&kv.key, &kv.value, None);
+            self.enqueue_for(&kv.key, kv.kept(), None);
         }
         self.queue.insert(Work::Schedule);
         self.queue.insert(Work::Metrics);
     }
 
     fn on_event(&mut self, event: &Event) {
-        let prev = event.prev.as_deref();
-        let now = (event.kind != EventKind::Deleted).then_some(event.object.as_ref());
+        let prev = event.prev_object();
+        let prev = prev.as_deref();
+        let object = event.object();
+        let now = (event.kind != EventKind::Deleted).then_some(object.as_ref());
         self.owners.record(&event.key, now);
         if event.kind == EventKind::Deleted {
             self.deadlines.remove(event.key.as_ref());
@@ -259,11 +261,11 @@ impl Controller {
                 // Room on a node may let a pending pod in; and the pod leaves
                 // its Services' endpoints (as a new pod would join them).
                 self.queue.insert(Work::Schedule);
-                self.enqueue_for(&event.key, &event.object, None);
+                self.enqueue_for(&event.key, &object, None);
                 return;
             }
         }
-        self.enqueue_for(&event.key, &event.object, prev);
+        self.enqueue_for(&event.key, &object, prev);
     }
 
     /// Queues what a change to the object at `key` affects.
@@ -355,9 +357,9 @@ impl Controller {
                     let snapshot = self.store.storage.snapshot();
                     let prefix = self.infos.services.prefix(Some(&ns));
                     for kv in snapshot.range(&prefix, None) {
-                        if endpoints::managed(&kv.value) {
+                        if endpoints::managed(kv.kept()) {
                             self.queue
-                                .insert(Work::Service(ns.clone(), name(&kv.value).to_string()));
+                                .insert(Work::Service(ns.clone(), name(kv.kept()).to_string()));
                         }
                     }
                     self.queue.insert(Work::Metrics);
@@ -383,8 +385,8 @@ impl Controller {
                 let snapshot = self.store.storage.snapshot();
                 for kv in snapshot.range(&self.infos.daemonsets.prefix(None), None) {
                     self.queue.insert(Work::DaemonSet(
-                        object::namespace(&kv.value).to_string(),
-                        name(&kv.value).to_string(),
+                        object::namespace(kv.kept()).to_string(),
+                        name(kv.kept()).to_string(),
                     ));
                 }
             }
@@ -436,7 +438,7 @@ impl Controller {
             .storage
             .snapshot()
             .get(&info.key(ns, n))
-            .map(|kv| kv.value.clone())
+            .map(|kv| kv.value())
     }
 
     fn owned_pods(
@@ -671,7 +673,7 @@ impl Controller {
         let refs: Vec<&Value> = pods.iter().map(|v| v.as_ref()).collect();
         let nodes: Vec<Value> = snapshot
             .range(&self.infos.nodes.prefix(None), None)
-            .map(|kv| (*kv.value).clone())
+            .map(|kv| Arc::unwrap_or_clone(kv.value()))
             .collect();
         let plan = workload::plan_daemon_set(&ds, &refs, &nodes);
         let owner_info = self.infos.daemonsets.clone();
@@ -729,12 +731,12 @@ impl Controller {
         let snapshot = self.store.storage.snapshot();
         let mut nodes: Vec<NodeView> = snapshot
             .range(&self.infos.nodes.prefix(None), None)
-            .filter(|kv| !object::deleting(&kv.value))
-            .map(|kv| NodeView::from_node(&kv.value))
+            .filter(|kv| !object::deleting(kv.kept()))
+            .map(|kv| NodeView::from_node(kv.kept()))
             .collect();
         let mut pending = Vec::new();
         for kv in snapshot.range(&self.infos.pods.prefix(None), None) {
-            let pod = &kv.value;
+            let pod = kv.kept();
             if object::pod_terminal(pod) || object::deleting(pod) {
                 continue;
             }
@@ -742,7 +744,7 @@ impl Controller {
             if node.is_empty() {
                 let scheduler = str_at(pod, "/spec/schedulerName");
                 if scheduler.is_empty() || scheduler == "default-scheduler" {
-                    pending.push(kv.value.clone());
+                    pending.push(kv.value());
                 }
             } else if let Some(n) = nodes.iter_mut().find(|n| n.name == node) {
                 n.requested.add(&schedule::pod_requests(pod));
@@ -848,10 +850,10 @@ impl Controller {
                     let used: HashSet<String> = snapshot
                         .range(&self.infos.pods.prefix(None), None)
                         .filter(|kv| {
-                            str_at(&kv.value, "/spec/nodeName") == node_name
-                                && !object::pod_terminal(&kv.value)
+                            str_at(kv.kept(), "/spec/nodeName") == node_name
+                                && !object::pod_terminal(kv.kept())
                         })
-                        .map(|kv| str_at(&kv.value, "/status/podIP").to_string())
+                        .map(|kv| str_at(kv.kept(), "/status/podIP").to_string())
                         .collect();
                     kubelet::allocate_pod_ip(str_at(&node, "/spec/podCIDR"), &used)
                         .unwrap_or_default()
@@ -885,13 +887,13 @@ impl Controller {
         let existing: Vec<Arc<Value>> = snapshot
             .range(&slices_info.prefix(Some(ns)), None)
             .filter(|kv| {
-                str_at(&kv.value, "/metadata/labels/kubernetes.io~1service-name") == n
+                str_at(kv.kept(), "/metadata/labels/kubernetes.io~1service-name") == n
                     && str_at(
-                        &kv.value,
+                        kv.kept(),
                         "/metadata/labels/endpointslice.kubernetes.io~1managed-by",
                     ) == endpoints::CONTROLLER
             })
-            .map(|kv| kv.value.clone())
+            .map(|kv| kv.value())
             .collect();
         let ep_info = self.infos.endpoints.clone();
         let Some(service) = service.filter(|s| endpoints::managed(s) && !object::deleting(s))
@@ -908,14 +910,14 @@ impl Controller {
         };
         let pods: Vec<Arc<Value>> = snapshot
             .range(&self.infos.pods.prefix(Some(ns)), None)
-            .map(|kv| kv.value.clone())
+            .map(|kv| kv.value())
             .collect();
         let refs: Vec<&Value> = pods.iter().map(|v| v.as_ref()).collect();
         let zones: BTreeMap<String, String> = snapshot
             .range(&self.infos.nodes.prefix(None), None)
             .filter_map(|kv| {
-                let z = str_at(&kv.value, "/metadata/labels/topology.kubernetes.io~1zone");
-                (!z.is_empty()).then(|| (name(&kv.value).to_string(), z.to_string()))
+                let z = str_at(kv.kept(), "/metadata/labels/topology.kubernetes.io~1zone");
+                (!z.is_empty()).then(|| (name(kv.kept()).to_string(), z.to_string()))
             })
             .collect();
         // Endpoints.
@@ -1013,7 +1015,7 @@ impl Controller {
             let Some(kv) = snapshot.get(&key) else {
                 break;
             };
-            out.push(kv.value.clone());
+            out.push(kv.value());
         }
         out
     }
@@ -1066,8 +1068,8 @@ impl Controller {
         let selector = target.pointer("/spec/selector");
         let pods: Vec<Arc<Value>> = snapshot
             .range(&self.infos.pods.prefix(Some(ns)), None)
-            .filter(|kv| object::selector_matches(selector, &object::labels(&kv.value)))
-            .map(|kv| kv.value.clone())
+            .filter(|kv| object::selector_matches(selector, &object::labels(kv.kept())))
+            .map(|kv| kv.value())
             .collect();
         let pod_metrics: Vec<Option<Arc<Value>>> = pods
             .iter()
@@ -1075,7 +1077,7 @@ impl Controller {
                 let info = pm_info.as_ref()?;
                 snapshot
                     .get(&info.key(Some(ns), name(p)))
-                    .map(|kv| kv.value.clone())
+                    .map(|kv| kv.value())
             })
             .collect();
         let pairs: Vec<(&Value, Option<&Value>)> = pods
@@ -1134,7 +1136,7 @@ impl Controller {
         let mut per_node: HashMap<String, Usage> = HashMap::new();
         let mut wanted: HashMap<String, Value> = HashMap::new();
         for kv in snapshot.range(&self.infos.pods.prefix(None), None) {
-            let pod = &kv.value;
+            let pod = kv.kept();
             if str_at(pod, "/status/phase") != "Running" || object::deleting(pod) {
                 continue;
             }
@@ -1160,12 +1162,12 @@ impl Controller {
             );
         }
         for kv in snapshot.range(&self.infos.nodes.prefix(None), None) {
-            let mut usage = per_node.get(name(&kv.value)).copied().unwrap_or_default();
+            let mut usage = per_node.get(name(kv.kept())).copied().unwrap_or_default();
             usage.cpu_millis += table.node_base.cpu_millis;
             usage.memory_bytes += table.node_base.memory_bytes;
             wanted.insert(
-                nm_info.key(None, name(&kv.value)),
-                metrics::node_metrics(&kv.value, usage),
+                nm_info.key(None, name(kv.kept())),
+                metrics::node_metrics(kv.kept(), usage),
             );
         }
         let mut first_error = None;
@@ -1177,8 +1179,8 @@ impl Controller {
         for info in [&pm_info, &nm_info] {
             for kv in snapshot.range(&info.prefix(None), None) {
                 if !wanted.contains_key(kv.key.as_ref()) {
-                    let ns = object::namespace(&kv.value).to_string();
-                    record(self.delete(info, &ns, name(&kv.value)).await);
+                    let ns = object::namespace(kv.kept()).to_string();
+                    record(self.delete(info, &ns, name(kv.kept())).await);
                 }
             }
         }
@@ -1190,10 +1192,10 @@ impl Controller {
             };
             let ns = object::namespace(&want).to_string();
             match snapshot.get(&key) {
-                Some(have) if metrics::same(&have.value, &want) => {}
+                Some(have) if metrics::same(&have.value(), &want) => {}
                 Some(have) => {
                     let mut next = want.clone();
-                    next["metadata"] = have.value["metadata"].clone();
+                    next["metadata"] = have.value()["metadata"].clone();
                     next["metadata"]["labels"] = want["metadata"]["labels"].clone();
                     if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
                         m.remove("resourceVersion");

@@ -346,6 +346,8 @@ async fn run(
         events: config.watch_history,
         ..Default::default()
     };
+    // The fake workload controllers read every object again and again.
+    server_config.keep_parsed = flotilla_apiserver::storage::KeepParsed::All;
     server_config.context = config.name.clone();
     let server = server::bind(server_config).await?;
     let inner = server.local_addr;

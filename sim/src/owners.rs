@@ -68,7 +68,7 @@ impl Owners {
         self.by_owner.clear();
         self.owner_of.clear();
         for kv in snapshot.range("/", None) {
-            self.record(&kv.key, Some(&kv.value));
+            self.record(&kv.key, Some(kv.kept()));
         }
     }
 
@@ -88,8 +88,8 @@ impl Owners {
         keys.iter()
             .filter(|k| k.starts_with(prefix))
             .filter_map(|k| snapshot.get(k))
-            .filter(|kv| object::controller_uid(&kv.value, kind) == Some(uid))
-            .map(|kv| kv.value.clone())
+            .filter(|kv| object::controller_uid(kv.kept(), kind) == Some(uid))
+            .map(|kv| kv.value())
             .collect()
     }
 

@@ -122,12 +122,12 @@ pub fn hooks<'s>(snapshot: &'s Snapshot, prefix: &'s str) -> Vec<Hook<'s>> {
     let mut out = Vec::new();
     for kv in snapshot.range(prefix, None) {
         let configuration = kv
-            .value
+            .kept()
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("");
         for (index, spec) in kv
-            .value
+            .kept()
             .get("webhooks")
             .and_then(Value::as_array)
             .into_iter()
@@ -367,7 +367,7 @@ pub fn namespace_matches(
     let Some(stored) = snapshot.get(&format!("/core/namespaces/{namespace}")) else {
         return Err(ApiError::not_found("", "namespaces", namespace));
     };
-    selector_matches(selector, stored.value.pointer("/metadata/labels")).map_err(internal)
+    selector_matches(selector, stored.kept().pointer("/metadata/labels")).map_err(internal)
 }
 
 /// `objectSelector`: matches when the new object's or the old object's labels match.

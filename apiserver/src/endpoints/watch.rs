@@ -75,10 +75,10 @@ impl State {
 
     /// Turns a registry event into the bytes of one wire event, if it is sent.
     fn encode(&mut self, event: WatchEvent) -> Option<Bytes> {
-        let (kind, object, json) = match event {
-            WatchEvent::Added(o, j) => ("ADDED", o, j),
-            WatchEvent::Modified(o, j) => ("MODIFIED", o, j),
-            WatchEvent::Deleted(o, j) => ("DELETED", o, j),
+        let (kind, object) = match event {
+            WatchEvent::Added(o) => ("ADDED", o),
+            WatchEvent::Modified(o) => ("MODIFIED", o),
+            WatchEvent::Deleted(o) => ("DELETED", o),
             WatchEvent::Progress(rev) => {
                 self.last_revision = rev.to_string();
                 return None;
@@ -92,21 +92,22 @@ impl State {
                 return Some(line(&json!({"type": "ERROR", "object": e.to_status()})));
             }
         };
-        let rv = meta_str(&object, "resourceVersion");
+        let head = object.head();
+        let rv = head.resource_version();
         if !rv.is_empty() {
             self.last_revision = rv.to_string();
         }
-        if let (Some(json), Output::Json | Output::Yaml) = (json, self.config.output) {
+        if let (Some(json), Output::Json | Output::Yaml) = (object.json(), self.config.output) {
             // The stored encoding, framed without re-serializing the object.
             let mut out = Vec::with_capacity(json.len() + 32);
             out.extend_from_slice(b"{\"type\":\"");
             out.extend_from_slice(kind.as_bytes());
             out.extend_from_slice(b"\",\"object\":");
-            out.extend_from_slice(&json);
+            out.extend_from_slice(json);
             out.extend_from_slice(b"}\n");
             return Some(Bytes::from(out));
         }
-        let encoded = self.encode_object(&object);
+        let encoded = self.encode_object(&object.value());
         Some(line(&json!({"type": kind, "object": encoded})))
     }
 }

@@ -22,7 +22,7 @@ use super::ResourceInfo;
 use super::meta::meta_str;
 use super::patch::PatchType;
 use super::store::{DeleteOptions, Part, Propagation, Store, WriteOptions};
-use crate::storage::{EventKind, Snapshot};
+use crate::storage::{EventKind, KeyValue, Snapshot};
 
 pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
@@ -92,7 +92,7 @@ impl Index {
     fn build(snapshot: &Snapshot) -> Index {
         let mut index = Index::default();
         for kv in snapshot.range("/", None) {
-            index.put(kv.key.clone(), &kv.value);
+            index.put(kv.key.clone(), &kv.value());
         }
         index
     }
@@ -158,40 +158,38 @@ pub async fn run(store: Arc<Store>) {
                     break;
                 }
             };
-            let uid = meta_str(&event.object, "uid").to_string();
+            let object = event.object();
+            let uid = meta_str(&object, "uid").to_string();
             match event.kind {
                 EventKind::Deleted => {
                     index.remove(&event.key, &uid);
                     owner_gone(&store, &index, &uid).await;
                     // A deleted dependent may unblock owners in foreground deletion.
-                    for owner in owner_uids(&event.object) {
+                    for owner in owner_uids(&object) {
                         if let Some(key) = index.keys.get(&owner).cloned()
-                            && let Some(kv) = store.storage.snapshot().get(&key).cloned()
-                            && has_finalizer(&kv.value, FOREGROUND)
+                            && let Some(owner) =
+                                store.storage.snapshot().get(&key).map(KeyValue::value)
+                            && has_finalizer(&owner, FOREGROUND)
                         {
-                            foreground(&store, &index, &key, &kv.value).await;
+                            foreground(&store, &index, &key, &owner).await;
                         }
                     }
                 }
                 // not asked for (`watch`, not `watch_progress`)
                 EventKind::Progress => {}
                 EventKind::Added | EventKind::Modified => {
-                    index.put(event.key.clone(), &event.object);
-                    if event
-                        .object
-                        .pointer("/metadata/deletionTimestamp")
-                        .is_some()
-                    {
-                        if has_finalizer(&event.object, FOREGROUND) {
-                            foreground(&store, &index, &event.key, &event.object).await;
+                    index.put(event.key.clone(), &object);
+                    if object.pointer("/metadata/deletionTimestamp").is_some() {
+                        if has_finalizer(&object, FOREGROUND) {
+                            foreground(&store, &index, &event.key, &object).await;
                         }
-                        if has_finalizer(&event.object, ORPHAN) {
-                            orphan(&store, &index, &event.key, &event.object).await;
+                        if has_finalizer(&object, ORPHAN) {
+                            orphan(&store, &index, &event.key, &object).await;
                         }
                     }
                     // A dependent whose owners are already gone is collected.
-                    if orphaned(&store, &index, &event.object) {
-                        delete(&store, &event.key, &event.object, Propagation::Background).await;
+                    if orphaned(&store, &index, &object) {
+                        delete(&store, &event.key, &object, Propagation::Background).await;
                     }
                 }
             }
@@ -202,15 +200,16 @@ pub async fn run(store: Arc<Store>) {
 /// Handles every object whose owners vanished, or that waits on the collector.
 async fn resync(store: &Arc<Store>, snapshot: &Snapshot, index: &Index) {
     for kv in snapshot.range("/", None) {
-        if orphaned(store, index, &kv.value) {
-            delete(store, &kv.key, &kv.value, Propagation::Background).await;
+        let object = kv.value();
+        if orphaned(store, index, &object) {
+            delete(store, &kv.key, &object, Propagation::Background).await;
         }
-        if kv.value.pointer("/metadata/deletionTimestamp").is_some() {
-            if has_finalizer(&kv.value, FOREGROUND) {
-                foreground(store, index, &kv.key, &kv.value).await;
+        if object.pointer("/metadata/deletionTimestamp").is_some() {
+            if has_finalizer(&object, FOREGROUND) {
+                foreground(store, index, &kv.key, &object).await;
             }
-            if has_finalizer(&kv.value, ORPHAN) {
-                orphan(store, index, &kv.key, &kv.value).await;
+            if has_finalizer(&object, ORPHAN) {
+                orphan(store, index, &kv.key, &object).await;
             }
         }
     }
@@ -240,11 +239,10 @@ async fn drop_reference(store: &Arc<Store>, key: &str, owner: &str) {
     let Some(info) = resource_of(store, key) else {
         return;
     };
-    let Some(kv) = store.storage.snapshot().get(key).cloned() else {
+    let Some(object) = store.storage.snapshot().get(key).map(KeyValue::value) else {
         return;
     };
-    let refs: Vec<Value> = kv
-        .value
+    let refs: Vec<Value> = object
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .into_iter()
@@ -256,8 +254,8 @@ async fn drop_reference(store: &Arc<Store>, key: &str, owner: &str) {
     if let Err(e) = store
         .patch(
             &info,
-            namespace_of(&kv.value),
-            meta_str(&kv.value, "name"),
+            namespace_of(&object),
+            meta_str(&object, "name"),
             PatchType::Merge,
             &patch,
             Part::Main,
@@ -278,8 +276,8 @@ async fn release(store: &Arc<Store>, key: &str, finalizer: &str) {
     let Some(kv) = store.storage.snapshot().get(key).cloned() else {
         return;
     };
-    let remaining: Vec<Value> = kv
-        .value
+    let object = kv.value();
+    let remaining: Vec<Value> = object
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .into_iter()
@@ -291,8 +289,8 @@ async fn release(store: &Arc<Store>, key: &str, finalizer: &str) {
     if let Err(e) = store
         .patch(
             &info,
-            namespace_of(&kv.value),
-            meta_str(&kv.value, "name"),
+            namespace_of(&object),
+            meta_str(&object, "name"),
             PatchType::Merge,
             &patch,
             Part::Main,
@@ -312,16 +310,16 @@ async fn owner_gone(store: &Arc<Store>, index: &Index, uid: &str) {
         return;
     };
     for key in dependents.clone() {
-        let Some(kv) = store.storage.snapshot().get(&key).cloned() else {
+        let Some(object) = store.storage.snapshot().get(&key).map(KeyValue::value) else {
             continue;
         };
-        let live_owner = owner_uids(&kv.value)
+        let live_owner = owner_uids(&object)
             .iter()
             .any(|o| o != uid && index.keys.contains_key(o));
         if live_owner {
             drop_reference(store, &key, uid).await;
         } else {
-            delete(store, &key, &kv.value, Propagation::Background).await;
+            delete(store, &key, &object, Propagation::Background).await;
         }
     }
 }
@@ -331,11 +329,10 @@ async fn foreground(store: &Arc<Store>, index: &Index, key: &str, owner: &Value)
     let uid = meta_str(owner, "uid");
     let mut blocking = 0;
     for dep in index.dependents.get(uid).cloned().unwrap_or_default() {
-        let Some(kv) = store.storage.snapshot().get(&dep).cloned() else {
+        let Some(object) = store.storage.snapshot().get(&dep).map(KeyValue::value) else {
             continue;
         };
-        let blocks = kv
-            .value
+        let blocks = object
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
             .into_iter()
@@ -347,8 +344,8 @@ async fn foreground(store: &Arc<Store>, index: &Index, key: &str, owner: &Value)
         if blocks {
             blocking += 1;
         }
-        if kv.value.pointer("/metadata/deletionTimestamp").is_none() {
-            delete(store, &dep, &kv.value, Propagation::Foreground).await;
+        if object.pointer("/metadata/deletionTimestamp").is_none() {
+            delete(store, &dep, &object, Propagation::Foreground).await;
         }
     }
     if blocking == 0 {

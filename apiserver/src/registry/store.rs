@@ -40,9 +40,7 @@ pub struct ListOptions {
 
 /// The answer to a list: items, the revision they are consistent at, and paging.
 pub struct ListResult {
-    pub items: Vec<Arc<Value>>,
-    /// The stored JSON encoding of each item, when it is served unchanged.
-    pub json: Vec<Option<bytes::Bytes>>,
+    pub items: Vec<Object>,
     pub revision: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
@@ -58,13 +56,106 @@ pub struct WatchOptions {
     pub allow_bookmarks: bool,
 }
 
+/// An object a read returns: as stored, or as a value (converted for the
+/// request, or just written).
+#[derive(Debug, Clone)]
+pub enum Object {
+    /// As stored: its JSON, served as it is, and its parsed form when at hand.
+    Json {
+        json: bytes::Bytes,
+        parsed: Option<Arc<Value>>,
+    },
+    Value(Arc<Value>),
+}
+
+impl Object {
+    /// The object parsed (from its JSON, unless at hand).
+    pub fn value(&self) -> Arc<Value> {
+        match self {
+            Object::Json {
+                parsed: Some(v), ..
+            }
+            | Object::Value(v) => v.clone(),
+            Object::Json { json, parsed: None } => {
+                Arc::new(serde_json::from_slice(json).unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    /// The stored JSON, when the object is served as stored.
+    pub fn json(&self) -> Option<&bytes::Bytes> {
+        match self {
+            Object::Json { json, .. } => Some(json),
+            Object::Value(_) => None,
+        }
+    }
+
+    /// `apiVersion` and `metadata.resourceVersion`, without parsing the whole
+    /// object when it is JSON.
+    pub fn head(&self) -> Head {
+        match self {
+            Object::Json {
+                parsed: Some(v), ..
+            }
+            | Object::Value(v) => Head {
+                api_version: v.get("apiVersion").and_then(Value::as_str).map(Into::into),
+                metadata: Some(HeadMeta {
+                    resource_version: Some(meta_str(v, "resourceVersion").into()),
+                }),
+            },
+            Object::Json { json, parsed: None } => serde_json::from_slice(json).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&KeyValue> for Object {
+    fn from(kv: &KeyValue) -> Self {
+        Object::Json {
+            json: kv.json.clone(),
+            parsed: kv.parsed().cloned(),
+        }
+    }
+}
+
+impl From<&storage::Event> for Object {
+    fn from(event: &storage::Event) -> Self {
+        Object::Json {
+            json: event.json.clone(),
+            parsed: event.parsed().cloned(),
+        }
+    }
+}
+
+/// What [`Object::head`] reads: serde skips every other field without
+/// building it.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Head {
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    pub metadata: Option<HeadMeta>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HeadMeta {
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: Option<String>,
+}
+
+impl Head {
+    pub fn resource_version(&self) -> &str {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.resource_version.as_deref())
+            .unwrap_or("")
+    }
+}
+
 /// One event of a watch as the registry reports it.
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
-    /// An object and, when served unchanged, its stored JSON encoding.
-    Added(Arc<Value>, Option<bytes::Bytes>),
-    Modified(Arc<Value>, Option<bytes::Bytes>),
-    Deleted(Arc<Value>, Option<bytes::Bytes>),
+    Added(Object),
+    Modified(Object),
+    Deleted(Object),
     /// The initial events have all been sent (`sendInitialEvents=true`).
     InitialEventsEnd(Revision),
     /// Progress: everything up to this revision has been seen (not sent to clients).
@@ -200,6 +291,18 @@ fn selected(object: &Value, labels: &LabelSelector, fields: &FieldSelector) -> b
     labels.matches(object) && fields.matches(object)
 }
 
+/// [`selected`] for a stored object, parsing it only when there are selectors.
+fn selected_json(
+    parse: impl FnOnce() -> Option<Arc<Value>>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> bool {
+    if labels.is_empty() && fields.is_empty() {
+        return true;
+    }
+    parse().is_some_and(|object| selected(&object, labels, fields))
+}
+
 impl Store {
     pub fn new(storage: Arc<dyn Storage>, catalog: Arc<Catalog>) -> Arc<Self> {
         Arc::new(Store { storage, catalog })
@@ -246,7 +349,7 @@ impl Store {
             .storage
             .snapshot()
             .get(&info.key(namespace, name))
-            .map(|kv| kv.value.clone())
+            .map(KeyValue::value)
             .ok_or_else(|| ApiError::not_found(group_of(info), &info.plural, name))?;
         self.convert_out(info, object).await
     }
@@ -305,12 +408,11 @@ impl Store {
         };
         let limit = opts.limit.filter(|l| *l > 0);
         let mut items = Vec::new();
-        let mut encoded = Vec::new();
         let mut last_key: Option<Arc<str>> = None;
         let mut more = false;
         let mut iter = snapshot.range(&prefix, after.as_deref());
         for kv in iter.by_ref() {
-            if !selected(&kv.value, &opts.labels, &opts.fields) {
+            if !selected_json(|| Some(kv.value()), &opts.labels, &opts.fields) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
@@ -318,8 +420,7 @@ impl Store {
                 break;
             }
             last_key = Some(kv.key.clone());
-            items.push(kv.value.clone());
-            encoded.push(kv.json.clone());
+            items.push(Object::from(kv));
         }
         let (continue_token, remaining) = if more {
             let key = last_key.map(|k| k.to_string()).unwrap_or_default();
@@ -335,16 +436,9 @@ impl Store {
         } else {
             (None, None)
         };
-        let converted = self.convert_all(info, items.clone()).await?;
-        let json = converted
-            .iter()
-            .zip(items.iter().zip(encoded))
-            .map(|(c, (o, j))| Arc::ptr_eq(c, o).then_some(j))
-            .collect();
-        let items = converted;
+        let items = self.convert_all(info, items).await?;
         Ok(ListResult {
             items,
-            json,
             revision: snapshot.revision,
             continue_token,
             remaining,
@@ -502,7 +596,7 @@ impl Store {
         };
         match snapshot.get(&ns_info.key(None, namespace)) {
             None => Err(ApiError::not_found("", "namespaces", namespace)),
-            Some(kv) if kv.value.pointer("/metadata/deletionTimestamp").is_some() => {
+            Some(kv) if kv.value().pointer("/metadata/deletionTimestamp").is_some() => {
                 let mut e = ApiError::forbidden(format!(
                     "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
                     crate::status::qualified(&info.plural, &info.group)
@@ -652,8 +746,8 @@ impl Store {
             .create(key, stored)
             .await
             .map_err(|e| storage_error(info, &name, e))?;
-        self.after_write(info, &kv.value).await;
-        self.convert_out(info, kv.value).await
+        self.after_write(info, &kv.value()).await;
+        self.convert_out(info, kv.value()).await
     }
 
     /// Replaces an object (PUT) or its status.
@@ -902,7 +996,7 @@ impl Store {
             {
                 return Err(ApiError::conflict(&info.group, &info.plural, name));
             }
-            let old = self.convert_out(info, current.value.clone()).await?;
+            let old = self.convert_out(info, current.value()).await?;
             let mut next = compute(&old)?;
             self.check_identity(info, namespace, Some(name), &mut next)?;
             let mut next = self.prepare_update(info, name, &old, next, part)?;
@@ -986,9 +1080,9 @@ impl Store {
                     if finalized {
                         self.on_deleted(info, &kv);
                     } else {
-                        self.after_write(info, &kv.value).await;
+                        self.after_write(info, &kv.value()).await;
                     }
-                    return self.convert_out(info, kv.value).await;
+                    return self.convert_out(info, kv.value()).await;
                 }
                 Err(storage::Error::Conflict { .. }) if precondition.is_none() => continue,
                 Err(e) => return Err(storage_error(info, name, e)),
@@ -1115,8 +1209,9 @@ impl Store {
                 .get(&key)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
+            let object = current.value();
             if let Some(uid) = &opts.precondition_uid
-                && uid != meta_str(&current.value, "uid")
+                && uid != meta_str(&object, "uid")
             {
                 return Err(ApiError::conflict_message(
                     &info.group,
@@ -1124,7 +1219,7 @@ impl Store {
                     name,
                     &format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta_str(&current.value, "uid")
+                        meta_str(&object, "uid")
                     ),
                 ));
             }
@@ -1148,8 +1243,7 @@ impl Store {
                 Propagation::Orphan => Some(super::gc::ORPHAN),
             };
             let has_finalizers = gc_finalizer.is_some()
-                || current
-                    .value
+                || object
                     .pointer("/metadata/finalizers")
                     .and_then(Value::as_array)
                     .is_some_and(|f| !f.is_empty());
@@ -1157,7 +1251,7 @@ impl Store {
                 revision: Some(current.mod_revision),
             };
             if opts.user.is_some() {
-                let old = self.convert_out(info, current.value.clone()).await?;
+                let old = self.convert_out(info, object.clone()).await?;
                 self.admit(
                     info,
                     Admit {
@@ -1176,14 +1270,10 @@ impl Store {
                 .await?;
             }
             if is_namespace || has_finalizers {
-                if current
-                    .value
-                    .pointer("/metadata/deletionTimestamp")
-                    .is_some()
-                {
-                    return Ok(current.value);
+                if object.pointer("/metadata/deletionTimestamp").is_some() {
+                    return Ok(object.clone());
                 }
-                let mut marked = (*current.value).clone();
+                let mut marked = Arc::unwrap_or_clone(object.clone());
                 if let Some(f) = gc_finalizer {
                     add_finalizer(&mut marked, f);
                 }
@@ -1201,20 +1291,20 @@ impl Store {
                         if is_namespace {
                             self.clone().spawn_namespace_cleanup(name.to_string());
                         }
-                        self.after_write(info, &kv.value).await;
-                        return self.convert_out(info, kv.value).await;
+                        self.after_write(info, &kv.value()).await;
+                        return self.convert_out(info, kv.value()).await;
                     }
                     Err(storage::Error::Conflict { .. }) => continue,
                     Err(e) => return Err(storage_error(info, name, e)),
                 }
             }
             if opts.dry_run {
-                return self.convert_out(info, current.value).await;
+                return self.convert_out(info, object.clone()).await;
             }
             match self.storage.delete(key.clone(), precondition).await {
                 Ok(kv) => {
                     self.on_deleted(info, &kv);
-                    return self.convert_out(info, kv.value).await;
+                    return self.convert_out(info, kv.value()).await;
                 }
                 Err(storage::Error::Conflict { .. }) => continue,
                 Err(e) => return Err(storage_error(info, name, e)),
@@ -1324,7 +1414,7 @@ impl Store {
             .snapshot()
             .range("/core/services/", None)
             .filter_map(|kv| {
-                kv.value
+                kv.value()
                     .pointer("/spec/clusterIP")
                     .and_then(Value::as_str)
                     .map(String::from)
@@ -1405,46 +1495,39 @@ impl Store {
 
     /// Converts a stored object to the version a request addressed.
     pub async fn convert_out(&self, info: &ResourceInfo, object: Arc<Value>) -> Result<Arc<Value>> {
-        Ok(self.convert_all(info, vec![object]).await?.remove(0))
+        let mut converted = self.convert_all(info, vec![Object::Value(object)]).await?;
+        Ok(converted.remove(0).value())
     }
 
-    /// Converts stored objects to the requested version (one webhook call for all).
+    /// Converts stored objects to the requested version (one webhook call for
+    /// all); those already in it are returned as they are.
     pub async fn convert_all(
         &self,
         info: &ResourceInfo,
-        objects: Vec<Arc<Value>>,
-    ) -> Result<Vec<Arc<Value>>> {
+        objects: Vec<Object>,
+    ) -> Result<Vec<Object>> {
         let Some(custom) = &info.custom else {
             return Ok(objects);
         };
         let want = info.api_version();
-        if objects
-            .iter()
-            .all(|o| o.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()))
-        {
-            return Ok(objects);
+        let wanted = |o: &Object| o.head().api_version.as_deref() == Some(want.as_str());
+        let mut out = Vec::with_capacity(objects.len());
+        let mut other: Vec<(usize, Value)> = Vec::new();
+        for (i, object) in objects.into_iter().enumerate() {
+            if !wanted(&object) {
+                other.push((i, Arc::unwrap_or_clone(object.value())));
+            }
+            out.push(object);
         }
-        let (same, other): (Vec<(usize, Arc<Value>)>, Vec<(usize, Arc<Value>)>) = objects
-            .into_iter()
-            .enumerate()
-            .partition(|(_, o)| o.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()));
-        let converted = self
-            .convert(
-                info,
-                custom,
-                other.iter().map(|(_, o)| (**o).clone()).collect(),
-                &info.version,
-            )
-            .await?;
-        let mut out: Vec<(usize, Arc<Value>)> = same;
-        out.extend(
-            other
-                .into_iter()
-                .map(|(i, _)| i)
-                .zip(converted.into_iter().map(Arc::new)),
-        );
-        out.sort_by_key(|(i, _)| *i);
-        Ok(out.into_iter().map(|(_, o)| o).collect())
+        if other.is_empty() {
+            return Ok(out);
+        }
+        let (at, values): (Vec<usize>, Vec<Value>) = other.into_iter().unzip();
+        let converted = self.convert(info, custom, values, &info.version).await?;
+        for (i, value) in at.into_iter().zip(converted) {
+            out[i] = Object::Value(Arc::new(value));
+        }
+        Ok(out)
     }
 
     async fn convert(
@@ -1505,17 +1588,17 @@ impl Store {
         let mut changed = false;
         let snapshot = self.storage.snapshot();
         for kv in snapshot.range(&info.prefix(None), None) {
-            if kv.value.get("aggregationRule").is_none_or(Value::is_null) {
+            if kv.value().get("aggregationRule").is_none_or(Value::is_null) {
                 continue;
             }
-            let Some(rules) = crate::server::authz::aggregated_rules(&snapshot, &kv.value) else {
+            let Some(rules) = crate::server::authz::aggregated_rules(&snapshot, &kv.value()) else {
                 continue;
             };
             let rules = Value::Array(rules);
-            if kv.value.get("rules") == Some(&rules) {
+            if kv.value().get("rules") == Some(&rules) {
                 continue;
             }
-            let mut next = (*kv.value).clone();
+            let mut next = Arc::unwrap_or_clone(kv.value());
             next["rules"] = rules;
             changed |= self
                 .storage
@@ -1579,7 +1662,7 @@ impl Store {
             let Some(current) = self.storage.snapshot().get(&key).cloned() else {
                 return;
             };
-            let mut next = (*current.value).clone();
+            let mut next = Arc::unwrap_or_clone(current.value());
             next["status"] = status.clone();
             match self
                 .storage
@@ -1668,7 +1751,7 @@ impl Store {
                 let Ok(event) = event else {
                     break;
                 };
-                let crd_object = &event.object;
+                let crd_object = &*event.object();
                 let group = crd_object
                     .pointer("/spec/group")
                     .and_then(Value::as_str)
@@ -1691,7 +1774,7 @@ impl Store {
                 .storage
                 .snapshot()
                 .range(&prefix, None)
-                .map(|kv| kv.value.clone())
+                .map(|kv| kv.value())
                 .collect();
             for c in stored {
                 if c.pointer("/metadata/deletionTimestamp").is_none() {
@@ -1717,7 +1800,7 @@ impl Store {
             .storage
             .snapshot()
             .range(&crd_info.prefix(None), None)
-            .map(|kv| kv.value.clone())
+            .map(|kv| kv.value())
             .collect();
         for c in crds {
             self.sync_crd(&c).await;
@@ -1754,7 +1837,7 @@ impl Store {
                             .storage
                             .snapshot()
                             .range(&prefix, None)
-                            .map(|kv| kv.value.clone())
+                            .map(|kv| kv.value())
                             .collect();
                         for object in objects {
                             remaining += 1;
@@ -1853,10 +1936,10 @@ impl Store {
             };
             a.map(strip) == Some(strip(&Value::Array(conditions.clone())))
         };
-        if same(current.value.pointer("/status/conditions")) {
+        if same(current.value().pointer("/status/conditions")) {
             return;
         }
-        let mut next = (*current.value).clone();
+        let mut next = Arc::unwrap_or_clone(current.value());
         next["status"]["conditions"] = Value::Array(conditions);
         let _ = self
             .storage
@@ -1909,16 +1992,16 @@ impl Store {
             .await?;
         let mut deleted = Vec::new();
         for item in &listed.items {
-            let ns = meta_str(item, "namespace");
+            let item = item.value();
+            let ns = meta_str(&item, "namespace");
             let ns = if ns.is_empty() { None } else { Some(ns) };
-            match self.delete(info, ns, meta_str(item, "name"), opts).await {
-                Ok(v) => deleted.push(v),
+            match self.delete(info, ns, meta_str(&item, "name"), opts).await {
+                Ok(v) => deleted.push(Object::Value(v)),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(ListResult {
-            json: vec![None; deleted.len()],
             items: deleted,
             revision: self.storage.current_revision(),
             continue_token: None,
@@ -1939,8 +2022,8 @@ impl Store {
             let snapshot = self.storage.snapshot();
             let items: Vec<WatchEvent> = snapshot
                 .range(&prefix, None)
-                .filter(|kv| selected(&kv.value, &opts.labels, &opts.fields))
-                .map(|kv| WatchEvent::Added(kv.value.clone(), Some(kv.json.clone())))
+                .filter(|kv| selected_json(|| Some(kv.value()), &opts.labels, &opts.fields))
+                .map(|kv| WatchEvent::Added(Object::from(kv)))
                 .collect();
             (items, snapshot.revision)
         } else {
@@ -1968,27 +2051,15 @@ impl Store {
                     Some(WatchEvent::Progress(event.revision))
                 }
                 Ok(event) => {
-                    let now = selected(&event.object, &labels, &fields);
-                    let before = event
-                        .prev
-                        .as_ref()
-                        .is_some_and(|p| selected(p, &labels, &fields));
+                    let now = selected_json(|| Some(event.object()), &labels, &fields);
+                    let before = selected_json(|| event.prev_object(), &labels, &fields);
+                    let object = Object::from(&event);
                     Some(match (event.kind, before, now) {
-                        (EventKind::Added, _, true) => {
-                            WatchEvent::Added(event.object, Some(event.json))
-                        }
-                        (EventKind::Modified, true, true) => {
-                            WatchEvent::Modified(event.object, Some(event.json))
-                        }
-                        (EventKind::Modified, false, true) => {
-                            WatchEvent::Added(event.object, Some(event.json))
-                        }
-                        (EventKind::Modified, true, false) => {
-                            WatchEvent::Deleted(event.object, Some(event.json))
-                        }
-                        (EventKind::Deleted, true, _) => {
-                            WatchEvent::Deleted(event.object, Some(event.json))
-                        }
+                        (EventKind::Added, _, true) => WatchEvent::Added(object),
+                        (EventKind::Modified, true, true) => WatchEvent::Modified(object),
+                        (EventKind::Modified, false, true) => WatchEvent::Added(object),
+                        (EventKind::Modified, true, false) => WatchEvent::Deleted(object),
+                        (EventKind::Deleted, true, _) => WatchEvent::Deleted(object),
                         _ => WatchEvent::Progress(event.revision),
                     })
                 }
@@ -2013,17 +2084,22 @@ impl Store {
                 };
                 let info = info.clone();
                 async move {
-                    let convert = |o: Arc<Value>| async { store.convert_out(&info, o).await };
+                    let convert = |o: Object| async {
+                        store
+                            .convert_all(&info, vec![o])
+                            .await
+                            .map(|mut c| c.remove(0))
+                    };
                     match event {
-                        WatchEvent::Added(o, _) => convert(o)
+                        WatchEvent::Added(o) => convert(o)
                             .await
-                            .map_or_else(WatchEvent::Error, |o| WatchEvent::Added(o, None)),
-                        WatchEvent::Modified(o, _) => convert(o)
+                            .map_or_else(WatchEvent::Error, WatchEvent::Added),
+                        WatchEvent::Modified(o) => convert(o)
                             .await
-                            .map_or_else(WatchEvent::Error, |o| WatchEvent::Modified(o, None)),
-                        WatchEvent::Deleted(o, _) => convert(o)
+                            .map_or_else(WatchEvent::Error, WatchEvent::Modified),
+                        WatchEvent::Deleted(o) => convert(o)
                             .await
-                            .map_or_else(WatchEvent::Error, |o| WatchEvent::Deleted(o, None)),
+                            .map_or_else(WatchEvent::Error, WatchEvent::Deleted),
                         other => other,
                     }
                 }

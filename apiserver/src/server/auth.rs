@@ -303,13 +303,13 @@ fn legacy_token(
         ))
         .ok_or_else(invalidated)?;
     let held = secret
-        .value
+        .kept()
         .pointer("/data/token")
         .and_then(serde_json::Value::as_str)
         .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok());
     if held.as_deref() != Some(token.as_bytes())
         || secret
-            .value
+            .kept()
             .pointer("/metadata/deletionTimestamp")
             .is_some()
     {
@@ -326,13 +326,13 @@ fn legacy_token(
         ))
         .ok_or_else(gone)?;
     let uid = account
-        .value
+        .kept()
         .pointer("/metadata/uid")
         .and_then(serde_json::Value::as_str)
         .unwrap_or("");
     if uid != claims.service_account_uid
         || account
-            .value
+            .kept()
             .pointer("/metadata/deletionTimestamp")
             .is_some()
     {
@@ -402,12 +402,12 @@ impl Authenticator {
         let key = format!("/core/serviceaccounts/{}/{}", claims.namespace, claims.name);
         let stored = snapshot.get(&key).ok_or_else(gone)?;
         let uid = stored
-            .value
+            .kept()
             .pointer("/metadata/uid")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("");
         let terminating = stored
-            .value
+            .kept()
             .pointer("/metadata/deletionTimestamp")
             .is_some();
         if uid != claims.uid || terminating {
@@ -415,12 +415,14 @@ impl Authenticator {
         }
         let mut user = super::authz::service_account_user(&claims.namespace, &claims.name, uid);
         if let Some(bound) = &claims.bound {
+            // Bound to a Pod, Secret or Node: not all kept parsed.
             let live = snapshot.get(&bound.key(&claims.namespace)).filter(|kv| {
-                kv.value
+                let object = kv.value();
+                object
                     .pointer("/metadata/uid")
                     .and_then(serde_json::Value::as_str)
                     == Some(bound.uid.as_str())
-                    && !deletion_passed(&kv.value)
+                    && !deletion_passed(&object)
             });
             if live.is_none() {
                 return Err(TokenError::BoundObjectGone {

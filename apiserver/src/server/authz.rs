@@ -457,7 +457,7 @@ fn visit_rules(
 ) {
     let crb_prefix = format!("/{RBAC_GROUP}/clusterrolebindings/");
     for kv in snapshot.range(&crb_prefix, None) {
-        let binding = &*kv.value;
+        let binding = kv.kept();
         let subjects = subjects_of(binding);
         let Some(subject) = subjects.iter().find(|s| applies_to(name, groups, s, "")) else {
             continue;
@@ -478,7 +478,7 @@ fn visit_rules(
     }
     let rb_prefix = format!("/{RBAC_GROUP}/rolebindings/{namespace}/");
     for kv in snapshot.range(&rb_prefix, None) {
-        let binding = &*kv.value;
+        let binding = kv.kept();
         let subjects = subjects_of(binding);
         let Some(subject) = subjects
             .iter()
@@ -535,11 +535,11 @@ fn role_ref_rules(
     match kind {
         "Role" => snapshot
             .get(&format!("/{RBAC_GROUP}/roles/{namespace}/{name}"))
-            .map(|kv| rules_of(&kv.value))
+            .map(|kv| rules_of(kv.kept()))
             .ok_or_else(|| format!("role.{RBAC_GROUP} {} not found", quote(name))),
         "ClusterRole" => snapshot
             .get(&format!("/{RBAC_GROUP}/clusterroles/{name}"))
-            .map(|kv| cluster_role_rules(snapshot, &kv.value))
+            .map(|kv| cluster_role_rules(snapshot, kv.kept()))
             .ok_or_else(|| format!("clusterrole.{RBAC_GROUP} {} not found", quote(name))),
         other => Err(format!("unsupported role reference kind: {}", quote(other))),
     }
@@ -570,7 +570,7 @@ fn aggregated(snapshot: &Snapshot, root: &Value) -> Vec<Rule> {
             .unwrap_or_default();
         for selector in selectors {
             for kv in snapshot.range(&prefix, None) {
-                let candidate = &*kv.value;
+                let candidate = kv.kept();
                 let name = object_name(candidate);
                 if seen.contains(name) || !selector_matches(selector, candidate) {
                     continue;

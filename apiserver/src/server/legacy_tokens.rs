@@ -63,7 +63,7 @@ pub fn fill(signer: &Signer, ca_pem: &str, snapshot: &Snapshot, secret: &Value) 
         return None;
     }
     let stored = snapshot.get(&format!("/core/serviceaccounts/{namespace}/{account}"))?;
-    let uid = str_at(&stored.value, "/metadata/uid");
+    let uid = str_at(stored.kept(), "/metadata/uid");
     let named_uid = annotation(secret, UID_ANNOTATION);
     if !named_uid.is_empty() && named_uid != uid {
         return None;
@@ -108,7 +108,7 @@ async fn reconcile(store: &Arc<Store>, signer: &Signer, ca_pem: &str, key: &str)
         return;
     };
     // The stored object carries its resourceVersion: the patch's precondition.
-    let secret = kv.value.clone();
+    let secret = kv.value();
     let Some(patch) = fill(signer, ca_pem, &snapshot, &secret) else {
         return;
     };
@@ -138,7 +138,7 @@ async fn reconcile(store: &Arc<Store>, signer: &Signer, ca_pem: &str, key: &str)
 fn secrets_of(snapshot: &Snapshot, namespace: &str, account: &str) -> Vec<String> {
     snapshot
         .range(&format!("/core/secrets/{namespace}/"), None)
-        .filter(|kv| annotation(&kv.value, NAME_ANNOTATION) == account)
+        .filter(|kv| annotation(kv.kept(), NAME_ANNOTATION) == account)
         .map(|kv| kv.key.to_string())
         .collect()
 }
@@ -149,7 +149,7 @@ pub async fn run(store: Arc<Store>, signer: Signer, ca_pem: String) {
         let snapshot = store.storage.snapshot();
         let keys: Vec<String> = snapshot
             .range("/core/secrets/", None)
-            .filter(|kv| str_at(&kv.value, "/type") == SECRET_TYPE)
+            .filter(|kv| str_at(kv.kept(), "/type") == SECRET_TYPE)
             .map(|kv| kv.key.to_string())
             .collect();
         for key in keys {
@@ -174,13 +174,14 @@ pub async fn run(store: Arc<Store>, signer: Signer, ca_pem: String) {
             if event.kind == EventKind::Deleted {
                 continue;
             }
+            let object = event.object();
             if event.key.starts_with("/core/secrets/") {
-                if str_at(&event.object, "/type") == SECRET_TYPE {
+                if str_at(&object, "/type") == SECRET_TYPE {
                     reconcile(&store, &signer, &ca_pem, &event.key).await;
                 }
             } else if event.key.starts_with("/core/serviceaccounts/") {
-                let namespace = str_at(&event.object, "/metadata/namespace");
-                let account = str_at(&event.object, "/metadata/name");
+                let namespace = str_at(&object, "/metadata/namespace");
+                let account = str_at(&object, "/metadata/name");
                 for key in secrets_of(&store.storage.snapshot(), namespace, account) {
                     reconcile(&store, &signer, &ca_pem, &key).await;
                 }

@@ -4,7 +4,7 @@
 //! It holds the current [`Snapshot`], a bounded window of recent events for watches
 //! that resume from a past revision, and the past snapshots kept for continue
 //! tokens. The window is bounded twice: by a number of events and by an estimate
-//! of the memory they hold (their JSON and their parsed objects), since the old
+//! of the memory they hold (mostly their JSON), since the old
 //! versions of objects live on in it after the store has moved on. Its writer is
 //! whoever knows the truth: the embedded store's writer thread ([`kv`](super::kv))
 //! after each durable commit, or the etcd store's mirror task
@@ -52,13 +52,15 @@ pub struct HistoryStats {
     pub oldest: Revision,
 }
 
-/// The memory an event holds at most, estimated: its JSON, its parsed object,
-/// and the parsed object before it (mostly shared with the event before, but
-/// kept alive by this one once that event has left the history).
+/// The memory an event holds at most, estimated: its JSON and parsed object
+/// (when kept), and those of the object before it (mostly shared with the
+/// event before, but kept alive by this one once that event has left the
+/// history).
 pub fn event_bytes(event: &Event) -> usize {
     event.json.len()
-        + heap_size(&event.object)
-        + event.prev.as_deref().map_or(0, heap_size)
+        + event.parsed.as_deref().map_or(0, heap_size)
+        + event.prev.as_ref().map_or(0, bytes::Bytes::len)
+        + event.prev_parsed.as_deref().map_or(0, heap_size)
         + std::mem::size_of::<Event>()
 }
 
@@ -354,15 +356,8 @@ mod tests {
     /// An event writing `key` at `revision` with a 1 KiB payload.
     fn event(key: &str, revision: Revision) -> Event {
         let value = json!({"metadata": {"name": key}, "data": "x".repeat(1024)});
-        let kv = KeyValue::new(key.into(), Arc::new(value), revision);
-        Event {
-            kind: EventKind::Added,
-            key: kv.key,
-            object: kv.value,
-            json: kv.json,
-            prev: None,
-            revision,
-        }
+        let kv = KeyValue::new(key.into(), Arc::new(value), revision).cached(Default::default());
+        Event::new(EventKind::Added, &kv, None)
     }
 
     fn publish(cache: &Cache, revision: Revision) {

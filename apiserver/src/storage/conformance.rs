@@ -11,6 +11,61 @@ fn obj(name: &str, v: i64) -> serde_json::Value {
     json!({"metadata": {"name": name}, "v": v})
 }
 
+/// The cache keeps most objects as JSON alone and the listed kinds parsed too;
+/// both read back as what was written, in reads and in watch events.
+pub async fn parsed_forms(s: &dyn Storage) {
+    let from = s.current_revision();
+    let deployment = "/apps/deployments/default/web".to_string();
+    let role = "/rbac.authorization.k8s.io/clusterroles/view".to_string();
+    let written = s
+        .create(deployment.clone(), obj("web", 1))
+        .await
+        .expect("create");
+    assert!(
+        written.parsed().is_some(),
+        "a write's result is at hand parsed"
+    );
+    s.create(role.clone(), obj("view", 2))
+        .await
+        .expect("create");
+    let snapshot = s.snapshot();
+    let web = snapshot.get(&deployment).expect("web");
+    assert!(web.parsed().is_none(), "a Deployment is kept as JSON only");
+    assert_eq!(web.value()["v"], 1);
+    assert_eq!(
+        web.value()["metadata"]["resourceVersion"],
+        web.mod_revision.to_string()
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&web.json).expect("json"),
+        *written.value()
+    );
+    let view = snapshot.get(&role).expect("view");
+    assert!(view.parsed().is_some(), "a ClusterRole is kept parsed");
+    assert_eq!(view.kept()["v"], 2);
+
+    s.update(deployment.clone(), obj("web", 3), Precondition::default())
+        .await
+        .expect("update");
+    let events: Vec<_> = s
+        .watch("/".into(), from)
+        .expect("watch")
+        .take(3)
+        .map(|e| e.expect("event"))
+        .collect()
+        .await;
+    assert!(events[0].parsed().is_none());
+    assert!(events[1].parsed().is_some());
+    assert_eq!(events[2].object()["v"], 3);
+    assert_eq!(events[2].prev_object().expect("prev")["v"], 1);
+    s.delete(deployment, Precondition::default())
+        .await
+        .expect("delete");
+    s.delete(role, Precondition::default())
+        .await
+        .expect("delete");
+}
+
 /// Runs every check against a fresh, empty store.
 pub async fn run_all(s: &dyn Storage) {
     let base = s.current_revision();
@@ -20,7 +75,7 @@ pub async fn run_all(s: &dyn Storage) {
         .expect("create a");
     assert_eq!(a.mod_revision, base + 1);
     assert_eq!(
-        a.value["metadata"]["resourceVersion"],
+        a.value()["metadata"]["resourceVersion"],
         (base + 1).to_string()
     );
     assert!(matches!(
@@ -139,6 +194,7 @@ mod tests {
     async fn memory_backend() {
         let s = KvStore::open(super::super::memory::Memory, Config::default()).expect("open");
         run_all(&s).await;
+        parsed_forms(&s).await;
         let small = KvStore::open(
             super::super::memory::Memory,
             Config::default().history(super::super::cache::HistoryLimit {

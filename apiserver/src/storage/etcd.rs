@@ -36,7 +36,10 @@ use tokio::sync::mpsc;
 
 use super::cache::Cache;
 use super::kv::stamp;
-use super::{Error, Event, EventKind, KeyValue, Precondition, Result, Revision, Snapshot, Storage};
+use super::{
+    Error, Event, EventKind, KeepParsed, KeyValue, Precondition, Result, Revision, Snapshot,
+    Storage,
+};
 
 /// TLS material for talking to etcd (PEM text).
 #[derive(Debug, Clone, Default)]
@@ -126,12 +129,20 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// Decodes a stored object, setting its resourceVersion to `revision`.
+/// Decodes a stored object, setting its resourceVersion to `revision`, in the
+/// form the cache keeps.
 fn decode(key: Arc<str>, value: &[u8], revision: Revision) -> Result<KeyValue> {
     let mut object: Value =
         serde_json::from_slice(value).map_err(|e| Error::Backend(Box::new(e)))?;
     stamp(&mut object, revision);
-    Ok(KeyValue::new(key, Arc::new(object), revision))
+    Ok(KeyValue::new(key, Arc::new(object), revision).cached(KeepParsed::Listed))
+}
+
+/// The last state of a deleted object: `prev` stamped with the deletion's revision.
+fn deleted(prev: &KeyValue, at: Revision) -> KeyValue {
+    let mut last = Arc::unwrap_or_clone(prev.value());
+    stamp(&mut last, at);
+    KeyValue::new(prev.key.clone(), Arc::new(last), at).cached(KeepParsed::Listed)
 }
 
 /// The stored form of an object: its JSON without `metadata.resourceVersion`.
@@ -473,34 +484,22 @@ fn apply(prefix: &str, cache: &Cache, response: &WatchResponse) {
                         continue;
                     }
                 };
-                map.insert(key.clone(), next.clone());
-                events.push(Event {
-                    kind: if prev.is_some() {
-                        EventKind::Modified
-                    } else {
-                        EventKind::Added
-                    },
-                    key,
-                    object: next.value,
-                    json: next.json,
-                    prev: prev.map(|p| p.value),
-                    revision: at,
-                });
+                map.insert(key, next.clone());
+                let kind = if prev.is_some() {
+                    EventKind::Modified
+                } else {
+                    EventKind::Added
+                };
+                events.push(Event::new(kind, &next, prev.as_ref()));
             }
             EventType::Delete => {
                 let Some(prev) = prev else { continue };
                 map.remove(&key);
-                let mut last = (*prev.value).clone();
-                stamp(&mut last, at);
-                let last = KeyValue::new(key.clone(), Arc::new(last), at);
-                events.push(Event {
-                    kind: EventKind::Deleted,
-                    key,
-                    object: last.value,
-                    json: last.json,
-                    prev: Some(prev.value),
-                    revision: at,
-                });
+                events.push(Event::new(
+                    EventKind::Deleted,
+                    &deleted(&prev, at),
+                    Some(&prev),
+                ));
             }
         }
     }
@@ -609,35 +608,23 @@ fn direct_events(prefix: &str, response: &WatchResponse) -> Vec<Event> {
                 let Ok(next) = decode(key.clone(), kv.value(), at) else {
                     continue;
                 };
-                out.push(Event {
-                    kind: if kv.version() == 1 {
-                        EventKind::Added
-                    } else {
-                        EventKind::Modified
-                    },
-                    key,
-                    object: next.value,
-                    json: next.json,
-                    prev: prev.map(|p| p.value),
-                    revision: at,
-                });
+                let kind = if kv.version() == 1 {
+                    EventKind::Added
+                } else {
+                    EventKind::Modified
+                };
+                out.push(Event::new(kind, &next, prev.as_ref()));
             }
             EventType::Delete => {
                 let Some(prev) = prev else {
                     tracing::warn!(%key, rev = at, "etcd no longer has the state before a deletion; not reported");
                     continue;
                 };
-                let mut last = (*prev.value).clone();
-                stamp(&mut last, at);
-                let last = KeyValue::new(key.clone(), Arc::new(last), at);
-                out.push(Event {
-                    kind: EventKind::Deleted,
-                    key,
-                    object: last.value,
-                    json: last.json,
-                    prev: Some(prev.value),
-                    revision: at,
-                });
+                out.push(Event::new(
+                    EventKind::Deleted,
+                    &deleted(&prev, at),
+                    Some(&prev),
+                ));
             }
         }
     }

@@ -15,7 +15,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::cache::{Cache, HistoryLimit};
-use super::{Error, Event, EventKind, KeyValue, Precondition, Result, Revision, Snapshot, Storage};
+use super::{
+    Error, Event, EventKind, KeepParsed, KeyValue, Precondition, Result, Revision, Snapshot,
+    Storage,
+};
 
 /// A change handed to a backend for durable commit.
 #[derive(Debug)]
@@ -48,6 +51,8 @@ pub struct Config {
     pub snapshots: usize,
     /// The most writes committed together.
     pub max_batch: usize,
+    /// Which objects the cache keeps parsed besides their JSON.
+    pub keep_parsed: KeepParsed,
 }
 
 impl Default for Config {
@@ -56,6 +61,7 @@ impl Default for Config {
             history: HistoryLimit::default(),
             snapshots: 64,
             max_batch: 4096,
+            keep_parsed: KeepParsed::default(),
         }
     }
 }
@@ -107,7 +113,7 @@ impl KvStore {
             let key: Arc<str> = Arc::from(key);
             map.insert(
                 key.clone(),
-                KeyValue::new(key, Arc::new(object), mod_revision),
+                KeyValue::new(key, Arc::new(object), mod_revision).cached(config.keep_parsed),
             );
         }
         let snapshot = Snapshot { map, revision };
@@ -115,9 +121,10 @@ impl KvStore {
         let (writer, requests) = mpsc::channel();
         let thread_shared = shared.clone();
         let max_batch = config.max_batch.max(1);
+        let keep = config.keep_parsed;
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
-            .spawn(move || write_loop(backend, thread_shared, requests, max_batch))
+            .spawn(move || write_loop(backend, thread_shared, requests, max_batch, keep))
             .map_err(|e| Error::Backend(Box::new(e)))?;
         Ok(KvStore {
             shared,
@@ -161,6 +168,7 @@ fn write_loop<B: Backend>(
     shared: Arc<Cache>,
     requests: mpsc::Receiver<Request>,
     max_batch: usize,
+    keep: KeepParsed,
 ) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
@@ -177,7 +185,14 @@ fn write_loop<B: Backend>(
         let mut events = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         for Request { key, op, reply } in batch {
-            let outcome = apply(&mut map, &mut revision, key, op, &mut changes, &mut events);
+            let outcome = apply(
+                &mut map,
+                &mut revision,
+                (key, op),
+                keep,
+                &mut changes,
+                &mut events,
+            );
             replies.push((reply, outcome));
         }
         if !changes.is_empty() {
@@ -204,8 +219,8 @@ fn write_loop<B: Backend>(
 fn apply(
     map: &mut imbl::OrdMap<Arc<str>, KeyValue>,
     revision: &mut Revision,
-    key: String,
-    op: Op,
+    (key, op): (String, Op),
+    keep: KeepParsed,
     changes: &mut Vec<Change>,
     events: &mut Vec<Event>,
 ) -> Result<KeyValue> {
@@ -244,30 +259,24 @@ fn apply(
                 });
             };
             check(&precondition, current)?;
-            (EventKind::Deleted, (*current.value).clone())
+            (EventKind::Deleted, Arc::unwrap_or_clone(current.value()))
         }
     };
     *revision += 1;
     stamp(&mut value, *revision);
     let kv = KeyValue::new(key.clone(), Arc::new(value), *revision);
+    let cached = kv.clone().cached(keep);
     if kind == EventKind::Deleted {
         map.remove(&key);
         changes.push(Change::Delete { key: key.clone() });
     } else {
-        map.insert(key.clone(), kv.clone());
+        map.insert(key.clone(), cached.clone());
         changes.push(Change::Put {
             key: key.clone(),
             json: kv.json.clone(),
         });
     }
-    events.push(Event {
-        kind,
-        key,
-        object: kv.value.clone(),
-        json: kv.json.clone(),
-        prev: current.map(|c| c.value),
-        revision: *revision,
-    });
+    events.push(Event::new(kind, &cached, current.as_ref()));
     Ok(kv)
 }
 

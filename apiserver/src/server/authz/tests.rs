@@ -531,7 +531,7 @@ fn aggregation_follows_labels_transitively() {
     ]});
     let mut objects: Vec<(String, Value)> = s
         .range("/", None)
-        .map(|kv| (kv.key.to_string(), (*kv.value).clone()))
+        .map(|kv| (kv.key.to_string(), Arc::unwrap_or_clone(kv.value())))
         .collect();
     objects.retain(|(k, _)| !k.ends_with("/clusterroles/monitoring"));
     objects.push((key, value));
@@ -541,7 +541,7 @@ fn aggregation_follows_labels_transitively() {
     assert!(!allowed(&s, &bob, &Attributes::resource("get", "x", "y")));
     let monitoring = s
         .get(&format!("/{RBAC_GROUP}/clusterroles/monitoring"))
-        .map(|kv| (*kv.value).clone());
+        .map(|kv| Arc::unwrap_or_clone(kv.value()));
     let rules = aggregated_rules(&s, &monitoring.unwrap_or_default());
     assert_eq!(
         rules,
@@ -1086,7 +1086,7 @@ fn bootstrap_policy_shape() {
         let s2 = {
             let mut objects: Vec<(String, Value)> = s
                 .range("/", None)
-                .map(|kv| (kv.key.to_string(), (*kv.value).clone()))
+                .map(|kv| (kv.key.to_string(), Arc::unwrap_or_clone(kv.value())))
                 .collect();
             objects.push(role_binding(
                 "n",

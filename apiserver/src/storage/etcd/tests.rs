@@ -124,11 +124,12 @@ async fn conformance_suite() {
     let etcd = TestEtcd::start();
     let store = EtcdStore::open(etcd.config()).await.expect("open");
     conformance::run_all(&store).await;
+    conformance::parsed_forms(&store).await;
     // Kept under the prefix without a resourceVersion; read back with the key's
     // mod revision as its resourceVersion.
     let kv = store.snapshot().get("/t/a").cloned().expect("a");
     assert_eq!(
-        kv.value["metadata"]["resourceVersion"],
+        kv.value()["metadata"]["resourceVersion"],
         kv.mod_revision.to_string()
     );
     let raw = store
@@ -159,7 +160,7 @@ async fn replicas_share_one_etcd() {
     let seen = next_event(&mut watch_b).await;
     assert_eq!(seen.kind, EventKind::Added);
     assert_eq!(seen.revision, written.mod_revision);
-    assert_eq!(seen.object["v"], 1);
+    assert_eq!(seen.object()["v"], 1);
 
     // A consistent read on B follows A's acknowledged write.
     let updated = a
@@ -175,7 +176,7 @@ async fn replicas_share_one_etcd() {
     b.sync().await.expect("sync");
     let on_b = b.snapshot().get("/w/x").cloned().expect("on b");
     assert_eq!(on_b.mod_revision, updated.mod_revision);
-    assert_eq!(on_b.value["v"], 2);
+    assert_eq!(on_b.value()["v"], 2);
 
     // etcd refuses a write from a stale view on the other replica.
     assert!(matches!(
@@ -198,7 +199,7 @@ async fn replicas_share_one_etcd() {
         )
         .await
         .expect("delete");
-    assert_eq!(deleted.value["v"], 2);
+    assert_eq!(deleted.value()["v"], 2);
     a.sync().await.expect("sync a");
     assert!(a.snapshot().get("/w/x").is_none());
 
@@ -228,7 +229,7 @@ async fn replicas_share_one_etcd() {
         .map(|kv| kv.key.to_string())
         .collect();
     assert_eq!(keys, ["/w/p2", "/w/p3"]);
-    assert_eq!(page.get("/w/p3").expect("p3").value["v"], 1);
+    assert_eq!(page.get("/w/p3").expect("p3").value()["v"], 1);
     for name in ["p1", "p2", "p3", "p4"] {
         a.delete(format!("/w/{name}"), Precondition::default())
             .await
@@ -245,7 +246,7 @@ async fn replicas_share_one_etcd() {
     assert!(c.current_revision() >= last);
     assert_eq!(c.snapshot().count("/w/"), 1);
     assert_eq!(
-        c.snapshot().get("/w/y").expect("y").value["metadata"]["resourceVersion"],
+        c.snapshot().get("/w/y").expect("y").value()["metadata"]["resourceVersion"],
         last.to_string()
     );
 }
@@ -278,7 +279,7 @@ async fn sync_follows_writes_outside_the_prefix() {
     b.create("/k/0".into(), obj("other", 1))
         .await
         .expect("same key, other prefix");
-    assert_eq!(a.snapshot().get("/k/0").expect("a's").value["v"], 0);
+    assert_eq!(a.snapshot().get("/k/0").expect("a's").value()["v"], 0);
 }
 
 #[tokio::test]
@@ -314,7 +315,7 @@ async fn old_watches_come_from_etcd_until_compacted() {
     }
     let modified = next_event(&mut old).await;
     assert_eq!(modified.kind, EventKind::Modified);
-    assert_eq!(modified.prev.expect("prev")["v"], 0);
+    assert_eq!(modified.prev_object().expect("prev")["v"], 0);
     // A watch that reports progress (the API's) resumes from etcd too.
     let mut old = store.watch_progress("/k/".into(), base).expect("watch");
     let first = next_event(&mut old).await;
@@ -348,7 +349,7 @@ async fn old_watches_come_from_etcd_until_compacted() {
         .expect("delete");
     let deleted = next_event(&mut now).await;
     assert_eq!(deleted.kind, EventKind::Deleted);
-    assert_eq!(deleted.object["v"], 1);
+    assert_eq!(deleted.object()["v"], 1);
 }
 
 #[tokio::test]
