@@ -98,9 +98,9 @@ struct ServerArgs {
     /// Events kept for watches that resume from an older resourceVersion.
     #[arg(long, default_value_t = 50_000)]
     watch_history: usize,
-    /// Memory those events may hold, in MiB (estimated: their JSON and parsed
-    /// objects); the oldest go first when either limit is reached.
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    /// Memory those events may hold, in MiB (estimated: mostly their JSON);
+    /// the oldest go first when either limit is reached.
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
     watch_history_mib: usize,
     /// Trust a front proxy (an aggregating API server) whose client certificate
     /// is signed by this CA; it names users in X-Remote-User/X-Remote-Group.

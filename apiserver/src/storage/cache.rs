@@ -30,14 +30,15 @@ pub struct HistoryLimit {
 }
 
 impl Default for HistoryLimit {
-    /// 50,000 events and 16 MiB: at a few hundred writes a second, several
+    /// 50,000 events and 8 MiB: most events hold only their JSON and the
+    /// JSON before them, so at a few hundred writes a second, several
     /// seconds of history. A watch's bookmarks (and the last one before its
     /// timeout) carry the revision it has seen everything up to, so a client
     /// resumes from there; one that falls further behind lists again.
     fn default() -> Self {
         HistoryLimit {
             events: 50_000,
-            bytes: 16 << 20,
+            bytes: 8 << 20,
         }
     }
 }
