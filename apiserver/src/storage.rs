@@ -55,10 +55,10 @@ pub type Revision = u64;
 
 /// Key prefixes whose objects the cache also keeps parsed: what the server
 /// itself reads on every request (authorization, authentication, admission,
-/// aggregation, CRDs and namespaces, the unified view's Clusters). Every other object is kept as JSON alone
-/// and parsed when a read needs it: a parsed object takes about three times the
-/// memory of its JSON, and most reads (lists and watches in JSON) send the
-/// stored JSON as it is.
+/// aggregation, CRDs and namespaces, the unified view's Clusters). Every other
+/// object is kept as JSON alone and parsed when a read needs it: a parsed
+/// object takes about three times the memory of its JSON, and most reads
+/// (lists and watches in JSON) send the stored JSON as it is.
 const KEPT_PARSED: &[&str] = &[
     "/rbac.authorization.k8s.io/",
     "/apiregistration.k8s.io/",
@@ -95,7 +95,7 @@ pub enum KeepParsed {
 /// Parses stored JSON. The store only holds JSON it encoded itself (or read
 /// back from etcd and parsed once), so this does not fail in practice; if it
 /// does, the object reads as `null` and the failure is logged.
-fn parse(json: &[u8]) -> Value {
+pub fn parse(json: &[u8]) -> Value {
     serde_json::from_slice(json).unwrap_or_else(|e| {
         tracing::error!(error = %e, "stored object is not valid JSON");
         Value::Null

@@ -76,9 +76,7 @@ impl Object {
                 parsed: Some(v), ..
             }
             | Object::Value(v) => v.clone(),
-            Object::Json { json, parsed: None } => {
-                Arc::new(serde_json::from_slice(json).unwrap_or(Value::Null))
-            }
+            Object::Json { json, parsed: None } => Arc::new(storage::parse(json)),
         }
     }
 
