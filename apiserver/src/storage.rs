@@ -140,8 +140,9 @@ impl KeyValue {
         self.parsed.as_ref()
     }
 
-    /// The parsed object of a kind the cache keeps parsed ([`keeps_parsed`]),
-    /// for readers that borrow from a snapshot (`null` for any other kind).
+    /// The parsed object of a kind the cache keeps parsed ([`keeps_parsed`],
+    /// or every kind with [`KeepParsed::All`]), for readers that borrow from a
+    /// snapshot (`null` for any other kind).
     pub fn kept(&self) -> &Value {
         debug_assert!(
             self.parsed.is_some(),

@@ -106,15 +106,6 @@ impl Object {
     }
 }
 
-impl From<&KeyValue> for Object {
-    fn from(kv: &KeyValue) -> Self {
-        Object::Json {
-            json: kv.json.clone(),
-            parsed: kv.parsed().cloned(),
-        }
-    }
-}
-
 impl From<&storage::Event> for Object {
     fn from(event: &storage::Event) -> Self {
         Object::Json {
@@ -289,6 +280,28 @@ fn selected(object: &Value, labels: &LabelSelector, fields: &FieldSelector) -> b
     labels.matches(object) && fields.matches(object)
 }
 
+/// A stored object as a read returns it, when the selectors select it; it is
+/// parsed only when there are selectors, and then keeps that parsed form, so
+/// a Table or a conversion of the same read does not parse it again.
+fn select(
+    json: &bytes::Bytes,
+    parsed: Option<&Arc<Value>>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> Option<Object> {
+    let mut parsed = parsed.cloned();
+    if !(labels.is_empty() && fields.is_empty()) {
+        let object = parsed.get_or_insert_with(|| Arc::new(storage::parse(json)));
+        if !selected(object, labels, fields) {
+            return None;
+        }
+    }
+    Some(Object::Json {
+        json: json.clone(),
+        parsed,
+    })
+}
+
 /// [`selected`] for a stored object, parsing it only when there are selectors.
 fn selected_json(
     parse: impl FnOnce() -> Option<Arc<Value>>,
@@ -410,15 +423,15 @@ impl Store {
         let mut more = false;
         let mut iter = snapshot.range(&prefix, after.as_deref());
         for kv in iter.by_ref() {
-            if !selected_json(|| Some(kv.value()), &opts.labels, &opts.fields) {
+            let Some(item) = select(&kv.json, kv.parsed(), &opts.labels, &opts.fields) else {
                 continue;
-            }
+            };
             if limit.is_some_and(|l| items.len() >= l) {
                 more = true;
                 break;
             }
             last_key = Some(kv.key.clone());
-            items.push(Object::from(kv));
+            items.push(item);
         }
         let (continue_token, remaining) = if more {
             let key = last_key.map(|k| k.to_string()).unwrap_or_default();
@@ -2020,8 +2033,8 @@ impl Store {
             let snapshot = self.storage.snapshot();
             let items: Vec<WatchEvent> = snapshot
                 .range(&prefix, None)
-                .filter(|kv| selected_json(|| Some(kv.value()), &opts.labels, &opts.fields))
-                .map(|kv| WatchEvent::Added(Object::from(kv)))
+                .filter_map(|kv| select(&kv.json, kv.parsed(), &opts.labels, &opts.fields))
+                .map(WatchEvent::Added)
                 .collect();
             (items, snapshot.revision)
         } else {
@@ -2049,9 +2062,10 @@ impl Store {
                     Some(WatchEvent::Progress(event.revision))
                 }
                 Ok(event) => {
-                    let now = selected_json(|| Some(event.object()), &labels, &fields);
+                    let selected = select(&event.json, event.parsed(), &labels, &fields);
+                    let now = selected.is_some();
                     let before = selected_json(|| event.prev_object(), &labels, &fields);
-                    let object = Object::from(&event);
+                    let object = selected.unwrap_or_else(|| Object::from(&event));
                     Some(match (event.kind, before, now) {
                         (EventKind::Added, _, true) => WatchEvent::Added(object),
                         (EventKind::Modified, true, true) => WatchEvent::Modified(object),
