@@ -1097,7 +1097,7 @@ fn list_response(
                 out.extend_from_slice(
                     b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
                 );
-                o.write_metadata(&mut out, true);
+                o.write_metadata(&mut out);
                 out.push(b'}');
             }
             out.extend_from_slice(b"]}");

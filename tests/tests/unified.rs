@@ -216,6 +216,32 @@ fn unified_view_lists_every_member_with_its_cluster() {
             );
         }
     }
+    // Member objects are served without their managedFields, which the
+    // member itself keeps.
+    let (ns, name, cluster) = got.first().expect("a pod").clone();
+    let show = |context: &str| -> Value {
+        let out = up.ok(
+            context,
+            &[
+                "get",
+                "pod",
+                &name,
+                "-n",
+                &ns,
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+        );
+        serde_json::from_str(&out).expect("pod JSON")
+    };
+    assert!(show(&cluster)["metadata"]["managedFields"].is_array());
+    let unified = show("flotilla-all");
+    assert_eq!(unified["metadata"]["name"], name.as_str());
+    assert!(
+        unified["metadata"].get("managedFields").is_none(),
+        "{unified}"
+    );
 
     for kubectl in kubectls() {
         // The table: CLUSTER right after NAME, kubectl's NAMESPACE first with -A.
