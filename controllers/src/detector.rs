@@ -45,6 +45,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::compact::CompactObject;
 use crate::features;
 use crate::namespace_sync::reconcile::SkipRules;
 use crate::propagation::{
@@ -250,10 +251,10 @@ struct KindCtx {
 /// The templates of one kind a policy change may affect: those its selectors
 /// match and those it claims.
 fn affected(
-    store: &Store<DynamicObject>,
+    store: &Store<CompactObject>,
     resource: &ApiResource,
     change: &PolicyChange,
-) -> Vec<ObjectRef<DynamicObject>> {
+) -> Vec<ObjectRef<CompactObject>> {
     store
         .state()
         .iter()
@@ -281,7 +282,7 @@ fn affected(
         .collect()
 }
 
-fn template_of(obj: &DynamicObject, resource: &ApiResource) -> Template {
+fn template_of(obj: &CompactObject, resource: &ApiResource) -> Template {
     Template {
         api_version: resource.api_version.clone(),
         kind: resource.kind.clone(),
@@ -292,18 +293,16 @@ fn template_of(obj: &DynamicObject, resource: &ApiResource) -> Template {
 }
 
 async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool) {
-    let api = Api::<DynamicObject>::all_with(shared.ctx.control_plane.clone(), &resource);
+    // the templates are kept as their JSON, parsed when reconciled
+    let api = Api::<CompactObject>::all_with(shared.ctx.control_plane.clone(), &resource);
     // status-only updates (e.g. the aggregated status written back) are not
     // changes of the template: they do not wake the detector
     let writer = reflector::store::Writer::new(resource.clone());
     let store = writer.as_reader();
-    let templates = reflector(
-        writer,
-        watcher(api, watcher::Config::default()).modify(|o| o.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(spec_hash::<DynamicObject>, PredicateConfig::default());
+    let templates = reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(spec_hash::<CompactObject>, PredicateConfig::default());
     let wq = crate::workqueue::Queue::new("detector");
     let controller =
         Controller::for_stream_with(wq.objects(templates), store.clone(), resource.clone());
@@ -320,14 +319,13 @@ async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool)
         .await;
 }
 
-fn error_policy(obj: Arc<DynamicObject>, err: &Error, _ctx: Arc<KindCtx>) -> Action {
+fn error_policy(obj: Arc<CompactObject>, err: &Error, _ctx: Arc<KindCtx>) -> Action {
     tracing::warn!(template = %obj.name_any(), error = %err, "detector reconcile failed, retrying");
     Action::requeue(Duration::from_millis(500))
 }
 
 /// The template as JSON with its apiVersion and kind (list items may lack them).
-fn template_value(obj: &DynamicObject, resource: &ApiResource) -> Result<Value> {
-    let mut v = serde_json::to_value(obj)?;
+fn template_value(mut v: Value, resource: &ApiResource) -> Result<Value> {
     if let Some(m) = v.as_object_mut() {
         m.insert(
             "apiVersion".into(),
@@ -352,7 +350,7 @@ const CLAIM_ANNOTATIONS: [&str; 3] = [
 /// The policy already claiming the template, if it still exists, is not
 /// being deleted and still matches.
 fn current_claim<'a>(
-    obj: &DynamicObject,
+    obj: &CompactObject,
     template: &Template,
     pps: &'a [PropagationPolicy],
     cpps: &'a [ClusterPropagationPolicy],
@@ -387,7 +385,7 @@ fn current_claim<'a>(
 }
 
 #[tracing::instrument(skip_all, fields(kind = %kctx.resource.kind, template = %obj.name_any()))]
-async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Result<Action> {
+async fn reconcile_template(obj: Arc<CompactObject>, kctx: Arc<KindCtx>) -> Result<Action> {
     let shared = &kctx.shared;
     let namespace = obj.namespace().unwrap_or_default();
     if obj.metadata.deletion_timestamp.is_some()
@@ -397,7 +395,7 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
     {
         return Ok(Action::await_change());
     }
-    let value = template_value(&obj, &kctx.resource)?;
+    let value = template_value(obj.value()?, &kctx.resource)?;
     let template = Template::from_value(&value);
     let pps: Vec<PropagationPolicy> = shared
         .pps
@@ -463,7 +461,7 @@ async fn reconcile_template(obj: Arc<DynamicObject>, kctx: Arc<KindCtx>) -> Resu
                         &Patch::Merge(&patch),
                     )
                     .await?;
-                template_value(&updated, &kctx.resource)?
+                template_value(serde_json::to_value(updated)?, &kctx.resource)?
             }
             None => value,
         };
@@ -634,7 +632,7 @@ impl DetectorMetrics {
 /// the binding controller renders the change into the Works.
 async fn refresh_attached_binding(
     shared: &Shared,
-    obj: &DynamicObject,
+    obj: &CompactObject,
     resource: &ApiResource,
 ) -> Result<()> {
     let Some(ns) = obj.namespace() else {
@@ -669,7 +667,7 @@ fn namespace_propagatable(skip: &SkipRules, namespace: &str) -> bool {
 /// The merge patch putting the claim on a template (and taking any other
 /// policy's claim off), or `None` when it is already there.
 fn claim_patch(
-    obj: &DynamicObject,
+    obj: &CompactObject,
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) -> Option<Value> {
@@ -715,7 +713,7 @@ fn release_patch() -> Value {
     json!({"metadata": {"labels": l, "annotations": a}})
 }
 
-async fn release_template(api: &Api<DynamicObject>, obj: &DynamicObject) -> Result<()> {
+async fn release_template(api: &Api<DynamicObject>, obj: &CompactObject) -> Result<()> {
     match api
         .patch(
             &obj.name_any(),
@@ -732,7 +730,7 @@ async fn release_template(api: &Api<DynamicObject>, obj: &DynamicObject) -> Resu
 
 async fn release_binding(
     shared: &Shared,
-    obj: &DynamicObject,
+    obj: &CompactObject,
     resource: &ApiResource,
 ) -> Result<()> {
     let name = flotilla_api::names::binding_name(&resource.kind, &obj.name_any());

@@ -63,6 +63,7 @@ pub mod binding_status;
 pub mod cluster;
 pub mod cluster_status;
 pub mod cluster_taint_policy;
+pub mod compact;
 pub mod context;
 pub mod cron_federated_hpa;
 pub mod dependencies;

@@ -26,7 +26,7 @@ use flotilla_api::work::{
     CONDITION_APPLIED, MANAGED_LABEL, ManifestStatus, ResourceIdentifier, Work,
 };
 use futures::StreamExt;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -34,6 +34,7 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::compact::CompactObject;
 use crate::execution::{Target, is_ready, target};
 use crate::objectwatcher::{self, needs_update, retain};
 use crate::propagation::{
@@ -73,7 +74,8 @@ pub fn start(ctx: Context) -> ControllerFuture {
 
 /// A watch of one kind in one member.
 struct MemberWatch {
-    store: Store<DynamicObject>,
+    /// The member's objects, kept as their JSON (parsed when looked at).
+    store: Store<CompactObject>,
     task: tokio::task::JoinHandle<()>,
     /// The member endpoint it was started against.
     endpoint: String,
@@ -182,17 +184,14 @@ async fn member_watch(
         .resolver
         .resolve(cluster.name(), &member, api_version, kind)
         .await?;
-    let api: Api<DynamicObject> = Api::all_with(member, &resolved.resource);
+    let api: Api<CompactObject> = Api::all_with(member, &resolved.resource);
     let writer = reflector::store::Writer::new(resolved.resource.clone());
     let store = writer.as_reader();
     let wc = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
     let wake = sctx.wake.clone();
-    let stream = reflector(
-        writer,
-        watcher(api, wc).modify(|o| o.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects();
+    let stream = reflector(writer, watcher(api, wc))
+        .default_backoff()
+        .touched_objects();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
@@ -260,7 +259,7 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
             }
             continue;
         };
-        let observed = serde_json::to_value(&*observed)?;
+        let observed = observed.value()?;
         if applied && needs_update(&retain(manifest, &observed), &observed) {
             revert(&sctx, &cluster, &w, ordinal, manifest, "changed").await?;
         }
