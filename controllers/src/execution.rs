@@ -183,7 +183,8 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
             let member = ectx.served.member(&ectx.ctx, &cluster).await?;
             let preserve = w.spec.preserve_resources_on_deletion.unwrap_or(false);
             for manifest in &w.spec.workload.manifests {
-                objectwatcher::remove(&member, &ectx.resolver, cluster.name(), manifest, preserve)
+                let manifest = manifest.value();
+                objectwatcher::remove(&member, &ectx.resolver, cluster.name(), &manifest, preserve)
                     .await
                     .map_err(apply_error)?;
             }
@@ -231,8 +232,9 @@ async fn reconcile(w: Arc<Work>, ectx: Arc<ExecCtx>) -> Result<Action> {
     let syncing = std::time::Instant::now();
     let mut errors = Vec::new();
     for manifest in &w.spec.workload.manifests {
+        let manifest = manifest.value();
         if let Err(e) =
-            objectwatcher::apply(&member, &ectx.resolver, cluster.name(), manifest).await
+            objectwatcher::apply(&member, &ectx.resolver, cluster.name(), &manifest).await
         {
             errors.push(e.to_string());
         }

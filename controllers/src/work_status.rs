@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use flotilla_api::cluster::Cluster;
 use flotilla_api::interpreter::{healthy, reflect_status};
+use flotilla_api::raw::RawJson;
 use flotilla_api::render::{WORK_NAME_ANNOTATION, WORK_NAMESPACE_ANNOTATION};
 use flotilla_api::work::{
     CONDITION_APPLIED, MANAGED_LABEL, ManifestStatus, ResourceIdentifier, Work,
@@ -240,6 +241,7 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
     let mut statuses = Vec::new();
     let mut retry = false;
     for (ordinal, manifest) in w.spec.workload.manifests.iter().enumerate() {
+        let manifest = &manifest.value();
         let (api_version, kind, namespace, name) = manifest_key(manifest);
         let watch = member_watch(&sctx, &cluster, &api_version, &kind).await?;
         // a member that does not answer must not hold the reconcile
@@ -277,7 +279,7 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
                 namespace: namespace.clone(),
                 name: name.clone(),
             },
-            status: reflect_status(&observed),
+            status: reflect_status(&observed).map(RawJson::from),
             health: if healthy(&observed) {
                 "Healthy"
             } else {
@@ -340,7 +342,7 @@ async fn revert(
         .as_ref()
         .filter(|f| f.metadata.deletion_timestamp.is_none())
         .and_then(|f| f.spec.workload.manifests.get(ordinal));
-    if current != Some(manifest) {
+    if current.is_none_or(|c| *c != *manifest) {
         return Ok(());
     }
     let member = sctx.served.member(&sctx.ctx, cluster).await?;

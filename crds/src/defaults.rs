@@ -28,6 +28,7 @@ use crate::policy::{
     ClusterPropagationPolicy, OverridePolicy, PROPAGATION_POLICY_FINALIZER,
     PROPAGATION_POLICY_PERMANENT_ID_LABEL, PropagationPolicy, PropagationSpec,
 };
+use crate::raw::RawJson;
 use crate::work::{
     CLUSTER_RESOURCE_BINDING_PERMANENT_ID_LABEL, ClusterResourceBinding,
     RESOURCE_BINDING_PERMANENT_ID_LABEL, ResourceBinding, WORK_PERMANENT_ID_LABEL, Work,
@@ -228,18 +229,20 @@ pub fn default_work(w: &mut Work, new_permanent_id: &str) {
         .and_then(|l| l.get(WORK_PERMANENT_ID_LABEL))
         .cloned()
         .unwrap_or_default();
-    for m in &mut w.spec.workload.manifests {
-        prune_manifest(m);
+    for raw in &mut w.spec.workload.manifests {
+        let mut m = raw.value();
+        prune_manifest(&mut m);
         if m.get("kind").and_then(Value::as_str) == Some("Job")
             && let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut)
         {
             spec.remove("ttlSecondsAfterFinished");
         }
-        record_managed_annotations(m);
+        record_managed_annotations(&mut m);
         if !id.is_empty() {
-            set_value_label(m, WORK_PERMANENT_ID_LABEL, &id);
+            set_value_label(&mut m, WORK_PERMANENT_ID_LABEL, &id);
         }
-        record_managed_labels(m);
+        record_managed_labels(&mut m);
+        *raw = RawJson::from(m);
     }
 }
 

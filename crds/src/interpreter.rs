@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Map, Value, json};
 
 use crate::quantity;
+use crate::raw::RawJson;
 use crate::work::{AggregatedStatusItem, NodeClaim, ReplicaRequirements};
 
 fn get_i64(v: &Value, p: &str) -> i64 {
@@ -1062,7 +1063,7 @@ pub fn aggregated_status_item(
     match applied {
         Some(c) if c.status == "True" => AggregatedStatusItem {
             cluster_name: cluster.to_string(),
-            status: manifest.and_then(|m| m.status.clone()),
+            status: manifest.and_then(|m| m.status.as_ref()).map(RawJson::value),
             applied: true,
             applied_message: String::new(),
             health: manifest

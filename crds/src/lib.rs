@@ -52,6 +52,7 @@ pub mod overrides;
 pub mod placement;
 pub mod policy;
 pub mod quantity;
+pub mod raw;
 pub mod render;
 pub mod scheduling;
 pub mod schema;

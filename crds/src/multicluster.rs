@@ -24,6 +24,7 @@ use crate::names::{
     derived_service_name, execution_space_name, imported_endpoint_slice_name, work_name,
 };
 use crate::networking::MultiClusterServiceSpec;
+use crate::raw::RawJson;
 use crate::render::{WORK_NAME_ANNOTATION, WORK_NAMESPACE_ANNOTATION};
 use crate::work::{
     CONFLICT_RESOLUTION_ANNOTATION, EXECUTION_CONTROLLER_FINALIZER, MANAGED_LABEL, Work, WorkSpec,
@@ -266,7 +267,7 @@ pub fn dispatch_work(manifest: &Value, cluster: &str, labels: BTreeMap<String, S
         },
         spec: WorkSpec {
             workload: WorkloadTemplate {
-                manifests: vec![obj],
+                manifests: vec![RawJson::from(obj)],
             },
             suspend_dispatching: Some(false),
             preserve_resources_on_deletion: Some(false),
@@ -460,7 +461,7 @@ mod tests {
             w.metadata.name.as_deref(),
             Some(work_name("EndpointSlice", "imported-member1-web-abc12", "shop").as_str())
         );
-        let manifest = &w.spec.workload.manifests[0];
+        let manifest = &w.spec.workload.manifests[0].value();
         assert_eq!(manifest["metadata"]["labels"][MANAGED_LABEL], "true");
         assert_eq!(
             manifest["metadata"]["annotations"][WORK_NAMESPACE_ANNOTATION],

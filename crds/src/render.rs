@@ -19,6 +19,7 @@ use crate::policy::{
     APPLIED_CLUSTER_OVERRIDES_ANNOTATION, APPLIED_OVERRIDES_ANNOTATION, ClusterOverridePolicy,
     OverridePolicy,
 };
+use crate::raw::RawJson;
 use crate::work::{
     CLUSTER_RESOURCE_BINDING_PERMANENT_ID_LABEL, CONFLICT_RESOLUTION_ANNOTATION,
     EXECUTION_CONTROLLER_FINALIZER, MANAGED_LABEL, RESOURCE_BINDING_PERMANENT_ID_LABEL,
@@ -306,7 +307,7 @@ pub fn render_work(input: &RenderInput<'_>) -> Result<Work, overrides::Error> {
         },
         spec: WorkSpec {
             workload: WorkloadTemplate {
-                manifests: vec![obj],
+                manifests: vec![RawJson::from(obj)],
             },
             suspend_dispatching: Some(suspend_dispatching(input.spec, &input.target.name)),
             preserve_resources_on_deletion: Some(
@@ -379,7 +380,7 @@ mod tests {
         assert!(!wa.contains_key("policy.karmada.io/applied-overrides"));
         assert_eq!(w.spec.preserve_resources_on_deletion, Some(false));
         assert_eq!(w.spec.suspend_dispatching, Some(false));
-        let m = &w.spec.workload.manifests[0];
+        let m = &w.spec.workload.manifests[0].value();
         assert_eq!(m["spec"]["replicas"], 1);
         assert!(m.get("status").is_none());
         assert!(
@@ -434,7 +435,7 @@ mod tests {
             existing_labels: None,
         })
         .unwrap();
-        let m = &w.spec.workload.manifests[0];
+        let m = &w.spec.workload.manifests[0].value();
         assert_eq!(
             m["spec"]["replicas"], 5,
             "overrides apply after replica revision"
@@ -484,7 +485,7 @@ mod tests {
             existing_labels: None,
         })
         .unwrap();
-        let m = &w.spec.workload.manifests[0];
+        let m = &w.spec.workload.manifests[0].value();
         assert_eq!(
             (
                 m["spec"]["parallelism"].clone(),

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{FailoverBehavior, Placement, SuspendClusters};
+use crate::raw::RawJson;
 
 /// Label carrying a ResourceBinding's permanent id.
 pub const RESOURCE_BINDING_PERMANENT_ID_LABEL: &str = "resourcebinding.karmada.io/permanent-id";
@@ -449,7 +450,8 @@ pub struct WorkloadTemplate {
     /// Full Kubernetes objects, unknown fields kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::raw_object_list")]
-    pub manifests: Vec<serde_json::Value>,
+    // kept as their JSON text (see `crate::raw`)
+    pub manifests: Vec<RawJson>,
 }
 
 /// Identifies one manifest of a Work (Karmada `ResourceIdentifier`).
@@ -484,7 +486,7 @@ pub struct ManifestStatus {
     /// Reflected status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::raw_object")]
-    pub status: Option<serde_json::Value>,
+    pub status: Option<RawJson>,
     /// `Healthy`, `Unhealthy` or `Unknown`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(extend("enum" = ["Healthy", "Unhealthy", "Unknown"]))]

@@ -155,7 +155,7 @@ pub fn namespace_work(
         },
         spec: WorkSpec {
             workload: WorkloadTemplate {
-                manifests: vec![obj],
+                manifests: vec![obj.into()],
             },
             suspend_dispatching: None,
             preserve_resources_on_deletion: None,
@@ -286,7 +286,7 @@ mod tests {
         );
         assert!(w.metadata.annotations.is_none(), "no override applied");
         assert_eq!(w.spec.suspend_dispatching, None);
-        let m = &w.spec.workload.manifests[0];
+        let m = &w.spec.workload.manifests[0].value();
         assert_eq!(m["apiVersion"], "v1");
         assert_eq!(m["kind"], "Namespace");
         assert_eq!(m.pointer("/metadata/name").unwrap(), "team-x");
@@ -323,7 +323,7 @@ mod tests {
         let w = namespace_work(&over, &member("member1", "east"), &[], "p-1").unwrap();
         assert_eq!(
             annotation(
-                &w.spec.workload.manifests[0],
+                &w.spec.workload.manifests[0].value(),
                 flotilla_api::work::CONFLICT_RESOLUTION_ANNOTATION
             ),
             Some("overwrite")
@@ -347,17 +347,20 @@ mod tests {
         let cops = vec![cop];
         let n = with_uid(ns("team-x", &[]), "u-1");
         let east = namespace_work(&n, &member("member1", "east"), &cops, "p").unwrap();
-        let m = &east.spec.workload.manifests[0];
+        let m = &east.spec.workload.manifests[0].value();
         assert_eq!(label(m, "zone"), Some("east"));
         let applied =
             &east.metadata.annotations.as_ref().unwrap()[APPLIED_CLUSTER_OVERRIDES_ANNOTATION];
         assert!(applied.contains("east-ns"), "{applied}");
         let west = namespace_work(&n, &member("member2", "west"), &cops, "p").unwrap();
-        assert_eq!(label(&west.spec.workload.manifests[0], "zone"), None);
+        assert_eq!(
+            label(&west.spec.workload.manifests[0].value(), "zone"),
+            None
+        );
         assert!(west.metadata.annotations.is_none());
         // a policy selecting another namespace does not apply
         let other = with_uid(ns("team-y", &[]), "u-2");
         let w = namespace_work(&other, &member("member1", "east"), &cops, "p").unwrap();
-        assert_eq!(label(&w.spec.workload.manifests[0], "zone"), None);
+        assert_eq!(label(&w.spec.workload.manifests[0].value(), "zone"), None);
     }
 }

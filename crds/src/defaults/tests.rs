@@ -278,7 +278,7 @@ spec:
         w.metadata.labels.as_ref().unwrap()[WORK_PERMANENT_ID_LABEL],
         "w-1"
     );
-    let m = &w.spec.workload.manifests[0];
+    let m = &w.spec.workload.manifests[0].value();
     assert!(m.get("status").is_none());
     assert!(m.pointer("/metadata/uid").is_none());
     assert!(m.pointer("/metadata/resourceVersion").is_none());

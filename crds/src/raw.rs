@@ -1,0 +1,130 @@
+//! [`RawJson`]: a JSON document a typed object carries without reading it —
+//! a Work's manifests, a member object's reflected status — kept as its
+//! text.
+//!
+//! As a `serde_json::Value` every field and string of such a document is an
+//! allocation of its own: a Deployment manifest of 2 KB of JSON takes about
+//! 10 KB that way, and the controllers cache every Work and binding. Kept as
+//! text it takes its length; the few places that read it parse it then
+//! ([`RawJson::value`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A JSON document kept as its (compact) text.
+///
+/// It reads and writes as the document in any format (JSON, YAML), going
+/// through a `Value`: the cost of a parse when a Work is read or written,
+/// against its size for as long as it is kept.
+#[derive(Clone)]
+pub struct RawJson(Box<str>);
+
+impl RawJson {
+    /// The document, parsed.
+    pub fn value(&self) -> Value {
+        // the text was encoded from a Value: it is JSON
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// The document's text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&Value> for RawJson {
+    fn from(v: &Value) -> RawJson {
+        RawJson(v.to_string().into_boxed_str())
+    }
+}
+
+impl From<Value> for RawJson {
+    fn from(v: Value) -> RawJson {
+        RawJson::from(&v)
+    }
+}
+
+impl Default for RawJson {
+    /// `null`.
+    fn default() -> RawJson {
+        RawJson(Box::from("null"))
+    }
+}
+
+/// Equal as JSON documents: the same text, or the same value with the
+/// fields of its objects in any order (as `Value`s compare).
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.get() == other.get() || self.value() == other.value()
+    }
+}
+
+impl PartialEq<Value> for RawJson {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == *other
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawJson, D::Error> {
+        Value::deserialize(d).map(RawJson::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keeps_a_document_and_gives_it_back() {
+        let doc = json!({"kind": "Deployment", "spec": {"replicas": 2, "paused": false}});
+        let raw = RawJson::from(&doc);
+        assert_eq!(raw.value(), doc);
+        assert_eq!(raw.get(), serde_json::to_string(&doc).expect("json"));
+        // Inside a typed object, it reads and writes as the document itself.
+        #[derive(Serialize, Deserialize)]
+        struct Holder {
+            manifests: Vec<RawJson>,
+        }
+        let text = r#"{"manifests":[{"b":1,"a":[true,null]},"x"]}"#;
+        let h: Holder = serde_json::from_str(text).expect("holder");
+        assert_eq!(h.manifests[0].value(), json!({"b": 1, "a": [true, null]}));
+        assert_eq!(serde_json::to_string(&h).expect("json"), text);
+        // ... and through Values and YAML.
+        let yaml = "manifests:\n- kind: Job\n  spec: {parallelism: 2}\n";
+        let from_yaml: Holder = serde_saphyr::from_str(yaml).expect("yaml");
+        assert_eq!(
+            from_yaml.manifests[0].get(),
+            r#"{"kind":"Job","spec":{"parallelism":2}}"#
+        );
+        let v = serde_json::to_value(&h).expect("value");
+        assert_eq!(v, serde_json::from_str::<Value>(text).expect("value"));
+        let back: Holder = serde_json::from_value(v).expect("from value");
+        assert_eq!(back.manifests[1].value(), json!("x"));
+    }
+
+    #[test]
+    fn equal_as_documents() {
+        let a: RawJson = serde_json::from_str(r#"{"a":1,"b":{"c":2}}"#).expect("a");
+        let b: RawJson = serde_json::from_str(r#"{"b":{"c":2},"a":1}"#).expect("b");
+        let c: RawJson = serde_json::from_str(r#"{"a":1,"b":{"c":3}}"#).expect("c");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, json!({"a": 1, "b": {"c": 2}}));
+    }
+}
