@@ -50,7 +50,7 @@ use crate::overlay::Overlay;
 use crate::propagation::{
     BindingResource, Resolver, binding_of_work, cache_ready, cluster_placement_hash, every_change,
     is_conflict, is_not_found, permanent_id, set_finalizer, shared_controller, spec_hash,
-    watch_shared,
+    watch_shared, work_spec_hash,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -130,7 +130,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
         cluster_placement_hash,
     );
     // Work status changes do not concern the binding controller
-    let (works, work_changes) = watch_shared(&ctx, Api::<Work>::all(cp.clone()), spec_hash::<Work>);
+    let (works, work_changes) = watch_shared(&ctx, Api::<Work>::all(cp.clone()), work_spec_hash);
     let (overrides, override_changes) =
         watch_shared(&ctx, Api::<OverridePolicy>::all(cp.clone()), every_change);
     let (cluster_overrides, cluster_override_changes) = watch_shared(

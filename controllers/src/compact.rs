@@ -30,6 +30,9 @@ pub struct CompactObject {
     pub metadata: ObjectMeta,
     /// The object's JSON, without `metadata.managedFields`.
     json: Arc<str>,
+    /// [`crate::propagation::spec_hash`] of the object, computed while it
+    /// was parsed.
+    spec_hash: u64,
 }
 
 impl CompactObject {
@@ -42,9 +45,11 @@ impl CompactObject {
             Some(m) => ObjectMeta::deserialize(m)?,
             None => ObjectMeta::default(),
         };
+        let json = Arc::from(serde_json::to_string(&value)?);
         Ok(CompactObject {
             metadata,
-            json: Arc::from(serde_json::to_string(&value)?),
+            json,
+            spec_hash: crate::propagation::value_spec_hash(value),
         })
     }
 
@@ -56,6 +61,12 @@ impl CompactObject {
     /// The object's JSON.
     pub fn json(&self) -> &str {
         &self.json
+    }
+
+    /// [`crate::propagation::spec_hash`] of the object: it changes with
+    /// anything but the status, `resourceVersion` and `managedFields`.
+    pub fn spec_hash(&self) -> Option<u64> {
+        Some(self.spec_hash)
     }
 }
 
@@ -136,6 +147,20 @@ mod tests {
         assert_eq!(o.value().expect("parsed"), want);
         // The fields keep their order.
         assert_eq!(o.json(), serde_json::to_string(&want).expect("json"));
+        // Its spec hash is the one of the whole object: a status or
+        // resourceVersion change leaves it, a label change moves it.
+        assert_eq!(o.spec_hash(), crate::propagation::spec_hash(&want),);
+        let mut status_only = want.clone();
+        status_only["status"]["readyReplicas"] = json!(1);
+        status_only["metadata"]["resourceVersion"] = json!("8");
+        let moved = CompactObject::new(status_only).expect("object");
+        assert_eq!(moved.spec_hash(), o.spec_hash());
+        let mut labelled = want.clone();
+        labelled["metadata"]["labels"]["tier"] = json!("web");
+        assert_ne!(
+            CompactObject::new(labelled).expect("object").spec_hash(),
+            o.spec_hash()
+        );
     }
 
     #[test]

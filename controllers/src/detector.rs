@@ -49,7 +49,7 @@ use crate::compact::CompactObject;
 use crate::features;
 use crate::namespace_sync::reconcile::SkipRules;
 use crate::propagation::{
-    BindingResource, Resolver, every_change, is_conflict, is_not_found, spec_hash, watch_cached,
+    BindingResource, Resolver, every_change, is_conflict, is_not_found, watch_cached,
 };
 use crate::workqueue::RunQueued;
 use crate::{Context, ControllerFuture, Error, Result};
@@ -302,7 +302,7 @@ async fn run_kind(shared: Arc<Shared>, resource: ApiResource, _namespaced: bool)
     let templates = reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .touched_objects()
-        .predicate_filter(spec_hash::<CompactObject>, PredicateConfig::default());
+        .predicate_filter(CompactObject::spec_hash, PredicateConfig::default());
     let wq = crate::workqueue::Queue::new("detector");
     let controller =
         Controller::for_stream_with(wq.objects(templates), store.clone(), resource.clone());

@@ -60,7 +60,7 @@ pub(crate) struct ExecCtx {
 /// What of a Work the execution controller acts on.
 fn work_spec_hash(w: &Work) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(&w.spec).ok()?.hash(&mut h);
+    w.spec.hash_text(&mut h);
     w.finalizers().hash(&mut h);
     w.metadata.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())

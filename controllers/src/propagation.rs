@@ -157,7 +157,11 @@ pub fn cluster_placement_hash(cluster: &Cluster) -> Option<u64> {
 /// changes (`resourceVersion`, `managedFields`): a controller watching with
 /// this predicate is not woken by status updates, its own or others'.
 pub fn spec_hash<K: Serialize>(obj: &K) -> Option<u64> {
-    let mut v = serde_json::to_value(obj).ok()?;
+    Some(value_spec_hash(serde_json::to_value(obj).ok()?))
+}
+
+/// [`spec_hash`] of an object already parsed.
+pub fn value_spec_hash(mut v: Value) -> u64 {
     if let Some(m) = v.as_object_mut() {
         m.remove("status");
         if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -167,6 +171,18 @@ pub fn spec_hash<K: Serialize>(obj: &K) -> Option<u64> {
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     v.to_string().hash(&mut h);
+    h.finish()
+}
+
+/// [`spec_hash`] of a Work, reading its manifests' text as it is (a Work's
+/// status changes, which this leaves out, are most of its updates).
+pub fn work_spec_hash(w: &Work) -> Option<u64> {
+    let mut meta = w.metadata.clone();
+    meta.resource_version = None;
+    meta.managed_fields = None;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&meta).ok()?.hash(&mut h);
+    w.spec.hash_text(&mut h);
     Some(h.finish())
 }
 

@@ -10,14 +10,15 @@
 
 use std::fmt;
 
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// A JSON document kept as its (compact) text.
 ///
-/// It reads and writes as the document in any format (JSON, YAML), going
-/// through a `Value`: the cost of a parse when a Work is read or written,
-/// against its size for as long as it is kept.
+/// It reads and writes as the document in any format (JSON, YAML), streamed
+/// between the format and its JSON text (`serde_transcode`) without a
+/// `Value` in between.
 #[derive(Clone)]
 pub struct RawJson(Box<str>);
 
@@ -75,13 +76,19 @@ impl fmt::Debug for RawJson {
 
 impl Serialize for RawJson {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(s)
+        let mut text = serde_json::Deserializer::from_str(&self.0);
+        serde_transcode::transcode(&mut text, s)
     }
 }
 
 impl<'de> Deserialize<'de> for RawJson {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawJson, D::Error> {
-        Value::deserialize(d).map(RawJson::from)
+        let mut out = Vec::with_capacity(512);
+        serde_transcode::transcode(d, &mut serde_json::Serializer::new(&mut out))
+            .map_err(D::Error::custom)?;
+        String::from_utf8(out)
+            .map(|s| RawJson(s.into_boxed_str()))
+            .map_err(D::Error::custom)
     }
 }
 
@@ -112,6 +119,9 @@ mod tests {
             from_yaml.manifests[0].get(),
             r#"{"kind":"Job","spec":{"parallelism":2}}"#
         );
+        let back_to_yaml = serde_saphyr::to_string(&from_yaml).expect("to yaml");
+        assert!(back_to_yaml.contains("kind: Job"), "{back_to_yaml}");
+        assert!(back_to_yaml.contains("parallelism: 2"), "{back_to_yaml}");
         let v = serde_json::to_value(&h).expect("value");
         assert_eq!(v, serde_json::from_str::<Value>(text).expect("value"));
         let back: Holder = serde_json::from_value(v).expect("from value");

@@ -549,6 +549,21 @@ pub struct WorkSpec {
     pub preserve_resources_on_deletion: Option<bool>,
 }
 
+impl WorkSpec {
+    /// Feeds `h` what a Work asks of its member: its manifests' text and its
+    /// flags. For change detection: the text of an unchanged manifest stays
+    /// the same, while the same manifest with its fields in another order,
+    /// equal as a document, hashes differently (so this is not `Hash`).
+    pub fn hash_text<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        for m in &self.workload.manifests {
+            m.get().hash(h);
+        }
+        self.suspend_dispatching.hash(h);
+        self.preserve_resources_on_deletion.hash(h);
+    }
+}
+
 /// Errors of binding conversion.
 #[derive(Debug, thiserror::Error)]
 pub enum ConversionError {

@@ -37,12 +37,17 @@ use crate::registry::selector::{FieldSelector, LabelSelector};
 pub const CLUSTER_ANNOTATION: &str = "resource.karmada.io/cached-from-cluster";
 
 /// Events kept per cache for watches resuming from the past, at most: no more
-/// than this many, and no more memory than half the cache's objects take (or
-/// [`HISTORY_MIN_BYTES`] for a small cache), since the old versions of objects
-/// live on in the history.
+/// than this many, and no more memory than a quarter of what the cache's
+/// objects take (or [`HISTORY_MIN_BYTES`] for a small cache), since the old
+/// versions of objects live on in the history. (kube-apiserver's watch cache
+/// keeps 100 events per resource by default.) A watch from further back is
+/// answered 410 Gone, and its client lists again.
 pub const HISTORY: usize = 1024;
-/// The memory a cache's history may always take.
-pub const HISTORY_MIN_BYTES: usize = 64 << 10;
+/// The memory a cache's history may always take: a few versions of a Node,
+/// a dozen of a pod. Most of the unified view's caches are small (one
+/// member's objects of one kind), and 64 KiB each came to tens of MiB at 100
+/// members.
+pub const HISTORY_MIN_BYTES: usize = 16 << 10;
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -670,7 +675,7 @@ impl Cache {
             };
             inner.history_bytes += entry_bytes(&e.object);
             inner.history.push_back(e.clone());
-            let budget = HISTORY_MIN_BYTES.max(inner.bytes / 2);
+            let budget = HISTORY_MIN_BYTES.max(inner.bytes / 4);
             while inner.history.len() > HISTORY
                 || (inner.history_bytes > budget && inner.history.len() > 1)
             {
@@ -990,8 +995,10 @@ mod tests {
             "{}",
             inner.history_bytes
         );
+        // each event takes a little over 4 KiB
+        let fit = HISTORY_MIN_BYTES / 4096;
         assert!(
-            (10..20).contains(&inner.history.len()),
+            (fit / 2..=fit).contains(&inner.history.len()),
             "{}",
             inner.history.len()
         );
