@@ -372,23 +372,29 @@ async fn run(
         harness::cpu_secs(up.0.id()),
         harness::cpu_secs(controllers.0.id())
     );
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", controllers.0.id())).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map_or(String::new(), |l| {
-                l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
-            })
-    };
-    eprintln!(
-        "controllers: RssAnon {}, RssFile {}, threads {}, open files {}",
-        field("RssAnon:"),
-        field("RssFile:"),
-        field("Threads:"),
-        std::fs::read_dir(format!("/proc/{}/fd", controllers.0.id())).map_or(0, |d| d.count())
-    );
+    // RSS is anonymous memory (the heap) plus the binary's code mapped from
+    // its file, which the two processes share
+    for (name, pid) in [
+        ("flotilla up", up.0.id()),
+        ("controllers", controllers.0.id()),
+    ] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map_or(String::new(), |l| {
+                    l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+                })
+        };
+        eprintln!(
+            "{name}: RssAnon {}, RssFile {}, threads {}, open files {}",
+            field("RssAnon:"),
+            field("RssFile:"),
+            field("Threads:"),
+            std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+        );
+    }
     let up_rss_mib = rss_mib(up.0.id());
     if let Some(secs) = std::env::var("BENCH_HOLD_SECS")
         .ok()

@@ -14,17 +14,14 @@ use std::time::Duration;
 
 use flotilla_api::cluster::{ApiEnablement, ApiResource, Cluster};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{
-    Container, Node, Pod, PodSpec, PodStatus, ResourceRequirements, Secret,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::api::ListParams;
 use kube::core::discovery::v2::APIGroupDiscoveryList;
-use kube::runtime::reflector::{self, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
+use crate::cluster_status::reconcile::PodUsage;
 use crate::{Error, Result};
 
 /// Secret key of the bearer token (Karmada `SecretTokenKey`).
@@ -302,8 +299,9 @@ pub struct Observed {
     pub api_discovery_partial: bool,
     /// Nodes (`None` if listing failed).
     pub nodes: Option<Vec<Node>>,
-    /// Pods of all namespaces (`None` if listing failed).
-    pub pods: Option<Vec<Arc<Pod>>>,
+    /// What the status reads of the pods of all namespaces (`None` if
+    /// listing failed).
+    pub pods: Option<Vec<Arc<PodUsage>>>,
 }
 
 /// API enablements from aggregated discovery documents (`/api` and `/apis`);
@@ -517,7 +515,12 @@ pub async fn observe(client: &Client, observer: &mut Observer, timeout: Duration
             .list(&ListParams::default())
             .await
             .ok()
-            .map(|l| l.items.into_iter().map(Arc::new).collect()),
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|p| Arc::new(PodUsage::from(p)))
+                    .collect()
+            }),
     };
     Observed {
         kubernetes_version: version,
@@ -538,13 +541,30 @@ pub struct Observer {
 
 /// A member's pods kept current by a watch, so that a status round does not
 /// list every pod of the member (Karmada's status controller reads them from
-/// an informer too). The pods keep only what the resource summary reads. The
-/// watch ends at its first error (a later round starts a new one, with the
-/// member's current client); dropping it stops it.
+/// an informer too). Each pod is kept as the [`PodUsage`] the resource
+/// summary reads. The watch ends at its first error (a later round starts a
+/// new one, with the member's current client); dropping it stops it.
 pub struct PodWatch {
-    store: Store<Pod>,
+    pods: Arc<Mutex<PodMap>>,
     synced: Arc<AtomicBool>,
     task: JoinHandle<()>,
+}
+
+/// A pod's key: (namespace, name).
+type PodKey = (String, String);
+
+#[derive(Default)]
+struct PodMap {
+    current: HashMap<PodKey, Arc<PodUsage>>,
+    /// The pods of a (re)list under way, replacing `current` when done.
+    listing: Option<HashMap<PodKey, Arc<PodUsage>>>,
+}
+
+fn pod_key(p: &Pod) -> PodKey {
+    (
+        p.metadata.namespace.clone().unwrap_or_default(),
+        p.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 impl PodWatch {
@@ -552,21 +572,33 @@ impl PodWatch {
     /// server to end it before `timeout` (the member client's read timeout)
     /// would cut a quiet watch, and is renewed from where it stopped.
     pub fn start(client: &Client, timeout: Duration) -> PodWatch {
-        let (store, writer) = reflector::store();
+        let pods = Arc::new(Mutex::new(PodMap::default()));
         let synced = Arc::new(AtomicBool::new(false));
         let seconds = timeout.as_secs().saturating_sub(1).clamp(1, 290) as u32;
         let config = watcher::Config::default().timeout(seconds);
-        let stream = reflector(
-            writer,
-            watcher(Api::<Pod>::all(client.clone()), config).modify(summary_fields),
-        );
-        let flag = synced.clone();
+        let stream = watcher(Api::<Pod>::all(client.clone()), config);
+        let (flag, map) = (synced.clone(), pods.clone());
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
+                let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
                 match event {
-                    Ok(watcher::Event::InitDone) => flag.store(true, Ordering::Release),
-                    Ok(_) => {}
+                    Ok(watcher::Event::Apply(p)) => {
+                        m.current.insert(pod_key(&p), Arc::new(PodUsage::from(&p)));
+                    }
+                    Ok(watcher::Event::Delete(p)) => {
+                        m.current.remove(&pod_key(&p));
+                    }
+                    Ok(watcher::Event::Init) => m.listing = Some(HashMap::new()),
+                    Ok(watcher::Event::InitApply(p)) => {
+                        m.listing
+                            .get_or_insert_default()
+                            .insert(pod_key(&p), Arc::new(PodUsage::from(&p)));
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        m.current = m.listing.take().unwrap_or_default();
+                        flag.store(true, Ordering::Release);
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "member pod watch ended");
                         break;
@@ -575,19 +607,17 @@ impl PodWatch {
             }
             flag.store(false, Ordering::Release);
         });
-        PodWatch {
-            store,
-            synced,
-            task,
-        }
+        PodWatch { pods, synced, task }
     }
 
     /// The member's pods, if the watch has synced and is still running
-    /// (shared with the store, not copied: a status round reads them every
-    /// few seconds, and a member may hold thousands).
-    pub fn pods(&self) -> Option<Vec<Arc<Pod>>> {
-        (self.synced.load(Ordering::Acquire) && !self.task.is_finished())
-            .then(|| self.store.state())
+    /// (shared with the watch's map, not copied: a status round reads them
+    /// every few seconds, and a member may hold thousands).
+    pub fn pods(&self) -> Option<Vec<Arc<PodUsage>>> {
+        (self.synced.load(Ordering::Acquire) && !self.task.is_finished()).then(|| {
+            let m = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+            m.current.values().cloned().collect()
+        })
     }
 }
 
@@ -595,43 +625,6 @@ impl Drop for PodWatch {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Strips a pod to what the resource summary and the allocatable modelings
-/// read: its key, node, phase and the containers' requests and overhead.
-fn summary_fields(p: &mut Pod) {
-    let m = std::mem::take(&mut p.metadata);
-    p.metadata = ObjectMeta {
-        name: m.name,
-        namespace: m.namespace,
-        uid: m.uid,
-        resource_version: m.resource_version,
-        ..Default::default()
-    };
-    let requests = |containers: Vec<Container>| -> Vec<Container> {
-        containers
-            .into_iter()
-            .map(|c| Container {
-                name: c.name,
-                resources: c.resources.map(|r| ResourceRequirements {
-                    requests: r.requests,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .collect()
-    };
-    p.spec = p.spec.take().map(|s| PodSpec {
-        node_name: s.node_name,
-        overhead: s.overhead,
-        containers: requests(s.containers),
-        init_containers: s.init_containers.map(requests),
-        ..Default::default()
-    });
-    p.status = p.status.take().map(|s| PodStatus {
-        phase: s.phase,
-        ..Default::default()
-    });
 }
 
 #[cfg(test)]
@@ -704,55 +697,5 @@ mod tests {
             )
             .is_err()
         );
-    }
-
-    #[test]
-    fn stripped_pods_give_the_same_resource_summary() {
-        use crate::cluster_status::reconcile::{allocatable_modelings, resource_summary};
-        let pod = |name: &str, node: Option<&str>, phase: &str| -> Pod {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "namespace": "default", "labels": {"app": "x"},
-                             "annotations": {"big": "x".repeat(1000)}},
-                "spec": {"nodeName": node, "overhead": {"cpu": "10m"},
-                         "containers": [{"name": "a", "image": "nginx", "args": ["-v"],
-                                         "resources": {"requests": {"cpu": "250m", "memory": "64Mi"},
-                                                       "limits": {"cpu": "1"}}}],
-                         "initContainers": [{"name": "i", "image": "busybox",
-                                             "resources": {"requests": {"cpu": "500m"}}}]},
-                "status": {"phase": phase, "podIP": "10.0.0.1"}
-            }))
-            .unwrap()
-        };
-        let node: Node = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "n1"},
-            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}
-        }))
-        .unwrap();
-        let pods = vec![
-            pod("a", Some("n1"), "Running"),
-            pod("b", None, "Pending"),
-            pod("c", Some("n1"), "Succeeded"),
-        ];
-        let mut stripped = pods.clone();
-        stripped.iter_mut().for_each(summary_fields);
-        let models: Vec<flotilla_api::cluster::ResourceModel> =
-            serde_json::from_value(serde_json::json!([
-                {"grade": 0, "ranges": [{"name": "cpu", "min": "0", "max": "2"}]},
-                {"grade": 1, "ranges": [{"name": "cpu", "min": "2", "max": "100"}]}
-            ]))
-            .unwrap();
-        let nodes = [node];
-        assert_eq!(
-            resource_summary(&nodes, &pods),
-            resource_summary(&nodes, &stripped)
-        );
-        assert_eq!(
-            allocatable_modelings(&models, &nodes, &pods),
-            allocatable_modelings(&models, &nodes, &stripped)
-        );
-        let size = |p: &[Pod]| serde_json::to_vec(p).unwrap().len();
-        assert!(size(&stripped) * 4 < size(&pods), "stripping keeps little");
-        assert_eq!(stripped[0].metadata.name.as_deref(), Some("a"));
-        assert!(stripped[0].metadata.annotations.is_none());
     }
 }

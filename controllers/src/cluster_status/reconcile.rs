@@ -305,9 +305,9 @@ impl Resource {
         }
     }
 
-    /// Karmada `AddPodRequest`: containers summed, each init container as a
-    /// floor, plus overhead.
-    fn add_pod_request(&mut self, spec: &PodSpec) {
+    /// Karmada `AddPodRequest`'s amount: containers summed, each init
+    /// container as a floor, plus overhead.
+    fn pod_request(spec: &PodSpec) -> Resource {
         let mut r = Resource::default();
         for c in &spec.containers {
             if let Some(req) = c.resources.as_ref().and_then(|r| r.requests.as_ref()) {
@@ -322,7 +322,7 @@ impl Resource {
         if let Some(o) = &spec.overhead {
             r.add_list(o);
         }
-        self.add(&r);
+        r
     }
 
     fn sub(&mut self, other: &Resource) {
@@ -379,25 +379,43 @@ fn is_scalar(name: &str) -> bool {
     name.starts_with("hugepages-") || name.starts_with("attachable-volumes-") || name.contains('/')
 }
 
-fn pod_phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
+/// What the resource summary and the allocatable modelings read of a pod:
+/// its node, whether it finished, and its request (Karmada
+/// `AddPodRequest`), computed once when the pod is seen. The cluster status
+/// controller keeps a member's pods in this form between rounds: a `Pod`,
+/// even stripped to these fields, takes a few kilobytes (its structs' many
+/// optional fields), this a hundred bytes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodUsage {
+    /// `spec.nodeName` (empty while unbound).
+    node: Box<str>,
+    /// Whether `status.phase` is Succeeded or Failed.
+    finished: bool,
+    /// The pod's request; `None` without a spec.
+    request: Option<Resource>,
 }
 
-fn pod_node(p: &Pod) -> &str {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .unwrap_or_default()
+impl From<&Pod> for PodUsage {
+    fn from(p: &Pod) -> PodUsage {
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        PodUsage {
+            node: p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or_default()
+                .into(),
+            finished: matches!(phase, Some("Succeeded" | "Failed")),
+            request: p.spec.as_ref().map(Resource::pod_request),
+        }
+    }
 }
 
 /// Karmada `getResourceSummary`: allocatable = sum of nodes' allocatable
 /// (each sum keeps the first value's format); allocating = requests of pods
 /// not yet bound to a node; allocated = requests of bound pods that are
 /// neither Succeeded nor Failed; both with `pods` = the pod count.
-pub fn resource_summary<P: Borrow<Pod>>(nodes: &[Node], pods: &[P]) -> ResourceSummary {
+pub fn resource_summary<P: Borrow<PodUsage>>(nodes: &[Node], pods: &[P]) -> ResourceSummary {
     let mut allocatable: BTreeMap<String, Value> = BTreeMap::new();
     for n in nodes {
         for (k, q) in n
@@ -418,12 +436,12 @@ pub fn resource_summary<P: Borrow<Pod>>(nodes: &[Node], pods: &[P]) -> ResourceS
     let mut allocated = Resource::default();
     for p in pods {
         let p = p.borrow();
-        let Some(spec) = &p.spec else { continue };
-        if pod_node(p).is_empty() {
-            allocating.add_pod_request(spec);
+        let Some(request) = &p.request else { continue };
+        if p.node.is_empty() {
+            allocating.add(request);
             allocating.pods += 1;
-        } else if !matches!(pod_phase(p), "Succeeded" | "Failed") {
-            allocated.add_pod_request(spec);
+        } else if !p.finished {
+            allocated.add(request);
             allocated.pods += 1;
         }
     }
@@ -443,7 +461,7 @@ pub fn resource_summary<P: Borrow<Pod>>(nodes: &[Node], pods: &[P]) -> ResourceS
 /// requests of its bound, unfinished pods) fall into the highest grade whose
 /// minimum they reach for every resource of the model; one count per grade.
 /// Empty without resource models.
-pub fn allocatable_modelings<P: Borrow<Pod>>(
+pub fn allocatable_modelings<P: Borrow<PodUsage>>(
     models: &[ResourceModel],
     nodes: &[Node],
     pods: &[P],
@@ -480,11 +498,10 @@ pub fn allocatable_modelings<P: Borrow<Pod>>(
     let mut requested: BTreeMap<&str, Resource> = BTreeMap::new();
     for p in pods {
         let p = p.borrow();
-        let Some(spec) = &p.spec else { continue };
-        let node = pod_node(p);
-        if !node.is_empty() && !matches!(pod_phase(p), "Succeeded" | "Failed") {
-            let r = requested.entry(node).or_default();
-            r.add_pod_request(spec);
+        let Some(request) = &p.request else { continue };
+        if !p.node.is_empty() && !p.finished {
+            let r = requested.entry(&p.node).or_default();
+            r.add(request);
             r.pods += 1;
         }
     }
@@ -771,9 +788,24 @@ mod tests {
         .unwrap()
     }
 
-    fn pod(node: &str, phase: &str, cpu: &str, mem: &str) -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p"},
+    /// A pod as the status controller keeps it; its labels, annotations,
+    /// images, arguments and limits take no part.
+    fn pod(node: &str, phase: &str, cpu: &str, mem: &str) -> PodUsage {
+        let full: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "labels": {"app": "x"}, "annotations": {"big": "x".repeat(1000)}},
+            "spec": {
+                "nodeName": node,
+                "containers": [
+                    {"name": "a", "image": "nginx", "args": ["-v"],
+                     "resources": {"requests": {"cpu": cpu, "memory": mem}, "limits": {"cpu": "9"}}},
+                    {"name": "b", "resources": {"requests": {"cpu": "100m"}}}
+                ],
+                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2", "nvidia.com/gpu": "1"}}}]
+            },
+            "status": {"phase": phase, "podIP": "10.0.0.1"}
+        }))
+        .unwrap();
+        let bare: Pod = serde_json::from_value(serde_json::json!({
             "spec": {
                 "nodeName": node,
                 "containers": [
@@ -784,7 +816,10 @@ mod tests {
             },
             "status": {"phase": phase}
         }))
-        .unwrap()
+        .unwrap();
+        let usage = PodUsage::from(&full);
+        assert_eq!(usage, PodUsage::from(&bare));
+        usage
     }
 
     #[test]
