@@ -6,9 +6,10 @@
 //! every field and string is its own allocation: a member Deployment of
 //! 2.5 KB of JSON takes about 12 KB that way. The work status controller
 //! keeps every member object of every Work in such caches (2,000 at 100
-//! members and 1,000 templates) and parses the one it looks at anyway, so it
-//! keeps the text instead, without `managedFields` (see
-//! [`crate::shared_cache::strip`]).
+//! members and 1,000 templates), the detector every resource template, and
+//! both parse the object they reconcile anyway; so they keep the text
+//! instead, without `managedFields` (see [`crate::shared_cache::strip`]),
+//! and the spec hash their watches filter with, computed while parsing.
 
 use std::borrow::Cow;
 use std::sync::Arc;
