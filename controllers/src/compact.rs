@@ -19,8 +19,7 @@ use kube::Resource;
 use kube::api::ApiResource;
 use kube::core::DynamicResourceScope;
 use serde::de::Error as _;
-use serde::ser::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// An object kept as its JSON (without `metadata.managedFields`) and its
@@ -68,13 +67,6 @@ impl CompactObject {
     /// anything but the status, `resourceVersion` and `managedFields`.
     pub fn spec_hash(&self) -> Option<u64> {
         Some(self.spec_hash)
-    }
-}
-
-/// Written as the object (parsed again: for a predicate's hash, say).
-impl Serialize for CompactObject {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.value().map_err(S::Error::custom)?.serialize(s)
     }
 }
 

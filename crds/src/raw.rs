@@ -4,8 +4,8 @@
 //!
 //! As a `serde_json::Value` every field and string of such a document is an
 //! allocation of its own: a Deployment manifest of 2 KB of JSON takes about
-//! 10 KB that way, and the controllers cache every Work and binding. Kept as
-//! text it takes its length; the few places that read it parse it then
+//! 10 KB that way, and the controllers cache every Work. Kept as text it
+//! takes its length; the few places that read it parse it then
 //! ([`RawJson::value`]).
 
 use std::fmt;
@@ -25,7 +25,7 @@ pub struct RawJson(Box<str>);
 impl RawJson {
     /// The document, parsed.
     pub fn value(&self) -> Value {
-        // the text was encoded from a Value: it is JSON
+        // serde_json wrote the text: it is JSON
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 
