@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::BoxStream;
 use tokio::sync::watch;
@@ -78,9 +78,20 @@ struct History {
 pub struct Cache {
     state: RwLock<Snapshot>,
     history: RwLock<History>,
-    snapshots: Mutex<lru::LruCache<Revision, Snapshot>>,
+    /// Past snapshots for continue tokens, with when each was kept.
+    snapshots: Mutex<lru::LruCache<Revision, (Instant, Snapshot)>>,
+    /// How long a past snapshot is kept ([`SNAPSHOT_TTL`]).
+    snapshot_ttl: Duration,
     notify: watch::Sender<Revision>,
 }
+
+/// How long a past snapshot stays available to continue tokens. A snapshot
+/// keeps alive the versions of every object changed since it was taken, so
+/// it must not outlive its use: kube-apiserver's tokens last until etcd
+/// compacts their revision, every 5 minutes. A token older than this reads
+/// the past from the storage where it can (etcd), and is answered 410 Gone
+/// otherwise.
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
 
 impl Cache {
     /// A cache starting at `snapshot`, keeping the events `history` allows and
@@ -102,6 +113,7 @@ impl Cache {
             snapshots: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(snapshots.max(1)).expect("max(1) is non-zero"),
             )),
+            snapshot_ttl: SNAPSHOT_TTL,
             notify: watch::channel(revision).0,
         }
     }
@@ -131,25 +143,42 @@ impl Cache {
         }
     }
 
-    /// A retained past snapshot (or the current one) at `revision`.
+    /// A retained past snapshot (or the current one) at `revision`, if it
+    /// was last retained less than [`SNAPSHOT_TTL`] ago.
     pub fn snapshot_at(&self, revision: Revision) -> Option<Snapshot> {
         let current = self.snapshot();
         if current.revision == revision {
             return Some(current);
         }
-        self.snapshots
-            .lock()
-            .expect("snapshot lock")
-            .get(&revision)
-            .cloned()
+        let mut kept = self.snapshots.lock().expect("snapshot lock");
+        self.expire(&mut kept);
+        match kept.get(&revision) {
+            Some((at, _)) if at.elapsed() > self.snapshot_ttl => {
+                kept.pop(&revision);
+                None
+            }
+            found => found.map(|(_, s)| s.clone()),
+        }
     }
 
-    /// Keeps `snapshot` for later [`Cache::snapshot_at`] calls.
+    /// Keeps `snapshot` for later [`Cache::snapshot_at`] calls, for
+    /// [`SNAPSHOT_TTL`] from now (each page of a list retains its snapshot
+    /// again, so a list being paged through keeps it).
     pub fn retain_snapshot(&self, snapshot: &Snapshot) {
-        self.snapshots
-            .lock()
-            .expect("snapshot lock")
-            .put(snapshot.revision, snapshot.clone());
+        let mut kept = self.snapshots.lock().expect("snapshot lock");
+        self.expire(&mut kept);
+        kept.put(snapshot.revision, (Instant::now(), snapshot.clone()));
+    }
+
+    /// Drops expired snapshots from the least recently used end (one read
+    /// again since is dropped when next asked for).
+    fn expire(&self, kept: &mut lru::LruCache<Revision, (Instant, Snapshot)>) {
+        while kept
+            .peek_lru()
+            .is_some_and(|(_, (at, _))| at.elapsed() > self.snapshot_ttl)
+        {
+            kept.pop_lru();
+        }
     }
 
     /// Publishes a new state and the events (in revision order) that led to it.
@@ -409,5 +438,29 @@ mod tests {
         publish(&cache, 2);
         let stats = cache.history_stats();
         assert_eq!((stats.events, stats.oldest), (1, 1), "{stats:?}");
+    }
+
+    /// A past snapshot serves continue tokens for its TTL after it was last
+    /// retained, then is let go (and with it the old versions it kept).
+    #[test]
+    fn past_snapshots_are_kept_for_their_ttl() {
+        let mut cache = Cache::new(Snapshot::empty(), HistoryLimit::default(), 4);
+        cache.snapshot_ttl = Duration::from_millis(1000);
+        let at = |revision| Snapshot {
+            map: Default::default(),
+            revision,
+        };
+        cache.retain_snapshot(&at(1));
+        cache.retain_snapshot(&at(2));
+        assert!(cache.snapshot_at(1).is_some());
+        std::thread::sleep(Duration::from_millis(600));
+        // the next page of the list at 2 retains it again
+        cache.retain_snapshot(&at(2));
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(cache.snapshot_at(1).is_none(), "kept past its TTL");
+        assert!(cache.snapshot_at(2).is_some(), "retained again 600 ms ago");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(cache.snapshot_at(2).is_none());
+        assert_eq!(cache.snapshots.lock().expect("lock").len(), 0);
     }
 }
