@@ -3,8 +3,9 @@
 //! and its metadata.
 //!
 //! A `DynamicObject` holds the object as a `serde_json::Value`, in which
-//! every field and string is its own allocation: a member Deployment of
-//! 2.5 KB of JSON takes about 12 KB that way. The work status controller
+//! every field and string is its own allocation: the 2,000 member
+//! Deployments of a 100-member benchmark took 25 MB that way (heaptrack),
+//! about 12 KB each. The work status controller
 //! keeps every member object of every Work in such caches (2,000 at 100
 //! members and 1,000 templates), the detector every resource template, and
 //! both parse the object they reconcile anyway; so they keep the text

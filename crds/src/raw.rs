@@ -3,8 +3,9 @@
 //! text.
 //!
 //! As a `serde_json::Value` every field and string of such a document is an
-//! allocation of its own: a Deployment manifest of 2 KB of JSON takes about
-//! 10 KB that way, and the controllers cache every Work. Kept as text it
+//! allocation of its own: a parsed simulated pod takes 6.6 times its JSON
+//! (the unified view's `cached_pods_take_little_more_than_their_json`), and
+//! the controllers cache every Work. Kept as text it
 //! takes its length; the few places that read it parse it then
 //! ([`RawJson::value`]).
 

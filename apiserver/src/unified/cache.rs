@@ -7,8 +7,8 @@
 //! [`Cache::spawn`].
 //!
 //! Objects are kept as their encoded JSON ([`Object`]), without their
-//! `managedFields` (the members' server-side apply bookkeeping, often a third
-//! of an object, which the unified view does not serve), with the few fields
+//! `managedFields` (the members' server-side apply bookkeeping, often nearly
+//! half of an object, which the unified view does not serve), with the few fields
 //! selectors read alongside, so a list writes them out without parsing or
 //! encoding anything; they sit in a persistent ordered map ([`Objects`]), so a
 //! snapshot of a cache is a clone that costs nothing and stays valid (for the
