@@ -202,7 +202,16 @@ async fn connect(
     let target = webhook_client::resolve(&remote.client_config, snapshot)
         .await
         .map_err(|e| e.to_string())?;
-    let config = tls_config(&target, remote.insecure, identity)?;
+    let key = [
+        b"aggregator\0".as_slice(),
+        &[u8::from(remote.insecure)],
+        target.ca_bundle.as_deref().unwrap_or_default(),
+        b"\0",
+        identity.cert_pem.as_bytes(),
+    ]
+    .concat();
+    let config =
+        webhook_client::shared_tls_config(key, || tls_config(&target, remote.insecure, identity))?;
     let tcp = tokio::time::timeout(
         Duration::from_secs(5),
         tokio::net::TcpStream::connect(target.addr),
@@ -211,7 +220,7 @@ async fn connect(
     .map_err(|_| format!("dial tcp {}: i/o timeout", target.addr))?
     .map_err(|e| format!("dial tcp {}: {e}", target.addr))?;
     let name = ServerName::try_from(target.server_name.clone()).map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|e| format!("tls: {e}"))?;

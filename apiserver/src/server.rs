@@ -37,6 +37,9 @@ pub enum Backend {
     Etcd,
 }
 
+/// Concurrent streams of one HTTP/2 connection (kube-apiserver's default).
+pub const HTTP2_MAX_STREAMS: u32 = 1000;
+
 /// How to run an API server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -488,7 +491,11 @@ impl Server {
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                // kube-apiserver's --http2-max-streams-per-connection: a
+                // client-go controller's watches share one connection
+                builder.http2().max_concurrent_streams(HTTP2_MAX_STREAMS);
                 if let Err(e) = builder
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await

@@ -258,6 +258,33 @@ pub async fn resolve(client_config: &Value, snapshot: &Snapshot) -> Result<Targe
     })
 }
 
+/// TLS client settings shared by every connection made with the same ones:
+/// a `ClientConfig` carries a session cache of about 200 KB, and building one
+/// parses certificates. Keyed by what they are built from.
+static TLS_CONFIGS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<rustls::ClientConfig>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Distinct settings kept; past it they are built again.
+const MAX_TLS_CONFIGS: usize = 64;
+
+/// The settings built from `key` (everything `build` reads), built once.
+pub(crate) fn shared_tls_config(
+    key: Vec<u8>,
+    build: impl FnOnce() -> Result<rustls::ClientConfig, String>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    if let Some(config) = TLS_CONFIGS.lock().expect("TLS settings lock").get(&key) {
+        return Ok(config.clone());
+    }
+    let config = Arc::new(build()?);
+    let mut configs = TLS_CONFIGS.lock().expect("TLS settings lock");
+    if configs.len() >= MAX_TLS_CONFIGS {
+        configs.clear();
+    }
+    configs.insert(key, config.clone());
+    Ok(config)
+}
+
 fn tls_config(ca_bundle: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -298,12 +325,14 @@ const MAX_IDLE: usize = 16;
 
 /// A new TLS connection to a webhook; errors worded as kube-apiserver words them.
 async fn connect(target: &Target) -> Result<Sender, String> {
-    let config = tls_config(target.ca_bundle.as_deref())?;
+    let ca = target.ca_bundle.as_deref();
+    let key = [b"webhook\0".as_slice(), ca.unwrap_or_default()].concat();
+    let config = shared_tls_config(key, || tls_config(ca))?;
     let tcp = tokio::net::TcpStream::connect(target.addr)
         .await
         .map_err(|e| dial_error(target.addr, &e))?;
     let name = ServerName::try_from(target.server_name.clone()).map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|e| format!("tls: {e}"))?;
@@ -449,5 +478,23 @@ mod tests {
         let target = resolve(&config, &other.snapshot()).await.expect("resolved");
         assert_eq!(target.addr.port(), 443);
         assert!(target.addr.ip().is_loopback(), "{target:?}");
+    }
+
+    /// Connections made with the same TLS settings share one `ClientConfig`
+    /// (and its session cache); other settings get their own.
+    #[test]
+    fn tls_settings_are_built_once_per_key() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let built = std::sync::atomic::AtomicUsize::new(0);
+        let build = || {
+            built.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tls_config(None)
+        };
+        let a = shared_tls_config(b"test\0one".to_vec(), build).expect("settings");
+        let b = shared_tls_config(b"test\0one".to_vec(), build).expect("settings");
+        let c = shared_tls_config(b"test\0two".to_vec(), build).expect("settings");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -14,7 +14,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 /// redb's page cache (1 GiB by default). Everything is read once at start and
 /// served from memory after, so the cache only holds the pages commits touch.
-const CACHE_BYTES: usize = 16 << 20;
+/// redb keeps at most half of it for a transaction's dirty pages before it
+/// writes them out early: 4 MiB is several hundred Works in one commit.
+const CACHE_BYTES: usize = 8 << 20;
 
 /// A [`Backend`] storing objects in a redb database file.
 pub struct Redb {

@@ -272,7 +272,8 @@ mod tests {
     use super::*;
 
     /// A member that offers HTTP/2 is read over HTTP/2: every watch and read
-    /// of the unified view shares one connection to it.
+    /// of the unified view shares one connection to it, and the server takes
+    /// as many concurrent streams on it as kube-apiserver does.
     #[tokio::test]
     async fn member_clients_speak_http2() {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -303,6 +304,33 @@ mod tests {
         let response = client.send(request).await.expect("a response");
         assert_eq!(response.status(), http::StatusCode::OK);
         assert_eq!(response.version(), http::Version::HTTP_2);
+
+        // more watches than hyper's default of 200 streams a connection (the
+        // server takes kube-apiserver's 1,000), and a read beside them: it
+        // would wait for a free stream forever at 200
+        let beside_watches = async {
+            let mut watches = Vec::new();
+            for i in 0..250 {
+                let request = http::Request::get(format!(
+                    "/api/v1/namespaces/ns-{i}/configmaps?watch=1&timeoutSeconds=60"
+                ))
+                .body(kube::client::Body::empty())
+                .expect("request");
+                let watch = client.send(request).await.expect("a watch");
+                assert_eq!(watch.status(), http::StatusCode::OK);
+                watches.push(watch);
+            }
+            let request = http::Request::get("/api/v1/namespaces")
+                .body(kube::client::Body::empty())
+                .expect("request");
+            let response = client.send(request).await.expect("a response");
+            assert_eq!(response.status(), http::StatusCode::OK);
+            watches
+        };
+        let watches = tokio::time::timeout(Duration::from_secs(20), beside_watches)
+            .await
+            .expect("250 watches and a read beside them are answered");
+        drop(watches);
         let _ = stop.send(());
         let _ = serving.await;
     }
