@@ -18,13 +18,18 @@
 //!
 //! Run: `cargo build --release -p flotilla && cargo run --release -p
 //! flotilla-bench -- propagation [--quick] [--rate N] [--members N]
-//! [--pod-ready-delay MS] [--separate-members] [--record]`. `--pod-ready-delay` is the simulated
+//! [--pod-ready-delay MS] [--separate-members] [--member-nice N] [--one-process] [--record]`. `--pod-ready-delay` is the simulated
 //! members' longest container start (0..=MS ms from a pod's binding to its
 //! node to Running; 100 by default, as in `flotilla up`); with 0, Running
 //! measures flotilla and the members' workload controllers alone.
 //! `--separate-members` runs each member as a `flotilla sim` process joined
 //! with `flotilla join`, so that `flotilla up`'s RSS is the control plane's
 //! (host and aggregated API servers, webhook, cluster controllers) alone.
+//! `--member-nice N` runs those processes at niceness N, so that the 2 cores
+//! go to the control plane first, as if the members were other machines.
+//! `--one-process` runs the propagation controllers inside `flotilla up`
+//! instead, as `flotilla up` does by default: with `--separate-members`, its
+//! RSS is then the whole control plane's.
 //! `BENCH_HOLD_SECS=N` keeps every process running N seconds after the
 //! measurement, to look at them.
 
@@ -86,12 +91,15 @@ async fn start_separate_members(
     kubeconfig: &std::path::Path,
     members: usize,
     pod_ready_delay_ms: u64,
+    nice: u32,
 ) -> SeparateMembers {
     use std::io::BufRead;
     let mut processes = Vec::new();
     let mut outputs = Vec::new();
     for m in 1..=members {
-        let mut child = Command::new(flotilla())
+        let mut child = Command::new("nice")
+            .arg(format!("-n{nice}"))
+            .arg(flotilla())
             .args(["sim", "--nodes", "4", "--name"])
             .arg(format!("member{m}"))
             .arg("--data-dir")
@@ -180,22 +188,34 @@ async fn clusters_ready(cp: &Client, members: usize) {
     }
 }
 
+/// The controllers the separate controller manager runs.
+const PROPAGATION_CONTROLLERS: &str = "--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies,namespace";
+
+/// With `--one-process`, `flotilla up` runs them itself, beside its cluster controllers.
+const PROPAGATION_IN_UP: &str = "--controllers=cluster,clusterStatus,detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies,namespace";
+
 async fn run(
     members: usize,
     templates: usize,
     rate: f64,
     pod_ready_delay_ms: u64,
     separate: bool,
+    one_process: bool,
+    nice: u32,
 ) -> Run {
     let ready_delay = format!("--pod-ready-delay={pod_ready_delay_ms}");
     let running = harness::up(
         if separate { 0 } else { members },
         4,
         &[
-            // the controller manager runs the namespace controller (as
-            // Karmada's does): its cache of every Work would be counted as
-            // `flotilla up`'s own otherwise
-            "--controllers=cluster,clusterStatus",
+            if one_process {
+                PROPAGATION_IN_UP
+            } else {
+                // the controller manager runs the namespace controller (as
+                // Karmada's does): its cache of every Work would be counted
+                // as `flotilla up`'s own otherwise
+                "--controllers=cluster,clusterStatus"
+            },
             &ready_delay,
         ],
     )
@@ -203,7 +223,8 @@ async fn run(
     let (dir, kubeconfig, up) = (&running.dir, running.kubeconfig.clone(), &running.process);
     let separate = if separate {
         let started =
-            start_separate_members(dir.path(), &kubeconfig, members, pod_ready_delay_ms).await;
+            start_separate_members(dir.path(), &kubeconfig, members, pod_ready_delay_ms, nice)
+                .await;
         clusters_ready(&client(&kubeconfig, "flotilla").await, members).await;
         harness::unified_caches_started(&dir.path().join("state"), members).await;
         Some(started)
@@ -219,21 +240,23 @@ async fn run(
     };
     let cm_log = std::fs::File::create(dir.path().join("cm.log")).expect("log");
     let controllers_started = Instant::now();
-    let controllers = Guard(
-        Command::new(flotilla())
-            .arg("controller-manager")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--context", "flotilla"])
-            .arg("--metrics-bind-address=127.0.0.1:0")
-            .arg("--leader-elect=false")
-            .arg("--controllers=detector,scheduler,binding,execution,workStatus,bindingStatus,dependencies,namespace")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(cm_log)
-            .spawn()
-            .expect("controller-manager"),
-    );
+    let controllers = (!one_process).then(|| {
+        Guard(
+            Command::new(flotilla())
+                .arg("controller-manager")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["--context", "flotilla"])
+                .arg("--metrics-bind-address=127.0.0.1:0")
+                .arg("--leader-elect=false")
+                .arg(PROPAGATION_CONTROLLERS)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(cm_log)
+                .spawn()
+                .expect("controller-manager"),
+        )
+    });
     let cp = client(&kubeconfig, "flotilla").await;
     let pp_resource = kube::api::ApiResource {
         group: "policy.karmada.io".into(),
@@ -370,14 +393,17 @@ async fn run(
     eprintln!(
         "CPU time: flotilla up {:.1} s, controllers {:.1} s",
         harness::cpu_secs(up.0.id()),
-        harness::cpu_secs(controllers.0.id())
+        controllers
+            .as_ref()
+            .map_or(0.0, |c| harness::cpu_secs(c.0.id()))
     );
     // RSS is anonymous memory (the heap) plus the binary's code mapped from
     // its file, which the two processes share
-    for (name, pid) in [
-        ("flotilla up", up.0.id()),
-        ("controllers", controllers.0.id()),
-    ] {
+    let pids = [
+        ("flotilla up", Some(up.0.id())),
+        ("controllers", controllers.as_ref().map(|c| c.0.id())),
+    ];
+    for (name, pid) in pids.into_iter().filter_map(|(n, p)| Some((n, p?))) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let field = |name: &str| {
             status
@@ -404,7 +430,7 @@ async fn run(
         eprintln!(
             "holding {secs} s: flotilla up is PID {}, the controllers {}",
             up.0.id(),
-            controllers.0.id()
+            controllers.as_ref().map_or(0, |c| c.0.id())
         );
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
@@ -412,7 +438,7 @@ async fn run(
         let sims: u64 = s.processes.iter().map(|p| rss_mib(p.0.id())).sum();
         eprintln!("the {members} member processes: {sims} MiB RSS in all");
     }
-    let controllers_rss_mib = rss_mib(controllers.0.id());
+    let controllers_rss_mib = controllers.as_ref().map_or(0, |c| rss_mib(c.0.id()));
     let done = done.lock().expect("lock").clone();
     let dispatched = dispatched.lock().expect("lock").clone();
     let mut dlat: Vec<Duration> = created
@@ -807,6 +833,11 @@ pub async fn scenario() {
     // members as `flotilla sim` processes joined with `flotilla join`, so that
     // `flotilla up`'s RSS is the control plane's alone
     let separate = args.iter().any(|a| a == "--separate-members");
+    // the propagation controllers inside `flotilla up`, as its users run them
+    let one_process = args.iter().any(|a| a == "--one-process");
+    // the separate members' niceness: they stand in for other machines, so
+    // that they need not take the control plane's CPU
+    let member_nice: u32 = harness::flag(&args, "--member-nice").unwrap_or(0);
     let templates = if quick { 100 } else { 1_000 };
     let only: Option<usize> = harness::flag(&args, "--members");
     let sizes: Vec<usize> = match only {
@@ -817,14 +848,26 @@ pub async fn scenario() {
     let mut runs = Vec::new();
     for &members in &sizes {
         eprintln!("propagating {templates} templates to {members} members at {rate}/s ...");
-        runs.push(run(members, templates, rate, pod_ready_delay_ms, separate).await);
+        runs.push(
+            run(
+                members,
+                templates,
+                rate,
+                pod_ready_delay_ms,
+                separate,
+                one_process,
+                member_nice,
+            )
+            .await,
+        );
     }
     let mut table = format!(
         "| members | templates | rate | simulated pod start | single write p50 | p99 | in members p50 | p99 | p99 / write p99 (goal ≤ 10) | Running p50 | p99 | max | all Running after | `flotilla up` RSS ({}) | controllers RSS | host writes per template | of them 409 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        if separate {
-            "host alone"
-        } else {
-            "host + members"
+        match (separate, one_process) {
+            (true, false) => "host alone",
+            (true, true) => "host and controllers",
+            (false, false) => "host + members",
+            (false, true) => "host, controllers + members",
         }
     );
     let mut results = Vec::new();
@@ -851,6 +894,7 @@ pub async fn scenario() {
             "members": r.members, "templates": r.templates, "rate_per_s": rate,
             "pod_ready_delay_max_ms": pod_ready_delay_ms,
             "members_in_separate_processes": separate,
+            "controllers_in_up": one_process,
             "write_ms": {"p50": ms(r.write_p50), "p99": ms(r.write_p99)},
             "in_members_ms": {"p50": ms(r.dispatch_p50), "p99": ms(r.dispatch_p99)},
             "in_members_p99_over_write_p99": ratio,
