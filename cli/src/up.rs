@@ -293,11 +293,10 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
     let mut aggregated_config = server::Config::new(opts.dir.join("aggregated-apiserver"))
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)));
     aggregated_config.role = Role::Aggregated;
-    // Its writes are mostly Cluster status updates (each member's every 10 s),
-    // kept parsed, so an event with the Cluster before it is some 50 KB:
-    // 2 MiB of history holds the last few seconds of them at 100 members
-    // (the default 8 MiB, some 15 s), ample for a watch resuming after its
-    // timeout; one further behind lists the Clusters again.
+    // Its writes are mostly Cluster status updates, kept parsed, so an event
+    // with the Cluster before it is some 50 KB: 2 MiB of history holds the
+    // last few seconds of them at 100 members, enough for a watch resuming
+    // from its last bookmark; one further behind lists the Clusters again.
     aggregated_config.watch_history = flotilla_apiserver::storage::cache::HistoryLimit {
         bytes: 2 << 20,
         ..Default::default()

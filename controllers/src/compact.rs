@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(o.json(), serde_json::to_string(&want).expect("json"));
         // Its spec hash is the one of the whole object: a status or
         // resourceVersion change leaves it, a label change moves it.
-        assert_eq!(o.spec_hash(), crate::propagation::spec_hash(&want),);
+        assert_eq!(o.spec_hash(), crate::propagation::spec_hash(&want));
         let mut status_only = want.clone();
         status_only["status"]["readyReplicas"] = json!(1);
         status_only["metadata"]["resourceVersion"] = json!("8");
