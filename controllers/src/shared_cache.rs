@@ -126,34 +126,42 @@ impl SharedCaches {
         let registry = self.clone();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            // what the cache held when a (re)list began
+            let mut before_list: Vec<Arc<K>> = Vec::new();
             while let Some(event) = stream.next().await {
-                let change = match event {
+                let changes = match event {
                     // the reflector has just put this very object in the store
-                    Ok(watcher::Event::Apply(o)) => Change {
+                    Ok(watcher::Event::Apply(o)) => vec![Change {
                         object: entry
                             .store
                             .get(&ObjectRef::from_obj(&o))
                             .unwrap_or_else(|| Arc::new(o)),
                         deleted: false,
-                    },
-                    // a (re)list: the store has the new objects only at its
-                    // end, and until then maybe older copies
-                    Ok(watcher::Event::InitApply(o)) => Change {
-                        object: Arc::new(o),
-                        deleted: false,
-                    },
-                    Ok(watcher::Event::Delete(o)) => Change {
+                    }],
+                    Ok(watcher::Event::Delete(o)) => vec![Change {
                         object: Arc::new(o),
                         deleted: true,
-                    },
-                    Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+                    }],
+                    // A (re)list: the store takes the listed objects only at
+                    // its end, so they are sent then, when a reconciler
+                    // looking one up finds it (sent earlier, one created while
+                    // the watch was down was looked up, not found, and never
+                    // reconciled). Whatever the list no longer has was deleted.
+                    Ok(watcher::Event::Init) => {
+                        before_list = entry.store.state();
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(_)) => continue,
+                    Ok(watcher::Event::InitDone) => {
+                        relisted(std::mem::take(&mut before_list), entry.store.state())
+                    }
                     Err(e) => {
                         tracing::warn!(url = %key.1, error = %e, "shared watch failed, retrying");
                         continue;
                     }
                 };
                 let mut subscribers = entry.subscribers();
-                subscribers.retain(|s| s.send(change.clone()).is_ok());
+                subscribers.retain(|s| changes.iter().all(|c| s.send(c.clone()).is_ok()));
                 if subscribers.is_empty() {
                     drop(subscribers);
                     // lock order: the registry, then the entry
@@ -175,6 +183,32 @@ impl SharedCaches {
         });
         (store, rx)
     }
+}
+
+/// The changes a (re)list makes: every object now cached (each subscriber's
+/// filter passes those it has seen unchanged), and the deletion of those
+/// cached `before` that the list no longer has.
+fn relisted<K>(before: Vec<Arc<K>>, now: Vec<Arc<K>>) -> Vec<Change<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let listed: std::collections::HashSet<ObjectRef<K>> =
+        now.iter().map(|o| ObjectRef::from_obj(&**o)).collect();
+    let gone: Vec<Change<K>> = before
+        .into_iter()
+        .filter(|o| !listed.contains(&ObjectRef::from_obj(&**o)))
+        .map(|object| Change {
+            object,
+            deleted: true,
+        })
+        .collect();
+    now.into_iter()
+        .map(|object| Change {
+            object,
+            deleted: false,
+        })
+        .chain(gone)
+        .collect()
 }
 
 /// The objects of a subscription that changed by `predicate` (see
@@ -260,5 +294,28 @@ mod tests {
             seen.push(c.metadata.resource_version.clone().unwrap());
         }
         assert_eq!(seen, vec!["1", "3", "4", "5", "6"]);
+    }
+
+    /// A relist sends everything cached after it (the filter drops what a
+    /// subscriber saw unchanged) and the deletion of what it no longer has.
+    #[test]
+    fn a_relist_sends_the_listed_objects_and_the_vanished_ones() {
+        let before = vec![cm("a", "1", "1"), cm("b", "1", "2")];
+        let now = vec![cm("b", "2", "5"), cm("c", "1", "6")];
+        let changes: Vec<(String, String, bool)> = relisted(before, now)
+            .into_iter()
+            .map(|c| {
+                (
+                    c.object.name_any(),
+                    c.object.metadata.resource_version.clone().unwrap(),
+                    c.deleted,
+                )
+            })
+            .collect();
+        let expected = [("b", "5", false), ("c", "6", false), ("a", "1", true)];
+        assert_eq!(
+            changes,
+            expected.map(|(n, rv, d)| (n.to_string(), rv.to_string(), d))
+        );
     }
 }
