@@ -11,6 +11,7 @@ pub mod aggregator;
 pub mod cluster_proxy;
 pub mod endpoints;
 pub mod metrics;
+pub mod packed;
 pub mod registry;
 pub mod server;
 pub mod status;

@@ -14,8 +14,9 @@
 //!   — open watches
 //! - `apiserver_storage_objects{resource}` — objects stored, by `resource.group`
 //! - `apiserver_storage_size_bytes` — the store's size on disk (0 in memory)
-//! - `flotilla_storage_object_bytes{resource}` — the JSON size of the stored
-//!   objects, by `resource.group` (they are held in memory parsed as well)
+//! - `flotilla_storage_object_bytes{resource}` — the memory the stored objects'
+//!   JSON holds, by `resource.group` (packed, see [`crate::packed`]; a few
+//!   kinds the server reads on every request are held parsed as well)
 //! - `flotilla_storage_watch_history_events` and
 //!   `flotilla_storage_watch_history_bytes` — the recent events kept for watches
 //!   resuming from the past, and the memory they hold (estimated)
@@ -186,7 +187,7 @@ impl Metrics {
             IntGaugeVec::new(
                 Opts::new(
                     "flotilla_storage_object_bytes",
-                    "JSON size of the stored objects at the time of the last scrape, by resource (plural.group).",
+                    "Memory the stored objects' JSON holds (packed where that pays) at the time of the last scrape, by resource (plural.group).",
                 ),
                 &["resource"],
             )
@@ -392,7 +393,7 @@ impl Metrics {
             };
             let entry = counts.entry(resource).or_default();
             entry.0 += 1;
-            entry.1 += i64::try_from(kv.json.len()).unwrap_or(i64::MAX);
+            entry.1 += i64::try_from(kv.json.held()).unwrap_or(i64::MAX);
         }
         self.objects.reset();
         self.object_bytes.reset();

@@ -29,6 +29,8 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+use crate::packed::{Json, Packers};
+
 /// An estimate of the heap a parsed JSON value takes (its allocations, not the
 /// allocator's own overhead): strings by capacity, arrays by capacity, objects as
 /// an ordered map (entries of key, value and hash, plus the index table).
@@ -107,8 +109,9 @@ pub fn parse(json: &[u8]) -> Value {
 pub struct KeyValue {
     pub key: Arc<str>,
     /// The object's JSON encoding, made once when it was written, with
-    /// `metadata.resourceVersion` set to `mod_revision`.
-    pub json: bytes::Bytes,
+    /// `metadata.resourceVersion` set to `mod_revision`; packed in the cache
+    /// ([`KeyValue::cached`]).
+    pub json: Json,
     /// The parsed object, when at hand: a write's result, or a kind the cache
     /// keeps parsed ([`keeps_parsed`]).
     parsed: Option<Arc<Value>>,
@@ -118,7 +121,7 @@ pub struct KeyValue {
 impl KeyValue {
     /// A stored object, encoding it once; it keeps its parsed form.
     pub fn new(key: Arc<str>, value: Arc<Value>, mod_revision: Revision) -> Self {
-        let json = bytes::Bytes::from(serde_json::to_vec(value.as_ref()).unwrap_or_default());
+        let json = Json::from(serde_json::to_vec(value.as_ref()).unwrap_or_default());
         KeyValue {
             key,
             json,
@@ -131,7 +134,7 @@ impl KeyValue {
     pub fn value(&self) -> Arc<Value> {
         match &self.parsed {
             Some(v) => v.clone(),
-            None => Arc::new(parse(&self.json)),
+            None => Arc::new(parse(&self.json.bytes())),
         }
     }
 
@@ -153,10 +156,14 @@ impl KeyValue {
     }
 
     /// The form the cache keeps: without the parsed object, unless `keep`
-    /// says it stays.
-    pub fn cached(mut self, keep: KeepParsed) -> Self {
+    /// says it stays, and then with its JSON packed by its resource's packer
+    /// (see [`crate::packed`]).
+    pub fn cached(mut self, keep: KeepParsed, packers: &Packers) -> Self {
         if keep == KeepParsed::Listed && !keeps_parsed(&self.key) {
             self.parsed = None;
+            if let Json::Plain(json) = &self.json {
+                self.json = packers.for_key(&self.key).pack(json.clone());
+            }
         }
         self
     }
@@ -180,11 +187,11 @@ pub struct Event {
     pub key: Arc<str>,
     /// The JSON of the new object; for `Deleted`, of the last state with the
     /// deletion's revision.
-    pub json: bytes::Bytes,
+    pub json: Json,
     /// The new object parsed, when the cache keeps its kind parsed.
     parsed: Option<Arc<Value>>,
     /// The JSON of the object before this change (none for `Added`).
-    pub prev: Option<bytes::Bytes>,
+    pub prev: Option<Json>,
     /// The object before this change parsed, when the cache keeps its kind parsed.
     prev_parsed: Option<Arc<Value>>,
     pub revision: Revision,
@@ -209,7 +216,7 @@ impl Event {
         Event {
             kind: EventKind::Progress,
             key: Arc::from(""),
-            json: bytes::Bytes::new(),
+            json: Json::default(),
             parsed: None,
             prev: None,
             prev_parsed: None,
@@ -221,7 +228,7 @@ impl Event {
     pub fn object(&self) -> Arc<Value> {
         match &self.parsed {
             Some(v) => v.clone(),
-            None => Arc::new(parse(&self.json)),
+            None => Arc::new(parse(&self.json.bytes())),
         }
     }
 
@@ -234,7 +241,10 @@ impl Event {
     pub fn prev_object(&self) -> Option<Arc<Value>> {
         match &self.prev_parsed {
             Some(v) => Some(v.clone()),
-            None => self.prev.as_deref().map(|json| Arc::new(parse(json))),
+            None => self
+                .prev
+                .as_ref()
+                .map(|json| Arc::new(parse(&json.bytes()))),
         }
     }
 }

@@ -1123,7 +1123,7 @@ fn list_response(
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(&o.json);
+                o.json.write_to(&mut out);
             }
             out.extend_from_slice(b"]}");
             if opts.output == Output::Yaml {
@@ -1229,7 +1229,7 @@ async fn get(
         1 if opts.output == Output::Json => Ok(json_response(
             StatusCode::OK,
             "application/json",
-            found[0].1.json.to_vec(),
+            found[0].1.json.bytes().to_vec(),
         )),
         1 => Ok(object_response(
             &found[0].1.value(),

@@ -53,7 +53,7 @@ fn json_list(view: &View) -> usize {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&o.json);
+        o.json.write_to(&mut out);
     }
     out.extend_from_slice(b"]}");
     std::hint::black_box(&out);

@@ -100,7 +100,7 @@ struct ServerArgs {
     watch_history: usize,
     /// Memory those events may hold, in MiB (estimated: mostly their JSON);
     /// the oldest go first when either limit is reached.
-    #[arg(long, value_name = "MIB", default_value_t = 8)]
+    #[arg(long, value_name = "MIB", default_value_t = 2)]
     watch_history_mib: usize,
     /// Trust a front proxy (an aggregating API server) whose client certificate
     /// is signed by this CA; it names users in X-Remote-User/X-Remote-Group.

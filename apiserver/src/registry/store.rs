@@ -109,7 +109,7 @@ impl Object {
 impl From<&storage::Event> for Object {
     fn from(event: &storage::Event) -> Self {
         Object::Json {
-            json: event.json.clone(),
+            json: event.json.bytes(),
             parsed: event.parsed().cloned(),
         }
     }
@@ -284,22 +284,20 @@ fn selected(object: &Value, labels: &LabelSelector, fields: &FieldSelector) -> b
 /// parsed only when there are selectors, and then keeps that parsed form, so
 /// a Table or a conversion of the same read does not parse it again.
 fn select(
-    json: &bytes::Bytes,
+    json: &crate::packed::Json,
     parsed: Option<&Arc<Value>>,
     labels: &LabelSelector,
     fields: &FieldSelector,
 ) -> Option<Object> {
     let mut parsed = parsed.cloned();
+    let json = json.bytes();
     if !(labels.is_empty() && fields.is_empty()) {
-        let object = parsed.get_or_insert_with(|| Arc::new(storage::parse(json)));
+        let object = parsed.get_or_insert_with(|| Arc::new(storage::parse(&json)));
         if !selected(object, labels, fields) {
             return None;
         }
     }
-    Some(Object::Json {
-        json: json.clone(),
-        parsed,
-    })
+    Some(Object::Json { json, parsed })
 }
 
 /// [`selected`] for a stored object, parsing it only when there are selectors.

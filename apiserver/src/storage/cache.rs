@@ -30,15 +30,16 @@ pub struct HistoryLimit {
 }
 
 impl Default for HistoryLimit {
-    /// 50,000 events and 8 MiB: most events hold only their JSON and the
-    /// JSON before them, so at a few hundred writes a second, several
+    /// 50,000 events and 2 MiB: most events hold only their JSON and the
+    /// JSON before them, packed ([`crate::packed`]; about 1 KB for a Work
+    /// and the Work before it), so at a few hundred writes a second, several
     /// seconds of history. A watch's bookmarks (and the last one before its
     /// timeout) carry the revision it has seen everything up to, so a client
     /// resumes from there; one that falls further behind lists again.
     fn default() -> Self {
         HistoryLimit {
             events: 50_000,
-            bytes: 8 << 20,
+            bytes: 2 << 20,
         }
     }
 }
@@ -58,9 +59,9 @@ pub struct HistoryStats {
 /// event before, but kept alive by this one once that event has left the
 /// history).
 pub fn event_bytes(event: &Event) -> usize {
-    event.json.len()
+    event.json.held()
         + event.parsed.as_deref().map_or(0, heap_size)
-        + event.prev.as_ref().map_or(0, bytes::Bytes::len)
+        + event.prev.as_ref().map_or(0, crate::packed::Json::held)
         + event.prev_parsed.as_deref().map_or(0, heap_size)
         + std::mem::size_of::<Event>()
 }
@@ -386,7 +387,8 @@ mod tests {
     /// An event writing `key` at `revision` with a 1 KiB payload.
     fn event(key: &str, revision: Revision) -> Event {
         let value = json!({"metadata": {"name": key}, "data": "x".repeat(1024)});
-        let kv = KeyValue::new(key.into(), Arc::new(value), revision).cached(Default::default());
+        let kv = KeyValue::new(key.into(), Arc::new(value), revision)
+            .cached(Default::default(), &Default::default());
         Event::new(EventKind::Added, &kv, None)
     }
 

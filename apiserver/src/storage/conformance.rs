@@ -37,7 +37,7 @@ pub async fn parsed_forms(s: &dyn Storage) {
         web.mod_revision.to_string()
     );
     assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&web.json).expect("json"),
+        serde_json::from_slice::<serde_json::Value>(&web.json.bytes()).expect("json"),
         *written.value()
     );
     let view = snapshot.get(&role).expect("view");

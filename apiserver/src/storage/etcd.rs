@@ -40,6 +40,7 @@ use super::{
     Error, Event, EventKind, KeepParsed, KeyValue, Precondition, Result, Revision, Snapshot,
     Storage,
 };
+use crate::packed::Packers;
 
 /// TLS material for talking to etcd (PEM text).
 #[derive(Debug, Clone, Default)]
@@ -129,20 +130,25 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// The packers of the objects read from etcd ([`crate::packed`]): one set
+/// for the process, as the API servers of one process that share an etcd
+/// see the same kinds.
+static PACKERS: std::sync::LazyLock<Packers> = std::sync::LazyLock::new(Packers::default);
+
 /// Decodes a stored object, setting its resourceVersion to `revision`, in the
 /// form the cache keeps.
 fn decode(key: Arc<str>, value: &[u8], revision: Revision) -> Result<KeyValue> {
     let mut object: Value =
         serde_json::from_slice(value).map_err(|e| Error::Backend(Box::new(e)))?;
     stamp(&mut object, revision);
-    Ok(KeyValue::new(key, Arc::new(object), revision).cached(KeepParsed::Listed))
+    Ok(KeyValue::new(key, Arc::new(object), revision).cached(KeepParsed::Listed, &PACKERS))
 }
 
 /// The last state of a deleted object: `prev` stamped with the deletion's revision.
 fn deleted(prev: &KeyValue, at: Revision) -> KeyValue {
     let mut last = Arc::unwrap_or_clone(prev.value());
     stamp(&mut last, at);
-    KeyValue::new(prev.key.clone(), Arc::new(last), at).cached(KeepParsed::Listed)
+    KeyValue::new(prev.key.clone(), Arc::new(last), at).cached(KeepParsed::Listed, &PACKERS)
 }
 
 /// The stored form of an object: its JSON without `metadata.resourceVersion`.

@@ -19,6 +19,7 @@ use super::{
     Error, Event, EventKind, KeepParsed, KeyValue, Precondition, Result, Revision, Snapshot,
     Storage,
 };
+use crate::packed::Packers;
 
 /// A change handed to a backend for durable commit.
 #[derive(Debug)]
@@ -108,12 +109,14 @@ impl KvStore {
     pub fn open<B: Backend>(mut backend: B, config: Config) -> Result<Self> {
         let (objects, revision) = backend.load()?;
         let mut map = imbl::OrdMap::new();
+        let packers = Packers::default();
         for (key, object) in objects {
             let mod_revision = resource_version(&object).unwrap_or(0);
             let key: Arc<str> = Arc::from(key);
             map.insert(
                 key.clone(),
-                KeyValue::new(key, Arc::new(object), mod_revision).cached(config.keep_parsed),
+                KeyValue::new(key, Arc::new(object), mod_revision)
+                    .cached(config.keep_parsed, &packers),
             );
         }
         let snapshot = Snapshot { map, revision };
@@ -124,7 +127,7 @@ impl KvStore {
         let keep = config.keep_parsed;
         let thread = std::thread::Builder::new()
             .name("storage-writer".into())
-            .spawn(move || write_loop(backend, thread_shared, requests, max_batch, keep))
+            .spawn(move || write_loop(backend, thread_shared, requests, max_batch, (keep, packers)))
             .map_err(|e| Error::Backend(Box::new(e)))?;
         Ok(KvStore {
             shared,
@@ -168,7 +171,7 @@ fn write_loop<B: Backend>(
     shared: Arc<Cache>,
     requests: mpsc::Receiver<Request>,
     max_batch: usize,
-    keep: KeepParsed,
+    (keep, packers): (KeepParsed, Packers),
 ) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
@@ -189,7 +192,7 @@ fn write_loop<B: Backend>(
                 &mut map,
                 &mut revision,
                 (key, op),
-                keep,
+                (keep, &packers),
                 &mut changes,
                 &mut events,
             );
@@ -220,7 +223,7 @@ fn apply(
     map: &mut imbl::OrdMap<Arc<str>, KeyValue>,
     revision: &mut Revision,
     (key, op): (String, Op),
-    keep: KeepParsed,
+    (keep, packers): (KeepParsed, &Packers),
     changes: &mut Vec<Change>,
     events: &mut Vec<Event>,
 ) -> Result<KeyValue> {
@@ -265,7 +268,7 @@ fn apply(
     *revision += 1;
     stamp(&mut value, *revision);
     let kv = KeyValue::new(key.clone(), Arc::new(value), *revision);
-    let cached = kv.clone().cached(keep);
+    let cached = kv.clone().cached(keep, packers);
     if kind == EventKind::Deleted {
         map.remove(&key);
         changes.push(Change::Delete { key: key.clone() });
@@ -273,7 +276,7 @@ fn apply(
         map.insert(key.clone(), cached.clone());
         changes.push(Change::Put {
             key: key.clone(),
-            json: kv.json.clone(),
+            json: kv.json.bytes(),
         });
     }
     events.push(Event::new(kind, &cached, current.as_ref()));

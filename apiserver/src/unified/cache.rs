@@ -8,8 +8,10 @@
 //!
 //! Objects are kept as their encoded JSON ([`Object`]), without their
 //! `managedFields` (the members' server-side apply bookkeeping, often nearly
-//! half of an object, which the unified view does not serve), with the few fields
-//! selectors read alongside, so a list writes them out without parsing or
+//! half of an object, which the unified view does not serve), packed against
+//! a dictionary of their kind ([`crate::packed`]; one per kind for every
+//! member, as a kind's objects look alike from member to member), with the
+//! few fields selectors read alongside, so a list writes them out without parsing or
 //! encoding anything; they sit in a persistent ordered map ([`Objects`]), so a
 //! snapshot of a cache is a clone that costs nothing and stays valid (for the
 //! pages of a list) while the cache moves on.
@@ -30,6 +32,7 @@ use super::Gvr;
 use super::member::{self, Member};
 use super::resource_version::{self, revision};
 use super::table::Row;
+use crate::packed::{Json, Packer, Packers};
 use crate::registry::Printer;
 use crate::registry::selector::{FieldSelector, LabelSelector};
 
@@ -112,8 +115,8 @@ struct MetadataSpan {
 /// row.
 #[derive(Debug, PartialEq)]
 pub struct Object {
-    /// The object's JSON.
-    pub json: Bytes,
+    /// The object's JSON (packed in a cache, see [`Object::packed`]).
+    pub json: Json,
     /// `metadata.namespace` (`""` for cluster-scoped objects), shared with the cache's key.
     pub namespace: Arc<str>,
     /// `metadata.name`, shared with the cache's key.
@@ -152,7 +155,7 @@ impl Object {
                 .unwrap_or("")
         };
         Object {
-            json: Bytes::from(json.into_boxed_slice()),
+            json: Json::from(json),
             namespace: Arc::from(meta("namespace")),
             name: Arc::from(meta("name")),
             selectable: serde_json::to_vec(&selectable)
@@ -168,7 +171,7 @@ impl Object {
         static NULL: OnceLock<Arc<Object>> = OnceLock::new();
         NULL.get_or_init(|| {
             Arc::new(Object {
-                json: Bytes::from_static(b"null"),
+                json: Json::Plain(Bytes::from_static(b"null")),
                 namespace: Arc::from(""),
                 name: Arc::from(""),
                 selectable: Box::from(&b"null"[..]),
@@ -181,7 +184,15 @@ impl Object {
 
     /// The object parsed (for Tables, metadata and watch events).
     pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+        serde_json::from_slice(&self.json.bytes()).unwrap_or(Value::Null)
+    }
+
+    /// The object with its JSON packed by `packer`, as a cache keeps it.
+    pub fn packed(mut self, packer: &Packer) -> Object {
+        if let Json::Plain(json) = &self.json {
+            self.json = packer.pack(json.clone());
+        }
+        self
     }
 
     /// What selectors read, parsed (see [`Object::selectable`]).
@@ -217,7 +228,7 @@ impl Object {
     /// An estimate of the heap the object takes: its JSON, its key strings
     /// (with their counts), what selectors read, and the `Arc` around it.
     pub fn heap_size(&self) -> usize {
-        self.json.len()
+        self.json.held()
             + self.namespace.len()
             + self.name.len()
             + 2 * 16
@@ -230,8 +241,13 @@ impl Object {
     /// The object's `metadata` as JSON (`{}` without one), a slice of the
     /// cached JSON (what Table rows and metadata lists carry).
     pub fn write_metadata(&self, out: &mut Vec<u8>) {
-        match self.metadata {
-            Some(span) => out.extend_from_slice(&self.json[span.start as usize..span.end as usize]),
+        let Some(span) = self.metadata else {
+            out.extend_from_slice(b"{}");
+            return;
+        };
+        let json = self.json.bytes();
+        match json.get(span.start as usize..span.end as usize) {
+            Some(metadata) => out.extend_from_slice(metadata),
             None => out.extend_from_slice(b"{}"),
         }
     }
@@ -366,6 +382,8 @@ pub struct Cache {
     pub namespaces: Option<BTreeSet<String>>,
     /// The kind's selectable fields and printer, for what is kept next to each object.
     shape: Shape,
+    /// Packs the kind's objects (shared by every member's cache of the kind).
+    packer: Arc<Packer>,
     inner: RwLock<Inner>,
     /// Made on the first subscription: a ring of 1,024 events is about 49 KB,
     /// and most caches (1,100 at 100 members with `flotilla up`'s default
@@ -388,6 +406,9 @@ pub enum ResumeError {
     NotReady,
 }
 
+/// The packers of cached objects, one per kind (group/version/plural).
+static PACKERS: std::sync::LazyLock<Packers> = std::sync::LazyLock::new(Packers::default);
+
 /// Longest a connected watch may be silent before the cache counts as lagging.
 pub const LAG: Duration = Duration::from_secs(90);
 
@@ -396,7 +417,12 @@ impl Cache {
         // a namespace scope means nothing for cluster-scoped kinds
         let namespaces = namespaces.filter(|_| resource.namespaced);
         let shape = Shape::of(&resource);
+        let packer = PACKERS.get(&format!(
+            "{}/{}/{}",
+            resource.group, resource.version, resource.plural
+        ));
         Arc::new(Cache {
+            packer,
             cluster: cluster.to_string(),
             resource,
             namespaces,
@@ -449,7 +475,7 @@ impl Cache {
     /// Encodes a member object (annotated) for the cache.
     fn object(&self, object: Value) -> Arc<Object> {
         let annotated = annotate(object, &self.cluster, &self.resource);
-        Arc::new(Object::new(&annotated, &self.shape))
+        Arc::new(Object::new(&annotated, &self.shape).packed(&self.packer))
     }
 
     /// Whether `object` belongs in the cache.
@@ -981,9 +1007,19 @@ mod tests {
     fn history_is_bounded_by_memory() {
         let cache = Cache::new("m1", pods(), None);
         cache.replace(vec![pod("a", "p1", 5)], 10);
+        // padding that does not pack: letters from a simple generator
         let big = |rv: u64| {
+            let mut state = rv.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let padding: String = (0..4096)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    char::from(b'a' + (state >> 59) as u8 % 26)
+                })
+                .collect();
             let mut p = pod("a", "p1", rv);
-            p["spec"] = json!({"padding": "x".repeat(4096)});
+            p["spec"] = json!({ "padding": padding });
             p
         };
         for rv in 11..=100 {

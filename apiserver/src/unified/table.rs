@@ -203,7 +203,7 @@ pub fn write_table(
             }
             IncludeObject::Object => {
                 out.extend_from_slice(b",\"object\":");
-                out.extend_from_slice(&o.json);
+                o.json.write_to(out);
             }
         }
         out.push(b'}');
@@ -359,7 +359,7 @@ mod tests {
                 m.shift_remove("managedFields");
             }
             assert_eq!(
-                String::from_utf8_lossy(&cached.json),
+                String::from_utf8_lossy(&cached.json.bytes()),
                 serde_json::to_string(&served).expect("json"),
                 "{}",
                 gvr.plural
