@@ -409,7 +409,11 @@ impl Server {
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let api = api.clone();
                     let peer_identity = peer_identity.clone();
-                    async move {
+                    // Boxed: an HTTP/1.1 connection keeps room for its
+                    // request's future from start to end, and the handler's
+                    // (every endpoint's state) is tens of KB; boxed, an idle
+                    // connection keeps a pointer.
+                    Box::pin(async move {
                         let started = Instant::now();
                         let method = req.method().clone();
                         let path = req.uri().path().to_string();
@@ -489,7 +493,7 @@ impl Server {
                         }
                         tracing::debug!(%method, %path, code, elapsed_ms, "request");
                         Ok::<_, std::convert::Infallible>(response)
-                    }
+                    })
                 });
                 let mut builder =
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -14,7 +14,8 @@ use serde_json::json;
 pub const UNSCHEDULABLE: &str = "cluster.karmada.io/unschedulable";
 const CLUSTER_NAMESPACE: &str = "karmada-cluster";
 
-/// A client for the control plane: `--kubeconfig`/`--context` or the defaults.
+/// A client for the control plane: `--kubeconfig`/`--context` or the defaults
+/// (see [`flotilla_controllers::client`]).
 pub async fn control_plane(
     kubeconfig: Option<&std::path::Path>,
     context: Option<&str>,
@@ -33,7 +34,9 @@ pub async fn control_plane(
             .await
             .context("no kubeconfig: set KUBECONFIG or pass --kubeconfig")?,
     };
-    Client::try_from(config).context("building the control plane client")
+    // HTTP/2 when the server offers it, as client-go: one connection for
+    // every request and watch of the controllers
+    flotilla_controllers::client::build(config).context("building the control plane client")
 }
 
 fn valid_name(name: &str) -> Result<()> {

@@ -498,7 +498,7 @@ async fn host_client(kubeconfig: &Path) -> Result<kube::Client> {
     let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
         .await
         .context("control plane client config")?;
-    kube::Client::try_from(config).context("control plane client")
+    flotilla_controllers::client::build(config).context("control plane client")
 }
 
 /// Creates a member's credentials Secret and its Cluster (Push mode).

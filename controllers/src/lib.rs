@@ -60,6 +60,7 @@ pub mod agent;
 pub mod application_failover;
 pub mod binding;
 pub mod binding_status;
+pub mod client;
 pub mod cluster;
 pub mod cluster_status;
 pub mod cluster_taint_policy;

@@ -83,44 +83,9 @@ pub fn member_config(
     Ok(config)
 }
 
-/// Idle connections kept to one member between requests. kube's default
-/// keeps every connection a burst opened for 90 s; with a hundred members
-/// and the controllers' concurrent writes that was thousands of idle
-/// connections, each with its buffers.
-pub const IDLE_CONNECTIONS_PER_MEMBER: usize = 4;
-/// How long an idle connection to a member is kept.
-pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A client built from a [`member_config`]: kube's stack (TLS, timeouts,
-/// base URI, authentication, extra headers) over a connection pool that
-/// keeps at most [`IDLE_CONNECTIONS_PER_MEMBER`] idle connections. A member
-/// reached through a proxy gets kube's own client.
+/// A client built from a [`member_config`] (see [`crate::client::build`]).
 pub fn member_client(config: kube::Config) -> Result<Client> {
-    use kube::client::ConfigExt;
-    use tower::{BoxError, ServiceBuilder};
-
-    if config.proxy_url.is_some() {
-        return Ok(Client::try_from(config)?);
-    }
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    let https = config.rustls_https_connector_with_connector(http)?;
-    let mut connector = hyper_timeout::TimeoutConnector::new(https);
-    connector.set_connect_timeout(config.connect_timeout);
-    connector.set_read_timeout(config.read_timeout);
-    connector.set_write_timeout(config.write_timeout);
-    let pool = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
-        .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_MEMBER)
-        .build(connector);
-    let service = ServiceBuilder::new()
-        .layer(config.base_uri_layer())
-        .option_layer(config.auth_layer()?)
-        .layer(config.extra_headers_layer()?)
-        .map_err(BoxError::from)
-        .service(pool);
-    Ok(Client::new(service, config.default_namespace))
+    crate::client::build(config)
 }
 
 #[derive(Clone, PartialEq, Eq)]
