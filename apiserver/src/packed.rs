@@ -76,8 +76,9 @@ impl From<Bytes> for Json {
 }
 
 impl From<Vec<u8>> for Json {
+    /// The plain JSON, without the vector's spare capacity.
     fn from(json: Vec<u8>) -> Json {
-        Json::Plain(Bytes::from(json))
+        Json::Plain(Bytes::from(json.into_boxed_slice()))
     }
 }
 
