@@ -34,8 +34,8 @@ pub async fn control_plane(
             .await
             .context("no kubeconfig: set KUBECONFIG or pass --kubeconfig")?,
     };
-    // HTTP/2 when the server offers it, as client-go: one connection for
-    // every request and watch of the controllers
+    // the controllers' bounded connection pool (the controller manager and
+    // the agent run on this client)
     flotilla_controllers::client::build(config).context("building the control plane client")
 }
 
