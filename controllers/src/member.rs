@@ -83,11 +83,6 @@ pub fn member_config(
     Ok(config)
 }
 
-/// A client built from a [`member_config`] (see [`crate::client::build`]).
-pub fn member_client(config: kube::Config) -> Result<Client> {
-    crate::client::build(config)
-}
-
 #[derive(Clone, PartialEq, Eq)]
 struct CacheKey {
     endpoint: String,
@@ -190,7 +185,8 @@ impl MemberClients {
             .get(SECRET_TOKEN_KEY)
             .map(|b| String::from_utf8_lossy(&b.0).trim().to_string());
         let ca = data.get(SECRET_CA_BUNDLE_KEY).map(|b| b.0.as_slice());
-        let client = member_client(member_config(cluster, token.as_deref(), ca, self.timeout)?)?;
+        let config = member_config(cluster, token.as_deref(), ca, self.timeout)?;
+        let client = crate::client::build(config)?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(
                 name,
