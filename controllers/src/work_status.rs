@@ -317,7 +317,7 @@ async fn reconcile(w: Arc<Work>, sctx: Arc<StatusCtx>) -> Result<Action> {
     } else {
         // a safety net, like an informer resync: after a control-plane
         // restart a member's status change was seen to go unreflected (the
-        // SIGKILL rounds of tests/tests/failover.rs); look again now and then
+        // SIGKILL rounds of tests/tests/e2e/failover.rs); look again now and then
         Action::requeue(RESYNC_PERIOD)
     })
 }

@@ -631,7 +631,7 @@ fn controllers_killed_mid_propagation_converge_after_restart() {
                 .arg(format!("--controllers={propagation}"))
                 // one manager at a time (the first is killed before the
                 // second starts): crash convergence, not leader election,
-                // is tested here (tests/tests/leader_election.rs has that)
+                // is tested here (tests/tests/e2e/leader_election.rs has that)
                 .arg("--leader-elect=false"),
             &up.logs(),
         )
