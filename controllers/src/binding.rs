@@ -209,13 +209,13 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
             Arc::new(BindingCtx {
                 ctx,
                 clusters,
-                works,
+                works: works.clone(),
                 overrides,
                 cluster_overrides,
                 policies,
                 cluster_policies,
                 resolver: Resolver::default(),
-                written: Overlay::default(),
+                written: Overlay::new(works.clone()),
             }),
         )
         .for_each(|_| async {})

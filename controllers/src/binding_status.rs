@@ -40,7 +40,7 @@ pub fn start(ctx: Context) -> ControllerFuture {
     crate::for_both_binding_kinds!(run, ctx)
 }
 
-struct StatusCtx<B> {
+struct StatusCtx<B: BindingResource> {
     ctx: Context,
     works: Store<Work>,
     clusters: Store<Cluster>,
@@ -66,6 +66,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
     let wq = crate::workqueue::Queue::new("bindingStatus");
     let controller = shared_controller(&wq, &ctx, Api::<B>::all(cp), every_change);
     let bindings = controller.store();
+    let written = Overlay::new(controller.store());
     controller
         .watches_shared_stream(
             work_changes,
@@ -97,7 +98,7 @@ async fn run<B: BindingResource>(ctx: Context) -> Result<()> {
                 works,
                 clusters,
                 resolver: Resolver::default(),
-                written: Overlay::default(),
+                written,
             }),
         )
         .for_each(|_| async {})
@@ -201,7 +202,7 @@ async fn reconcile<B: BindingResource>(b: Arc<B>, sctx: Arc<StatusCtx<B>>) -> Re
 
 /// Writes the aggregated status into the template's `/status` when the kind
 /// has an aggregation and the result differs.
-async fn aggregate_into_template<B>(
+async fn aggregate_into_template<B: BindingResource>(
     sctx: &StatusCtx<B>,
     r: &flotilla_api::work::ObjectReference,
     items: &[flotilla_api::work::AggregatedStatusItem],

@@ -15,51 +15,94 @@
 //! parse as integers, and the cache is trusted otherwise. An entry that the
 //! cache has not confirmed within [`Overlay::MAX_AGE`] (the object was
 //! deleted meanwhile, say) is dropped.
+//!
+//! An entry also goes once the cache has caught up, whether or not the object
+//! is reconciled again: a controller whose predicate ignores the status never
+//! looks again at an object whose status it wrote. Every write sweeps such
+//! entries (at most once per [`Overlay::SWEEP_EVERY`]); without that, a
+//! binding status controller kept a second copy of every binding (about
+//! 6 MiB of 1,000 at 100 members, heaptrack).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
-/// The objects a controller wrote, by `namespace/name`, until its cache has them.
-pub struct Overlay<K> {
-    written: Mutex<HashMap<String, (Instant, Arc<K>)>>,
+/// The objects a controller wrote, by namespace and name, until its cache has them.
+pub struct Overlay<K: Resource<DynamicType = ()> + Clone + 'static> {
+    cache: Store<K>,
+    written: Mutex<Written<K>>,
 }
 
-impl<K> Default for Overlay<K> {
-    fn default() -> Self {
-        Overlay {
-            written: Mutex::new(HashMap::new()),
-        }
+struct Written<K: Resource<DynamicType = ()> + 'static> {
+    by_name: HashMap<ObjectRef<K>, (Instant, Arc<K>)>,
+    swept: Instant,
+}
+
+fn object_ref<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> ObjectRef<K> {
+    let r = ObjectRef::new(name);
+    match namespace {
+        Some(ns) => r.within(ns),
+        None => r,
     }
-}
-
-fn key(namespace: Option<&str>, name: &str) -> String {
-    format!("{}/{name}", namespace.unwrap_or_default())
 }
 
 fn revision<K: Resource>(obj: &K) -> Option<u64> {
     obj.meta().resource_version.as_deref()?.parse().ok()
 }
 
-impl<K: Resource + Clone> Overlay<K> {
+/// Whether the written copy is still newer than the cached one (None: not
+/// cached yet). Only integers compare; otherwise the cache is trusted.
+fn mine_is_newer<K: Resource>(mine: &K, cached: Option<&K>) -> bool {
+    match cached {
+        None => true,
+        Some(c) => match (revision(mine), revision(c)) {
+            (Some(m), Some(c)) => m > c,
+            _ => false,
+        },
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Overlay<K> {
     /// How long a write waits for the cache to confirm it.
     pub const MAX_AGE: Duration = Duration::from_secs(30);
+    /// How often a write sweeps out the entries the cache has caught up with.
+    pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<K>)>> {
+    /// An overlay over `cache`, the reflector cache the controller reads.
+    pub fn new(cache: Store<K>) -> Self {
+        Overlay {
+            cache,
+            written: Mutex::new(Written {
+                by_name: HashMap::new(),
+                swept: Instant::now(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Written<K>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Remembers what a write returned.
     pub fn record(&self, written: K) {
-        let k = key(written.meta().namespace.as_deref(), &written.name_any());
-        self.lock().insert(k, (Instant::now(), Arc::new(written)));
+        let k = object_ref(written.meta().namespace.as_deref(), &written.name_any());
+        let mut w = self.lock();
+        w.by_name.insert(k, (Instant::now(), Arc::new(written)));
+        if w.swept.elapsed() >= Self::SWEEP_EVERY {
+            w.swept = Instant::now();
+            let cache = &self.cache;
+            w.by_name.retain(|k, (at, mine)| {
+                at.elapsed() < Self::MAX_AGE && mine_is_newer(&**mine, cache.get(k).as_deref())
+            });
+        }
     }
 
     /// Forgets the object (deleted, or found gone).
     pub fn forget(&self, namespace: Option<&str>, name: &str) {
-        self.lock().remove(&key(namespace, name));
+        self.lock().by_name.remove(&object_ref(namespace, name));
     }
 
     /// The newer of the cached copy and the last write of the object named
@@ -70,22 +113,15 @@ impl<K: Resource + Clone> Overlay<K> {
         name: &str,
         cached: Option<Arc<K>>,
     ) -> Option<Arc<K>> {
-        let k = key(namespace, name);
+        let k = object_ref(namespace, name);
         let mut written = self.lock();
-        let Some((at, mine)) = written.get(&k) else {
+        let Some((at, mine)) = written.by_name.get(&k) else {
             return cached;
         };
-        let mine_newer = match &cached {
-            None => true,
-            Some(c) => match (revision(&**mine), revision(&**c)) {
-                (Some(m), Some(c)) => m > c,
-                _ => false,
-            },
-        };
-        if mine_newer && at.elapsed() < Self::MAX_AGE {
+        if at.elapsed() < Self::MAX_AGE && mine_is_newer(&**mine, cached.as_deref()) {
             return Some(mine.clone());
         }
-        written.remove(&k);
+        written.by_name.remove(&k);
         cached
     }
 
@@ -100,6 +136,7 @@ impl<K: Resource + Clone> Overlay<K> {
     /// Objects written and not yet in the cache, for lookups by label.
     pub fn pending(&self) -> Vec<Arc<K>> {
         self.lock()
+            .by_name
             .values()
             .filter(|(at, _)| at.elapsed() < Self::MAX_AGE)
             .map(|(_, k)| k.clone())
@@ -111,13 +148,15 @@ impl<K: Resource + Clone> Overlay<K> {
 mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
 
     use super::*;
 
-    fn cm(rv: &str, data: &str) -> ConfigMap {
+    fn named(name: &str, rv: &str, data: &str) -> ConfigMap {
         ConfigMap {
             metadata: ObjectMeta {
-                name: Some("c".into()),
+                name: Some(name.into()),
                 namespace: Some("ns".into()),
                 resource_version: Some(rv.into()),
                 ..Default::default()
@@ -127,9 +166,19 @@ mod tests {
         }
     }
 
+    fn cm(rv: &str, data: &str) -> ConfigMap {
+        named("c", rv, data)
+    }
+
+    fn overlay() -> (Writer<ConfigMap>, Overlay<ConfigMap>) {
+        let writer = Writer::default();
+        let overlay = Overlay::new(writer.as_reader());
+        (writer, overlay)
+    }
+
     #[test]
     fn the_newer_copy_wins_and_the_cache_takes_over() {
-        let o = Overlay::default();
+        let (_cache, o) = overlay();
         assert!(o.newest(Some("ns"), "c", None).is_none());
         o.record(cm("7", "mine"));
         // the cache has not seen the write: ours
@@ -159,7 +208,7 @@ mod tests {
 
     #[test]
     fn opaque_versions_trust_the_cache_and_forget_drops() {
-        let o = Overlay::default();
+        let (_cache, o) = overlay();
         o.record(cm("abc", "mine"));
         let cached = Arc::new(cm("5", "cache"));
         assert_eq!(
@@ -169,5 +218,24 @@ mod tests {
         o.record(cm("8", "mine"));
         o.forget(Some("ns"), "c");
         assert!(o.newest(Some("ns"), "c", None).is_none());
+    }
+
+    #[test]
+    fn a_write_sweeps_out_what_the_cache_has_caught_up_with() {
+        let (mut cache, o) = overlay();
+        o.record(named("caught-up", "7", "mine"));
+        o.record(named("behind", "8", "mine"));
+        cache.apply_watcher_event(&watcher::Event::Apply(named("caught-up", "7", "mine")));
+        cache.apply_watcher_event(&watcher::Event::Apply(named("behind", "5", "old")));
+        // not swept yet: the last sweep was less than SWEEP_EVERY ago
+        o.record(named("new", "9", "mine"));
+        assert_eq!(o.pending().len(), 3);
+        o.lock().swept = Instant::now()
+            .checked_sub(Overlay::<ConfigMap>::SWEEP_EVERY)
+            .expect("an instant a second ago");
+        o.record(named("newer", "10", "mine"));
+        let mut left: Vec<_> = o.pending().iter().map(|c| c.name_any()).collect();
+        left.sort();
+        assert_eq!(left, ["behind", "new", "newer"]);
     }
 }

@@ -67,7 +67,7 @@ pub fn start(ctx: Context) -> ControllerFuture {
 /// this many wait, and go highest priority first.
 pub const DEFAULT_CONCURRENT_SCHEDULE_SYNCS: u16 = 16;
 
-struct SchedCtx<B> {
+struct SchedCtx<B: BindingResource> {
     ctx: Context,
     clusters: Store<Cluster>,
     /// Bindings as the scheduler last wrote them (its cache lags).
@@ -90,6 +90,7 @@ async fn run<B: BindingResource>(ctx: Context, gate: PriorityGate) -> Result<()>
     // (polled: several waiters on one store may not all be woken)
     while !cache_ready(&clusters).await {}
     let bindings = controller.store();
+    let written = Overlay::new(controller.store());
     controller
         .watches_shared_stream(
             cluster_changes,
@@ -108,7 +109,7 @@ async fn run<B: BindingResource>(ctx: Context, gate: PriorityGate) -> Result<()>
             Arc::new(SchedCtx {
                 ctx,
                 clusters,
-                written: Overlay::default(),
+                written,
                 gate,
             }),
         )

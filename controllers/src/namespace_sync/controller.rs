@@ -93,9 +93,9 @@ async fn run(ctx: Context) -> Result<()> {
                 ctx,
                 rules,
                 clusters,
-                works,
+                works: works.clone(),
                 cluster_overrides,
-                written: Overlay::default(),
+                written: Overlay::new(works.clone()),
             }),
         )
         .for_each(|_| async {})
