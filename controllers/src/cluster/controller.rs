@@ -16,7 +16,6 @@ use kube::api::{
     PostParams,
 };
 use kube::runtime::controller::Action;
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -41,7 +40,8 @@ async fn run(ctx: Context) -> Result<()> {
         tokio::spawn(crate::taint_manager::start(ctx.clone()))
     });
     let wq = crate::workqueue::Queue::new("cluster");
-    wq.controller(api, watcher::Config::default())
+    // over the process's shared cache of Clusters
+    crate::propagation::shared_controller(&wq, &ctx, api, crate::propagation::every_change)
         .run_queued(&wq, reconcile_cluster, error_policy, Arc::new(ctx))
         .for_each(|res| async move {
             if let Err(e) = res {

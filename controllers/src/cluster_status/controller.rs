@@ -1,6 +1,7 @@
 //! Wiring of the cluster status controller: one polling task per Push
-//! cluster, started and stopped as Clusters come and go (seen through a
-//! reflector), and [`sync_status`], one probe-and-write round.
+//! cluster, started and stopped as Clusters come and go (seen through the
+//! process's shared cache of Clusters), and [`sync_status`], one
+//! probe-and-write round.
 
 use std::collections::HashMap;
 
@@ -10,12 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinHandle;
 
 use super::reconcile::{self, ThresholdState};
 use crate::member::{self, Health};
+use crate::propagation::{every_change, watch_shared};
 use crate::workqueue::Queue;
 use crate::{Context, ControllerFuture, Result};
 
@@ -29,17 +30,12 @@ pub fn start(ctx: Context) -> ControllerFuture {
 
 async fn run(ctx: Context) -> Result<()> {
     let api: Api<Cluster> = Api::all(ctx.control_plane.clone());
-    let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    // the process's shared cache of Clusters; any change wakes the loop
+    let (store, changes) = watch_shared(&ctx, api, every_change);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let watch = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::warn!(error = %e, "cluster watch failed, retrying");
-            }
+        let mut changes = std::pin::pin!(changes);
+        while changes.next().await.is_some() {
             let _ = tx.try_send(());
         }
     });
@@ -100,7 +96,7 @@ async fn poll(ctx: Context, store: Store<Cluster>, name: String, queue: Queue) {
         tick.tick().await;
         queue.trigger(&name);
         queue.start(&name);
-        // the reflector's copy: the status write carries its resourceVersion,
+        // the cached copy: the status write carries its resourceVersion,
         // so a stale copy only costs a conflict and a re-read
         let Some(cluster) = store.get(&ObjectRef::new(&name)) else {
             queue.finish(&name, false);
