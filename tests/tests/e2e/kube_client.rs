@@ -176,10 +176,17 @@ async fn a_quiet_watch_resumes_after_the_history_moved_on() {
     let quiet = format!(
         "/api/v1/namespaces/quiet/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=5&resourceVersion={from}"
     );
-    let watch = tokio::spawn({
-        let client = client.clone();
-        let quiet = quiet.clone();
-        async move { watch_body(&client, &quiet).await }
+    // the server answers a watch once it is registered: the writes below
+    // come after its start (written earlier, they could push `from` out of
+    // the 5-event history before the watch began, and it would end in 410)
+    let request = hyper::Request::get(&quiet)
+        .body(kube::client::Body::empty())
+        .expect("request");
+    let response = client.send(request).await.expect("watch");
+    let watch = tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.expect("watch body");
+        String::from_utf8(body.to_bytes().to_vec()).expect("utf-8")
     });
     let mut last = 0;
     for i in 0..20 {
