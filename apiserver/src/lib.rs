@@ -11,7 +11,7 @@ pub mod aggregator;
 pub mod cluster_proxy;
 pub mod endpoints;
 pub mod metrics;
-pub mod packed;
+pub use flotilla_api::packed;
 pub mod registry;
 pub mod server;
 pub mod status;

@@ -190,9 +190,14 @@ async fn member_watch(
     let store = writer.as_reader();
     let wc = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
     let wake = sctx.wake.clone();
-    let stream = reflector(writer, watcher(api, wc))
-        .default_backoff()
-        .touched_objects();
+    let stream = reflector(
+        writer,
+        watcher(api, wc).modify(|o| {
+            o.trim_metadata(&[WORK_NAMESPACE_ANNOTATION, WORK_NAME_ANNOTATION]);
+        }),
+    )
+    .default_backoff()
+    .touched_objects();
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {

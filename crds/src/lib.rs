@@ -49,6 +49,7 @@ pub mod multicluster;
 pub mod names;
 pub mod networking;
 pub mod overrides;
+pub mod packed;
 pub mod placement;
 pub mod policy;
 pub mod quantity;

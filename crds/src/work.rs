@@ -557,7 +557,7 @@ impl WorkSpec {
     pub fn hash_text<H: std::hash::Hasher>(&self, h: &mut H) {
         use std::hash::Hash;
         for m in &self.workload.manifests {
-            m.get().hash(h);
+            m.text().hash(h);
         }
         self.suspend_dispatching.hash(h);
         self.preserve_resources_on_deletion.hash(h);

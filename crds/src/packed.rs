@@ -2,14 +2,17 @@
 //! of other objects of their kind.
 //!
 //! The API server keeps the JSON of every stored object in memory (storage's
-//! cache, and the versions its watch history holds), and the unified view
-//! keeps the JSON of every member object it caches. Objects of one kind are
-//! mostly the same text: field names, label and annotation keys, images,
-//! condition types. LZ4 finds little of that inside one object of a few KB
-//! (1.3–2× on Works, bindings, Deployments and ReplicaSets of a 100-member
-//! run), but compressing each object against a dictionary of the first
-//! objects of its kind finds most of it: 5–7× on the same objects, with an
-//! 8 KiB dictionary. Unpacking one object takes a microsecond or two.
+//! cache, and the versions its watch history holds), the unified view
+//! keeps the JSON of every member object it caches, and the controllers'
+//! caches keep the JSON of every template and member object
+//! (`CompactObject`) and every Work's manifests ([`crate::raw::RawJson`]).
+//! Objects of one kind are mostly the same text: field names, label and
+//! annotation keys, images, condition types. LZ4 finds little of that
+//! inside one object of a few KB (1.3–2× on Works, bindings, Deployments
+//! and ReplicaSets of a 100-member run), but compressing each object
+//! against a dictionary of the first objects of its kind finds most of it:
+//! 5–7× on the same objects, with an 8 KiB dictionary. Unpacking one
+//! object takes a microsecond or two.
 //!
 //! A [`Packer`] belongs to one kind. It gathers the first
 //! [`DICTIONARY_BYTES`] of that kind's JSON as its dictionary, and from then
@@ -42,7 +45,9 @@ pub struct Dictionary(Box<[u8]>);
 /// An object's JSON as it is kept in memory; see the module docs.
 #[derive(Debug, Clone)]
 pub enum Json {
+    /// The JSON as it is.
     Plain(Bytes),
+    /// The JSON packed against its kind's dictionary.
     Packed(Arc<Packed>),
 }
 
@@ -130,6 +135,7 @@ impl Json {
         }
     }
 
+    /// Whether the JSON is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
