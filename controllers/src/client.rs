@@ -40,7 +40,7 @@ pub const TLS_SESSIONS_KEPT: usize = 4;
 
 /// `config`'s TLS client configuration, keeping [`TLS_SESSIONS_KEPT`]
 /// sessions to resume.
-pub fn tls_config(config: &kube::Config) -> Result<rustls::ClientConfig> {
+fn tls_config(config: &kube::Config) -> Result<rustls::ClientConfig> {
     use kube::client::ConfigExt;
 
     let mut tls = config.rustls_client_config()?;

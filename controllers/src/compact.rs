@@ -11,6 +11,10 @@
 //! both parse the object they reconcile anyway; so they keep the text
 //! instead, without `managedFields` (see [`crate::shared_cache::strip`]),
 //! and the spec hash their watches filter with, computed while parsing.
+//! The text is kept packed against a dictionary of the first objects of the
+//! same `apiVersion/kind` (`flotilla_api::packed`), a fifth of its size or
+//! less, and the work status controller trims the metadata to what it reads
+//! ([`CompactObject::trim_metadata`]).
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
