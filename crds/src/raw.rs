@@ -50,9 +50,8 @@ impl RawJson {
     pub fn text(&self) -> Cow<'_, str> {
         match &self.0 {
             Json::Plain(b) => std::str::from_utf8(b).map_or(Cow::Borrowed("null"), Cow::Borrowed),
-            Json::Packed(_) => {
-                String::from_utf8(self.0.bytes().to_vec()).map_or(Cow::Borrowed("null"), Cow::Owned)
-            }
+            Json::Packed(_) => String::from_utf8(Vec::from(self.0.bytes()))
+                .map_or(Cow::Borrowed("null"), Cow::Owned),
         }
     }
 }
